@@ -1,0 +1,136 @@
+"""Tokenize once; length-grouped batches in random order; dynamic padding."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch.utils.data import Dataset
+
+
+@dataclass
+class Encoded(Dataset):
+    """Token ids of every text (unpadded), their labels, and how many texts were truncated."""
+
+    input_ids: list[list[int]]
+    labels: list[int] | None
+    truncated: int = 0
+
+    def __len__(self) -> int:
+        return len(self.input_ids)
+
+    def __getitem__(self, i: int) -> dict:
+        item = {"input_ids": self.input_ids[i]}
+        if self.labels is not None:
+            item["labels"] = self.labels[i]
+        return item
+
+    @property
+    def lengths(self) -> list[int]:
+        return [len(ids) for ids in self.input_ids]
+
+
+def tokenize(tokenizer, texts: list[str], max_length: int, labels: list[int] | None = None) -> Encoded:
+    """Token ids of `texts`, truncated to `max_length`, counting the truncated ones."""
+    saved_limit = tokenizer.model_max_length
+    tokenizer.model_max_length = 10**9  # measure full lengths without the "too long" warning
+    try:
+        full = tokenizer(texts, truncation=False, add_special_tokens=True)["input_ids"]
+    finally:
+        tokenizer.model_max_length = saved_limit
+    long_rows = [i for i, ids in enumerate(full) if len(ids) > max_length]
+    if long_rows:
+        cut = tokenizer([texts[i] for i in long_rows], truncation=True, max_length=max_length)["input_ids"]
+        for i, ids in zip(long_rows, cut):
+            full[i] = ids
+    return Encoded(full, labels, len(long_rows))
+
+
+class LengthGroupedBatches:
+    """Batches of indices: shuffled, then sorted by length inside groups of `group` batches, in random order.
+
+    The order is a pure function of (seed, epoch), so a resumed run replays it exactly; `start` skips the
+    batches an interrupted epoch already used. Sorting only within small random groups keeps each batch's
+    content mixed; shuffling the batches keeps their order random.
+    """
+
+    def __init__(self, lengths: list[int], batch_size: int, seed: int, group_by_length: bool = True, group: int = 16,
+                 shuffle: bool = True):
+        self.lengths = lengths
+        self.batch_size = batch_size
+        self.seed = seed
+        self.group_by_length = group_by_length
+        self.group = group
+        self.shuffle = shuffle
+        self.epoch = 0
+        self.start = 0
+
+    def batches(self, epoch: int) -> list[list[int]]:
+        """All batches of `epoch`, every index exactly once."""
+        n = len(self.lengths)
+        if not self.shuffle:  # evaluation: longest first so memory peaks early, same padding savings
+            order = sorted(range(n), key=lambda i: -self.lengths[i])
+            return [order[i:i + self.batch_size] for i in range(0, n, self.batch_size)]
+        g = torch.Generator().manual_seed(self.seed * 100_003 + epoch)
+        order = torch.randperm(n, generator=g).tolist()
+        if not self.group_by_length:
+            return [order[i:i + self.batch_size] for i in range(0, n, self.batch_size)]
+        span = self.batch_size * self.group
+        batches = []
+        for s in range(0, n, span):
+            chunk = sorted(order[s:s + span], key=lambda i: self.lengths[i])
+            batches += [chunk[i:i + self.batch_size] for i in range(0, len(chunk), self.batch_size)]
+        full = [b for b in batches if len(b) == self.batch_size]
+        partial = [b for b in batches if len(b) < self.batch_size]
+        perm = torch.randperm(len(full), generator=g).tolist()
+        return [full[i] for i in perm] + partial  # a short batch goes last, as in an ungrouped epoch
+
+    def __iter__(self):
+        yield from self.batches(self.epoch)[self.start:]
+
+    def __len__(self) -> int:
+        return (len(self.lengths) + self.batch_size - 1) // self.batch_size - self.start
+
+
+class Collator:
+    """Pads a list of examples to the longest in the batch (dynamic padding)."""
+
+    def __init__(self, pad_id: int):
+        self.pad_id = pad_id
+
+    def __call__(self, items: list[dict]) -> dict:
+        width = max(len(it["input_ids"]) for it in items)
+        ids = torch.full((len(items), width), self.pad_id, dtype=torch.long)
+        mask = torch.zeros((len(items), width), dtype=torch.long)
+        for row, it in enumerate(items):
+            n = len(it["input_ids"])
+            ids[row, :n] = torch.tensor(it["input_ids"])
+            mask[row, :n] = 1
+        batch = {"input_ids": ids, "attention_mask": mask}
+        if "labels" in items[0]:
+            batch["labels"] = torch.tensor([it["labels"] for it in items])
+        return batch
+
+
+class Features(Dataset):
+    """Cached encoder outputs (what the head reads) with labels: the batches of a frozen-encoder run."""
+
+    def __init__(self, features: torch.Tensor, labels: list[int] | None):
+        self.features = features
+        self.labels = labels
+
+    def __len__(self) -> int:
+        return len(self.features)
+
+    def __getitem__(self, i: int) -> dict:
+        item = {"features": self.features[i]}
+        if self.labels is not None:
+            item["labels"] = self.labels[i]
+        return item
+
+
+def collate_features(items: list[dict]) -> dict:
+    """Stack cached features (all the same shape) into a batch."""
+    batch = {"features": torch.stack([it["features"] for it in items])}
+    if "labels" in items[0]:
+        batch["labels"] = torch.tensor([it["labels"] for it in items])
+    return batch

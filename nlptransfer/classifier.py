@@ -1,0 +1,91 @@
+"""TextClassifier: load a run folder and predict, fast (length-sorted batches, dynamic padding)."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from . import models
+from .batching import tokenize
+from .data import LabelMap
+from .recipe import Recipe, from_dict
+from .run import RunFolder
+from .tasks import TransferModel
+from .train import eval_loader, predict_logits, softmax
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """One text's predicted label, its probability, and the probability of every label."""
+
+    label: str
+    score: float
+    probabilities: dict[str, float]
+
+
+class TextClassifier:
+    """A trained classifier: `TextClassifier.load(run_folder).predict(["great phone"])`."""
+
+    def __init__(self, model: TransferModel, tokenizer, label_map: LabelMap, max_length: int, recipe: Recipe | None = None):
+        self.model = model.eval()
+        self.tokenizer = tokenizer
+        self.label_map = label_map
+        self.max_length = max_length
+        self.recipe = recipe
+        self.device = next(model.parameters()).device
+
+    @classmethod
+    def load(cls, path: str | Path, device: str | None = None) -> "TextClassifier":
+        """Load a run folder (model/ or adapter/ with tokenizer/, labels.json, recipe.yaml)."""
+        import yaml
+
+        run = RunFolder.existing(path, need=("labels", "recipe", "tokenizer"))
+        recipe = from_dict(yaml.safe_load(run.path("recipe").read_text(encoding="utf-8")), source=str(run.path("recipe")))
+        label_map = LabelMap.from_dict(run.read_json("labels"))
+        tokenizer = models.load_tokenizer(models.ResolvedModel(str(path), str(run.path("tokenizer"))))
+        if run.path("adapter").exists():
+            from peft import PeftModel
+
+            base = models.resolve(recipe.model, recipe.model_revision)
+            net, _ = models.load_classifier(base, label_map, recipe.trust_remote_code)
+            net = PeftModel.from_pretrained(net, str(run.path("adapter")))
+        elif run.path("model").exists():
+            net, _ = models.load_classifier(models.ResolvedModel(str(path), str(run.path("model"))), label_map)
+        else:
+            from .errors import RunError
+
+            raise RunError(f"{path} has neither model/ nor adapter/: the run did not finish")
+        limit = models.max_length(tokenizer, net.config, recipe.data.max_length)
+        model = TransferModel(net, recipe.pooling).to(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        return cls(model, tokenizer, label_map, limit, recipe)
+
+    def predict_proba(self, texts: list[str], batch_size: int = 64) -> np.ndarray:
+        """Class probabilities [texts, labels], columns in label-map order."""
+        if not texts:
+            return np.zeros((0, len(self.label_map)))
+        encoded = tokenize(self.tokenizer, [str(t) for t in texts], self.max_length)
+        loader = eval_loader(encoded, batch_size, self.tokenizer.pad_token_id or 0)
+        logits, _ = predict_logits(_OnDevice(self.model, self.device), loader)
+        return softmax(logits)
+
+    def predict(self, texts: list[str] | str, batch_size: int = 64) -> list[Prediction] | Prediction:
+        """The predicted label and probabilities of each text (one Prediction for a single string)."""
+        single = isinstance(texts, str)
+        probs = self.predict_proba([texts] if single else list(texts), batch_size)
+        names = self.label_map.names
+        out = [Prediction(names[int(row.argmax())], float(row.max()), {n: float(p) for n, p in zip(names, row)})
+               for row in probs]
+        return out[0] if single else out
+
+
+class _OnDevice(torch.nn.Module):
+    """Moves each batch to the model's device before the forward pass."""
+
+    def __init__(self, model, device):
+        super().__init__()
+        self.model, self.device = model, device
+
+    def forward(self, **batch):
+        return self.model(**{k: v.to(self.device) for k, v in batch.items()})

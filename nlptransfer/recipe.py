@@ -1,0 +1,336 @@
+"""Recipe: a validated, frozen description of a run, read from YAML plus dotted key=value overrides."""
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import re
+import types
+import typing
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .errors import RecipeError
+
+BUILTIN_STRATEGIES = ("head", "top_k", "full")
+METRICS = ("accuracy", "macro_f1")
+_SCIENTIFIC = re.compile(r"[-+]?\d+(\.\d*)?[eE][-+]?\d+")
+
+
+@dataclass(frozen=True)
+class DataSection:
+    """Where the texts come from and how to read and split them."""
+
+    train: str | None = None  #: training file (or the only file); `--data` sets it
+    validation: str | None = None  #: separate validation file; else split from train
+    test: str | None = None  #: separate test file; else split from train
+    format: str | None = None  #: csv | tsv | jsonl | parquet; None = from the file extension
+    text_columns: list[str] | None = None  #: one or more text columns (joined); None = inferred
+    label_column: str | None = None  #: None = inferred
+    header: bool | None = None  #: False for files without a header row; None = detected
+    encoding: str | None = None  #: None = detected (UTF-8, BOM, legacy encodings)
+    delimiter: str | None = None  #: None = by format
+    labels: list[str] | None = None  #: label order (ordered sentiment: negative..positive)
+    val_fraction: float = 0.1  #: validation share of train when no validation file
+    test_fraction: float = 0.1  #: test share of train when no test file
+    max_length: int | None = None  #: tokens per text; None = the model's limit (capped at 512)
+
+
+@dataclass(frozen=True)
+class PeftSection:
+    """Adapter settings for PEFT strategies (lora, ia3, ...)."""
+
+    r: int = 8  #: LoRA rank
+    alpha: int = 16  #: LoRA scaling
+    dropout: float = 0.1  #: LoRA dropout
+    target_modules: list[str] | None = None  #: None = the architecture preset
+    options: dict[str, Any] = field(default_factory=dict)  #: extra keyword arguments for the PEFT config
+
+
+@dataclass(frozen=True)
+class TrainingSection:
+    """How the single training loop runs."""
+
+    epochs: float = 3  #: passes over the training data
+    batch_size: int = 32  #: examples per optimizer step (before accumulation)
+    eval_batch_size: int = 64  #: examples per evaluation batch
+    lr: float | None = None  #: None = the strategy's default
+    head_lr: float | None = None  #: learning rate of the task head; None = lr
+    weight_decay: float = 0.01
+    warmup_fraction: float = 0.06  #: share of steps with linear warmup, then linear decay
+    grad_accum: int = 1  #: gradient accumulation steps
+    max_grad_norm: float = 1.0
+    mixed_precision: str = "auto"  #: auto | no | fp16 | bf16 (auto: bf16/fp16 on GPU, none on CPU)
+    class_weights: bool = False  #: weight the loss by inverse class frequency
+    eval_every: int = 0  #: evaluate every N optimizer steps; 0 = each epoch
+    early_stopping: int = 0  #: stop after N evaluations without improvement; 0 = off
+    metric: str = "accuracy"  #: validation metric for best checkpoint and early stopping
+    checkpoint_every: int = 0  #: save a resumable checkpoint every N steps; 0 = each evaluation
+    group_by_length: bool = True  #: length-grouped batches (random order, mixed within groups)
+    cache_features: bool = True  #: head/top_k: run the frozen layers once and reuse their output
+    seed: int = 42
+    progress: bool = True  #: show a progress bar
+
+
+@dataclass(frozen=True)
+class OutputSection:
+    """Where the run folder goes."""
+
+    dir: str = "runs"  #: parent folder of run folders
+    name: str | None = None  #: run folder name; None = the recipe name (suffixed -2, -3 if taken)
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """A complete run description: model, task, strategy, data, training and output."""
+
+    name: str = "run"
+    description: str = ""
+    model: str = "minilm"  #: alias, hub id or local path
+    model_revision: str | None = None  #: hub revision (branch, tag or commit)
+    trust_remote_code: bool = False  #: run code shipped with a hub model
+    task: str = "classification"  #: classification | sentiment (ordered labels)
+    strategy: str = "full"  #: head | top_k | full | lora | ia3 | any PEFT method name
+    top_k: int = 2  #: top_k: encoder layers that train (from the top)
+    layer_lr_decay: float = 1.0  #: top_k/full: lr multiplier per layer going down (1 = none)
+    pooling: str = "native"  #: native (the architecture's own head input) | mean (masked mean of tokens)
+    data: DataSection = field(default_factory=DataSection)
+    peft: PeftSection = field(default_factory=PeftSection)
+    training: TrainingSection = field(default_factory=TrainingSection)
+    output: OutputSection = field(default_factory=OutputSection)
+
+    def to_dict(self) -> dict:
+        """The resolved recipe as plain data (every default filled in)."""
+        return dataclasses.asdict(self)
+
+    def to_yaml(self) -> str:
+        """The resolved recipe as YAML."""
+        return yaml.safe_dump(self.to_dict(), sort_keys=False)
+
+    def replace(self, **changes: Any) -> "Recipe":
+        """A copy with dotted-key changes applied and validated, e.g. replace(**{"training.lr": 1e-4})."""
+        data = self.to_dict()
+        for key, value in changes.items():
+            _set_dotted(data, key, value)
+        return from_dict(data)
+
+    @property
+    def is_peft(self) -> bool:
+        """True when the strategy is a PEFT adapter method."""
+        return self.strategy not in BUILTIN_STRATEGIES
+
+
+DEFAULT_LR = {"head": 1e-3, "top_k": 1e-4, "full": 5e-5}
+PEFT_DEFAULT_LR = {"lora": 5e-4, "ia3": 3e-3}
+
+
+def learning_rate(recipe: Recipe) -> float:
+    """The recipe's learning rate, or its strategy's default."""
+    if recipe.training.lr is not None:
+        return recipe.training.lr
+    return DEFAULT_LR.get(recipe.strategy) or PEFT_DEFAULT_LR.get(recipe.strategy, 5e-4)
+
+
+# ---------------------------------------------------------------- parsing and validation
+
+
+def _fields(cls: type) -> dict[str, Any]:
+    hints = typing.get_type_hints(cls)
+    return {f.name: hints[f.name] for f in dataclasses.fields(cls)}
+
+
+def _suggest(key: str, valid: list[str]) -> str:
+    close = difflib.get_close_matches(key, valid, n=1)
+    return f" (did you mean '{close[0]}'?)" if close else ""
+
+
+def _check_type(path: str, value: Any, hint: Any, problems: list[str]) -> Any:
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        inner = [a for a in args if a is not type(None)]
+        return _check_type(path, value, inner[0], problems)
+    if dataclasses.is_dataclass(hint):
+        if not isinstance(value, dict):
+            problems.append(f"'{path}' must be a mapping of its keys, got {value!r}")
+            return hint()
+        return _build(hint, value, path + ".", problems)
+    if origin is list:
+        if isinstance(value, (str, int, float)):
+            value = [value]
+        if not isinstance(value, (list, tuple)):
+            problems.append(f"'{path}' must be a list, got {value!r}")
+            return None
+        return [_check_type(f"{path}[{i}]", v, args[0], problems) for i, v in enumerate(value)]
+    if origin is dict or hint is dict:
+        if not isinstance(value, dict):
+            problems.append(f"'{path}' must be a mapping, got {value!r}")
+            return {}
+        return dict(value)
+    if hint is Any:
+        return value
+    if hint is bool:
+        if isinstance(value, bool):
+            return value
+        problems.append(f"'{path}' must be true or false, got {value!r}")
+        return False
+    if hint is float and isinstance(value, str) and _SCIENTIFIC.fullmatch(value.strip()):
+        value = float(value)  # YAML 1.1 reads 1e-4 (no dot) as a string
+    if hint is float and isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    if hint is int and isinstance(value, float) and value.is_integer():
+        return int(value)
+    if hint in (int, str) and isinstance(value, hint) and not isinstance(value, bool):
+        return value
+    if hint is str and isinstance(value, (int, float)) and not isinstance(value, bool):
+        return str(value)
+    problems.append(f"'{path}' must be {getattr(hint, '__name__', hint)}, got {value!r}")
+    return None
+
+
+def _build(cls: type, data: dict, prefix: str, problems: list[str]) -> Any:
+    fields = _fields(cls)
+    kwargs = {}
+    for key, value in data.items():
+        if key not in fields:
+            valid = ", ".join(fields)
+            problems.append(f"unknown key '{prefix}{key}'{_suggest(key, list(fields))}; valid keys here: {valid}")
+            continue
+        kwargs[key] = _check_type(prefix + key, value, fields[key], problems)
+    if problems:
+        return None
+    return cls(**kwargs)
+
+
+def _check_combinations(recipe: Recipe) -> list[str]:
+    problems = []
+    t, d = recipe.training, recipe.data
+    if recipe.task not in ("classification", "sentiment"):
+        problems.append(f"task must be 'classification' or 'sentiment', got '{recipe.task}'")
+    if recipe.strategy not in BUILTIN_STRATEGIES:
+        from peft import PEFT_TYPE_TO_CONFIG_MAPPING
+
+        methods = sorted(k.lower() for k in PEFT_TYPE_TO_CONFIG_MAPPING)
+        if recipe.strategy.upper() not in PEFT_TYPE_TO_CONFIG_MAPPING:
+            problems.append(
+                f"unknown strategy '{recipe.strategy}'{_suggest(recipe.strategy, list(BUILTIN_STRATEGIES) + methods)}; "
+                f"valid: {', '.join(BUILTIN_STRATEGIES)}, or a PEFT method: {', '.join(methods)}"
+            )
+    elif recipe.peft != PeftSection():
+        problems.append(f"'peft' settings are given but strategy is '{recipe.strategy}'; remove them or use lora/ia3/...")
+    if recipe.strategy == "top_k" and recipe.top_k < 1:
+        problems.append(f"top_k must be at least 1, got {recipe.top_k}")
+    if recipe.pooling not in ("native", "mean"):
+        problems.append(f"pooling must be 'native' or 'mean', got '{recipe.pooling}'")
+    if not 0 < recipe.layer_lr_decay <= 1:
+        problems.append(f"layer_lr_decay must be in (0, 1], got {recipe.layer_lr_decay}")
+    if t.metric not in METRICS:
+        problems.append(f"training.metric must be one of {', '.join(METRICS)}, got '{t.metric}'")
+    if t.mixed_precision not in ("auto", "no", "fp16", "bf16"):
+        problems.append(f"training.mixed_precision must be auto, no, fp16 or bf16, got '{t.mixed_precision}'")
+    for key in ("batch_size", "eval_batch_size", "grad_accum"):
+        if getattr(t, key) < 1:
+            problems.append(f"training.{key} must be at least 1, got {getattr(t, key)}")
+    for key in ("eval_every", "early_stopping", "checkpoint_every"):
+        if getattr(t, key) < 0:
+            problems.append(f"training.{key} must be 0 or more, got {getattr(t, key)}")
+    if t.epochs <= 0:
+        problems.append(f"training.epochs must be positive, got {t.epochs}")
+    if t.lr is not None and t.lr <= 0:
+        problems.append(f"training.lr must be positive, got {t.lr}")
+    if not 0 <= t.warmup_fraction < 1:
+        problems.append(f"training.warmup_fraction must be in [0, 1), got {t.warmup_fraction}")
+    for key in ("val_fraction", "test_fraction"):
+        if not 0 <= getattr(d, key) < 1:
+            problems.append(f"data.{key} must be in [0, 1), got {getattr(d, key)}")
+    if d.val_fraction + d.test_fraction >= 0.9:
+        problems.append("data.val_fraction + data.test_fraction leave less than 10% to train; lower them")
+    no_validation = d.validation is None and d.val_fraction == 0
+    if no_validation and t.early_stopping:
+        problems.append("training.early_stopping needs a validation split: set data.val_fraction or data.validation")
+    if d.max_length is not None and d.max_length < 8:
+        problems.append(f"data.max_length must be at least 8, got {d.max_length}")
+    return problems
+
+
+def from_dict(data: dict | None, source: str = "recipe") -> Recipe:
+    """Validate plain data into a Recipe, raising RecipeError that lists every problem."""
+    problems: list[str] = []
+    recipe = _build(Recipe, data or {}, "", problems)
+    if recipe is not None:
+        problems += _check_combinations(recipe)
+    if problems:
+        raise RecipeError(f"invalid {source}:\n" + "\n".join(f"  - {p}" for p in problems))
+    return recipe
+
+
+def parse_override(text: str) -> tuple[str, Any]:
+    """Split 'training.lr=1e-4' into ('training.lr', 0.0001), parsing the value as YAML."""
+    if "=" not in text:
+        raise RecipeError(f"override '{text}' must look like key=value, e.g. training.epochs=2")
+    key, raw = text.split("=", 1)
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else None
+    except yaml.YAMLError:
+        value = raw
+    return key.strip(), value
+
+
+def _set_dotted(data: dict, key: str, value: Any) -> None:
+    parts = key.split(".")
+    node = data
+    for part in parts[:-1]:
+        child = node.get(part)
+        if child is None:
+            child = node[part] = {}
+        if not isinstance(child, dict):
+            raise RecipeError(f"override '{key}': '{part}' is not a section")
+        node = child
+    node[parts[-1]] = value
+
+
+def shipped_dir() -> Path:
+    """The folder of recipes shipped with the package."""
+    return Path(str(resources.files("nlptransfer.recipes")))
+
+
+def shipped_names() -> list[str]:
+    """Names of the shipped recipes."""
+    return sorted(p.stem for p in shipped_dir().glob("*.yaml"))
+
+
+def find(name_or_path: str) -> Path:
+    """The YAML file of a shipped recipe name or a path."""
+    path = Path(name_or_path)
+    if path.suffix in (".yaml", ".yml") or path.exists():
+        if not path.is_file():
+            raise RecipeError(f"recipe file not found: {name_or_path}")
+        return path
+    candidate = shipped_dir() / f"{name_or_path}.yaml"
+    if candidate.is_file():
+        return candidate
+    names = shipped_names()
+    raise RecipeError(
+        f"no recipe named '{name_or_path}'{_suggest(name_or_path, names)}; shipped recipes: {', '.join(names)} "
+        "(or give a path to a YAML file)"
+    )
+
+
+def load(name_or_path: str, overrides: list[str] | dict[str, Any] | None = None) -> Recipe:
+    """Load a shipped recipe or YAML file, apply overrides, validate and return it."""
+    path = find(name_or_path)
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as e:
+        raise RecipeError(f"{path} is not valid YAML: {e}") from None
+    if not isinstance(data, dict):
+        raise RecipeError(f"{path} must be a mapping of recipe keys, got {type(data).__name__}")
+    data.setdefault("name", path.stem)
+    pairs = overrides.items() if isinstance(overrides, dict) else [parse_override(o) for o in overrides or []]
+    for key, value in pairs:
+        _set_dotted(data, key, value)
+    return from_dict(data, source=f"recipe {path.name}")

@@ -1,0 +1,96 @@
+"""Metrics against hand-computed values; batching covers every row once and pads exactly."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from nlptransfer.batching import Collator, LengthGroupedBatches, tokenize
+from nlptransfer.metrics import classification_metrics, expected_calibration_error
+
+
+def test_metrics_match_hand_computed_values():
+    gold = [0, 0, 0, 1, 1, 2]
+    pred = [0, 0, 1, 1, 2, 2]
+    m = classification_metrics(gold, pred, ["a", "b", "c"])
+    assert m["accuracy"] == pytest.approx(4 / 6)
+    assert m["confusion_matrix"]["matrix"] == [[2, 1, 0], [0, 1, 1], [0, 0, 1]]
+    a, b, c = (m["per_class"][k] for k in "abc")
+    assert (a["precision"], a["recall"]) == (pytest.approx(1.0), pytest.approx(2 / 3))
+    assert (b["precision"], b["recall"], b["f1"]) == (pytest.approx(0.5), pytest.approx(0.5), pytest.approx(0.5))
+    assert (c["precision"], c["recall"]) == (pytest.approx(0.5), pytest.approx(1.0))
+    assert m["macro_f1"] == pytest.approx((0.8 + 0.5 + 2 / 3) / 3)
+    assert [m["per_class"][k]["support"] for k in "abc"] == [3, 2, 1]
+
+
+def test_metrics_agree_with_scikit_learn():
+    from sklearn.metrics import accuracy_score, f1_score
+
+    rng = np.random.default_rng(0)
+    gold, pred = rng.integers(0, 4, 500), rng.integers(0, 4, 500)
+    m = classification_metrics(gold, pred, list("wxyz"))
+    assert m["accuracy"] == pytest.approx(accuracy_score(gold, pred))
+    assert m["macro_f1"] == pytest.approx(f1_score(gold, pred, average="macro"))
+
+
+def test_expected_calibration_error():
+    probs = np.array([[0.9, 0.1], [0.9, 0.1], [0.6, 0.4], [0.3, 0.7]])
+    gold = np.array([0, 1, 0, 1])
+    # bins: 0.9 (2 rows, acc 0.5) -> |0.9-0.5|*2/4 = 0.2 ; 0.6 (acc 1) -> 0.4/4 = 0.1 ; 0.7 (acc 1) -> 0.3/4
+    assert expected_calibration_error(probs, gold) == pytest.approx(0.2 + 0.1 + 0.075)
+
+
+@pytest.mark.parametrize("group", [True, False])
+def test_batches_cover_every_row_once_and_are_seeded(group):
+    lengths = list(np.random.default_rng(1).integers(3, 60, 1003))
+    sampler = LengthGroupedBatches(lengths, 32, seed=7, group_by_length=group)
+    for epoch in range(3):
+        batches = sampler.batches(epoch)
+        flat = [i for b in batches for i in b]
+        assert sorted(flat) == list(range(1003))
+        assert all(len(b) == 32 for b in batches[:-1]) and len(batches[-1]) == 1003 % 32
+    assert sampler.batches(0) != sampler.batches(1)
+    assert LengthGroupedBatches(lengths, 32, seed=7, group_by_length=group).batches(2) == sampler.batches(2)
+
+
+def test_grouped_batches_cut_padding_but_stay_mixed():
+    rng = np.random.default_rng(2)
+    lengths = list(rng.integers(3, 60, 4000))
+    labels = rng.integers(0, 2, 4000)
+
+    def padded(batches):
+        return sum(len(b) * max(lengths[i] for i in b) for b in batches)
+
+    grouped = LengthGroupedBatches(lengths, 32, seed=0).batches(0)
+    plain = LengthGroupedBatches(lengths, 32, seed=0, group_by_length=False).batches(0)
+    assert padded(grouped) < 0.7 * padded(plain)
+    # content stays mixed: the label share in each batch is as spread as in random batches
+    share = [labels[b].mean() for b in grouped[:-1]]
+    assert 0.35 < np.mean(share) < 0.65 and np.std(share) < 0.15
+    # and order stays random: batch lengths are not sorted over the epoch
+    means = [np.mean([lengths[i] for i in b]) for b in grouped]
+    assert abs(np.corrcoef(range(len(means)), means)[0, 1]) < 0.3
+
+
+def test_resume_offset_skips_used_batches():
+    sampler = LengthGroupedBatches(list(range(1, 101)), 10, seed=3)
+    sampler.epoch, sampler.start = 1, 4
+    assert list(sampler) == sampler.batches(1)[4:]
+    assert len(sampler) == 6
+
+
+def test_collator_pads_dynamically():
+    batch = Collator(pad_id=0)([{"input_ids": [5, 6, 7], "labels": 1}, {"input_ids": [5], "labels": 0}])
+    assert batch["input_ids"].tolist() == [[5, 6, 7], [5, 0, 0]]
+    assert batch["attention_mask"].tolist() == [[1, 1, 1], [1, 0, 0]]
+    assert batch["labels"].tolist() == [1, 0]
+
+
+def test_tokenize_truncates_and_counts(tiny_models):
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(tiny_models["bert"])
+    texts = ["good movie", " ".join(["very"] * 40), "bad " * 3]
+    encoded = tokenize(tok, texts, max_length=16)
+    assert encoded.truncated == 1
+    assert encoded.lengths == [4, 16, 5]
+    assert encoded.input_ids[1][-1] == tok.sep_token_id  # truncation keeps the closing special token

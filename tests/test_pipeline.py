@@ -1,0 +1,166 @@
+"""End to end on tiny random models: every strategy through the Python API and the CLI, the run folder
+as a contract, reload with identical predictions, determinism, errors."""
+from __future__ import annotations
+
+import csv
+import json
+
+import numpy as np
+import pytest
+import yaml
+
+import nlptransfer
+from nlptransfer.cli import main
+from nlptransfer.classifier import TextClassifier
+
+from .conftest import quick_overrides, sentiment_rows, write_csv
+
+STRATEGIES = ["head", "top_k", "full", "lora", "ia3"]
+RUN_FILES = {"recipe.yaml", "tokenizer", "labels.json", "data_report.json", "metrics.json", "predictions.csv",
+             "train_log.jsonl", "checkpoints"}
+
+
+def _finetune(tiny_models, kind, strategy, data, out, **extra):
+    overrides = quick_overrides(tiny_models[kind], out, strategy=strategy, **extra)
+    if strategy == "head":
+        overrides.setdefault("training.lr", 1e-2)
+    return nlptransfer.finetune("sentiment-minilm", data=str(data), overrides=overrides, log=lambda s: None)
+
+
+def _predictions_csv(path):
+    with open(path, newline="", encoding="utf-8") as f:
+        return list(csv.DictReader(f))
+
+
+@pytest.mark.parametrize("kind", ["bert", "roberta"])
+@pytest.mark.parametrize("strategy", STRATEGIES)
+def test_api_runs_every_strategy_and_reloads_identically(tiny_models, reviews_csv, tmp_path, kind, strategy):
+    run = _finetune(tiny_models, kind, strategy, reviews_csv, tmp_path)
+    weights = "adapter" if strategy in ("lora", "ia3") else "model"
+    assert {p.name for p in run.path.iterdir()} == RUN_FILES | {weights}
+    assert (run.path / weights / ("adapter_model.safetensors" if weights == "adapter" else "model.safetensors")).exists()
+
+    m = json.loads((run.path / "metrics.json").read_text())
+    assert m == run.metrics
+    assert m["strategy"] == strategy and m["test"]["n"] == 12
+    assert set(m["test"]) >= {"accuracy", "macro_f1", "per_class", "confusion_matrix", "ece", "ordinal_error"}
+    assert sum(map(sum, m["test"]["confusion_matrix"]["matrix"])) == 12
+    if strategy == "full":
+        assert m["trainable_parameters"] == m["total_parameters"]
+    else:
+        assert 0 < m["trainable_parameters"] < m["total_parameters"] / 2
+    saved = yaml.safe_load((run.path / "recipe.yaml").read_text())
+    assert saved["strategy"] == strategy and saved["training"]["seed"] == 42
+    assert json.loads((run.path / "labels.json").read_text())["id2label"] == {"0": "negative", "1": "positive"}
+    log = [json.loads(line) for line in (run.path / "train_log.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in log if "loss" in r] == list(range(1, m["steps"] + 1))
+    assert len([r for r in log if "eval" in r]) == 3  # one evaluation per epoch
+
+    rows = _predictions_csv(run.path / "predictions.csv")
+    assert len(rows) == 12 and set(rows[0]) == {"text", "gold", "predicted", "prob_negative", "prob_positive"}
+    clf = TextClassifier.load(run.path)
+    probs = clf.predict_proba([r["text"] for r in rows])
+    saved_probs = np.array([[float(r["prob_negative"]), float(r["prob_positive"])] for r in rows])
+    np.testing.assert_allclose(probs, saved_probs, atol=2e-6)
+    one = clf.predict(rows[0]["text"])
+    assert one.label == rows[0]["predicted"] and one.score == pytest.approx(max(probs[0]), abs=1e-6)
+
+
+@pytest.mark.parametrize("strategy", ["full", "lora", "head"])
+def test_tiny_model_learns_the_signal(tiny_models, reviews_csv, tmp_path, strategy):
+    lr = {"full": 1e-3, "lora": 3e-3, "head": 3e-2}[strategy]
+    run = _finetune(tiny_models, "bert", strategy, reviews_csv, tmp_path, **{"training.epochs": 15, "training.lr": lr})
+    assert run.metrics["validation"]["accuracy"] >= 0.75, run.metrics["validation"]
+
+
+@pytest.mark.parametrize("kind", ["distilbert", "deberta-v2", "electra", "xlm-roberta"])
+def test_other_architectures_with_presets(tiny_models, reviews_csv, tmp_path, kind):
+    for strategy, extra in (("lora", {}), ("ia3", {}), ("head", {"pooling": "mean"}), ("top_k", {"top_k": 1})):
+        run = _finetune(tiny_models, kind, strategy, reviews_csv, tmp_path / strategy,
+                        **{"training.epochs": 1, **extra})
+        probs = run.classifier().predict_proba(["good movie", "bad movie"])
+        assert probs.shape == (2, 2) and np.allclose(probs.sum(1), 1)
+        assert run.metrics["trainable_parameters"] < run.metrics["total_parameters"]
+
+
+def test_same_seed_same_metrics(tiny_models, reviews_csv, tmp_path):
+    a = _finetune(tiny_models, "bert", "full", reviews_csv, tmp_path / "a")
+    b = _finetune(tiny_models, "bert", "full", reviews_csv, tmp_path / "b")
+    c = _finetune(tiny_models, "bert", "full", reviews_csv, tmp_path / "c", **{"training.seed": 7})
+    assert a.metrics["test"] == b.metrics["test"]
+    assert a.metrics["validation"] == b.metrics["validation"]
+    assert a.metrics["validation"]["loss"] != c.metrics["validation"]["loss"]
+
+
+def test_cached_features_train_exactly_like_the_plain_path(tiny_models, reviews_csv, tmp_path):
+    cached = _finetune(tiny_models, "bert", "head", reviews_csv, tmp_path / "cached", pooling="mean")
+    plain = _finetune(tiny_models, "bert", "head", reviews_csv, tmp_path / "plain", pooling="mean",
+                      **{"training.cache_features": False})
+    losses = [[r["loss"] for r in map(json.loads, (run.path / "train_log.jsonl").read_text().splitlines()) if "loss" in r]
+              for run in (cached, plain)]
+    np.testing.assert_allclose(losses[0], losses[1], rtol=1e-4, atol=1e-5)
+    assert cached.metrics["test"]["accuracy"] == plain.metrics["test"]["accuracy"]
+
+
+def test_early_stopping_and_eval_every(tiny_models, reviews_csv, tmp_path):
+    run = _finetune(tiny_models, "bert", "full", reviews_csv, tmp_path, **{
+        "training.epochs": 20, "training.eval_every": 3, "training.early_stopping": 2, "training.lr": 1e-6})
+    log = [json.loads(line) for line in (run.path / "train_log.jsonl").read_text().splitlines()]
+    evals = [r for r in log if "eval" in r]
+    assert [r["step"] for r in evals] == list(range(3, 3 * len(evals) + 1, 3))
+    assert run.metrics["steps"] < 20 * 12  # stopped early
+    best = max(e["eval"]["accuracy"] for e in evals)
+    assert run.metrics["validation"]["accuracy"] == best
+
+
+def test_cli_runs_every_strategy_predicts_and_evaluates(tiny_models, reviews_csv, tmp_path, capsys):
+    model = tiny_models["bert"]
+    unlabeled = write_csv(tmp_path / "new.csv", [(t, "") for t, _ in sentiment_rows(10, seed=5)], header=("text", "x"))
+    for strategy in STRATEGIES:
+        out = tmp_path / strategy
+        code = main(["run", "sentiment-minilm", "--data", str(reviews_csv), f"model={model}", f"strategy={strategy}",
+                     f"output.dir={out}", "training.epochs=1", "training.batch_size=8", "training.progress=false"])
+        assert code == 0
+        run_dir = out / "sentiment-minilm"
+        printed = capsys.readouterr().out
+        assert "trainable of" in printed and f"run folder: {run_dir}" in printed
+        assert main(["predict", str(run_dir), "--input", str(unlabeled), "--output", str(out / "pred.csv")]) == 0
+        rows = _predictions_csv(out / "pred.csv")
+        assert len(rows) == 10 and {"text", "predicted", "prob_negative", "prob_positive"} <= set(rows[0])
+        expected = TextClassifier.load(run_dir).predict([r["text"] for r in rows])
+        assert [r["predicted"] for r in rows] == [p.label for p in expected]
+        assert main(["evaluate", str(run_dir), "--data", str(reviews_csv), "--output", str(out / "eval.json")]) == 0
+        assert json.loads((out / "eval.json").read_text())["n"] == 120
+        assert "accuracy" in capsys.readouterr().out
+
+
+def test_second_run_gets_a_new_folder(tiny_models, reviews_csv, tmp_path):
+    first = _finetune(tiny_models, "bert", "head", reviews_csv, tmp_path, **{"training.epochs": 1})
+    second = _finetune(tiny_models, "bert", "head", reviews_csv, tmp_path, **{"training.epochs": 1})
+    assert (first.path.name, second.path.name) == ("sentiment-minilm", "sentiment-minilm-2")
+    assert (first.path / "metrics.json").exists()
+
+
+@pytest.mark.parametrize("args, message", [
+    (["run", "sentiment-minilm", "--data", "missing.csv"], "missing.csv"),
+    (["run", "nope", "--data", "x.csv"], "no recipe named 'nope'"),
+    (["run", "sentiment-minilm", "--data", "x.csv", "training.lrr=1"], "unknown key 'training.lrr'"),
+    (["run", "sentiment-minilm", "--data", "{data}", "model=/no/such/model"], "neither a known alias"),
+    (["run", "sentiment-minilm", "--data", "{data}", "model=someone/not-a-model"], "could not fetch model 'someone/not-a-model'"),
+    (["predict", "/no/run", "--input", "x.csv", "--output", "y.csv"], "run folder not found: /no/run"),
+])
+def test_cli_errors_are_one_message_and_exit_2(args, message, reviews_csv, tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    code = main([a.replace("{data}", str(reviews_csv)) for a in args])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert err.startswith("error: ") and message in err and "Traceback" not in err
+    assert not (tmp_path / "runs").exists()  # bad input leaves no run folder behind
+
+
+def test_model_not_found_lists_what_is_available_offline(tiny_models, reviews_csv, tmp_path):
+    from nlptransfer.errors import ModelNotFound
+
+    with pytest.raises(ModelNotFound) as e:
+        _finetune(tiny_models, "bert", "full", reviews_csv, tmp_path, model="someone/not-a-model")
+    assert "offline" in str(e.value) and "minilm (embedded all-MiniLM-L6-v2)" in str(e.value)

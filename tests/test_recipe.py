@@ -1,0 +1,71 @@
+"""Recipes are data: every shipped recipe validates; unknown keys, wrong types and bad combinations are rejected."""
+from __future__ import annotations
+
+import pytest
+
+from nlptransfer import recipe as recipes
+from nlptransfer.errors import RecipeError
+
+
+@pytest.mark.parametrize("name", recipes.shipped_names())
+def test_every_shipped_recipe_validates_and_says_how_to_run_it(name):
+    r = recipes.load(name)
+    assert r.name == name
+    text = recipes.find(name).read_text()
+    assert text.startswith("#"), "each recipe starts with a header comment"
+    assert f"nlptransfer run {name} --data" in text
+    assert recipes.from_dict(r.to_dict()) == r  # the resolved recipe round-trips
+
+
+def test_shipped_recipes_cover_strategies_tasks_and_families():
+    loaded = [recipes.load(n) for n in recipes.shipped_names()]
+    assert {r.strategy for r in loaded} >= {"head", "top_k", "full", "lora", "ia3"}
+    assert {r.task for r in loaded} == {"sentiment", "classification"}
+    assert any(r.data.labels and len(r.data.labels) == 3 for r in loaded)
+    assert {r.model for r in loaded} >= {"minilm", "bert-base", "roberta-base"}
+
+
+def test_overrides_are_typed_and_dotted():
+    r = recipes.load("sentiment-minilm", ["training.lr=1e-4", "training.epochs=2", "data.text_columns=[title, body]",
+                                          "strategy=lora", "peft.r=4"])
+    assert r.training.lr == pytest.approx(1e-4)
+    assert r.training.epochs == 2.0
+    assert r.data.text_columns == ["title", "body"]
+    assert (r.strategy, r.peft.r) == ("lora", 4)
+
+
+def test_unknown_keys_and_wrong_types_are_listed_together():
+    with pytest.raises(RecipeError) as e:
+        recipes.load("sentiment-minilm", ["training.lrr=3", "training.epochs=abc", "data.headr=false"])
+    msg = str(e.value)
+    assert "unknown key 'training.lrr' (did you mean 'lr'?)" in msg
+    assert "valid keys here: epochs, batch_size" in msg
+    assert "'training.epochs' must be float, got 'abc'" in msg
+    assert "unknown key 'data.headr' (did you mean 'header'?)" in msg
+
+
+@pytest.mark.parametrize("overrides, message", [
+    (["strategy=loar"], "unknown strategy 'loar' (did you mean 'lora'?)"),
+    (["strategy=full", "peft.r=4"], "'peft' settings are given but strategy is 'full'"),
+    (["training.metric=f1"], "training.metric must be one of accuracy, macro_f1"),
+    (["data.val_fraction=0", "training.early_stopping=2"], "early_stopping needs a validation split"),
+    (["strategy=top_k", "top_k=0"], "top_k must be at least 1"),
+    (["pooling=max"], "pooling must be 'native' or 'mean'"),
+    (["training.batch_size=0"], "training.batch_size must be at least 1"),
+])
+def test_impossible_combinations_are_rejected(overrides, message):
+    with pytest.raises(RecipeError, match="invalid recipe") as e:
+        recipes.load("sentiment-minilm", overrides)
+    assert message in str(e.value)
+
+
+def test_unknown_recipe_name_suggests_and_lists():
+    with pytest.raises(RecipeError) as e:
+        recipes.find("sentiment-minilmm")
+    assert "did you mean 'sentiment-minilm'" in str(e.value)
+    assert "sentiment3-minilm" in str(e.value)
+
+
+def test_malformed_override():
+    with pytest.raises(RecipeError, match="must look like key=value"):
+        recipes.load("sentiment-minilm", ["training.lr"])
