@@ -42,7 +42,7 @@ def _data_spec(recipe: Recipe) -> DataSpec:
         text_columns=tuple(d.text_columns) if d.text_columns else None, label_column=d.label_column,
         header=d.header, encoding=d.encoding, delimiter=d.delimiter,
         labels=tuple(d.labels) if d.labels else None, val_fraction=d.val_fraction,
-        test_fraction=d.test_fraction, seed=recipe.training.seed,
+        test_fraction=d.test_fraction, drop_invalid=d.drop_invalid, seed=recipe.training.seed,
     )
 
 

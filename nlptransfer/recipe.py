@@ -36,6 +36,7 @@ class DataSection:
     labels: list[str] | None = None  #: label order (ordered sentiment: negative..positive)
     val_fraction: float = 0.1  #: validation share of train when no validation file
     test_fraction: float = 0.1  #: test share of train when no test file
+    drop_invalid: bool = False  #: drop (and count) rows with empty text, missing label or train/test duplicates instead of failing
     max_length: int | None = None  #: tokens per text; None = the model's limit (capped at 512)
 
 

@@ -1,0 +1,225 @@
+"""Turn the data files into checked train/validation/test splits, collecting every problem into one DataError."""
+from __future__ import annotations
+
+import math
+from typing import Callable
+
+import pandas as pd
+
+from ..errors import DataError
+from .columns import infer_label_column, infer_text_columns, missing_column
+from .read import Table, cell_text, read_table
+from .schema import DataReport, DataSpec, LabelledTexts, LabelMap, Splits
+
+FIX_ROWS = "fix them, or set data.drop_invalid=true to drop them (they are counted in the report)"
+
+
+def _rows(numbers: list[int]) -> str:
+    shown = ", ".join(map(str, numbers[:8]))
+    return f"rows {shown}{' ...' if len(numbers) > 8 else ''}"
+
+
+def _read(spec: DataSpec, path: str, problems: list[str]) -> Table | None:
+    try:
+        table = read_table(path, spec.format, spec.header, spec.encoding, spec.delimiter)
+    except DataError as e:
+        problems.extend(e.problems)
+        return None
+    if len(table.frame) == 0:
+        problems.append(f"{path} is empty: it has no data rows")
+        return None
+    return table
+
+
+def _choose_columns(spec: DataSpec, tables: dict[str, Table], report: DataReport, log, problems: list[str]):
+    """The text columns and label column, named or inferred from the training file, checked in every file."""
+    train = tables.get("train")
+    text_columns, label_column = list(spec.text_columns or []), spec.label_column
+    if train is not None:
+        columns = [str(c) for c in train.frame.columns]
+        if label_column is None:
+            label_column, why = infer_label_column(train.frame, set(text_columns))
+            if label_column is None:
+                problems.append(f"cannot infer the label column of {train.path} ({why}): set data.label_column "
+                                f"(columns: {', '.join(columns)})")
+            else:
+                report.inferred["label_column"] = {"column": label_column, "reason": why}
+                log(f"label column: '{label_column}' (inferred: {why})")
+        if not text_columns:
+            text_columns, why = infer_text_columns(train.frame, {label_column} if label_column else set())
+            if not text_columns:
+                problems.append(f"cannot infer the text column of {train.path} ({why}): set data.text_columns")
+            else:
+                report.inferred["text_columns"] = {"columns": text_columns, "reason": why}
+                log(f"text column: '{text_columns[0]}' (inferred: {why})")
+    for name, table in tables.items():
+        columns = [str(c) for c in table.frame.columns]
+        for column in text_columns:
+            if column not in columns:
+                problems.append(f"{name} file {table.path}: " + missing_column(column, columns, "data.text_columns"))
+        if label_column and label_column not in columns:
+            problems.append(f"{name} file {table.path}: " + missing_column(label_column, columns, "data.label_column"))
+    return text_columns, label_column
+
+
+def _sort_labels(names: set[str]) -> list[str]:
+    """Label names in a stable order: numerically when all are numbers, else alphabetically."""
+    try:
+        return sorted(names, key=float)
+    except ValueError:
+        return sorted(names)
+
+
+def _split_sizes_problem(counts: pd.Series, carve: list[tuple[str, float]]) -> list[str]:
+    """Problems that make a stratified split impossible: tiny classes, or too few rows for every class."""
+    problems = []
+    need = len(carve) + 1
+    small = counts[counts < need]
+    if len(small):
+        listed = ", ".join(f"'{k}' has {v}" for k, v in small.items())
+        what = " and ".join(n for n, _ in carve)
+        problems.append(f"class too small to split: {listed} row(s) in train; making the {what} split(s) needs at "
+                        f"least {need} rows per class: add rows, supply data.validation/data.test files, "
+                        f"or set data.val_fraction / data.test_fraction to 0")
+    n = int(counts.sum())
+    for name, fraction in carve:
+        size = math.ceil(fraction * n)
+        if size < len(counts):
+            problems.append(f"a {name} split of {fraction:g} x {n} rows gives {size} rows for {len(counts)} classes: "
+                            f"raise data.{'val' if name == 'validation' else 'test'}_fraction or add rows")
+    return problems
+
+
+def _stratified(frame: pd.DataFrame, fractions: list[tuple[str, float]], seed: int) -> dict[str, pd.DataFrame]:
+    from sklearn.model_selection import train_test_split
+
+    parts, rest, total = {}, frame, len(frame)
+    for name, fraction in fractions:
+        size = math.ceil(fraction * total)
+        rest, parts[name] = train_test_split(rest, test_size=size, stratify=rest["label"], random_state=seed)
+    parts["train"] = rest
+    return {k: v.sort_index() for k, v in parts.items()}
+
+
+def _table_rows(table: Table, text_columns: list[str] | None, label_column: str | None, join_with: str
+                ) -> pd.DataFrame:
+    """Columns text, label, row (1-based data row); a column that could not be found is None throughout."""
+    frame = table.frame
+    texts: list = [None] * len(frame)
+    if text_columns:
+        parts = [frame[c].map(cell_text).str.strip().tolist() for c in text_columns]
+        texts = [join_with.join(p for p in row if p) for row in zip(*parts)]
+    labels = frame[label_column].map(cell_text).str.strip().tolist() if label_column else [None] * len(frame)
+    return pd.DataFrame({"text": texts, "label": labels, "row": range(1, len(frame) + 1)})
+
+
+def load_splits(spec: DataSpec, log: Callable[[str], None] = lambda s: None) -> Splits:
+    """Read, check and split the data files; raises one DataError listing every problem found."""
+    problems: list[str] = []
+    report = DataReport()
+    files = {"train": spec.train, "validation": spec.validation, "test": spec.test}
+    tables = {name: t for name, path in files.items() if path for t in [_read(spec, path, problems)] if t is not None}
+    for name, table in tables.items():
+        report.files[name] = table.info()
+    text_columns, label_column = _choose_columns(spec, tables, report, log, problems)
+    if "train" not in tables:
+        raise DataError(problems)
+    # go on with what can be checked, so one message lists every problem
+    frames = {}
+    for name, t in tables.items():
+        columns = set(map(str, t.frame.columns))
+        has_text = bool(text_columns) and all(c in columns for c in text_columns)
+        has_label = bool(label_column) and label_column in columns
+        if has_text or has_label:
+            frames[name] = _table_rows(t, text_columns if has_text else None, label_column if has_label else None,
+                                       spec.join_with)
+    checks = [("text", "an empty or missing text", "empty or missing text"), ("label", "a missing label", "missing label")]
+    for name, frame in list(frames.items()):
+        for column, what, reason in checks:
+            bad = frame[frame[column] == ""]
+            if len(bad) and spec.drop_invalid:
+                report.drop(name, reason, len(bad))
+                frame = frame[frame[column] != ""]
+            elif len(bad):
+                problems.append(f"{name}: {len(bad)} row(s) have {what} ({_rows(bad['row'].tolist())}); {FIX_ROWS}")
+        frames[name] = frame
+    if "train" not in frames:
+        raise DataError(problems)
+
+    train_labels = set(frames["train"]["label"].dropna()) - {""}
+    known = set(spec.labels) if spec.labels else train_labels
+    names = list(spec.labels) if spec.labels else _sort_labels(train_labels)
+    for name, frame in frames.items():
+        if frame["label"].isna().any():
+            continue
+        unknown = frame[(frame["label"] != "") & ~frame["label"].isin(known)]
+        if len(unknown):
+            counts = unknown["label"].value_counts()
+            listed = ", ".join(f"'{k}' ({v} rows)" for k, v in counts.items())
+            where = f"not in data.labels {list(spec.labels)}" if spec.labels else "never seen in training"
+            problems.append(f"{name}: labels {where}: {listed}")
+    if spec.purpose == "train" and len(train_labels) == 1:
+        only = next(iter(train_labels))
+        problems.append(f"train has a single class '{only}': a classifier needs at least two labels")
+
+    train_texts = set(frames["train"]["text"])
+    for name in ("validation", "test"):
+        if name in frames and frames[name]["text"].notna().all() and frames["train"]["text"].notna().all():
+            shared = frames[name][frames[name]["text"].isin(train_texts)]
+            if len(shared) and spec.drop_invalid:
+                report.drop(name, "exact duplicate of a training text", len(shared))
+                frames[name] = frames[name][~frames[name]["text"].isin(train_texts)]
+            elif len(shared):
+                problems.append(f"{name}: {len(shared)} text(s) also appear in train ({_rows(shared['row'].tolist())}), "
+                                f"which inflates the {name} score; {FIX_ROWS}")
+
+    carve = [(n, f) for n, f in (("test", spec.test_fraction), ("validation", spec.val_fraction))
+             if n not in tables and f > 0]
+    if carve:
+        pool = frames["train"]
+        duplicated = pool["text"].duplicated(keep="first")
+        report.drop("train", "duplicate text of an earlier row (kept the first, so no text is in two splits)",
+                    int(duplicated.sum()))
+        frames["train"] = pool = pool[~duplicated]
+        if pool["label"].notna().all() and len(train_labels) > 1:
+            problems.extend(_split_sizes_problem(pool["label"].value_counts(), carve))
+    if problems:
+        raise DataError(problems)
+    if carve:
+        frames.update(_stratified(frames["train"], carve, spec.seed))
+        for name, _ in carve:
+            report.files[name] = {"made_from": "train", "fraction": dict(carve)[name], "seed": spec.seed}
+
+    label_map = LabelMap(names)
+    splits = {}
+    for name in ("train", "validation", "test"):
+        frame = frames.get(name)
+        if frame is None:
+            splits[name] = None
+            continue
+        splits[name] = LabelledTexts(frame["text"].tolist(), [label_map.id(x) for x in frame["label"]],
+                                     frame["row"].tolist())
+        report.rows_used[name] = len(frame)
+        counts = frame["label"].value_counts()
+        report.class_balance[name] = {n: int(counts.get(n, 0)) for n in names}
+    return Splits(splits["train"], splits["validation"], splits["test"], label_map, report)
+
+
+def read_texts(path: str, spec: DataSpec | None = None, text_columns: list[str] | None = None
+               ) -> tuple[list[str], pd.DataFrame]:
+    """The texts of a file to predict on (columns named or inferred) and the file's rows, in order."""
+    s = spec or DataSpec(train=path)
+    table = read_table(path, s.format, s.header, s.encoding, s.delimiter)
+    if len(table.frame) == 0:
+        raise DataError(f"{path} is empty: it has no data rows")
+    columns = [str(c) for c in table.frame.columns]
+    chosen = list(text_columns or s.text_columns or [])
+    if chosen:
+        missing = [missing_column(c, columns, "--text-column") for c in chosen if c not in columns]
+        if missing:
+            raise DataError(missing)
+    else:
+        label, _ = infer_label_column(table.frame, set()) if len(columns) > 1 else (None, "")
+        chosen, why = infer_text_columns(table.frame, {label} if label else set())
+    frame = _table_rows(table, chosen, None, s.join_with)
+    return frame["text"].tolist(), table.frame
