@@ -103,10 +103,11 @@ def cache_features(model, encoded: Encoded, batch_size: int, pad_id: int, device
     model.eval()
     loader = eval_loader(encoded, batch_size, pad_id)
     out = [None] * len(encoded)
-    for batch in loader:
-        feats = model.encode(batch["input_ids"].to(device), batch["attention_mask"].to(device)).float().cpu()
-        for row, i in enumerate(batch["index"].tolist()):
-            out[i] = feats[row]
+    with torch.random.fork_rng(devices=[]):  # iterating a DataLoader draws from the RNG; training must not notice
+        for batch in loader:
+            feats = model.encode(batch["input_ids"].to(device), batch["attention_mask"].to(device)).float().cpu()
+            for row, i in enumerate(batch["index"].tolist()):
+                out[i] = feats[row]
     return Features(torch.stack(out), encoded.labels)
 
 
@@ -167,14 +168,14 @@ def fit(prepared: Prepared, train: Encoded, validation: Encoded | None, recipe: 
     t = recipe.training
     model = prepared.model
     device = accelerator.device
+    lengths = train.lengths  # the batch order depends on token lengths only, so cached features train identically
     if prepared.cacheable and t.cache_features:
         model.to(device)
         train = cache_features(model, train, t.eval_batch_size, pad_id, device)
         validation = cache_features(model, validation, t.eval_batch_size, pad_id, device) if validation else None
     features = isinstance(train, Features)
     collate = collate_features if features else Collator(pad_id)
-    lengths = [1] * len(train) if features else train.lengths
-    sampler = LengthGroupedBatches(lengths, t.batch_size, t.seed, t.group_by_length and not features)
+    sampler = LengthGroupedBatches(lengths, t.batch_size, t.seed, t.group_by_length)
     train_loader = DataLoader(train, batch_sampler=sampler, collate_fn=collate)
     val_loader = eval_loader(validation, t.eval_batch_size, pad_id) if validation is not None else None
     batches_per_epoch = len(sampler)

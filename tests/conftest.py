@@ -66,7 +66,7 @@ def build_tiny_model(root: Path, kind: str) -> Path:
     }
     torch.manual_seed(0)
     AutoModel.from_config(configs[kind]()).save_pretrained(folder)
-    BertTokenizer(vocab_file=str(folder / "vocab.txt"), model_max_length=64).save_pretrained(folder)
+    BertTokenizer(vocab={w: i for i, w in enumerate(VOCAB)}, model_max_length=64).save_pretrained(folder)
     return folder
 
 

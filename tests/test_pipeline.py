@@ -24,6 +24,8 @@ def _finetune(tiny_models, kind, strategy, data, out, **extra):
     overrides = quick_overrides(tiny_models[kind], out, strategy=strategy, **extra)
     if strategy == "head":
         overrides.setdefault("training.lr", 1e-2)
+    if strategy == "top_k":
+        overrides.setdefault("top_k", 1)
     return nlptransfer.finetune("sentiment-minilm", data=str(data), overrides=overrides, log=lambda s: None)
 
 
@@ -69,7 +71,9 @@ def test_api_runs_every_strategy_and_reloads_identically(tiny_models, reviews_cs
 @pytest.mark.parametrize("strategy", ["full", "lora", "head"])
 def test_tiny_model_learns_the_signal(tiny_models, reviews_csv, tmp_path, strategy):
     lr = {"full": 1e-3, "lora": 3e-3, "head": 3e-2}[strategy]
-    run = _finetune(tiny_models, "bert", strategy, reviews_csv, tmp_path, **{"training.epochs": 15, "training.lr": lr})
+    extra = {"pooling": "mean"} if strategy == "head" else {}  # a random frozen [CLS] carries little
+    run = _finetune(tiny_models, "bert", strategy, reviews_csv, tmp_path,
+                    **{"training.epochs": 15, "training.lr": lr, **extra})
     assert run.metrics["validation"]["accuracy"] >= 0.75, run.metrics["validation"]
 
 
@@ -162,5 +166,6 @@ def test_model_not_found_lists_what_is_available_offline(tiny_models, reviews_cs
     from nlptransfer.errors import ModelNotFound
 
     with pytest.raises(ModelNotFound) as e:
-        _finetune(tiny_models, "bert", "full", reviews_csv, tmp_path, model="someone/not-a-model")
+        nlptransfer.finetune("sentiment-minilm", data=str(reviews_csv), log=lambda s: None,
+                             overrides={"model": "someone/not-a-model", "output.dir": str(tmp_path)})
     assert "offline" in str(e.value) and "minilm (embedded all-MiniLM-L6-v2)" in str(e.value)
