@@ -307,7 +307,7 @@ def shipped_names() -> list[str]:
 def find(name_or_path: str) -> Path:
     """The YAML file of a shipped recipe name or a path."""
     path = Path(name_or_path)
-    if path.suffix in (".yaml", ".yml") or path.exists():
+    if path.suffix in (".yaml", ".yml") or path.is_file():
         if not path.is_file():
             raise RecipeError(f"recipe file not found: {name_or_path}")
         return path

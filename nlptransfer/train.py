@@ -43,7 +43,11 @@ def make_accelerator(recipe: Recipe):
             precision = "bf16" if torch.cuda.is_bf16_supported() else "fp16"
         else:
             precision = "no"
-    return Accelerator(mixed_precision=precision, dataloader_config=DataLoaderConfiguration(split_batches=True))
+    # with no accelerator, say so: Accelerate then runs processes started by torchrun on gloo (MULTI_CPU)
+    cpu_only = not (torch.cuda.is_available() or torch.backends.mps.is_available()
+                    or (hasattr(torch, "xpu") and torch.xpu.is_available()))
+    return Accelerator(mixed_precision=precision, cpu=cpu_only,
+                       dataloader_config=DataLoaderConfiguration(split_batches=True))
 
 
 class _Indexed(torch.utils.data.Dataset):
@@ -67,6 +71,12 @@ def _collate(inner):
     return collate
 
 
+def _own_generator() -> torch.Generator:
+    """A loader's own generator: starting an epoch must not draw from the global RNG that dropout uses, or a
+    run resumed mid-epoch would see different dropout masks than an uninterrupted one."""
+    return torch.Generator().manual_seed(0)
+
+
 def eval_loader(data, batch_size: int, pad_id: int) -> DataLoader:
     """Batches for evaluation/prediction: longest first, with each row's index."""
     if isinstance(data, Features):
@@ -74,7 +84,7 @@ def eval_loader(data, batch_size: int, pad_id: int) -> DataLoader:
     else:
         lengths, collate = data.lengths, Collator(pad_id)
     sampler = LengthGroupedBatches(lengths, batch_size, seed=0, shuffle=False)
-    return DataLoader(_Indexed(data), batch_sampler=sampler, collate_fn=_collate(collate))
+    return DataLoader(_Indexed(data), batch_sampler=sampler, collate_fn=_collate(collate), generator=_own_generator())
 
 
 @torch.no_grad()
@@ -176,7 +186,7 @@ def fit(prepared: Prepared, train: Encoded, validation: Encoded | None, recipe: 
     features = isinstance(train, Features)
     collate = collate_features if features else Collator(pad_id)
     sampler = LengthGroupedBatches(lengths, t.batch_size, t.seed, t.group_by_length)
-    train_loader = DataLoader(train, batch_sampler=sampler, collate_fn=collate)
+    train_loader = DataLoader(train, batch_sampler=sampler, collate_fn=collate, generator=_own_generator())
     val_loader = eval_loader(validation, t.eval_batch_size, pad_id) if validation is not None else None
     batches_per_epoch = len(sampler)
     updates_per_epoch = math.ceil(batches_per_epoch / t.grad_accum)

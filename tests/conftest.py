@@ -56,6 +56,7 @@ def build_tiny_model(root: Path, kind: str) -> Path:
                   intermediate_size=64, max_position_embeddings=66, pad_token_id=0)
     configs = {
         "bert": lambda: BertConfig(**common),
+        "bert-nodropout": lambda: BertConfig(**common, hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0),
         "roberta": lambda: RobertaConfig(**common),
         "xlm-roberta": lambda: XLMRobertaConfig(**common),
         "electra": lambda: ElectraConfig(embedding_size=32, **common),
