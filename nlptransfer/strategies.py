@@ -49,12 +49,12 @@ class Prepared:
 
 def encoder_layers(model: nn.Module) -> nn.ModuleList:
     """The encoder's stack of transformer layers."""
-    base = core_model(model).base_model
+    base = core_model(model.net if isinstance(model, TransferModel) else model).base_model
     for owner in ("encoder", "transformer"):
         layers = getattr(getattr(base, owner, None), "layer", None)
         if isinstance(layers, nn.ModuleList):
             return layers
-    raise RecipeError(f"cannot find the layer stack of model type '{core_model(model).config.model_type}' for top_k")
+    raise RecipeError(f"cannot find the layer stack of model type '{base.config.model_type}' for top_k")
 
 
 def _head_and_new(model: nn.Module, new_weights: list[str]) -> list[str]:

@@ -1,0 +1,85 @@
+"""What each strategy trains: frozen parts, parameter groups, adapter presets and the saved head."""
+from __future__ import annotations
+
+import pytest
+
+from nlptransfer import models
+from nlptransfer import recipe as recipes
+from nlptransfer.data import LabelMap
+from nlptransfer.strategies import IA3_TARGETS, LORA_TARGETS, encoder_layers, prepare
+
+KINDS = ["bert", "roberta", "distilbert", "deberta-v2", "electra", "xlm-roberta"]
+
+
+def _prepared(tiny_models, kind="bert", **overrides):
+    r = recipes.load("sentiment-minilm", {"model": str(tiny_models[kind]), **overrides})
+    net, new = models.load_classifier(models.resolve(r.model), LabelMap(["negative", "positive"]))
+    return prepare(net, r, new), r
+
+
+def _trainable(prepared) -> set[str]:
+    return {n for n, p in prepared.model.named_parameters() if p.requires_grad}
+
+
+def test_head_trains_only_the_classifier_and_caches(tiny_models):
+    p, _ = _prepared(tiny_models, strategy="head")
+    assert _trainable(p) == {"net.classifier.weight", "net.classifier.bias"}
+    assert p.trainable == 32 * 2 + 2 and p.cacheable
+    p.model.train()
+    assert not p.model.net.bert.training and p.model.net.dropout.training  # frozen encoder stays in eval mode
+
+
+def test_top_k_trains_top_layers_pooler_and_head_with_layer_decay(tiny_models):
+    p, _ = _prepared(tiny_models, strategy="top_k", top_k=2, layer_lr_decay=0.5, **{"training.lr": 1e-3})
+    names = _trainable(p)
+    assert not any("layer.0." in n or "embeddings" in n for n in names)
+    assert any("layer.1." in n for n in names) and any("layer.2." in n for n in names)
+    assert {"net.bert.pooler.dense.weight", "net.classifier.weight"} <= names
+    lr_of = {id(q): g["lr"] for g in p.param_groups for q in g["params"]}
+    params = dict(p.model.named_parameters())
+    assert lr_of[id(params["net.bert.encoder.layer.2.attention.self.query.weight"])] == pytest.approx(1e-3)
+    assert lr_of[id(params["net.bert.encoder.layer.1.attention.self.query.weight"])] == pytest.approx(5e-4)
+    assert lr_of[id(params["net.classifier.weight"])] == pytest.approx(1e-3)
+    # biases and LayerNorm weights get no weight decay
+    wd_of = {id(q): g["weight_decay"] for g in p.param_groups for q in g["params"]}
+    assert wd_of[id(params["net.bert.encoder.layer.2.output.LayerNorm.weight"])] == 0.0
+    assert wd_of[id(params["net.bert.encoder.layer.2.output.dense.weight"])] == 0.01
+    assert sum(len(g["params"]) for g in p.param_groups) == len(names)
+
+
+def test_full_with_layer_decay_lowers_the_embeddings_most(tiny_models):
+    p, _ = _prepared(tiny_models, strategy="full", layer_lr_decay=0.5, **{"training.lr": 1e-3})
+    assert p.trainable == p.total
+    params = dict(p.model.named_parameters())
+    lr_of = {id(q): g["lr"] for g in p.param_groups for q in g["params"]}
+    assert lr_of[id(params["net.bert.embeddings.word_embeddings.weight"])] == pytest.approx(1e-3 * 0.5 ** 3)
+
+
+def test_top_k_larger_than_the_model_is_refused(tiny_models):
+    from nlptransfer.errors import RecipeError
+
+    with pytest.raises(RecipeError, match="top_k=5 but the model has only 3 layers"):
+        _prepared(tiny_models, strategy="top_k", top_k=5)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_adapter_presets_match_every_architecture(tiny_models, kind):
+    for strategy in ("lora", "ia3"):
+        p, _ = _prepared(tiny_models, kind, strategy=strategy)
+        names = _trainable(p)
+        marker = "lora_A" if strategy == "lora" else "ia3_l"
+        adapted = {n for n in names if marker in n}
+        assert adapted, f"{strategy} adapted nothing on {kind}"
+        wanted = LORA_TARGETS[kind] if strategy == "lora" else IA3_TARGETS[kind][0]
+        assert all(any(t.split(".")[-1] in n for t in wanted) for n in adapted)
+        # the head trains with the adapter (modules_to_save) and nothing else of the encoder does
+        assert any("classifier" in n and "modules_to_save" in n for n in names)
+        adapter_marks = ("lora_A", "lora_B") if strategy == "lora" else ("ia3_l",)
+        assert all(any(m in n for m in adapter_marks) or "modules_to_save" in n for n in names), sorted(names)
+        assert 0 < p.trainable < p.total / 2
+
+
+def test_encoder_layers_found_for_every_architecture(tiny_models):
+    for kind in KINDS:
+        p, _ = _prepared(tiny_models, kind, strategy="full")
+        assert len(encoder_layers(p.model)) == 3
