@@ -124,7 +124,7 @@ class Recipe:
         return self.strategy not in BUILTIN_STRATEGIES
 
 
-DEFAULT_LR = {"head": 1e-3, "top_k": 1e-4, "full": 5e-5}
+DEFAULT_LR = {"head": 1e-2, "top_k": 1e-4, "full": 5e-5}  # head: a linear probe on frozen features (measured on SST-2 2k)
 PEFT_DEFAULT_LR = {"lora": 5e-4, "ia3": 3e-3}
 
 
