@@ -152,11 +152,14 @@ def test_second_run_gets_a_new_folder(tiny_models, reviews_csv, tmp_path):
     (["run", "sentiment-minilm", "--data", "{data}", "model=/no/such/model"], "neither a known alias"),
     (["run", "sentiment-minilm", "--data", "{data}", "model=someone/not-a-model"], "could not fetch model 'someone/not-a-model'"),
     (["predict", "/no/run", "--input", "x.csv", "--output", "y.csv"], "run folder not found: /no/run"),
+    (["run", "sentiment-minilm", "--data", "{data}", "data.label_column=lable", "data.text_columns=[txt]"],
+     "2 problems with the data:\n  - train file {data}: data.text_columns: column 'txt' not found; did you mean 'text'?"),
 ])
 def test_cli_errors_are_one_message_and_exit_2(args, message, reviews_csv, tmp_path, capsys, monkeypatch):
     monkeypatch.chdir(tmp_path)
     code = main([a.replace("{data}", str(reviews_csv)) for a in args])
     err = capsys.readouterr().err
+    message = message.replace("{data}", str(reviews_csv))
     assert code == 2
     assert err.startswith("error: ") and message in err and "Traceback" not in err
     assert not (tmp_path / "runs").exists()  # bad input leaves no run folder behind
@@ -169,3 +172,27 @@ def test_model_not_found_lists_what_is_available_offline(tiny_models, reviews_cs
         nlptransfer.finetune("sentiment-minilm", data=str(reviews_csv), log=lambda s: None,
                              overrides={"model": "someone/not-a-model", "output.dir": str(tmp_path)})
     assert "offline" in str(e.value) and "minilm (embedded all-MiniLM-L6-v2)" in str(e.value)
+
+
+def test_jsonl_joined_columns_integer_labels_truncation_and_accumulation(tiny_models, tmp_path):
+    rows = sentiment_rows(90, seed=3)
+    path = tmp_path / "reviews.jsonl"
+    with open(path, "w", encoding="utf-8") as f:
+        for i, (text, label) in enumerate(rows):
+            body = text + (" really" * 80 if i % 10 == 0 else "")  # every tenth text is longer than 32 tokens
+            f.write(json.dumps({"title": "the film", "body": body, "stars": 1 if label == "positive" else 0}) + "\n")
+    code = main(["run", "sentiment-minilm", "--data", str(path), f"model={tiny_models['bert']}", f"output.dir={tmp_path}",
+                 "data.text_columns=[title,body]", "data.label_column=stars", "data.max_length=32",
+                 "training.epochs=2", "training.batch_size=4", "training.grad_accum=3", "training.class_weights=true",
+                 "training.progress=false"])
+    assert code == 0
+    run = tmp_path / "sentiment-minilm"
+    assert json.loads((run / "labels.json").read_text())["id2label"] == {"0": "0", "1": "1"}
+    report = json.loads((run / "data_report.json").read_text())
+    assert report["rows_used"] == {"train": 72, "validation": 9, "test": 9}
+    assert sum(report["truncated"].values()) == 9 and report["truncated"]["train"] >= 5
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["steps"] == 2 * 6  # 18 batches of 4 per epoch, one update per 3 batches
+    assert metrics["examples_seen"] == 2 * 72
+    preds = _predictions_csv(run / "predictions.csv")
+    assert preds[0]["text"].startswith("the film\n") and set(preds[0]) >= {"prob_0", "prob_1"}
