@@ -79,8 +79,10 @@ def test_quickstart_notebook_runs(tmp_path):
     nb = nbformat.read(ROOT / "notebooks" / "quickstart.ipynb", as_version=4)
     NotebookClient(nb, timeout=600, kernel_name="python3",
                    resources={"metadata": {"path": str(ROOT / "notebooks")}}).execute()
-    outputs = ["".join(o.get("text", "") or o.get("data", {}).get("text/plain", "") for o in cell.get("outputs", []))
-               for cell in nb.cells if cell.cell_type == "code"]
+    def shown(o) -> str:  # what the user reads: printed text and results (stderr carries progress bars)
+        return o.get("text", "") if o.get("name") == "stdout" else o.get("data", {}).get("text/plain", "")
+
+    outputs = ["".join(shown(o) for o in cell.get("outputs", [])) for cell in nb.cells if cell.cell_type == "code"]
     assert "(240, 3)" in outputs[0]
     assert "metrics.json" in outputs[2] and "predictions.csv" in outputs[2]
     accuracy = float(re.search(r"test accuracy ([0-9.]+)", outputs[3]).group(1))
