@@ -38,7 +38,7 @@ def infer_label_column(frame: pd.DataFrame, exclude: set[str]) -> tuple[str | No
         return named, f"its name '{named}' is a usual label column name"
     candidates = []
     for c in columns:
-        if c in exclude:
+        if c in exclude or c.lower().strip() in TEXT_NAMES[:-3]:  # a column named 'text' is never the label
             continue
         distinct = frame[c].map(cell_text).nunique()
         if 2 <= distinct <= max(2, min(50, len(frame) // 2)):

@@ -21,6 +21,8 @@ HEADER_WORDS = {"text", "texts", "review", "reviews", "review_text", "sentence",
                 "label", "labels", "sentiment", "class", "category", "target", "y", "rating", "stars", "topic",
                 "id", "idx", "score", "polarity", "intent", "headline"}
 _NUMBER = re.compile(r"^\s*[-+]?\d+(\.\d+)?\s*$")
+#: the non-letters Western European cp1252 text holds: curly quotes, dashes, ellipsis, euro, guillemets, degree, pound
+_WESTERN_MARKS = set("\u201c\u201d\u2018\u2019\u2013\u2014\u2026\u20ac\xab\xbb\xb0\xa3")
 
 
 @dataclass
@@ -48,11 +50,18 @@ def detect_format(path: Path, given: str | None) -> str:
     return fmt
 
 
+def _reads_as_western(text: str) -> bool:
+    """Whether cp1252-decoded text looks like Western European text: few non-ASCII characters, all letters."""
+    extra = [c for c in text if ord(c) > 127]
+    letters = sum(c.isalpha() for c in text)
+    return len(extra) <= 0.3 * letters and all(c.isalpha() or c in _WESTERN_MARKS for c in extra)
+
+
 def decode(raw: bytes, path: Path, encoding: str | None) -> tuple[str, str]:
     """The file's text and the encoding used: the given one, a BOM's, UTF-8, or the detected legacy one."""
     if encoding:
         try:
-            return raw.decode(encoding), encoding
+            return raw.decode(encoding).removeprefix("\ufeff"), encoding  # a BOM is no part of the first cell
         except (UnicodeDecodeError, LookupError) as e:
             raise DataError(f"cannot decode {path} as {encoding}: {e}; fix data.encoding or leave it unset to detect")
     if raw.startswith(codecs.BOM_UTF8):
@@ -61,6 +70,12 @@ def decode(raw: bytes, path: Path, encoding: str | None) -> tuple[str, str]:
         return raw.decode("utf-16"), "utf-16"
     try:
         return raw.decode("utf-8"), "utf-8"
+    except UnicodeDecodeError:
+        pass
+    try:  # detectors often misname short Latin-1/cp1252 text (café -> cp1257 'crčme'), so try it first
+        text = raw.decode("cp1252")
+        if _reads_as_western(text):
+            return text, "cp1252"
     except UnicodeDecodeError:
         pass
     from charset_normalizer import from_bytes

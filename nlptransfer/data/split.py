@@ -174,9 +174,10 @@ def load_splits(spec: DataSpec, log: Callable[[str], None] = lambda s: None) -> 
                                 f"which inflates the {name} score; {FIX_ROWS}")
 
     carve = [(n, f) for n, f in (("test", spec.test_fraction), ("validation", spec.val_fraction))
-             if n not in tables and f > 0]
-    if carve:
+             if not files[n] and f > 0]  # a given file is never carved, even when it could not be read
+    if carve and frames["train"]["text"].notna().all():  # no texts (column not found): nothing to split yet
         pool = frames["train"]
+        pool = pool[(pool["text"] != "") & (pool["label"] != "")]  # invalid rows: a problem already, not a class
         duplicated = pool["text"].duplicated(keep="first")
         report.drop("train", "duplicate text of an earlier row (kept the first, so no text is in two splits)",
                     int(duplicated.sum()))
@@ -186,7 +187,11 @@ def load_splits(spec: DataSpec, log: Callable[[str], None] = lambda s: None) -> 
     if problems:
         raise DataError(problems)
     if carve:
-        frames.update(_stratified(frames["train"], carve, spec.seed))
+        try:
+            frames.update(_stratified(frames["train"], carve, spec.seed))
+        except ValueError as e:  # large fractions of tiny classes: sklearn cannot stratify what is left
+            raise DataError(f"cannot make stratified splits of {len(frames['train'])} train rows: {e}; "
+                            f"lower data.val_fraction / data.test_fraction, or add rows")
         for name, _ in carve:
             report.files[name] = {"made_from": "train", "fraction": dict(carve)[name], "seed": spec.seed}
 
