@@ -233,6 +233,7 @@ def fit(prepared: Prepared, train: Encoded, validation: Encoded | None, recipe: 
         model.train()
         score = metrics[t.metric]
         record = {"step": state["step"], "epoch": round(state["step"] / updates_per_epoch, 4),
+                  "seconds": round(time.perf_counter() - started, 3),
                   "eval": {k: metrics[k] for k in ("loss", "accuracy", "macro_f1")}}
         state["history"].append(record)
         if run is not None and accelerator.is_main_process:
