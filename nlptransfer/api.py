@@ -46,6 +46,11 @@ def _data_spec(recipe: Recipe) -> DataSpec:
     )
 
 
+def recipe_splits(recipe: Recipe, log: Callable[[str], None] = lambda s: None) -> Splits:
+    """The train/validation/test splits a run of `recipe` uses (the same files and seed give the same rows)."""
+    return load_splits(_data_spec(recipe), log=log)
+
+
 def _resolve_recipe(recipe: str | Recipe, data: str | None, overrides) -> Recipe:
     if isinstance(recipe, Recipe):
         loaded = recipe.replace(**dict(overrides)) if isinstance(overrides, dict) and overrides else recipe
@@ -106,6 +111,10 @@ def finetune(recipe: str | Recipe = "sentiment-minilm", data: str | None = None,
     splits = load_splits(_data_spec(resolved), log=say)
     for line in splits.report.summary_lines():
         say(line)
+    if resolved.report.enabled:  # the report's extra work, announced before any of it starts
+        from .report import plan
+
+        say(plan(resolved, splits).describe())
 
     base = models.resolve(resolved.model, resolved.model_revision)
     tokenizer = models.load_tokenizer(base, resolved.trust_remote_code)
@@ -154,6 +163,13 @@ def finetune(recipe: str | Recipe = "sentiment-minilm", data: str | None = None,
             _write_predictions(run, splits, predictions)
         run.write_json("metrics", metrics)
         _say_metrics(say, metrics, run)
+        if resolved.report.enabled:
+            from .report import build_report
+
+            if accelerator.num_processes > 1:  # its extra trainings would run on one process while the rest wait
+                say(f"report: not made in a multi-process run; make it with `nlptransfer report {run.root}`")
+            else:
+                build_report(run.root, splits=splits, log=say)
     accelerator.wait_for_everyone()
     return TrainedRun(run.root, metrics)
 

@@ -85,6 +85,20 @@ class OutputSection:
 
 
 @dataclass(frozen=True)
+class ReportSection:
+    """The transfer report ("did transfer help?"): baseline, indicators, verdict; see nlptransfer.report."""
+
+    enabled: bool = False  #: build report/ in the run folder after training
+    price_per_hour: float = 0.5  #: machine price per hour, for the cost per 1,000 predictions
+    learning_curve: list[float] = field(default_factory=lambda: [0.05, 0.2, 0.5, 1.0])  #: training-data fractions
+    label_descriptions: dict[str, str] = field(default_factory=dict)  #: zero-shot text per label; default its name
+    bootstrap: int = 2000  #: paired bootstrap resamples of the test rows
+    alpha: float = 0.05  #: significance level of the verdict (95% interval, McNemar p < alpha)
+    latency_texts: int = 50  #: texts timed one at a time for latency p50/p95
+    mistakes: int = 10  #: most confident mistakes listed
+
+
+@dataclass(frozen=True)
 class Recipe:
     """A complete run description: model, task, strategy, data, training and output."""
 
@@ -102,6 +116,7 @@ class Recipe:
     peft: PeftSection = field(default_factory=PeftSection)
     training: TrainingSection = field(default_factory=TrainingSection)
     output: OutputSection = field(default_factory=OutputSection)
+    report: ReportSection = field(default_factory=ReportSection)
 
     def to_dict(self) -> dict:
         """The resolved recipe as plain data (every default filled in)."""
@@ -255,6 +270,27 @@ def _check_combinations(recipe: Recipe) -> list[str]:
         problems.append("training.early_stopping needs a validation split: set data.val_fraction or data.validation")
     if d.max_length is not None and d.max_length < 8:
         problems.append(f"data.max_length must be at least 8, got {d.max_length}")
+    problems += _check_report(recipe)
+    return problems
+
+
+def _check_report(recipe: Recipe) -> list[str]:
+    r, d = recipe.report, recipe.data
+    problems = []
+    if r.enabled and d.test is None and d.test_fraction == 0:
+        problems.append("report.enabled needs a test split (the report compares test scores): set data.test or "
+                        "data.test_fraction")
+    if not r.learning_curve or any(not 0 < f <= 1 for f in r.learning_curve):
+        problems.append(f"report.learning_curve must be fractions in (0, 1], got {r.learning_curve}")
+    if r.price_per_hour < 0:
+        problems.append(f"report.price_per_hour must be 0 or more, got {r.price_per_hour}")
+    if r.bootstrap < 100:
+        problems.append(f"report.bootstrap must be at least 100, got {r.bootstrap}")
+    if not 0 < r.alpha < 1:
+        problems.append(f"report.alpha must be in (0, 1), got {r.alpha}")
+    for key in ("latency_texts", "mistakes"):
+        if getattr(r, key) < 1:
+            problems.append(f"report.{key} must be at least 1, got {getattr(r, key)}")
     return problems
 
 

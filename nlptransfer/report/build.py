@@ -1,0 +1,187 @@
+"""Build the transfer report of a finished run: baseline, indicators, statistics, verdict; write report/."""
+from __future__ import annotations
+
+import csv
+import datetime
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from ..data import Splits
+from ..errors import RecipeError, RunError
+from ..metrics import classification_metrics
+from ..recipe import Recipe, from_dict, parse_override
+from ..run import RunFolder
+from . import stats
+from .baseline import C_GRID, fit_baseline
+from .curve import learning_curve
+from .indicators import knowledge_alone, time_to_score
+from .kpi import cost_per_1000, folder_bytes, serving_speed
+
+BASELINE_NAME = "tf-idf (word 1-2 + char 2-5 grams) + logistic regression"
+
+
+@dataclass(frozen=True)
+class ReportPlan:
+    """The extra work a report costs, counted before it starts."""
+
+    fractions: list[float]
+    transfer_trainings: int
+    training_rows: int  # rows the extra transfer trainings train on, together
+    baseline_fits: int
+    encoded_texts: int  # texts the frozen encoder embeds (train, test and the label texts)
+    probe_fits: int
+
+    def describe(self, train_seconds: float | None = None, train_rows: int | None = None) -> str:
+        """One line for the console: counts, and a time estimate once the run's own training time is known."""
+        line = (f"report: {self.transfer_trainings} extra transfer training(s) on {self.training_rows:,} rows "
+                f"(learning curve at {', '.join(f'{f:.0%}' for f in self.fractions)}), {self.baseline_fits} baseline "
+                f"fit(s), a frozen-encoder pass over {self.encoded_texts:,} texts (zero-shot + probe), "
+                f"{self.probe_fits} probe fit")
+        if train_seconds is not None and train_rows:
+            line += f"; about {train_seconds * self.training_rows / train_rows:.1f} s of extra transfer training"
+        return line
+
+
+def plan(recipe: Recipe, splits: Splits) -> ReportPlan:
+    """What building the report of a run of `recipe` on `splits` will cost."""
+    from .baseline import stratified_subset
+
+    fractions = sorted(set(recipe.report.learning_curve) | {1.0})
+    partial = [f for f in fractions if f < 1]
+    rows = sum(len(stratified_subset(splits.train.labels, f, recipe.training.seed)) for f in partial)
+    grid = len(C_GRID) if splits.validation is not None else 1
+    encoded = len(splits.train) + (len(splits.test) if splits.test else 0) + len(splits.label_map)
+    return ReportPlan(fractions, len(partial), rows, grid * (1 + len(partial)), encoded, 1)
+
+
+def _recipe_with(run: RunFolder, overrides: list[str] | dict | None) -> Recipe:
+    import yaml
+
+    recipe = from_dict(yaml.safe_load(run.path("recipe").read_text(encoding="utf-8")), source=str(run.path("recipe")))
+    pairs = overrides.items() if isinstance(overrides, dict) else [parse_override(o) for o in overrides or []]
+    changes = dict(pairs)
+    wrong = [k for k in changes if not k.startswith("report.")]
+    if wrong:
+        raise RecipeError(f"only report.* settings can change for a finished run, got: {', '.join(wrong)}")
+    return recipe.replace(**changes) if changes else recipe
+
+
+def _transfer_predictions(run: RunFolder, splits: Splits) -> tuple[np.ndarray, list[dict]]:
+    """Test probabilities from predictions.csv, checked to be the rows the splits give."""
+    with open(run.path("predictions"), newline="", encoding="utf-8") as f:
+        rows = list(csv.DictReader(f))
+    names = splits.label_map.names
+    if [r["text"] for r in rows] != list(splits.test.texts):
+        raise RunError(f"{run.path('predictions')} does not hold the test rows the recipe's data gives now: "
+                       "the data files changed since the run; re-run it to report on it")
+    probs = np.array([[float(r[f"prob_{n}"]) for n in names] for r in rows]).reshape(len(rows), len(names))
+    return probs, rows
+
+
+def _mistakes(rows: list[dict], probs: np.ndarray, gold: list[int], names, k: int) -> list[dict]:
+    """The k most confident wrong predictions (likely label errors, or the model's blind spots)."""
+    predicted = probs.argmax(1)
+    wrong = np.flatnonzero(predicted != np.asarray(gold))
+    wrong = wrong[np.argsort(-probs[wrong, predicted[wrong]], kind="stable")][:k]
+    return [{"text": rows[i]["text"], "gold": names[gold[i]], "predicted": names[predicted[i]],
+             "confidence": round(float(probs[i, predicted[i]]), 4), "gold_probability": round(float(probs[i, gold[i]]), 4)}
+            for i in wrong]
+
+
+def _final(recipe: Recipe, gold, transfer_probs, baseline_probs, names) -> dict:
+    """Indicator 3: test scores with and without transfer, paired interval and test, error reduction, verdict."""
+    r = recipe.report
+    gold = np.asarray(gold)
+    transfer = classification_metrics(gold, transfer_probs.argmax(1), names, transfer_probs)
+    baseline = classification_metrics(gold, baseline_probs.argmax(1), names, baseline_probs)
+    right_t, right_b = transfer_probs.argmax(1) == gold, baseline_probs.argmax(1) == gold
+    interval = stats.paired_bootstrap(right_t, right_b, r.bootstrap, recipe.training.seed, 1 - r.alpha)
+    test = stats.mcnemar(right_t, right_b)
+    keep = ("accuracy", "macro_f1", "ece", "n")
+    return {"transfer": {k: transfer[k] for k in keep}, "baseline": {k: baseline[k] for k in keep},
+            "confusion": {"transfer": transfer["confusion_matrix"]["matrix"],
+                          "baseline": baseline["confusion_matrix"]["matrix"]},
+            "difference": stats.as_dict(interval), "mcnemar": stats.as_dict(test),
+            "error_reduction_percent": stats.error_reduction(transfer["accuracy"], baseline["accuracy"]),
+            "verdict": stats.verdict(interval, test, r.alpha), "rule": stats.verdict_rule(1 - r.alpha, r.alpha)}
+
+
+def _kpis(run: RunFolder, recipe: Recipe, metrics: dict, baseline, final: dict, texts: list[str]) -> dict:
+    from ..classifier import TextClassifier
+
+    r = recipe.report
+    classifier = TextClassifier.load(run.root)
+    speed_t = serving_speed(lambda t: classifier.predict_proba(t), texts, r.latency_texts)
+    speed_b = serving_speed(lambda t: baseline.pipeline.predict_proba(t), texts, r.latency_texts)
+    transfer = {**{k: final["transfer"][k] for k in ("accuracy", "macro_f1")},
+                "train_seconds": metrics["train_seconds"], **speed_t,
+                "error_reduction_percent": final["error_reduction_percent"],
+                "cost_per_1000": cost_per_1000(speed_t["throughput_per_s"], r.price_per_hour),
+                "trainable_parameters": metrics["trainable_parameters"],
+                "artifact_bytes": folder_bytes(run.weights_dir), "artifact": run.weights_dir.name + "/"}
+    base = {**{k: final["baseline"][k] for k in ("accuracy", "macro_f1")},
+            "train_seconds": round(baseline.train_seconds, 3), **speed_b, "error_reduction_percent": None,
+            "cost_per_1000": cost_per_1000(speed_b["throughput_per_s"], r.price_per_hour),
+            "trainable_parameters": baseline.trainable_parameters, "artifact_bytes": baseline.artifact_bytes,
+            "artifact": "pickled pipeline"}
+    return {"transfer": transfer, "baseline": base, "price_per_hour": r.price_per_hour}
+
+
+def build_report(run_path: str | Path, *, overrides: list[str] | dict | None = None, splits: Splits | None = None,
+                 log: Callable[[str], None] = print) -> dict:
+    """Compute the transfer report of a finished run and write report/ (html, md, json) atomically; returns it."""
+    from ..api import recipe_splits
+    from .render import write_report
+
+    started = time.perf_counter()
+    run = RunFolder.existing(run_path, need=("recipe", "labels", "metrics"))
+    recipe = _recipe_with(run, overrides)
+    splits = splits or recipe_splits(recipe)
+    if splits.test is None or not run.path("predictions").exists():
+        raise RunError(f"{run.root} has no test split: the report compares test scores; set data.test or "
+                       "data.test_fraction and re-run")
+    metrics = run.read_json("metrics")
+    names = splits.label_map.names
+    work = plan(recipe, splits)
+    log(work.describe(metrics.get("train_seconds"), len(splits.train)))
+    transfer_probs, rows = _transfer_predictions(run, splits)
+    metric, seed = recipe.training.metric, recipe.training.seed
+
+    baseline = fit_baseline(splits.train, splits.validation, splits.test, len(names), metric, seed)
+    log(f"report: baseline fitted in {baseline.train_seconds:.1f} s (C={baseline.C:g})")
+    final = _final(recipe, splits.test.labels, transfer_probs, baseline.test_probs, names)
+    knowledge = knowledge_alone(recipe, splits.train, splits.test, names)
+    log(f"report: zero-shot {knowledge['zero_shot'][metric]:.4f}, linear probe "
+        f"{knowledge['linear_probe'][metric]:.4f} ({knowledge['seconds']:.0f} s)")
+    time_to = time_to_score(run.read_log(), (baseline.validation or {}).get(metric), metric,
+                            metrics["train_seconds"], metrics["steps"], metrics["examples_seen"])
+    time_to["baseline_train_seconds"] = round(baseline.train_seconds, 3)
+    curve = learning_curve(recipe, splits, {**{k: final["transfer"][k] for k in ("accuracy", "macro_f1")},
+                                            "train_seconds": metrics["train_seconds"]},
+                           {**{k: final["baseline"][k] for k in ("accuracy", "macro_f1")},
+                            "train_seconds": round(baseline.train_seconds, 3)}, log)
+    report = {
+        "run": str(run.root), "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "model": recipe.model, "strategy": recipe.strategy, "task": recipe.task, "labels": list(names),
+        "metric": metric, "rows": {k: len(v) for k, v in (("train", splits.train), ("validation", splits.validation),
+                                                          ("test", splits.test)) if v is not None},
+        "verdict": final["verdict"], "rule": final["rule"],
+        "baseline": {"method": BASELINE_NAME, "C": baseline.C, "C_grid": list(C_GRID[:baseline.fits]),
+                     "train_seconds": round(baseline.train_seconds, 3), "validation": baseline.validation},
+        "final": final, "knowledge_alone": knowledge, "time_to_baseline": time_to, "learning_curve": curve,
+        "kpi": _kpis(run, recipe, metrics, baseline, final, list(splits.test.texts)),
+        "mistakes": _mistakes(rows, transfer_probs, splits.test.labels, names, recipe.report.mistakes),
+        "cost": {"transfer_trainings": work.transfer_trainings, "training_rows": work.training_rows,
+                 "baseline_fits": work.baseline_fits, "encoded_texts": work.encoded_texts, "probe_fits": work.probe_fits},
+        "settings": {k: v for k, v in recipe.to_dict()["report"].items() if k != "enabled"},
+    }
+    report["seconds"] = round(time.perf_counter() - started, 3)
+    summary = write_report(run, report, transfer_probs, baseline.test_probs, splits.test.labels)
+    for line in summary.splitlines():
+        log(line)
+    log(f"report: {run.root / 'report' / 'report.html'}")
+    return report

@@ -1,0 +1,128 @@
+"""Compare strategies on the same splits and seed: one table, and score against trainable parameters and
+training time with the Pareto-best trade-offs marked."""
+from __future__ import annotations
+
+import html
+import json
+from pathlib import Path
+from typing import Callable
+
+from .. import recipe as recipes
+from ..errors import RecipeError
+from ..recipe import PeftSection, Recipe
+from ..run import RunFolder, atomic_write_text
+from .baseline import fit_baseline, scores
+from .kpi import folder_bytes
+
+COSTS = ("trainable_parameters", "train_seconds")
+
+
+def variant(base: Recipe, strategy: str, keep_lr: bool) -> Recipe:
+    """`base` with another strategy: its default learning rate (unless `keep_lr` or it is the recipe's own
+    strategy) and default adapter settings when the strategy is not an adapter."""
+    changes: dict = {"strategy": strategy, "report.enabled": False}
+    if not keep_lr and strategy != base.strategy:
+        changes["training.lr"] = None
+    if strategy in recipes.BUILTIN_STRATEGIES:
+        changes["peft"] = PeftSection().__dict__
+    return base.replace(**changes)
+
+
+def pareto(rows: list[dict], metric: str, costs: tuple[str, ...]) -> list[bool]:
+    """For each row, True when no other row scores at least as well at no more of every cost (one strictly better)."""
+    def dominates(a: dict, b: dict) -> bool:
+        no_worse = a[metric] >= b[metric] and all(a[c] <= b[c] for c in costs)
+        better = a[metric] > b[metric] or any(a[c] < b[c] for c in costs)
+        return no_worse and better
+
+    return [not any(dominates(other, row) for other in rows if other is not row) for row in rows]
+
+
+def table_rows(rows: list[dict], metric: str) -> list[list[str]]:
+    """Display rows: name, accuracy, macro-F1, trainable parameters, training seconds, artifact bytes, Pareto."""
+    def flags(r: dict) -> str:
+        marks = [label for key, label in (("trainable_parameters", "params"), ("train_seconds", "time"))
+                 if r["pareto"][key]]
+        if not marks and r["pareto"]["both"]:
+            marks = ["params+time jointly"]
+        return ", ".join(marks) or "—"
+
+    return [[r["name"], f"{r['accuracy']:.4f}", f"{r['macro_f1']:.4f}", f"{r['trainable_parameters']:,}",
+             f"{r['train_seconds']:.1f}", f"{r['artifact_bytes']:,}", flags(r)] for r in rows]
+
+
+HEADER = ["strategy", "accuracy", "macro-F1", "trainable parameters", "training s", "artifact bytes", "Pareto-best"]
+
+
+def _markdown(result: dict) -> str:
+    rows = table_rows(result["rows"], result["metric"])
+    lines = ["| " + " | ".join(HEADER) + " |", "|" + "---|" * len(HEADER)] + ["| " + " | ".join(r) + " |" for r in rows]
+    return "\n".join([f"# Strategy comparison: {result['recipe']} on {result['data']}", "",
+                      f"Same splits (train {result['rows_used']['train']}, test {result['rows_used']['test']} rows) "
+                      f"and seed {result['seed']} for every strategy; test {result['metric']}. Pareto-best: no other "
+                      "row scores at least as well with no more trainable parameters (params), no more training "
+                      "time (time), or no more of both (params+time jointly), being better in one of them.", "",
+                      *lines, ""])
+
+
+def _html(result: dict, image: str) -> str:
+    e = html.escape
+    head = "".join(f"<th>{e(h)}</th>" for h in HEADER)
+    body = "".join("<tr>" + "".join(f"<td>{e(c)}</td>" for c in row) + "</tr>"
+                   for row in table_rows(result["rows"], result["metric"]))
+    return ("<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>Strategy comparison</title>"
+            "<style>body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em}table{border-collapse:"
+            "collapse}td,th{border:1px solid #ccc;padding:4px 8px}img{max-width:100%}</style></head><body>"
+            f"<h1>Strategy comparison</h1><p>{e(result['recipe'])} on {e(result['data'])}; same splits and seed "
+            f"{result['seed']} for every strategy.</p><table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+            f"<figure><img id='fig-pareto' alt='score against cost' src='data:image/png;base64,{image}'></figure>"
+            "</body></html>\n")
+
+
+def compare_strategies(recipe: str | Recipe, data: str | None, strategies: list[str],
+                       overrides: list[str] | dict | None = None, log: Callable[[str], None] = print) -> dict:
+    """Fine-tune the recipe once per strategy on the same splits and seed, add the tf-idf baseline, and write
+    compare.json, compare.md and compare.html into a new folder; returns the comparison."""
+    from ..api import _resolve_recipe, finetune, recipe_splits
+    from .figures import pareto_plot
+
+    if not strategies:
+        raise RecipeError("compare needs at least one strategy, e.g. --strategies head,top_k,lora,full")
+    given = dict(overrides) if isinstance(overrides, dict) else dict(recipes.parse_override(o) for o in overrides or [])
+    base = _resolve_recipe(recipe, data, overrides)
+    planned = [variant(base, s, "training.lr" in given) for s in strategies]  # every variant validates first
+    splits = recipe_splits(base)
+    if splits.test is None:
+        raise RecipeError("compare scores the test split: set data.test or data.test_fraction > 0")
+    log(f"compare: {len(planned)} trainings ({', '.join(strategies)}) on the same splits (train {len(splits.train)}, "
+        f"test {len(splits.test)} rows, seed {base.training.seed}) + {3 if splits.validation else 1} baseline fit(s)")
+    folder = RunFolder.new(base.output.dir, f"compare-{base.output.name or base.name}").root
+    metric, rows = base.training.metric, []
+    for strategy, r in zip(strategies, planned):
+        run = finetune(r.replace(**{"output.dir": str(folder), "output.name": strategy, "training.progress": False}),
+                       log=lambda s: None)
+        m = run.metrics
+        rows.append({"name": strategy, "kind": "transfer", "run": str(run.path), "accuracy": m["test"]["accuracy"],
+                     "macro_f1": m["test"]["macro_f1"], "trainable_parameters": m["trainable_parameters"],
+                     "train_seconds": m["train_seconds"], "artifact_bytes": folder_bytes(RunFolder(run.path).weights_dir)})
+        log(f"compare: {strategy}: test {metric} {m['test'][metric]:.4f}, {m['trainable_parameters']:,} trainable, "
+            f"{m['train_seconds']:.1f} s")
+    b = fit_baseline(splits.train, splits.validation, splits.test, len(splits.label_map), metric, base.training.seed)
+    rows.append({"name": "tf-idf baseline", "kind": "baseline", "run": None,
+                 **scores(splits.test.labels, b.test_probs.argmax(1)), "trainable_parameters": b.trainable_parameters,
+                 "train_seconds": round(b.train_seconds, 3), "artifact_bytes": b.artifact_bytes})
+    for key, costs in (("trainable_parameters", ("trainable_parameters",)), ("train_seconds", ("train_seconds",)),
+                       ("both", COSTS)):
+        for row, best in zip(rows, pareto(rows, metric, costs)):
+            row.setdefault("pareto", {})[key] = best
+    result = {"recipe": base.name, "data": base.data.train, "metric": metric, "seed": base.training.seed,
+              "rows_used": {"train": len(splits.train), "test": len(splits.test)}, "strategies": strategies,
+              "rows": rows, "folder": str(folder)}
+    atomic_write_text(Path(folder) / "compare.json", json.dumps(result, indent=2) + "\n")
+    markdown = _markdown(result)
+    atomic_write_text(Path(folder) / "compare.md", markdown)
+    atomic_write_text(Path(folder) / "compare.html", _html(result, pareto_plot(rows, metric)))
+    for line in markdown.splitlines()[2:]:
+        log(line)
+    log(f"compare: {folder / 'compare.html'}")
+    return result

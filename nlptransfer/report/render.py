@@ -1,0 +1,186 @@
+"""The report as one self-contained HTML page (figures inline as base64 PNG), a Markdown summary and JSON."""
+from __future__ import annotations
+
+import html
+import json
+
+import numpy as np
+
+from ..metrics import expected_calibration_error
+from ..run import RunFolder, atomic_dir
+from . import figures
+
+KPI_ROWS = [  # (key, label, format)
+    ("accuracy", "accuracy", "{:.4f}"),
+    ("macro_f1", "macro-F1", "{:.4f}"),
+    ("train_seconds", "training time (s)", "{:.1f}"),
+    ("latency_ms_p50", "latency per text p50 (ms)", "{:.2f}"),
+    ("latency_ms_p95", "latency per text p95 (ms)", "{:.2f}"),
+    ("throughput_per_s", "throughput (texts/s, batched)", "{:,.0f}"),
+    ("error_reduction_percent", "error reduction vs baseline (%)", "{:+.1f}"),
+    ("cost_per_1000", "cost per 1,000 predictions ($)", "{:.6f}"),
+    ("trainable_parameters", "trainable parameters", "{:,}"),
+    ("artifact_bytes", "artifact size (bytes)", "{:,}"),
+]
+
+
+def _fmt(value, pattern: str) -> str:
+    return "—" if value is None else pattern.format(value)
+
+
+def _seconds(value) -> str:
+    return "—" if value is None else f"{value:.1f} s"
+
+
+def kpi_table(kpi: dict) -> list[list[str]]:
+    """Rows [KPI, transfer, baseline] as display strings."""
+    return [[label, _fmt(kpi["transfer"].get(key), f), _fmt(kpi["baseline"].get(key), f)] for key, label, f in KPI_ROWS]
+
+
+def indicator_lines(report: dict) -> list[str]:
+    """The three indicators, one sentence each."""
+    m, k, t, f = report["metric"], report["knowledge_alone"], report["time_to_baseline"], report["final"]
+    d, mc = f["difference"], f["mcnemar"]
+    if t["reached"] is None:
+        timing = f"not measurable ({t['why']})"
+    elif t["reached"]:
+        timing = (f"reached the baseline's validation {m} {t['target']:.4f} at step {t['step']} after "
+                  f"{_seconds(t['seconds'])} and {t['examples']:,} examples ({t['timing']}); the baseline trained in "
+                  f"{_seconds(t['baseline_train_seconds'])}")
+    else:
+        timing = (f"never reached the baseline's validation {m} {t['target']:.4f} (best {t['best']:.4f}); "
+                  f"the baseline trained in {_seconds(t['baseline_train_seconds'])}")
+    stat = f", chi-square {mc['statistic']:.3f}" if mc["statistic"] is not None else ""
+    reduction = f["error_reduction_percent"]
+    return [
+        f"1. Transferred knowledge alone (frozen {k['encoder']}, mean-pooled): zero-shot {m} "
+        f"{k['zero_shot'][m]:.4f}, linear probe {m} {k['linear_probe'][m]:.4f}",
+        f"2. Time: transfer {timing}",
+        f"3. Final performance: test accuracy {f['transfer']['accuracy']:.4f} with transfer vs "
+        f"{f['baseline']['accuracy']:.4f} without; difference {d['estimate']:+.4f} "
+        f"({d['level']:.0%} paired bootstrap interval {d['low']:+.4f} to {d['high']:+.4f}, {d['resamples']} "
+        f"resamples, seed {d['seed']}); McNemar b={mc['b']} c={mc['c']}, p={mc['p_value']:.4g} ({mc['method']}{stat}); "
+        f"error reduction {'— (the baseline made no errors)' if reduction is None else f'{reduction:+.1f}%'}",
+    ]
+
+
+def _md_table(header: list[str], rows: list[list[str]]) -> str:
+    def cell(x: str) -> str:
+        return str(x).replace("|", "\\|").replace("\n", " ")
+
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    return "\n".join(lines + ["| " + " | ".join(cell(x) for x in row) + " |" for row in rows])
+
+
+def _curve_rows(report: dict) -> list[list[str]]:
+    m = report["metric"]
+    return [[f"{p['fraction']:.0%}", str(p["train_rows"]), f"{p['transfer'][m]:.4f}", f"{p['baseline'][m]:.4f}"]
+            for p in report["learning_curve"]]
+
+
+def summary_markdown(report: dict) -> str:
+    """The short summary printed after a run: verdict, rule, indicators and the KPI table."""
+    return "\n".join([
+        f"## Did transfer help? **{report['verdict']}**",
+        "",
+        f"{report['model']} ({report['strategy']}) against {report['baseline']['method']}, on the same splits "
+        f"(train {report['rows']['train']}, test {report['rows']['test']} rows).",
+        "",
+        f"Rule: {report['rule']}.",
+        "",
+        *indicator_lines(report),
+        "",
+        _md_table(["KPI", "transfer", "baseline"], kpi_table(report["kpi"])),
+        "",
+        f"Cost per 1,000 predictions at ${report['kpi']['price_per_hour']:g} per machine-hour, at the measured "
+        "batched throughput on this machine.",
+    ])
+
+
+def full_markdown(report: dict) -> str:
+    """report.md: the summary plus the learning curve and the most confident mistakes."""
+    mistakes = [[m["text"], m["gold"], m["predicted"], f"{m['confidence']:.3f}"] for m in report["mistakes"]]
+    return "\n".join([
+        f"# Transfer report: {report['run']}", "", summary_markdown(report), "",
+        "## Learning curve (test, stratified seeded subsets of train)", "",
+        _md_table(["fraction", "train rows", "transfer", "baseline"], _curve_rows(report)), "",
+        "## Most confident mistakes (likely label errors)", "",
+        _md_table(["text", "gold", "predicted", "confidence"], mistakes) if mistakes else "none", "",
+        "Figures: report.html. Numbers: report.json.", "",
+    ])
+
+
+def _html_table(header: list[str], rows: list[list[str]]) -> str:
+    head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
+    body = "".join("<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in row) + "</tr>" for row in rows)
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def _img(name: str, data: str, alt: str) -> str:
+    return f'<figure><img id="fig-{name}" alt="{html.escape(alt)}" src="data:image/png;base64,{data}"></figure>'
+
+
+STYLE = """body{font-family:system-ui,sans-serif;max-width:1000px;margin:2em auto;padding:0 1em;color:#222}
+table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:4px 8px;text-align:left}
+th{background:#f3f3f3}.verdict{font-size:1.4em;padding:.5em;border-radius:6px;background:#eef}
+img{max-width:100%}figure{margin:1em 0}code{background:#f3f3f3;padding:0 3px}"""
+
+
+def html_page(report: dict, images: dict[str, str]) -> str:
+    """The whole report as one HTML page with no external resources."""
+    e = html.escape
+    mistakes = [[m["text"], m["gold"], m["predicted"], f"{m['confidence']:.3f}", f"{m['gold_probability']:.3f}"]
+                for m in report["mistakes"]]
+    sections = [
+        f"<h1>Did transfer help?</h1><p class='verdict'>Verdict: <b>{e(report['verdict'])}</b></p>",
+        f"<p>{e(report['model'])} ({e(report['strategy'])}) against {e(report['baseline']['method'])} on the same "
+        f"splits: {e(', '.join(f'{k} {v}' for k, v in report['rows'].items()))} rows. Run: <code>{e(report['run'])}</code>, "
+        f"{e(report['created'])}.</p>",
+        f"<p><b>Rule:</b> {e(report['rule'])}.</p>",
+        "<h2>Indicators</h2><ol>" + "".join(f"<li>{e(line[3:])}</li>" for line in indicator_lines(report)) + "</ol>",
+        _img("indicators", images["indicators"], "test score of zero-shot, probe, baseline and transfer"),
+        "<h2>KPIs</h2>" + _html_table(["KPI", "transfer", "baseline"], kpi_table(report["kpi"])),
+        f"<p>Cost at ${report['kpi']['price_per_hour']:g} per machine-hour at the measured batched throughput.</p>",
+        "<h2>Learning curve</h2>" + _img("learning_curve", images["learning_curve"], "learning curve")
+        + _html_table(["fraction", "train rows", "transfer", "baseline"], _curve_rows(report)),
+        "<h2>Training curves</h2>" + _img("training_curves", images["training_curves"], "training curves"),
+        "<h2>Confusion matrices (test)</h2>" + _img("confusion", images["confusion"], "confusion matrices"),
+        "<h2>Calibration</h2>" + _img("reliability", images["reliability"], "reliability diagram"),
+        "<h2>Most confident mistakes (likely label errors)</h2>"
+        + (_html_table(["text", "gold", "predicted", "confidence", "P(gold)"], mistakes) if mistakes else "<p>none</p>"),
+        "<p>All numbers: <code>report.json</code>.</p>",
+    ]
+    return ("<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>Transfer report</title>"
+            f"<style>{STYLE}</style></head><body>" + "\n".join(sections) + "</body></html>\n")
+
+
+def make_figures(report: dict, log: list[dict], transfer_probs: np.ndarray, baseline_probs: np.ndarray,
+                 gold: list[int]) -> dict[str, str]:
+    """Every figure of the report, as base64 PNG."""
+    m, final, names = report["metric"], report["final"], tuple(report["labels"])
+    gold_arr = np.asarray(gold)
+    k = report["knowledge_alone"]
+    return {
+        "indicators": figures.indicator_bars({"zero-shot": k["zero_shot"][m], "linear probe": k["linear_probe"][m],
+                                              "tf-idf baseline": final["baseline"][m], "transfer": final["transfer"][m]}, m),
+        "learning_curve": figures.learning_curve(report["learning_curve"], m),
+        "training_curves": figures.training_curves(log, m, (report["baseline"]["validation"] or {}).get(m)),
+        "confusion": figures.confusion_matrices({"transfer": final["confusion"]["transfer"],
+                                                 "baseline": final["confusion"]["baseline"]}, names),
+        "reliability": figures.reliability({
+            "transfer": (transfer_probs, gold_arr, expected_calibration_error(transfer_probs, gold_arr)),
+            "baseline": (baseline_probs, gold_arr, expected_calibration_error(baseline_probs, gold_arr))}),
+    }
+
+
+def write_report(run: RunFolder, report: dict, transfer_probs: np.ndarray, baseline_probs: np.ndarray,
+                 gold: list[int]) -> str:
+    """Write report/ (report.html, report.md, report.json) in one atomic rename; returns the printed summary."""
+    images = make_figures(report, run.read_log(), transfer_probs, baseline_probs, gold)
+    with atomic_dir(run.root / "report") as tmp:
+        tmp.chmod(0o755)  # a temp folder is private; the report is for sharing like the rest of the run folder
+        (tmp / "report.html").write_text(html_page(report, images), encoding="utf-8")
+        (tmp / "report.md").write_text(full_markdown(report), encoding="utf-8")
+        (tmp / "report.json").write_text(json.dumps(report, indent=2, ensure_ascii=False, default=str) + "\n",
+                                         encoding="utf-8")
+    return summary_markdown(report)
