@@ -4,6 +4,7 @@ from .errors import DataError, HubError, ModelNotFound, NlpTransferError, Recipe
 __version__ = "0.1.0"
 
 __all__ = ["finetune", "evaluate_run", "predict_file", "TextClassifier", "TrainedRun", "load_recipe",
+           "push", "pull", "export_merged", "PushResult",
            "NlpTransferError", "DataError", "RecipeError", "ModelNotFound", "HubError", "RunError"]
 
 
@@ -17,6 +18,10 @@ def __getattr__(name: str):
         from .classifier import TextClassifier
 
         return TextClassifier
+    if name in ("push", "pull", "export_merged", "PushResult"):
+        from . import hub
+
+        return getattr(hub, name)
     if name == "load_recipe":
         from .recipe import load
 

@@ -38,9 +38,13 @@ class TextClassifier:
 
     @classmethod
     def load(cls, path: str | Path, device: str | None = None) -> "TextClassifier":
-        """Load a run folder (model/ or adapter/ with tokenizer/, labels.json, recipe.yaml)."""
+        """Load a run folder (model/ or adapter/ with tokenizer/, labels.json, recipe.yaml) or a pushed repo folder."""
         import yaml
 
+        if (Path(path) / "nlptransfer.json").is_file():  # a pushed/pulled repo (hub layout): see repo_folder.py
+            from .repo_folder import load_repo_folder
+
+            return load_repo_folder(path, device)
         run = RunFolder.existing(path, need=("labels", "recipe", "tokenizer"))
         recipe = from_dict(yaml.safe_load(run.path("recipe").read_text(encoding="utf-8")), source=str(run.path("recipe")))
         label_map = LabelMap.from_dict(run.read_json("labels"))
@@ -60,6 +64,14 @@ class TextClassifier:
         limit = models.max_length(tokenizer, net.config, recipe.data.max_length)
         model = TransferModel(net, recipe.pooling).to(device or ("cuda" if torch.cuda.is_available() else "cpu"))
         return cls(model, tokenizer, label_map, limit, recipe)
+
+    @classmethod
+    def from_pretrained(cls, name_or_path: str | Path, *, revision: str | None = None, hub: str | Path | None = None,
+                        token: str | None = None, device: str | None = None) -> "TextClassifier":
+        """Load a run folder, or fetch a pushed repo NAMESPACE/NAME (Hugging Face Hub, or the folder hub `hub`)."""
+        from .hub import load as load_from_hub
+
+        return load_from_hub(name_or_path, revision=revision, hub=hub, token=token, device=device)
 
     def predict_proba(self, texts: list[str], batch_size: int = 64) -> np.ndarray:
         """Class probabilities [texts, labels], columns in label-map order."""

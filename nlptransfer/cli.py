@@ -15,15 +15,52 @@ def _run(args) -> int:
     from .api import finetune
 
     resume = args.resume if args.resume not in (None, True) else bool(args.resume)
-    finetune(args.recipe, args.data, overrides=args.overrides, resume=resume)
+    overrides = list(args.overrides or []) + (["report.enabled=true"] if getattr(args, "report", False) else [])
+    finetune(args.recipe, args.data, overrides=overrides, resume=resume)
+    return 0
+
+
+def _report(args) -> int:
+    from .report import build_report
+
+    build_report(args.run, overrides=args.overrides)
+    return 0
+
+
+def _compare(args) -> int:
+    from .report import compare_strategies
+
+    recipe, overrides = "sentiment-minilm", list(args.overrides or [])
+    if overrides and "=" not in overrides[0]:
+        recipe, overrides = overrides[0], overrides[1:]
+    strategies = [s.strip() for s in args.strategies.split(",") if s.strip()]
+    compare_strategies(recipe, args.data, strategies, overrides)
     return 0
 
 
 def _predict(args) -> int:
     from .api import predict_file
 
+    if args.hub or args.revision or not Path(args.run).exists():  # maybe a pushed repo NAMESPACE/NAME
+        from .hub import locate
+
+        args.run = str(locate(args.run, hub=args.hub, revision=args.revision))
     n = predict_file(args.run, args.input, args.output, text_columns=args.text_column, batch_size=args.batch_size)
     print(f"wrote {n} predictions to {args.output}")
+    return 0
+
+
+def _push(args) -> int:
+    from .hub import push
+
+    push(args.run, args.repo, hub=args.hub, revision=args.revision, private=args.private, license=args.license)
+    return 0
+
+
+def _export(args) -> int:
+    from .repo_folder import export_merged
+
+    export_merged(args.run, args.merge)
     return 0
 
 
@@ -74,16 +111,47 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", help="training file (CSV, TSV, JSONL, Parquet); overrides data.train")
     p.add_argument("--resume", nargs="?", const=True, default=None, metavar="RUN",
                    help="continue an interrupted run (its folder, or the recipe's output name) from its last checkpoint")
+    p.add_argument("--report", action="store_true",
+                   help="after training, write report/: tf-idf baseline, transfer indicators, verdict (extra fits)")
     p.add_argument("overrides", nargs="*", metavar="key=value", help="recipe overrides, e.g. training.epochs=2")
     p.set_defaults(func=_run)
 
-    p = sub.add_parser("predict", help="predict labels for a file with a finished run")
+    p = sub.add_parser("report", help="did transfer help? write the transfer report of a finished run")
     p.add_argument("run", help="run folder")
+    p.add_argument("overrides", nargs="*", metavar="report.key=value", help="report settings, e.g. report.price_per_hour=2")
+    p.set_defaults(func=_report)
+
+    p = sub.add_parser("compare", help="fine-tune several strategies on the same splits and compare them")
+    p.add_argument("--data", help="training file; overrides data.train")
+    p.add_argument("--strategies", default="head,top_k,lora,full", help="comma-separated (default: %(default)s)")
+    p.add_argument("overrides", nargs="*", metavar="[recipe] key=value",
+                   help="a recipe name or YAML path first (default sentiment-minilm), then overrides")
+    p.set_defaults(func=_compare)
+
+    p = sub.add_parser("predict", help="predict labels for a file with a finished run")
+    p.add_argument("run", help="run folder, or a pushed repo NAMESPACE/NAME")
     p.add_argument("--input", required=True, help="file of texts (CSV, TSV, JSONL, Parquet)")
     p.add_argument("--output", required=True, help="where to write the predictions (.csv, .tsv or .jsonl)")
     p.add_argument("--text-column", action="append", help="text column (repeat to join several); default: inferred")
     p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--revision", help="with a hub repo: branch or commit (default main)")
+    p.add_argument("--hub", metavar="PATH", help="with a hub repo: a folder hub instead of the Hugging Face Hub")
     p.set_defaults(func=_predict)
+
+    p = sub.add_parser("push", help="check a finished run, then upload it with a model card to a hub")
+    p.add_argument("run", help="run folder")
+    p.add_argument("--repo", required=True, metavar="NAMESPACE/NAME", help="the hub repo, e.g. my-team/reviews-lora")
+    p.add_argument("--revision", help="branch to push to (created from main if new; main stays as it is)")
+    p.add_argument("--private", action="store_true", help="create the repo private (Hugging Face Hub)")
+    p.add_argument("--hub", metavar="PATH", help="push to this folder hub (a local or mounted directory) instead of "
+                   "the Hugging Face Hub (HF_ENDPOINT, HF_TOKEN or a saved login)")
+    p.add_argument("--license", default="apache-2.0", help="license in the model card metadata (default apache-2.0)")
+    p.set_defaults(func=_push)
+
+    p = sub.add_parser("export", help="write a standalone transformers model of a run (adapter merged)")
+    p.add_argument("run", help="run folder")
+    p.add_argument("--merge", required=True, metavar="OUT", help="new folder for the merged model")
+    p.set_defaults(func=_export)
 
     p = sub.add_parser("evaluate", help="metrics of a finished run on a labelled file")
     p.add_argument("run", help="run folder")

@@ -1,0 +1,187 @@
+"""The model card (README.md of a pushed repo): hub metadata, then what the model does, its data, how it was
+trained, how well it does, how to load it, and its limits."""
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import yaml
+
+from .repo_folder import META
+
+EXAMPLE_TEXT = "An example text to classify."
+
+
+def _read(folder: Path, name: str):
+    path = folder / name
+    if not path.is_file():
+        return {}
+    text = path.read_text(encoding="utf-8")
+    return yaml.safe_load(text) if name.endswith(".yaml") else json.loads(text)
+
+
+def _evaluation(metrics: dict) -> tuple[str, dict]:
+    """The split the card reports (test if there was one, else validation) and its metrics."""
+    return ("test", metrics["test"]) if metrics.get("test") else ("validation", metrics.get("validation") or {})
+
+
+def front_matter(meta: dict, metrics: dict, report: dict, repo: str, license: str) -> str:
+    """YAML metadata a hub understands: base_model, library_name, pipeline_tag, license, tags, model-index."""
+    from huggingface_hub import EvalResult, ModelCardData
+
+    split, scores = _evaluation(metrics)
+    dataset = Path(str(report.get("files", {}).get("train", {}).get("path") or "training data")).name
+    fmt = report.get("files", {}).get("train", {}).get("format") or "custom"
+    results = [EvalResult(task_type="text-classification", task_name="Text Classification", dataset_type=fmt,
+                          dataset_name=dataset, dataset_split=split, metric_type=kind, metric_value=round(scores[key], 4),
+                          metric_name=f"{split.capitalize()} {label}", metric_args=args)
+               for key, kind, label, args in (("accuracy", "accuracy", "accuracy", None),
+                                              ("macro_f1", "f1", "macro-F1", {"average": "macro"}))
+               if key in scores]
+    tags = ["nlptransfer", "text-classification", meta["strategy"]] + (["peft"] if meta["kind"] == "adapter" else [])
+    data = ModelCardData(base_model=meta["base_model"].get("hub_id"), license=license, model_name=repo, tags=tags,
+                         library_name="peft" if meta["kind"] == "adapter" else "transformers",
+                         pipeline_tag="text-classification", eval_results=results or None)
+    return data.to_yaml()
+
+
+def _table(header: list[str], rows: list[list]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    return "\n".join(lines + ["| " + " | ".join(str(c) for c in row) + " |" for row in rows])
+
+
+def _base_line(base: dict) -> str:
+    if base["source"] == "embedded":
+        return f"`{base['hub_id']}` (nlptransfer's embedded default `{base['name']}`, {base['revision']})"
+    if base["source"] == "hub":
+        return f"`{base['hub_id']}` at revision `{base.get('revision') or 'unknown (not in the cache at push time)'}`"
+    sha = f" (weights sha256 `{base['sha256'][:16]}`)" if base.get("sha256") else ""
+    return f"the local model folder `{base['name']}`{sha}"
+
+
+def _data_section(report: dict, names: list[str]) -> str:
+    if not report:
+        return "No data report was saved with this run."
+    train = report.get("files", {}).get("train", {})
+    used = report.get("rows_used", {})
+    lines = [f"From `{Path(str(train.get('path', 'the training file'))).name}`: {train.get('rows_read', '?')} rows read, "
+             f"{sum(used.values())} used (" + ", ".join(f"{k} {v}" for k, v in used.items()) + ")."]
+    dropped = [f"- {count} {split} rows: {reason}" for split, reasons in report.get("dropped", {}).items()
+               for reason, count in reasons.items()]
+    lines.append("Dropped rows:\n" + "\n".join(dropped) if dropped else "No rows were dropped.")
+    truncated = report.get("truncated") or {}
+    lines.append(f"Texts cut to the token limit: {sum(truncated.values())} (" +
+                 ", ".join(f"{k} {v}" for k, v in truncated.items()) + ").")
+    balance = report.get("class_balance", {})
+    splits = list(balance)
+    lines.append("Class balance:\n\n" + _table(["label"] + splits, [[n] + [balance[s].get(n, 0) for s in splits]
+                                                                    for n in names]))
+    return "\n\n".join(lines)
+
+
+def _training_section(meta: dict, recipe: dict, metrics: dict) -> str:
+    t, p = recipe.get("training", {}), recipe.get("peft", {})
+    strategy = meta["strategy"]
+    detail = {"lora": f" (r={p.get('r')}, alpha={p.get('alpha')}, dropout {p.get('dropout')})",
+              "top_k": f" (top {recipe.get('top_k')} layers)"}.get(strategy, "")
+    trainable, total = metrics.get("trainable_parameters"), metrics.get("total_parameters")
+    share = f" ({100 * trainable / total:.2f}%)" if trainable and total else ""
+    return "\n".join([
+        f"- base model: {_base_line(meta['base_model'])}",
+        f"- strategy: `{strategy}`{detail}; task `{meta['task']}`; pooling `{meta['pooling']}`",
+        f"- trainable parameters: {trainable:,} of {total:,}{share}" if trainable else "- trainable parameters: unknown",
+        f"- max length: {meta['max_length']} tokens (longer texts are cut)",
+        f"- epochs {t.get('epochs')}, batch size {t.get('batch_size')}, learning rate {t.get('lr') or 'strategy default'}, "
+        f"seed {t.get('seed')}; {metrics.get('steps', '?')} optimizer steps in {metrics.get('train_seconds', '?')} s",
+        f"- published as: {'a PEFT adapter with its trained head' if meta['kind'] == 'adapter' else 'the whole model (safetensors)'}",
+    ])
+
+
+def _evaluation_section(metrics: dict, names: list[str]) -> str:
+    split, s = _evaluation(metrics)
+    if not s:
+        return "No held-out split: no metrics."
+    lines = [f"On the {split} split ({s.get('n', '?')} rows): accuracy {s['accuracy']:.4f}, macro-F1 {s['macro_f1']:.4f}"
+             + (f", expected calibration error {s['ece']:.4f}" if "ece" in s else "") + "."]
+    if s.get("per_class"):
+        lines.append(_table(["label", "precision", "recall", "F1", "support"],
+                            [[n, f"{c['precision']:.3f}", f"{c['recall']:.3f}", f"{c['f1']:.3f}", c["support"]]
+                             for n, c in s["per_class"].items()]))
+    if s.get("confusion_matrix"):
+        m = s["confusion_matrix"]
+        lines.append("Confusion matrix (rows: true label, columns: predicted):\n\n" +
+                     _table(["true \\ predicted"] + m["labels"], [[n] + row for n, row in zip(m["labels"], m["matrix"])]))
+    return "\n\n".join(lines)
+
+
+def usage_snippet(repo: str, revision: str | None, hub: str | None) -> str:
+    """The Python that loads this model and predicts (the card shows it; a test runs it)."""
+    args = [json.dumps(repo)] + ([f"revision={json.dumps(revision)}"] if revision else []) + (
+        [f"hub={json.dumps(str(hub))}"] if hub else [])
+    return ("import nlptransfer\n\n"
+            f"clf = nlptransfer.TextClassifier.from_pretrained({', '.join(args)})\n"
+            f"print(clf.predict([{json.dumps(EXAMPLE_TEXT)}]))\n")
+
+
+def _usage_section(meta: dict, repo: str, revision: str | None, hub: str | None) -> str:
+    cli = f"nlptransfer predict {repo} --input texts.csv --output predicted.csv"
+    cli += (f" --revision {revision}" if revision else "") + (f" --hub {hub}" if hub else "")
+    parts = ["With nlptransfer installed, which fetches the files, resolves the base model, "
+             "applies the adapter and predicts as the trained model did:",
+             f"```python\n{usage_snippet(repo, revision, hub)}```", f"From the command line:\n\n```bash\n{cli}\n```"]
+    if meta["kind"] == "model" and meta["pooling"] == "native" and not hub:
+        parts.append("Plain transformers also works: `pipeline(\"text-classification\", model=\"" + repo + "\")`.")
+    elif meta["kind"] == "adapter" and meta["pooling"] == "native":
+        parts.append("For a standalone transformers model, merge the adapter from the run folder: "
+                     "`nlptransfer export RUN --merge OUT`.")
+    return "\n\n".join(parts)
+
+
+def _limits_section(meta: dict, metrics: dict, report: dict) -> str:
+    split, s = _evaluation(metrics)
+    items = []
+    if s.get("n"):
+        margin = 1.96 * math.sqrt(max(s["accuracy"] * (1 - s["accuracy"]), 1e-12) / s["n"])
+        source = ("held out from the training file" if report.get("files", {}).get(split, {}).get("made_from")
+                  else "from a separate file")
+        items.append(f"The metrics come from {s['n']} {split} rows {source}: accuracy is known to about "
+                     f"±{margin:.2f} (95%), and only for texts like those.")
+    items.append("It only knows the labels above; every text gets one of them, even when none fits.")
+    items.append(f"Texts longer than {meta['max_length']} tokens are cut; the rest is not read.")
+    if meta["kind"] == "adapter":
+        base = meta["base_model"]
+        where = "on this hub" if base["source"] == "hub" else (
+            "installed with nlptransfer" if base["source"] == "embedded" else f"at `{base['name']}` (a local folder)")
+        items.append(f"The adapter needs its exact base model, {where}; loading checks it.")
+    if meta["pooling"] == "mean":
+        items.append("It was trained with mean pooling: loading it with plain transformers (which reads the first "
+                     "token) gives different predictions. Load it with nlptransfer.")
+    items.append("Biases of the base model and of the training data carry over; check it on your own data first.")
+    return "\n".join(f"- {i}" for i in items)
+
+
+def model_card(folder: Path, repo: str, revision: str | None = None, hub: str | None = None,
+               license: str = "apache-2.0", check: dict | None = None) -> str:
+    """The README.md for the repo folder `folder` (already staged: META, labels, recipe, metrics, data report)."""
+    meta, recipe = _read(folder, META), _read(folder, "recipe.yaml")
+    metrics, report = _read(folder, "metrics.json"), _read(folder, "data_report.json")
+    names = [meta["labels"][k] for k in sorted(meta["labels"], key=int)]
+    counts = ((metrics.get("test") or {}).get("per_class") or {})
+    labels = _table(["id", "label", "test rows"], [[i, n, counts.get(n, {}).get("support", "-")] for i, n in enumerate(names)])
+    verified = (f"\n\nBefore upload, this folder was reloaded in a fresh model and reproduced the trained model's "
+                f"probabilities on {check['rows']} test texts (largest difference {check['max_abs_diff']:.1e}).") if check else ""
+    kind = "a PEFT adapter (with its trained classification head)" if meta["kind"] == "adapter" else "a complete model"
+    return "\n".join([
+        "---", front_matter(meta, metrics, report, repo, license).rstrip("\n"), "---", "",
+        f"# {repo}", "",
+        f"A text classifier that gives each text one of {len(names)} labels ({', '.join(f'`{n}`' for n in names)}). "
+        f"It was fine-tuned with nlptransfer "
+        f"from {_base_line(meta['base_model'])} and is published as {kind}.{verified}", "",
+        "## Labels", "", labels, "",
+        "## Training data", "", _data_section(report, names), "",
+        "## Training", "", _training_section(meta, recipe, metrics), "",
+        "## Evaluation", "", _evaluation_section(metrics, names), "",
+        "## How to use", "", _usage_section(meta, repo, revision, hub), "",
+        "## Limits", "", _limits_section(meta, metrics, report), "",
+    ])
