@@ -15,7 +15,7 @@ import numpy as np
 
 from . import models
 from .errors import HubError, RunError
-from .run import RunFolder, atomic_dir, atomic_write_json
+from .run import RunFolder, atomic_dir, atomic_write_json, atomic_write_text
 
 META = "nlptransfer.json"  #: what nlptransfer needs to load a repo folder: kind, base model, pooling, labels
 FORMAT = 1
@@ -109,6 +109,7 @@ def stage(run: RunFolder, dest: Path) -> dict:
         if (dest / f.name).exists():
             raise RunError(f"cannot publish {run.root}: two files are named {f.name}")
         shutil.copyfile(f, dest / f.name)
+    _strip_local_paths(dest)
     base = base_model_record(recipe, fingerprint=kind == "adapter")
     if kind == "adapter" and base["hub_id"]:  # so that plain PEFT (AutoPeftModel...) finds the base on the hub
         config_path = dest / "adapter_config.json"
@@ -121,6 +122,25 @@ def stage(run: RunFolder, dest: Path) -> dict:
             "labels": json.loads(run.path("labels").read_text(encoding="utf-8"))["id2label"], "base_model": base}
     atomic_write_json(dest / META, meta)
     return meta
+
+
+def _strip_local_paths(dest: Path) -> None:
+    """Published copies name data files by file name only and drop the output folder: a user's local paths stay local."""
+    import yaml
+
+    recipe = yaml.safe_load((dest / "recipe.yaml").read_text(encoding="utf-8"))
+    for key in ("train", "validation", "test"):
+        if recipe.get("data", {}).get(key):
+            recipe["data"][key] = Path(recipe["data"][key]).name
+    recipe.get("output", {}).update({"dir": "runs"})
+    atomic_write_text(dest / "recipe.yaml", yaml.safe_dump(recipe, sort_keys=False))
+    report_path = dest / "data_report.json"
+    if report_path.is_file():
+        report = json.loads(report_path.read_text(encoding="utf-8"))
+        for info in report.get("files", {}).values():
+            if info.get("path"):
+                info["path"] = Path(info["path"]).name
+        atomic_write_json(report_path, report)
 
 
 def _version() -> str:

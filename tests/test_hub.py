@@ -288,6 +288,11 @@ def test_model_card_metadata_and_sections(runs, folder_hub):
     assert f"{report['files']['train']['rows_read']} rows read" in text and "No rows were dropped." in text
     assert f"| negative | {report['class_balance']['train']['negative']} |" in text
     assert f"trainable parameters: {metrics['trainable_parameters']:,} of {metrics['total_parameters']:,}" in text
+    # the user's local paths (data files, output folder) are not published
+    pushed_recipe = yaml.safe_load((snapshot / "recipe.yaml").read_text())
+    assert pushed_recipe["data"]["train"] == "reviews.csv" and pushed_recipe["output"]["dir"] == "runs"
+    assert json.loads((snapshot / "data_report.json").read_text())["files"]["train"]["path"] == "reviews.csv"
+    assert str(runs["bert-lora"].parent) not in (snapshot / "recipe.yaml").read_text()
     c = metrics["test"]["per_class"]["positive"]
     assert f"| positive | {c['precision']:.3f} | {c['recall']:.3f} | {c['f1']:.3f} | {c['support']} |" in text
     base = json.loads((snapshot / "nlptransfer.json").read_text())["base_model"]
