@@ -187,6 +187,10 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     # our own bar shows training; transformers' weight loading/saving bars (it follows this setting) are noise
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    import warnings
+
+    # peft 0.21 calls an attribute transformers 5 renamed; the warning is theirs and says nothing to a user
+    warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
     try:
         return args.func(args)
     except NlpTransferError as e:
