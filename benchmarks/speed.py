@@ -110,6 +110,8 @@ def run_trainer(strategy: str, rows: int, grouped: bool) -> dict:
 
 def run_nlptransfer(strategy: str, rows: int) -> dict:
     import nlptransfer
+    import nlptransfer.api, nlptransfer.strategies, nlptransfer.train  # noqa: E401,F401  imported before the clock,
+    import peft  # noqa: F401  like the anchor's `from transformers import Trainer`
 
     epochs, lr, _ = STRATEGIES[strategy]
     recipe = "sentiment-minilm" if strategy == "full" else f"sentiment-minilm-{strategy}"
