@@ -135,6 +135,13 @@ class _Handler(BaseHTTPRequestHandler):
             return None
         return repo
 
+    def _commit_id(self, repo: Repo, revision: str, head_only: bool = False) -> str | None:
+        """The commit `revision` names, or None after answering 404 as the Hub does."""
+        oid = repo.resolve(revision)
+        if oid is None:
+            self._error(404, f"Invalid rev id: {revision}", "RevisionNotFound", head_only)
+        return oid
+
     def _route(self, method: str) -> None:
         parts = urlsplit(self.path)
         segments = [unquote(s) for s in parts.path.strip("/").split("/")]
@@ -235,9 +242,7 @@ class _Handler(BaseHTTPRequestHandler):
         body = self._body()
         if not self._may_write(namespace) or (repo := self._repo(repo_id)) is None:
             return True
-        head = repo.resolve(revision)
-        if head is None:
-            self._error(404, f"Invalid rev id: {revision}", "RevisionNotFound")
+        if (head := self._commit_id(repo, revision)) is None:
             return True
         files, summary = dict(repo.commits[head]), ""
         for line in body.splitlines():
@@ -272,9 +277,7 @@ class _Handler(BaseHTTPRequestHandler):
     def _info(self, repo_id: str, revision: str) -> bool:
         if (repo := self._repo(repo_id)) is None:
             return True
-        oid = repo.resolve(revision)
-        if oid is None:
-            self._error(404, f"Invalid rev id: {revision}", "RevisionNotFound")
+        if (oid := self._commit_id(repo, revision)) is None:
             return True
         siblings = [{"rfilename": p} for p in sorted(repo.commits[oid])]
         self._send(200, {"id": repo_id, "modelId": repo_id, "sha": oid, "private": repo.private, "siblings": siblings})
@@ -283,9 +286,7 @@ class _Handler(BaseHTTPRequestHandler):
     def _tree(self, repo_id: str, revision: str, path: str, recursive: bool) -> bool:
         if (repo := self._repo(repo_id)) is None:
             return True
-        oid = repo.resolve(revision)
-        if oid is None:
-            self._error(404, f"Invalid rev id: {revision}", "RevisionNotFound")
+        if (oid := self._commit_id(repo, revision)) is None:
             return True
         prefix = path.rstrip("/") + "/" if path else ""
         entries, folders = [], set()
@@ -304,9 +305,7 @@ class _Handler(BaseHTTPRequestHandler):
     def _resolve(self, repo_id: str, revision: str, filename: str, head_only: bool) -> bool:
         if (repo := self._repo(repo_id, head_only)) is None:
             return True
-        oid = repo.resolve(revision)
-        if oid is None:
-            self._error(404, f"Invalid rev id: {revision}", "RevisionNotFound", head_only)
+        if (oid := self._commit_id(repo, revision, head_only)) is None:
             return True
         content = repo.commits[oid].get(filename)
         if content is None:
