@@ -82,12 +82,6 @@ def _open_run(recipe: Recipe, resume: bool | str, accelerator) -> tuple[RunFolde
     return run, bool(resume) and (run.path("checkpoints") / "last").exists()
 
 
-def _saved_recipe(run: RunFolder) -> Recipe:
-    import yaml
-
-    return recipes.from_dict(yaml.safe_load(run.path("recipe").read_text(encoding="utf-8")), source=str(run.path("recipe")))
-
-
 def finetune(recipe: str | Recipe = "sentiment-minilm", data: str | None = None, *,
              overrides: list[str] | dict[str, Any] | None = None, resume: bool | str = False,
              log: Callable[[str], None] = print) -> TrainedRun:
@@ -103,7 +97,7 @@ def finetune(recipe: str | Recipe = "sentiment-minilm", data: str | None = None,
     say = log if accelerator.is_main_process else (lambda s: None)
     if resume:  # a resumed run continues exactly as it was configured
         run, resuming = _open_run(resolved, resume, accelerator)
-        resolved = _saved_recipe(run) if run.path("recipe").exists() else resolved
+        resolved = recipes.read_saved(run.path("recipe")) if run.path("recipe").exists() else resolved
         if not resuming and accelerator.is_main_process:
             run.truncate_log(0)  # killed before its first checkpoint: start over in the same folder
     t = resolved.training

@@ -10,7 +10,7 @@ import torch
 from . import models
 from .batching import tokenize
 from .data import LabelMap
-from .recipe import Recipe, from_dict
+from .recipe import Recipe, read_saved
 from .run import RunFolder
 from .tasks import TransferModel
 from .train import eval_loader, predict_logits, softmax
@@ -39,14 +39,12 @@ class TextClassifier:
     @classmethod
     def load(cls, path: str | Path, device: str | None = None) -> "TextClassifier":
         """Load a run folder (model/ or adapter/ with tokenizer/, labels.json, recipe.yaml) or a pushed repo folder."""
-        import yaml
-
         if (Path(path) / "nlptransfer.json").is_file():  # a pushed/pulled repo (hub layout): see repo_folder.py
             from .repo_folder import load_repo_folder
 
             return load_repo_folder(path, device)
         run = RunFolder.existing(path, need=("labels", "recipe", "tokenizer"))
-        recipe = from_dict(yaml.safe_load(run.path("recipe").read_text(encoding="utf-8")), source=str(run.path("recipe")))
+        recipe = read_saved(run.path("recipe"))
         label_map = LabelMap.from_dict(run.read_json("labels"))
         tokenizer = models.load_tokenizer(models.ResolvedModel(str(path), str(run.path("tokenizer"))))
         if run.path("adapter").exists():

@@ -357,6 +357,12 @@ def find(name_or_path: str) -> Path:
     )
 
 
+def read_saved(path: str | Path) -> Recipe:
+    """The resolved recipe saved in a run or repo folder (its recipe.yaml), validated again."""
+    path = Path(path)
+    return from_dict(yaml.safe_load(path.read_text(encoding="utf-8")), source=str(path))
+
+
 def load(name_or_path: str, overrides: list[str] | dict[str, Any] | None = None) -> Recipe:
     """Load a shipped recipe or YAML file, apply overrides, validate and return it."""
     path = find(name_or_path)

@@ -15,6 +15,7 @@ import numpy as np
 
 from . import models
 from .errors import HubError, RunError
+from .recipe import read_saved
 from .run import RunFolder, atomic_dir, atomic_write_json, atomic_write_text
 
 META = "nlptransfer.json"  #: what nlptransfer needs to load a repo folder: kind, base model, pooling, labels
@@ -25,15 +26,6 @@ FALLBACK_TEXTS = ["a short example text", "another example, a little longer than
 EMBEDDED_HUB_ID = "sentence-transformers/all-MiniLM-L6-v2"  #: where the embedded default model comes from
 RUN_FILES = ("labels", "recipe", "metrics", "data_report")
 _COMMIT = re.compile(r"[0-9a-f]{40}")
-
-
-def read_recipe(path: Path):
-    """The Recipe saved at `path` (recipe.yaml)."""
-    import yaml
-
-    from .recipe import from_dict
-
-    return from_dict(yaml.safe_load(Path(path).read_text(encoding="utf-8")), source=str(path))
 
 
 def weights_sha256(folder: Path) -> str:
@@ -97,7 +89,7 @@ def resolve_base(base: dict) -> models.ResolvedModel:
 
 def stage(run: RunFolder, dest: Path) -> dict:
     """Copy what a push uploads from `run` into `dest` (hub layout: weights and tokenizer at the top); returns META."""
-    recipe = read_recipe(run.path("recipe"))
+    recipe = read_saved(run.path("recipe"))
     weights = run.weights_dir
     if not weights.is_dir():
         raise RunError(f"{run.root} has neither model/ nor adapter/: the run did not finish")
@@ -161,7 +153,7 @@ def load_repo_folder(folder: str | Path, device: str | None = None):
     meta = json.loads((folder / META).read_text(encoding="utf-8"))
     if meta.get("format") != FORMAT:
         raise HubError(f"{folder} was published in format {meta.get('format')}; this nlptransfer reads format {FORMAT}")
-    recipe = read_recipe(folder / "recipe.yaml")
+    recipe = read_saved(folder / "recipe.yaml")
     label_map = LabelMap.from_dict(json.loads((folder / "labels.json").read_text(encoding="utf-8")))
     here = models.ResolvedModel(str(folder), str(folder))
     tokenizer = models.load_tokenizer(here)
@@ -213,7 +205,7 @@ def export_merged(run_path: str | Path, out: str | Path, log=print) -> dict:
     from .classifier import TextClassifier
 
     run = RunFolder.existing(run_path, need=("labels", "recipe", "tokenizer"))
-    if read_recipe(run.path("recipe")).pooling == "mean":
+    if read_saved(run.path("recipe")).pooling == "mean":
         raise RunError(f"{run.root} uses pooling: mean, which plain transformers models cannot do (their head reads "
                        f"the first token), so a merged export would predict differently. Share it with "
                        f"`nlptransfer push` instead (it loads with nlptransfer), or train with pooling: native")

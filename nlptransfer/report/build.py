@@ -13,7 +13,7 @@ import numpy as np
 from ..data import Splits
 from ..errors import RecipeError, RunError
 from ..metrics import classification_metrics
-from ..recipe import Recipe, from_dict, parse_override
+from ..recipe import Recipe, parse_override, read_saved
 from ..run import RunFolder
 from . import stats
 from .baseline import C_GRID, fit_baseline
@@ -59,9 +59,7 @@ def plan(recipe: Recipe, splits: Splits) -> ReportPlan:
 
 
 def _recipe_with(run: RunFolder, overrides: list[str] | dict | None) -> Recipe:
-    import yaml
-
-    recipe = from_dict(yaml.safe_load(run.path("recipe").read_text(encoding="utf-8")), source=str(run.path("recipe")))
+    recipe = read_saved(run.path("recipe"))
     pairs = overrides.items() if isinstance(overrides, dict) else [parse_override(o) for o in overrides or []]
     changes = dict(pairs)
     wrong = [k for k in changes if not k.startswith("report.")]
