@@ -113,11 +113,10 @@ def cache_features(model, encoded: Encoded, batch_size: int, pad_id: int, device
     model.eval()
     loader = eval_loader(encoded, batch_size, pad_id)
     out = [None] * len(encoded)
-    with torch.random.fork_rng(devices=[]):  # iterating a DataLoader draws from the RNG; training must not notice
-        for batch in loader:
-            feats = model.encode(batch["input_ids"].to(device), batch["attention_mask"].to(device)).float().cpu()
-            for row, i in enumerate(batch["index"].tolist()):
-                out[i] = feats[row]
+    for batch in loader:  # the loader has its own generator: caching leaves the training RNG stream as it was
+        feats = model.encode(batch["input_ids"].to(device), batch["attention_mask"].to(device)).float().cpu()
+        for row, i in enumerate(batch["index"].tolist()):
+            out[i] = feats[row]
     return Features(torch.stack(out), encoded.labels)
 
 
