@@ -106,6 +106,11 @@ class Collator:
             ids[row, :n] = torch.tensor(it["input_ids"])
             mask[row, :n] = 1
         batch = {"input_ids": ids, "attention_mask": mask}
+        if "states" in items[0]:  # cached frozen-layer output: zeros at padding, which attention masks out
+            states = torch.zeros((len(items), width, items[0]["states"].shape[-1]), dtype=items[0]["states"].dtype)
+            for row, it in enumerate(items):
+                states[row, :len(it["states"])] = it["states"]
+            batch["states"] = states
         if "labels" in items[0]:
             batch["labels"] = torch.tensor([it["labels"] for it in items])
         return batch
@@ -126,6 +131,30 @@ class Features(Dataset):
         if self.labels is not None:
             item["labels"] = self.labels[i]
         return item
+
+
+class States(Dataset):
+    """Cached hidden states entering the first trained layer, one [tokens, hidden] block per text (unpadded,
+    slices of one tensor), with the token ids the attention mask is built from: the batches of a top_k run."""
+
+    def __init__(self, encoded: Encoded, states: torch.Tensor, offsets: list[int]):
+        self.encoded = encoded
+        self.states = states
+        self.offsets = offsets
+
+    def __len__(self) -> int:
+        return len(self.encoded)
+
+    def __getitem__(self, i: int) -> dict:
+        return {**self.encoded[i], "states": self.states[self.offsets[i]:self.offsets[i + 1]]}
+
+    @property
+    def lengths(self) -> list[int]:
+        return self.encoded.lengths
+
+    @property
+    def labels(self) -> list[int] | None:
+        return self.encoded.labels
 
 
 def collate_features(items: list[dict]) -> dict:

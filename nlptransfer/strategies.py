@@ -7,7 +7,7 @@ from torch import nn
 
 from .errors import RecipeError
 from .recipe import Recipe, learning_rate
-from .tasks import TransferModel, core_model, supports_head_path
+from .tasks import LAYER_LOOP_TYPES, TransferModel, layer_stack, supports_head_path
 
 #: Attention projections LoRA adapts, per architecture.
 LORA_TARGETS: dict[str, list[str]] = {
@@ -45,16 +45,17 @@ class Prepared:
     trainable: int
     total: int
     cacheable: bool  # the whole encoder is frozen: its output can be computed once and reused
+    #: top_k: the frozen layers below the trained ones run as a plain loop, so their output can be cached
+    states_cacheable: bool = False
 
 
 def encoder_layers(model: nn.Module) -> nn.ModuleList:
     """The encoder's stack of transformer layers."""
-    base = core_model(model.net if isinstance(model, TransferModel) else model).base_model
-    for owner in ("encoder", "transformer"):
-        layers = getattr(getattr(base, owner, None), "layer", None)
-        if isinstance(layers, nn.ModuleList):
-            return layers
-    raise RecipeError(f"cannot find the layer stack of model type '{base.config.model_type}' for top_k")
+    net = model.net if isinstance(model, TransferModel) else model
+    found = layer_stack(net)
+    if found is None:
+        raise RecipeError(f"cannot find the layer stack of model type '{net.config.model_type}' for top_k")
+    return found[1]
 
 
 def _head_and_new(model: nn.Module, new_weights: list[str]) -> list[str]:
@@ -139,6 +140,7 @@ def prepare(net: nn.Module, recipe: Recipe, new_weights: list[str]) -> Prepared:
     head = _head_and_new(net, new_weights)
     lr = learning_rate(recipe)
     frozen: list[nn.Module] = []
+    first_trained = None
     if recipe.pooling == "mean" and not supports_head_path(net):
         raise RecipeError(f"pooling: mean is not supported for model type '{model_type}'; use pooling: native")
     if recipe.strategy == "head":
@@ -154,7 +156,8 @@ def prepare(net: nn.Module, recipe: Recipe, new_weights: list[str]) -> Prepared:
         top = [f"{prefix}.{i}" for i in range(len(layers) - recipe.top_k, len(layers))]
         pooler = [n for n, _ in net.named_modules() if n.endswith(".pooler") and n.count(".") == 1]
         _freeze_all_but(net, head + top + pooler)
-        frozen = [net.base_model.embeddings] + [layers[i] for i in range(len(layers) - recipe.top_k)]
+        first_trained = len(layers) - recipe.top_k
+        frozen = [net.base_model.embeddings] + [layers[i] for i in range(first_trained)]
     elif recipe.strategy == "full":
         for param in net.parameters():
             param.requires_grad_(True)
@@ -162,7 +165,7 @@ def prepare(net: nn.Module, recipe: Recipe, new_weights: list[str]) -> Prepared:
         from peft import get_peft_model
 
         net = get_peft_model(net, _peft_config(recipe, model_type, head))
-    model = TransferModel(net, recipe.pooling, frozen)
+    model = TransferModel(net, recipe.pooling, frozen, first_trained)
     if recipe.strategy in ("top_k", "full") and recipe.layer_lr_decay < 1:
         groups = _layer_groups(model, recipe, lr)
     else:
@@ -170,4 +173,5 @@ def prepare(net: nn.Module, recipe: Recipe, new_weights: list[str]) -> Prepared:
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     total = sum(p.numel() for p in model.parameters())
     cacheable = recipe.strategy == "head" and bool(frozen) and supports_head_path(net)
-    return Prepared(model, groups, trainable, total, cacheable)
+    states_cacheable = recipe.strategy == "top_k" and model_type in LAYER_LOOP_TYPES and 0 < first_trained
+    return Prepared(model, groups, trainable, total, cacheable, states_cacheable)

@@ -1,10 +1,15 @@
 """Task heads: the classifier module the loop trains, pooling, and the per-architecture head path."""
 from __future__ import annotations
 
+from contextlib import contextmanager
+
 import torch
 from torch import nn
 
 TASKS = ("classification", "sentiment")
+#: Architectures whose encoder runs its layer list as a plain loop: the top layers can run alone from the
+#: cached hidden states entering them (DeBERTa's encoder treats its first layer specially, so it is not here).
+LAYER_LOOP_TYPES = ("bert", "roberta", "xlm-roberta", "camembert", "electra", "distilbert")
 
 
 def core_model(net: nn.Module) -> nn.Module:
@@ -36,6 +41,24 @@ def head_forward(model: nn.Module, seq: torch.Tensor) -> torch.Tensor:
     raise NotImplementedError(f"mean pooling and cached features are not supported for model type '{kind}'")
 
 
+def layer_stack(model: nn.Module) -> tuple[nn.Module, nn.ModuleList] | None:
+    """The module that owns the encoder's list of transformer layers, and that list (None if not found)."""
+    base = core_model(model).base_model
+    for owner_name in ("encoder", "transformer"):
+        owner = getattr(base, owner_name, None)
+        if isinstance(getattr(owner, "layer", None), nn.ModuleList):
+            return owner, owner.layer
+    return None
+
+
+class _Captured(Exception):
+    """Ends a forward pass once the hidden states entering a layer have been captured."""
+
+
+def _hidden_arg(args: tuple, kwargs: dict) -> torch.Tensor:
+    return args[0] if args else kwargs.get("hidden_states", kwargs.get("hidden_state"))
+
+
 def supports_head_path(model: nn.Module) -> bool:
     """True when head_forward knows this architecture (needed for mean pooling and feature caching)."""
     return core_model(model).config.model_type in (
@@ -50,11 +73,14 @@ class TransferModel(nn.Module):
     Frozen modules stay in eval mode so that cached features equal a fresh forward pass.
     """
 
-    def __init__(self, net: nn.Module, pooling: str = "native", frozen: list[nn.Module] | None = None):
+    def __init__(self, net: nn.Module, pooling: str = "native", frozen: list[nn.Module] | None = None,
+                 first_trained_layer: int | None = None):
         super().__init__()
         self.net = net
         self.pooling = pooling
         self._frozen = frozen or []
+        #: top_k: the first layer that trains; everything below it is frozen and its output can be cached
+        self.first_trained_layer = first_trained_layer
 
     @property
     def core(self) -> nn.Module:
@@ -73,10 +99,52 @@ class TransferModel(nn.Module):
             return mean_pool(hidden, attention_mask)
         return hidden[:, :1]
 
-    def forward(self, input_ids=None, attention_mask=None, features=None, **extra) -> torch.Tensor:
-        """Logits [batch, labels]."""
+    @torch.no_grad()
+    def frozen_states(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        """Hidden states entering the first trained layer [batch, tokens, hidden]: the frozen part's output."""
+        _, layers = layer_stack(self.core)
+        captured = []
+
+        def capture(module, args, kwargs):
+            captured.append(_hidden_arg(args, kwargs))
+            raise _Captured
+
+        handle = layers[self.first_trained_layer].register_forward_pre_hook(capture, with_kwargs=True)
+        try:
+            self.core.base_model(input_ids=input_ids, attention_mask=attention_mask)
+        except _Captured:
+            pass
+        finally:
+            handle.remove()
+        return captured[0]
+
+    @contextmanager
+    def _from_cached_states(self, states: torch.Tensor):
+        """Within: the encoder skips its frozen layers and its first trained layer reads `states` instead."""
+        owner, layers = layer_stack(self.core)
+        first = self.first_trained_layer
+
+        def inject(module, args, kwargs):
+            if args:
+                return (states, *args[1:]), kwargs
+            key = "hidden_states" if "hidden_states" in kwargs else "hidden_state"
+            return args, {**kwargs, key: states}
+
+        handle = layers[first].register_forward_pre_hook(inject, with_kwargs=True)
+        owner.layer = nn.ModuleList(layers[first:])
+        try:
+            yield
+        finally:
+            owner.layer = layers
+            handle.remove()
+
+    def forward(self, input_ids=None, attention_mask=None, features=None, states=None, **extra) -> torch.Tensor:
+        """Logits [batch, labels]; from cached head `features` (head) or cached frozen-layer `states` (top_k)."""
         if features is not None:
             return head_forward(self.core, features)
+        if states is not None:
+            with self._from_cached_states(states):
+                return self.forward(input_ids, attention_mask, **extra)
         if self.pooling == "native":
             return self.net(input_ids=input_ids, attention_mask=attention_mask, **extra).logits
         return head_forward(self.core, self.encode(input_ids, attention_mask, **extra))

@@ -12,7 +12,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
-from .batching import Collator, Encoded, Features, LengthGroupedBatches, collate_features
+from .batching import Collator, Encoded, Features, LengthGroupedBatches, States, collate_features
 from .metrics import classification_metrics
 from .recipe import Recipe
 from .run import RunFolder, atomic_dir
@@ -120,6 +120,42 @@ def cache_features(model, encoded: Encoded, batch_size: int, pad_id: int, device
     return Features(torch.stack(out), encoded.labels)
 
 
+#: the most memory cached frozen-layer states may take, as a share of the memory available when caching
+STATES_MEMORY_SHARE = 0.25
+
+
+def states_bytes(model, encoded: Encoded) -> int:
+    """Memory the cached hidden states of `encoded` take (float32, unpadded)."""
+    return sum(encoded.lengths) * model.core.config.hidden_size * 4
+
+
+def states_fit_in_memory(model, parts: list[Encoded], log=print) -> bool:
+    """True when the cached states of every part fit in STATES_MEMORY_SHARE of the available memory."""
+    import psutil
+
+    need = sum(states_bytes(model, part) for part in parts)
+    allowed = STATES_MEMORY_SHARE * psutil.virtual_memory().available
+    if need > allowed:
+        log(f"not caching the frozen layers' output: it would take {need / 2**30:.1f} GiB, more than "
+            f"{allowed / 2**30:.1f} GiB ({STATES_MEMORY_SHARE:.0%} of the available memory); training runs them each step")
+    return need <= allowed
+
+
+@torch.no_grad()
+def cache_states(model, encoded: Encoded, batch_size: int, pad_id: int, device) -> States:
+    """Run the frozen bottom layers once over `encoded`; the top layers then train from their output (exact:
+    frozen layers run in eval mode, and padding is masked out of attention)."""
+    model.eval()
+    lengths = encoded.lengths
+    offsets = np.concatenate([[0], np.cumsum(lengths)]).tolist()
+    states = torch.empty((offsets[-1], model.core.config.hidden_size))
+    for batch in eval_loader(encoded, batch_size, pad_id):
+        hidden = model.frozen_states(batch["input_ids"].to(device), batch["attention_mask"].to(device)).float().cpu()
+        for row, i in enumerate(batch["index"].tolist()):
+            states[offsets[i]:offsets[i + 1]] = hidden[row, :lengths[i]]
+    return States(encoded, states, offsets)
+
+
 def softmax(logits: np.ndarray) -> np.ndarray:
     shifted = logits - logits.max(1, keepdims=True)
     e = np.exp(shifted)
@@ -182,6 +218,11 @@ def fit(prepared: Prepared, train: Encoded, validation: Encoded | None, recipe: 
         model.to(device)
         train = cache_features(model, train, t.eval_batch_size, pad_id, device)
         validation = cache_features(model, validation, t.eval_batch_size, pad_id, device) if validation else None
+    elif (prepared.states_cacheable and t.cache_features
+          and states_fit_in_memory(model, [p for p in (train, validation) if p is not None], log)):
+        model.to(device)
+        train = cache_states(model, train, t.eval_batch_size, pad_id, device)
+        validation = cache_states(model, validation, t.eval_batch_size, pad_id, device) if validation else None
     features = isinstance(train, Features)
     collate = collate_features if features else Collator(pad_id)
     sampler = LengthGroupedBatches(lengths, t.batch_size, t.seed, t.group_by_length)

@@ -115,14 +115,49 @@ def test_same_seed_same_metrics(tiny_models, reviews_csv, tmp_path):
     assert a.metrics["validation"]["loss"] != c.metrics["validation"]["loss"]
 
 
+def _step_losses(run) -> list[float]:
+    return [r["loss"] for r in map(json.loads, (run.path / "train_log.jsonl").read_text().splitlines()) if "loss" in r]
+
+
 def test_cached_features_train_exactly_like_the_plain_path(tiny_models, reviews_csv, tmp_path):
     cached = _finetune(tiny_models, "bert", "head", reviews_csv, tmp_path / "cached", pooling="mean")
     plain = _finetune(tiny_models, "bert", "head", reviews_csv, tmp_path / "plain", pooling="mean",
                       **{"training.cache_features": False})
-    losses = [[r["loss"] for r in map(json.loads, (run.path / "train_log.jsonl").read_text().splitlines()) if "loss" in r]
-              for run in (cached, plain)]
-    np.testing.assert_allclose(losses[0], losses[1], rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(_step_losses(cached), _step_losses(plain), rtol=0, atol=3e-6)
     assert cached.metrics["test"]["accuracy"] == plain.metrics["test"]["accuracy"]
+
+
+@pytest.mark.parametrize("kind, pooling", [("bert", "native"), ("bert", "mean"), ("roberta", "native"),
+                                           ("distilbert", "native"), ("electra", "native"), ("xlm-roberta", "native")])
+def test_cached_layer_states_train_top_k_exactly_like_the_plain_path(tiny_models, reviews_csv, tmp_path, monkeypatch,
+                                                                     kind, pooling):
+    from nlptransfer import train
+
+    calls = []
+    real = train.cache_states
+    monkeypatch.setattr(train, "cache_states", lambda *a, **k: calls.append(len(a[1])) or real(*a, **k))
+    cached = _finetune(tiny_models, kind, "top_k", reviews_csv, tmp_path / "cached", pooling=pooling)
+    assert calls == [96, 12]  # the cache was built: train and validation rows
+    plain = _finetune(tiny_models, kind, "top_k", reviews_csv, tmp_path / "plain", pooling=pooling,
+                      **{"training.cache_features": False})
+    assert len(calls) == 2
+    # a tiny random model's losses stay near ln 2: the tolerances are far below what skipping a layer changes (~1e-5)
+    np.testing.assert_allclose(_step_losses(cached), _step_losses(plain), rtol=0, atol=3e-6)  # logged to 6 decimals
+    assert cached.metrics["test"]["accuracy"] == plain.metrics["test"]["accuracy"]
+    np.testing.assert_allclose(cached.classifier().predict_proba(["good movie", "a dull film"]),
+                               plain.classifier().predict_proba(["good movie", "a dull film"]), rtol=0, atol=1e-6)
+
+
+def test_top_k_runs_its_frozen_layers_each_step_when_their_output_would_not_fit(tiny_models, reviews_csv, tmp_path,
+                                                                                 monkeypatch):
+    from nlptransfer import train
+
+    monkeypatch.setattr(train, "STATES_MEMORY_SHARE", 0.0)
+    said = []
+    run = nlptransfer.finetune("sentiment-minilm", data=str(reviews_csv), log=said.append,
+                               overrides=quick_overrides(tiny_models["bert"], tmp_path, strategy="top_k", top_k=1))
+    assert any(s.startswith("not caching the frozen layers' output: it would take") for s in said)
+    assert len(_step_losses(run)) == run.metrics["steps"]
 
 
 def test_early_stopping_and_eval_every(tiny_models, reviews_csv, tmp_path):

@@ -83,3 +83,26 @@ def test_encoder_layers_found_for_every_architecture(tiny_models):
     for kind in KINDS:
         p, _ = _prepared(tiny_models, kind, strategy="full")
         assert len(encoder_layers(p.model)) == 3
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_top_layers_from_cached_states_give_the_full_forward_logits(tiny_models, kind):
+    import torch
+
+    p, _ = _prepared(tiny_models, kind, strategy="top_k", top_k=1)
+    assert p.states_cacheable == (kind != "deberta-v2")  # DeBERTa's encoder treats its first layer specially
+    if not p.states_cacheable:
+        return
+    model = p.model.eval()
+    ids = torch.randint(5, 30, (3, 9))
+    mask = torch.ones_like(ids)
+    mask[1, 6:] = 0
+    mask[2, 3:] = 0
+    states = model.frozen_states(ids, mask)
+    assert states.shape == (3, 9, model.core.config.hidden_size)
+    states = states * mask.unsqueeze(-1)  # padding positions are zeros in a cached batch
+    with torch.no_grad():
+        torch.testing.assert_close(model(ids, mask, states=states), model(ids, mask), rtol=1e-5, atol=1e-7)
+        assert not torch.allclose(model(ids, mask, states=states + 0.1 * mask.unsqueeze(-1)), model(ids, mask),
+                                  rtol=1e-5, atol=1e-7)
+    assert len(encoder_layers(model)) == 3  # the layer list is put back after each cached forward
