@@ -37,12 +37,16 @@ class TextClassifier:
         self.device = next(model.parameters()).device
 
     @classmethod
-    def load(cls, path: str | Path, device: str | None = None) -> "TextClassifier":
-        """Load a run folder (model/ or adapter/ with tokenizer/, labels.json, recipe.yaml) or a pushed repo folder."""
+    def load(cls, path: str | Path, device: str | None = None, merge: bool = True) -> "TextClassifier":
+        """Load a run folder (model/ or adapter/ with tokenizer/, labels.json, recipe.yaml) or a pushed repo folder.
+
+        merge: fold adapter weights into the base model (LoRA, IA3): the same predictions within float
+        tolerance, without the adapter's extra matmuls at every layer.
+        """
         if (Path(path) / "nlptransfer.json").is_file():  # a pushed/pulled repo (hub layout): see repo_folder.py
             from .repo_folder import load_repo_folder
 
-            return load_repo_folder(path, device)
+            return load_repo_folder(path, device, merge)
         run = RunFolder.existing(path, need=("labels", "recipe", "tokenizer"))
         recipe = read_saved(run.path("recipe"))
         label_map = LabelMap.from_dict(run.read_json("labels"))
@@ -53,6 +57,7 @@ class TextClassifier:
             base = models.resolve(recipe.model, recipe.model_revision)
             net, _ = models.load_classifier(base, label_map, recipe.trust_remote_code)
             net = PeftModel.from_pretrained(net, str(run.path("adapter")))
+            net = merge_adapter(net) if merge else net
         elif run.path("model").exists():
             net, _ = models.load_classifier(models.ResolvedModel(str(path), str(run.path("model"))), label_map)
         else:
@@ -88,6 +93,18 @@ class TextClassifier:
         out = [Prediction(names[int(row.argmax())], float(row.max()), {n: float(p) for n, p in zip(names, row)})
                for row in probs]
         return out[0] if single else out
+
+
+def merge_adapter(net: torch.nn.Module) -> torch.nn.Module:
+    """`net` with its adapter folded into the base weights, or `net` itself when the method cannot merge
+    (prompt tuning, methods that add inputs rather than weight deltas, and PEFT's IA3 with a RoBERTa-style head).
+    The merge runs on a copy, so a merge that fails half way leaves `net` as it was."""
+    import copy
+
+    try:
+        return copy.deepcopy(net).merge_and_unload()
+    except (AttributeError, ValueError, NotImplementedError, TypeError):
+        return net
 
 
 class _OnDevice(torch.nn.Module):

@@ -141,11 +141,12 @@ def _version() -> str:
     return __version__
 
 
-def load_repo_folder(folder: str | Path, device: str | None = None):
-    """A TextClassifier from a repo folder (pushed, pulled or staged): adapter on its base model, or whole model."""
+def load_repo_folder(folder: str | Path, device: str | None = None, merge: bool = True):
+    """A TextClassifier from a repo folder (pushed, pulled or staged): adapter on its base model (merged into it
+    unless merge=False), or whole model."""
     import torch
 
-    from .classifier import TextClassifier
+    from .classifier import TextClassifier, merge_adapter
     from .data import LabelMap
     from .tasks import TransferModel
 
@@ -162,6 +163,7 @@ def load_repo_folder(folder: str | Path, device: str | None = None):
 
         net, _ = models.load_classifier(resolve_base(meta["base_model"]), label_map, recipe.trust_remote_code)
         net = PeftModel.from_pretrained(net, str(folder))
+        net = merge_adapter(net) if merge else net
     else:
         net, _ = models.load_classifier(here, label_map)
     limit = models.max_length(tokenizer, net.config, recipe.data.max_length)
@@ -212,7 +214,7 @@ def export_merged(run_path: str | Path, out: str | Path, log=print) -> dict:
     out = Path(out)
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise RunError(f"{out} already exists; choose a new folder for the export")
-    clf = TextClassifier.load(run.root)
+    clf = TextClassifier.load(run.root, merge=False)  # merge here, and check the merge against the adapter
     texts, _ = reference(run)
     expected = clf.predict_proba(texts)
     net = clf.model.net

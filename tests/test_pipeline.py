@@ -66,6 +66,13 @@ def test_api_runs_every_strategy_and_reloads_identically(tiny_models, reviews_cs
     np.testing.assert_allclose(probs, saved_probs, atol=2e-6)
     one = clf.predict(rows[0]["text"])
     assert one.label == rows[0]["predicted"] and one.score == pytest.approx(max(probs[0]), abs=1e-6)
+    if strategy in ("lora", "ia3"):  # adapters are merged into the base weights for prediction: same outputs
+        from peft import PeftModel
+
+        unmerged = TextClassifier.load(run.path, merge=False)
+        mergeable = not (strategy == "ia3" and kind == "roberta")  # PEFT cannot merge IA3 beside a RoBERTa head
+        assert isinstance(unmerged.model.net, PeftModel) and isinstance(clf.model.net, PeftModel) != mergeable
+        np.testing.assert_allclose(unmerged.predict_proba([r["text"] for r in rows]), probs, rtol=0, atol=1e-6)
 
 
 @pytest.mark.parametrize("strategy", ["full", "head"])
