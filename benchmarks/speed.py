@@ -133,29 +133,38 @@ def run_nlptransfer(strategy: str, rows: int) -> dict:
             "dev_accuracy": accuracy, "peak_mb": _peak_mb(), "trainable": run.metrics["trainable_parameters"]}
 
 
-def run_predict(kind: str, repeat_to: int) -> dict:
-    """Prediction on the dev set repeated to `repeat_to` texts: nlptransfer vs pipeline (default / batch 32)."""
+def train_predict_model(out: str) -> Path:
+    """The model every predictor runs: full fine-tuning on SST-2 train_2k for one epoch, exported to ONNX."""
+    import nlptransfer
+
+    run = nlptransfer.finetune("sentiment-minilm", data=str(SST2 / "train_2k.tsv"), log=lambda s: None, overrides={
+        "training.epochs": 1, "training.progress": False, "data.val_fraction": 0, "data.test_fraction": 0,
+        "output.dir": out})
+    nlptransfer.export_onnx(run.path, log=lambda s: None)
+    return run.path
+
+
+def run_predict(kind: str, repeat_to: int, run_dir: str) -> dict:
+    """Prediction on the dev set repeated to `repeat_to` texts: nlptransfer (PyTorch, ONNX, ONNX int8) vs
+    pipeline (default / batch 32), all on the same trained model; loading is untimed."""
     import nlptransfer
 
     texts, _ = _read(SST2 / "dev.tsv")
     texts = (texts * (repeat_to // len(texts) + 1))[:repeat_to]
-    with tempfile.TemporaryDirectory() as out:
-        run = nlptransfer.finetune("sentiment-minilm", data=str(SST2 / "dev.tsv"), log=lambda s: None, overrides={
-            "training.epochs": 0.05, "training.progress": False, "data.val_fraction": 0, "data.test_fraction": 0,
-            "output.dir": out})
-        if kind == "predict_nlptransfer":
-            clf = run.classifier()
-            started = time.perf_counter()
-            labels = [p.label for p in clf.predict(texts)]
-        else:
-            from transformers import pipeline
+    run = Path(run_dir)
+    if kind.startswith("predict_"):  # predict_nlptransfer (PyTorch), predict_onnx, predict_onnx-int8
+        backend = {"predict_nlptransfer": "torch"}.get(kind, kind[len("predict_"):])
+        clf = nlptransfer.TextClassifier.load(run, backend=backend)
+        started = time.perf_counter()
+        labels = [p.label for p in clf.predict(texts)]
+    else:
+        from transformers import pipeline
 
-            pipe = pipeline("text-classification", model=str(run.path / "model"), tokenizer=str(run.path / "tokenizer"),
-                            device="cpu")
-            started = time.perf_counter()
-            kwargs = {"batch_size": 32} if kind == "pipeline_b32" else {}
-            labels = [r["label"] for r in pipe(texts, truncation=True, **kwargs)]
-        seconds = time.perf_counter() - started
+        pipe = pipeline("text-classification", model=str(run / "model"), tokenizer=str(run / "tokenizer"), device="cpu")
+        started = time.perf_counter()
+        kwargs = {"batch_size": 32} if kind == "pipeline_b32" else {}
+        labels = [r["label"] for r in pipe(texts, truncation=True, **kwargs)]
+    seconds = time.perf_counter() - started
     return {"seconds": seconds, "samples": len(texts), "peak_mb": _peak_mb(), "labels": labels[:872]}
 
 
@@ -179,12 +188,23 @@ def _child(args) -> None:
     elif kind.startswith("trainer_"):
         result = run_trainer(strategy, args.rows, grouped=kind == "trainer_grouped")
     else:
-        result = run_predict(kind, args.predict_texts)
+        result = run_predict(kind, args.predict_texts, args.run_dir)
     print("RESULT " + json.dumps(result))
 
 
+def _train_predict_model_in_child(out: str) -> str:
+    code = f"import sys; sys.path.insert(0, {str(HERE)!r}); import speed; print('RUN', speed.train_predict_model({out!r}))"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          env=dict(os.environ, HF_HUB_OFFLINE="1", HF_HUB_DISABLE_PROGRESS_BARS="1"))
+    line = next((x for x in done.stdout.splitlines() if x.startswith("RUN ")), None)
+    if done.returncode or line is None:
+        raise SystemExit(f"training the predict model failed:\n{done.stderr[-3000:]}")
+    return line[len("RUN "):]
+
+
 def _measure(one: str, args) -> dict:
-    cmd = [sys.executable, __file__, "--one", one, "--rows", str(args.rows), "--predict-texts", str(args.predict_texts)]
+    cmd = [sys.executable, __file__, "--one", one, "--rows", str(args.rows), "--predict-texts", str(args.predict_texts),
+           "--run-dir", str(args.run_dir)]
     env = dict(os.environ, HF_HUB_OFFLINE="1", TOKENIZERS_PARALLELISM="false", HF_HUB_DISABLE_PROGRESS_BARS="1")
     done = subprocess.run(cmd, capture_output=True, text=True, env=env)
     line = next((x for x in done.stdout.splitlines() if x.startswith("RESULT ")), None)
@@ -222,6 +242,7 @@ def main() -> None:
     parser.add_argument("--predict-texts", type=int, default=5000)
     parser.add_argument("--no-predict", action="store_true")
     parser.add_argument("--one", help=argparse.SUPPRESS)
+    parser.add_argument("--run-dir", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.one:
         return _child(args)
@@ -259,16 +280,26 @@ def main() -> None:
         print(f"| {s} | {a} | {sa:.1f} | {so:.1f} | {r:.2f}x ({lo:.2f}-{hi:.2f}) | {acc_a:.3f} | {acc_o:.3f} | "
               f"{ma:.0f} / {mo:.0f} | {pct:.1f}% |")
     if not args.no_predict:
-        kinds = ("pipeline", "pipeline_b32", "predict_nlptransfer")
-        predict = {k: [_measure(f"{k}:-", args) for _ in range(args.reps)] for k in kinds}
-        predict["nlptransfer"] = predict.pop("predict_nlptransfer")
+        kinds = ("pipeline", "pipeline_b32", "predict_nlptransfer", "predict_onnx", "predict_onnx-int8")
+        predict: dict[str, list[dict]] = {k: [] for k in kinds}
+        with tempfile.TemporaryDirectory() as out:
+            args.run_dir = _train_predict_model_in_child(out)
+            for _ in range(args.reps):  # A B A B, as for training
+                for kind in kinds:
+                    predict[kind].append(_measure(f"{kind}:-", args))
         rate = {k: statistics.median([r["samples"] / r["seconds"] for r in v]) for k, v in predict.items()}
-        same = predict["nlptransfer"][0]["labels"] == predict["pipeline"][0]["labels"]
         results["predict"] = {k: [{x: y for x, y in r.items() if x != "labels"} for r in v] for k, v in predict.items()}
-        print(f"\npredict, {args.predict_texts} texts: pipeline {rate['pipeline']:.1f}/s, pipeline batch 32 "
-              f"{rate['pipeline_b32']:.1f}/s, nlptransfer {rate['nlptransfer']:.1f}/s "
-              f"({rate['nlptransfer'] / rate['pipeline']:.2f}x, {rate['nlptransfer'] / rate['pipeline_b32']:.2f}x); "
-              f"same labels: {same}")
+        reference = predict["pipeline"][0]["labels"]
+        gold = [str(y) for y in _read(SST2 / "dev.tsv")[1]]
+        print(f"\npredict, SST-2 dev repeated to {args.predict_texts} texts, {args.reps} reps (median texts/s)")
+        print("| predictor | texts/s | vs pipeline default | vs pipeline batch 32 | same label as pipeline | dev acc |")
+        print("|---|---|---|---|---|---|")
+        for kind in kinds:
+            agree = sum(a == b for a, b in zip(predict[kind][0]["labels"], reference)) / len(reference)
+            accuracy = sum(a == b for a, b in zip(predict[kind][0]["labels"], gold)) / len(gold)
+            results["predict"][kind + "_labels"] = {"agreement_with_pipeline": agree, "dev_accuracy": accuracy}
+            print(f"| {kind.replace('predict_', 'nlptransfer ')} | {rate[kind]:.1f} | {rate[kind] / rate['pipeline']:.2f}x | "
+                  f"{rate[kind] / rate['pipeline_b32']:.2f}x | {agree:.2%} | {accuracy:.4f} |")
     out = HERE / "results"
     out.mkdir(exist_ok=True)
     (out / "speed.json").write_text(json.dumps(results, indent=2))

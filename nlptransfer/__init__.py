@@ -4,7 +4,7 @@ from .errors import DataError, HubError, ModelNotFound, NlpTransferError, Recipe
 __version__ = "0.1.0"
 
 __all__ = ["finetune", "evaluate_run", "predict_file", "TextClassifier", "TrainedRun", "load_recipe",
-           "push", "pull", "export_merged", "PushResult",
+           "push", "pull", "export_merged", "export_onnx", "PushResult",
            "NlpTransferError", "DataError", "RecipeError", "ModelNotFound", "HubError", "RunError"]
 
 
@@ -22,6 +22,10 @@ def __getattr__(name: str):
         from . import hub
 
         return getattr(hub, name)
+    if name == "export_onnx":
+        from .onnx_runtime import export_onnx
+
+        return export_onnx
     if name == "load_recipe":
         from .recipe import load
 

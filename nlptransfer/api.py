@@ -201,11 +201,11 @@ def evaluate_run(run_path: str | Path, data: str, *, text_columns: list[str] | N
 
 
 def predict_file(run_path: str | Path, input_path: str, output_path: str, *,
-                 text_columns: list[str] | None = None, batch_size: int = 64) -> int:
+                 text_columns: list[str] | None = None, batch_size: int = 64, backend: str = "torch") -> int:
     """Write the input rows with predicted label and probabilities to `output_path`; returns the row count."""
     from .run import atomic_write_text
 
-    clf = TextClassifier.load(run_path)
+    clf = TextClassifier.load(run_path, backend=backend)
     texts, frame = read_texts(input_path, text_columns=text_columns)
     probs = clf.predict_proba(texts, batch_size)
     names = clf.label_map.names

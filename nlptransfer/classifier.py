@@ -28,8 +28,10 @@ class Prediction:
 class TextClassifier:
     """A trained classifier: `TextClassifier.load(run_folder).predict(["great phone"])`."""
 
-    def __init__(self, model: TransferModel, tokenizer, label_map: LabelMap, max_length: int, recipe: Recipe | None = None):
+    def __init__(self, model: TransferModel, tokenizer, label_map: LabelMap, max_length: int, recipe: Recipe | None = None,
+                 onnx=None):
         self.model = model.eval()
+        self.onnx = onnx  # an onnx_runtime.OnnxModel that predicts instead of `model` (backend onnx / onnx-int8)
         self.tokenizer = tokenizer
         self.label_map = label_map
         self.max_length = max_length
@@ -37,12 +39,25 @@ class TextClassifier:
         self.device = next(model.parameters()).device
 
     @classmethod
-    def load(cls, path: str | Path, device: str | None = None, merge: bool = True) -> "TextClassifier":
+    def load(cls, path: str | Path, device: str | None = None, merge: bool = True,
+             backend: str = "torch") -> "TextClassifier":
         """Load a run folder (model/ or adapter/ with tokenizer/, labels.json, recipe.yaml) or a pushed repo folder.
 
         merge: fold adapter weights into the base model (LoRA, IA3): the same predictions within float
         tolerance, without the adapter's extra matmuls at every layer.
+        backend: torch | onnx | onnx-int8 (ONNX Runtime on the run's onnx/ export: `nlptransfer export RUN --onnx`).
         """
+        if backend != "torch":
+            from .onnx_runtime import FILES, OnnxModel
+
+            if backend not in FILES:
+                from .errors import RunError
+
+                raise RunError(f"unknown backend '{backend}'; choose torch, onnx or onnx-int8")
+            onnx = OnnxModel.of_run(Path(path), backend)
+            clf = cls.load(path, "cpu", merge)
+            clf.onnx = onnx
+            return clf
         if (Path(path) / "nlptransfer.json").is_file():  # a pushed/pulled repo (hub layout): see repo_folder.py
             from .repo_folder import load_repo_folder
 
@@ -80,6 +95,8 @@ class TextClassifier:
         """Class probabilities [texts, labels], columns in label-map order."""
         if not texts:
             return np.zeros((0, len(self.label_map)))
+        if self.onnx is not None:
+            return self.onnx.predict_proba(self, texts, batch_size)
         encoded = tokenize(self.tokenizer, [str(t) for t in texts], self.max_length)
         loader = eval_loader(encoded, batch_size, self.tokenizer.pad_token_id or 0)
         logits, _ = predict_logits(_OnDevice(self.model, self.device), loader)

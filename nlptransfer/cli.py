@@ -8,7 +8,7 @@ import shutil
 import sys
 from pathlib import Path
 
-from .errors import NlpTransferError, RecipeError
+from .errors import NlpTransferError, RecipeError, RunError
 
 
 def _run(args) -> int:
@@ -45,7 +45,8 @@ def _predict(args) -> int:
         from .hub import locate
 
         args.run = str(locate(args.run, hub=args.hub, revision=args.revision))
-    n = predict_file(args.run, args.input, args.output, text_columns=args.text_column, batch_size=args.batch_size)
+    n = predict_file(args.run, args.input, args.output, text_columns=args.text_column, batch_size=args.batch_size,
+                     backend=args.backend)
     print(f"wrote {n} predictions to {args.output}")
     return 0
 
@@ -58,9 +59,16 @@ def _push(args) -> int:
 
 
 def _export(args) -> int:
-    from .repo_folder import export_merged
+    if not (args.merge or args.onnx):
+        raise RunError("say what to export: --merge OUT (a standalone transformers model) and/or --onnx")
+    if args.merge:
+        from .repo_folder import export_merged
 
-    export_merged(args.run, args.merge)
+        export_merged(args.run, args.merge)
+    if args.onnx:
+        from .onnx_runtime import export_onnx
+
+        export_onnx(args.run)
     return 0
 
 
@@ -134,6 +142,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--output", required=True, help="where to write the predictions (.csv, .tsv or .jsonl)")
     p.add_argument("--text-column", action="append", help="text column (repeat to join several); default: inferred")
     p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--backend", choices=("torch", "onnx", "onnx-int8"), default="torch",
+                   help="onnx / onnx-int8: ONNX Runtime on the run's onnx/ export (`nlptransfer export RUN --onnx`)")
     p.add_argument("--revision", help="with a hub repo: branch or commit (default main)")
     p.add_argument("--hub", metavar="PATH", help="with a hub repo: a folder hub instead of the Hugging Face Hub")
     p.set_defaults(func=_predict)
@@ -148,9 +158,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--license", default="apache-2.0", help="license in the model card metadata (default apache-2.0)")
     p.set_defaults(func=_push)
 
-    p = sub.add_parser("export", help="write a standalone transformers model of a run (adapter merged)")
+    p = sub.add_parser("export", help="write a standalone transformers model of a run (adapter merged), or ONNX")
     p.add_argument("run", help="run folder")
-    p.add_argument("--merge", required=True, metavar="OUT", help="new folder for the merged model")
+    p.add_argument("--merge", metavar="OUT", help="new folder for the merged model")
+    p.add_argument("--onnx", action="store_true", help="write RUN/onnx/: float32 and int8 ONNX models for "
+                   "`predict --backend onnx|onnx-int8`, checked against the run (needs nlptransfer[onnx])")
     p.set_defaults(func=_export)
 
     p = sub.add_parser("evaluate", help="metrics of a finished run on a labelled file")

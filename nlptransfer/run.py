@@ -24,6 +24,7 @@ LAYOUT = {
     "predictions": "predictions.csv",
     "log": "train_log.jsonl",
     "checkpoints": "checkpoints",
+    "onnx": "onnx",  # optional: `nlptransfer export RUN --onnx`
 }
 
 
