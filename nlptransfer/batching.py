@@ -49,11 +49,12 @@ class LengthGroupedBatches:
     """Batches of indices: shuffled, then sorted by length inside groups of `group` batches, in random order.
 
     The order is a pure function of (seed, epoch), so a resumed run replays it exactly; `start` skips the
-    batches an interrupted epoch already used. Sorting only within small random groups keeps each batch's
-    content mixed; shuffling the batches keeps their order random.
+    batches an interrupted epoch already used. Sorting only within random groups keeps each batch's content
+    mixed; shuffling the batches keeps their order random. `group` = 64 batches pads SST-2 by 4% over its real
+    tokens (16: 15%, as many as the Trainer's 50-batch megabatches: 5%, random batches: 198%).
     """
 
-    def __init__(self, lengths: list[int], batch_size: int, seed: int, group_by_length: bool = True, group: int = 16,
+    def __init__(self, lengths: list[int], batch_size: int, seed: int, group_by_length: bool = True, group: int = 64,
                  shuffle: bool = True):
         self.lengths = lengths
         self.batch_size = batch_size

@@ -113,6 +113,22 @@ def test_other_architectures_with_presets(tiny_models, reviews_csv, tmp_path, ki
         assert run.metrics["trainable_parameters"] < run.metrics["total_parameters"]
 
 
+def test_length_sorted_batched_prediction_equals_the_plain_model_one_text_at_a_time(tiny_models, reviews_csv,
+                                                                                   tmp_path):
+    import torch
+
+    run = _finetune(tiny_models, "bert", "full", reviews_csv, tmp_path, **{"training.epochs": 1})
+    clf = run.classifier()
+    texts = [t for t, _ in sentiment_rows(30, seed=9)] + ["ok", "word " * 50]  # short, long, truncated
+    fast = clf.predict_proba(texts, batch_size=8)
+    with torch.no_grad():
+        plain = np.concatenate([torch.softmax(clf.model.net(**clf.tokenizer([t], truncation=True, max_length=clf.max_length,
+                                                                           return_tensors="pt")).logits, -1).numpy()
+                                for t in texts])
+    assert np.abs(plain - plain.mean(0)).max() > 1e-4  # rows differ by far more than the tolerance: order matters
+    np.testing.assert_allclose(fast, plain, rtol=0, atol=1e-6)
+
+
 def test_same_seed_same_metrics(tiny_models, reviews_csv, tmp_path):
     a = _finetune(tiny_models, "bert", "full", reviews_csv, tmp_path / "a")
     b = _finetune(tiny_models, "bert", "full", reviews_csv, tmp_path / "b")
