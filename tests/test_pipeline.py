@@ -125,7 +125,7 @@ def test_length_sorted_batched_prediction_equals_the_plain_model_one_text_at_a_t
         plain = np.concatenate([torch.softmax(clf.model.net(**clf.tokenizer([t], truncation=True, max_length=clf.max_length,
                                                                            return_tensors="pt")).logits, -1).numpy()
                                 for t in texts])
-    assert np.abs(plain - plain.mean(0)).max() > 1e-4  # rows differ by far more than the tolerance: order matters
+    assert np.abs(plain - plain.mean(0)).max() > 1e-5  # rows differ by 10x the tolerance: order matters
     np.testing.assert_allclose(fast, plain, rtol=0, atol=1e-6)
 
 
