@@ -251,14 +251,15 @@ def main() -> None:
     peak = matmul_peak_flops()
     n_params = _nonembedding_params()
     table, results = [], {"rows": args.rows, "reps": args.reps, "matmul_peak_gflops": peak / 1e9, "strategies": {}}
-    for strategy in args.strategies.split(","):
+    for strategy in [x for x in args.strategies.split(",") if x]:  # --strategies "" : prediction only
         anchors = STRATEGIES[strategy][2]
         runs: dict[str, list[dict]] = {k: [] for k in anchors + ["nlptransfer"]}
         for _ in range(args.reps):  # A B A B: each anchor, then nlptransfer
             for kind in anchors + ["nlptransfer"]:
                 runs[kind].append(_measure(f"{kind}:{strategy}", args))
-                print(f"  {strategy:6} {kind:16} {runs[kind][-1]['samples'] / runs[kind][-1]['seconds']:7.1f} samples/s",
-                      file=sys.stderr)
+                r = runs[kind][-1]
+                print(f"  {strategy:6} {kind:16} {r['samples'] / r['seconds']:7.1f} samples/s  dev acc "
+                      f"{r['dev_accuracy']:.4f}  peak {r['peak_mb']:.0f} MB", file=sys.stderr, flush=True)
         ours = runs["nlptransfer"]
         flops = [_executed_flops(strategy, n_params, r["real_tokens"] // STRATEGIES[strategy][0]) / r["seconds"]
                  for r in ours]
@@ -279,6 +280,7 @@ def main() -> None:
     for s, a, sa, so, r, lo, hi, acc_a, acc_o, ma, mo, pct in table:
         print(f"| {s} | {a} | {sa:.1f} | {so:.1f} | {r:.2f}x ({lo:.2f}-{hi:.2f}) | {acc_a:.3f} | {acc_o:.3f} | "
               f"{ma:.0f} / {mo:.0f} | {pct:.1f}% |")
+    sys.stdout.flush()  # the training table stands even if prediction is interrupted
     if not args.no_predict:
         kinds = ("pipeline", "pipeline_b32", "predict_nlptransfer", "predict_onnx", "predict_onnx-int8")
         predict: dict[str, list[dict]] = {k: [] for k in kinds}
