@@ -300,7 +300,7 @@ def main() -> None:
             agree = sum(a == b for a, b in zip(predict[kind][0]["labels"], reference)) / len(reference)
             accuracy = sum(a == b for a, b in zip(predict[kind][0]["labels"], gold)) / len(gold)
             results["predict"][kind + "_labels"] = {"agreement_with_pipeline": agree, "dev_accuracy": accuracy}
-            print(f"| {kind.replace('predict_', 'nlptransfer ')} | {rate[kind]:.1f} | {rate[kind] / rate['pipeline']:.2f}x | "
+            print(f"| {kind.replace('predict_nlptransfer', 'nlptransfer PyTorch').replace('predict_', 'nlptransfer ')} | {rate[kind]:.1f} | {rate[kind] / rate['pipeline']:.2f}x | "
                   f"{rate[kind] / rate['pipeline_b32']:.2f}x | {agree:.2%} | {accuracy:.4f} |")
     out = HERE / "results"
     out.mkdir(exist_ok=True)
