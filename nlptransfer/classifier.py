@@ -95,11 +95,12 @@ class TextClassifier:
         """Class probabilities [texts, labels], columns in label-map order."""
         if not texts:
             return np.zeros((0, len(self.label_map)))
-        if self.onnx is not None:
-            return self.onnx.predict_proba(self, texts, batch_size)
         encoded = tokenize(self.tokenizer, [str(t) for t in texts], self.max_length)
         loader = eval_loader(encoded, batch_size, self.tokenizer.pad_token_id or 0)
-        logits, _ = predict_logits(_OnDevice(self.model, self.device), loader)
+        if self.onnx is not None:
+            logits = self.onnx.logits(loader)
+        else:
+            logits, _ = predict_logits(_OnDevice(self.model, self.device), loader)
         return softmax(logits)
 
     def predict(self, texts: list[str] | str, batch_size: int = 64) -> list[Prediction] | Prediction:

@@ -68,7 +68,8 @@ def export_onnx(run_path: str | Path, log=print) -> dict:
         quantize_dynamic(str(tmp / FILES["onnx"]), str(tmp / FILES["onnx-int8"]), weight_type=QuantType.QInt8)
         check = {"texts": len(texts), "tolerance_float32": TOLERANCE}
         for backend in FILES:
-            got = OnnxModel(tmp / FILES[backend]).predict_proba(clf, texts)
+            clf.onnx = OnnxModel(tmp / FILES[backend])
+            got = clf.predict_proba(texts)
             diff = float(np.abs(got - expected).max())
             agree = float((got.argmax(1) == expected.argmax(1)).mean())
             check[backend] = {"max_abs_prob_diff": diff, "label_agreement": agree}
@@ -108,11 +109,3 @@ class OnnxModel:
                                                      "attention_mask": batch["attention_mask"].numpy()})[0])
         logits, index = np.concatenate(out), np.concatenate(order)
         return logits[np.argsort(index)]
-
-    def predict_proba(self, clf, texts: list[str], batch_size: int = 64) -> np.ndarray:
-        """Class probabilities of `texts`, tokenized as `clf` (a TextClassifier) does."""
-        from .batching import tokenize
-        from .train import eval_loader, softmax
-
-        encoded = tokenize(clf.tokenizer, [str(t) for t in texts], clf.max_length)
-        return softmax(self.logits(eval_loader(encoded, batch_size, clf.tokenizer.pad_token_id or 0)))
