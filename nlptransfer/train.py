@@ -13,6 +13,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from .batching import Collator, Encoded, Features, LengthGroupedBatches, States, collate_features
+from .cpu import cpu_training
 from .metrics import classification_metrics
 from .recipe import Recipe
 from .run import RunFolder, atomic_dir
@@ -210,6 +211,12 @@ def _save_best(accelerator, run: RunFolder | None, model) -> dict[str, torch.Ten
 def fit(prepared: Prepared, train: Encoded, validation: Encoded | None, recipe: Recipe, names, pad_id: int,
         accelerator, run: RunFolder | None = None, resume: bool = False, log=print) -> FitResult:
     """Train `prepared.model` on `train`, evaluating on `validation`; returns the best model."""
+    with cpu_training(prepared.model, enabled=accelerator.device.type == "cpu"):
+        return _fit(prepared, train, validation, recipe, names, pad_id, accelerator, run, resume, log)
+
+
+def _fit(prepared: Prepared, train: Encoded, validation: Encoded | None, recipe: Recipe, names, pad_id: int,
+         accelerator, run: RunFolder | None, resume: bool, log) -> FitResult:
     t = recipe.training
     model = prepared.model
     device = accelerator.device

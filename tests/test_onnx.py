@@ -17,8 +17,9 @@ pytest.importorskip("onnxruntime", reason="the ONNX path needs nlptransfer[onnx]
 
 #: float32 ONNX vs PyTorch: the same arithmetic, so float rounding only
 FLOAT32_ATOL = 1e-5
-#: int8 weights move this tiny model's probabilities by under 5e-4 (measured); all-MiniLM on SST-2: see benchmarks/
-INT8_ATOL = 5e-3
+#: int8 weights move this tiny model's probabilities by 5e-4 to 3e-2 depending on the trained weights (measured
+#: on two trainings that differ only in their dropout masks); all-MiniLM on SST-2: see benchmarks/
+INT8_ATOL = 0.06
 
 
 @pytest.fixture(scope="module")
@@ -50,6 +51,7 @@ def test_onnx_backends_predict_like_pytorch_on_every_shape(trained):
     np.testing.assert_allclose(fp32, torch_probs, rtol=0, atol=FLOAT32_ATOL)
     int8 = TextClassifier.load(trained.path, backend="onnx-int8").predict_proba(texts, batch_size=7)
     np.testing.assert_allclose(int8, torch_probs, rtol=0, atol=INT8_ATOL)
+    assert (int8.argmax(1) == torch_probs.argmax(1)).mean() >= 0.95
     assert not np.array_equal(int8, fp32)  # it really is a different (quantized) model
 
 
