@@ -106,3 +106,39 @@ def test_top_layers_from_cached_states_give_the_full_forward_logits(tiny_models,
         assert not torch.allclose(model(ids, mask, states=states + 0.1 * mask.unsqueeze(-1)), model(ids, mask),
                                   rtol=1e-5, atol=1e-7)
     assert len(encoder_layers(model)) == 3  # the layer list is put back after each cached forward
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_last_layer_run_for_the_first_token_only_gives_the_same_logits_and_gradients(tiny_models, kind):
+    import torch
+
+    p, _ = _prepared(tiny_models, kind, strategy="full")
+    model = p.model
+    assert model.first_token_only == (kind in ("bert", "roberta", "electra", "xlm-roberta"))
+    if not model.first_token_only:
+        return
+    torch.manual_seed(0)
+    ids = torch.randint(5, 30, (4, 9))
+    mask = torch.ones_like(ids)
+    mask[1, 6:] = 0
+    mask[2, 2:] = 0
+    model.eval()
+    with torch.no_grad():
+        torch.testing.assert_close(model(ids, mask), model.net(input_ids=ids, attention_mask=mask).logits,
+                                   rtol=1e-5, atol=1e-6)
+    for m in model.modules():  # no dropout, so both paths see the same (no) noise
+        if isinstance(m, torch.nn.Dropout):
+            m.p = 0.0
+    model.train()
+    grads = []
+    for first_token in (True, False):
+        model.first_token_only = first_token
+        model.zero_grad()
+        torch.nn.functional.cross_entropy(model(ids, mask), torch.tensor([0, 1, 1, 0])).backward()
+        grads.append({n: q.grad.clone() for n, q in model.named_parameters() if q.grad is not None})
+    assert grads[0].keys() == grads[1].keys() and len(grads[0]) > 20
+    for name in grads[0]:
+        torch.testing.assert_close(grads[0][name], grads[1][name], rtol=1e-4, atol=1e-7, msg=name)
+    assert len(encoder_layers(model)) == 3  # the layer list is put back after each forward
+    mean, _ = _prepared(tiny_models, kind, strategy="full", pooling="mean")
+    assert not mean.model.first_token_only  # mean pooling reads every token of the last layer
