@@ -83,8 +83,8 @@ def cpu_training(model: nn.Module, enabled: bool = True):
     dropouts = [m for m in model.modules() if type(m) is nn.Dropout]
     for m in dropouts:
         m.__class__ = CpuDropout
-    configs = [m.config for m in model.modules()
-               if getattr(getattr(m, "config", None), "_attn_implementation", None) == "sdpa"]
+    configs = list({id(m.config): m.config for m in model.modules()  # modules share one config
+                    if getattr(getattr(m, "config", None), "_attn_implementation", None) == "sdpa"}.values())
     if configs:
         _register_attention()
     for config in configs:

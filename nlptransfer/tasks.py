@@ -1,7 +1,7 @@
 """Task heads: the classifier module the loop trains, pooling, and the per-architecture head path."""
 from __future__ import annotations
 
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 
 import torch
 from torch import nn
@@ -196,15 +196,10 @@ class TransferModel(nn.Module):
         """Logits [batch, labels]; from cached head `features` (head) or cached frozen-layer `states` (top_k)."""
         if features is not None:
             return head_forward(self.core, features)
-        if self.pooling == "native":
-            if states is None and not self.first_token_only:
+        with self._layers(states) if states is not None or self.first_token_only else nullcontext():
+            if self.pooling == "native":
                 return self.net(input_ids=input_ids, attention_mask=attention_mask, **extra).logits
-            with self._layers(states):
-                return self.net(input_ids=input_ids, attention_mask=attention_mask, **extra).logits
-        if states is not None:
-            with self._layers(states):
-                return head_forward(self.core, self.encode(input_ids, attention_mask, **extra))
-        return head_forward(self.core, self.encode(input_ids, attention_mask, **extra))
+            return head_forward(self.core, self.encode(input_ids, attention_mask, **extra))
 
 
 def ordinal_error(gold: list[int], predicted: list[int]) -> float:
