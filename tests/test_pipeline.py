@@ -142,9 +142,10 @@ def _step_losses(run) -> list[float]:
     return [r["loss"] for r in map(json.loads, (run.path / "train_log.jsonl").read_text().splitlines()) if "loss" in r]
 
 
-def test_cached_features_train_exactly_like_the_plain_path(tiny_models, reviews_csv, tmp_path):
-    cached = _finetune(tiny_models, "bert", "head", reviews_csv, tmp_path / "cached", pooling="mean")
-    plain = _finetune(tiny_models, "bert", "head", reviews_csv, tmp_path / "plain", pooling="mean",
+@pytest.mark.parametrize("pooling", ["mean", "native"])
+def test_cached_features_train_exactly_like_the_plain_path(tiny_models, reviews_csv, tmp_path, pooling):
+    cached = _finetune(tiny_models, "bert", "head", reviews_csv, tmp_path / "cached", pooling=pooling)
+    plain = _finetune(tiny_models, "bert", "head", reviews_csv, tmp_path / "plain", pooling=pooling,
                       **{"training.cache_features": False})
     np.testing.assert_allclose(_step_losses(cached), _step_losses(plain), rtol=0, atol=3e-6)
     assert cached.metrics["test"]["accuracy"] == plain.metrics["test"]["accuracy"]

@@ -109,8 +109,10 @@ def test_top_layers_from_cached_states_give_the_full_forward_logits(tiny_models,
 
 
 @pytest.mark.parametrize("kind", KINDS)
-def test_last_layer_run_for_the_first_token_only_gives_the_same_logits_and_gradients(tiny_models, kind):
+def test_last_layer_run_for_the_first_token_only_gives_the_same_logits_and_gradients(tiny_models, kind, monkeypatch):
     import torch
+
+    from nlptransfer import tasks
 
     p, _ = _prepared(tiny_models, kind, strategy="full")
     model = p.model
@@ -123,9 +125,16 @@ def test_last_layer_run_for_the_first_token_only_gives_the_same_logits_and_gradi
     mask[1, 6:] = 0
     mask[2, 2:] = 0
     model.eval()
+    calls = []
+    real = tasks.FirstTokenLayer.forward
+    monkeypatch.setattr(tasks.FirstTokenLayer, "forward", lambda self, *a, **k: calls.append(1) or real(self, *a, **k))
     with torch.no_grad():
         torch.testing.assert_close(model(ids, mask), model.net(input_ids=ids, attention_mask=mask).logits,
                                    rtol=1e-5, atol=1e-6)
+        # the head's cached features (encode) take the same short cut
+        plain = model.core.base_model(input_ids=ids, attention_mask=mask).last_hidden_state[:, :1]
+        torch.testing.assert_close(model.encode(ids, mask), plain, rtol=1e-5, atol=1e-6)
+    assert len(calls) == 2  # forward and encode, not the plain calls
     for m in model.modules():  # no dropout, so both paths see the same (no) noise
         if isinstance(m, torch.nn.Dropout):
             m.p = 0.0
