@@ -204,9 +204,9 @@ def _train_predict_model_in_child(out: str) -> str:
     return line[len("RUN "):]
 
 
-def _measure(one: str, args) -> dict:
+def _measure(one: str, args, seed: int = 42) -> dict:
     cmd = [sys.executable, __file__, "--one", one, "--rows", str(args.rows), "--predict-texts", str(args.predict_texts),
-           "--run-dir", str(args.run_dir), "--seed", str(args.seed)]
+           "--run-dir", str(args.run_dir), "--seed", str(seed)]
     env = dict(os.environ, HF_HUB_OFFLINE="1", TOKENIZERS_PARALLELISM="false", HF_HUB_DISABLE_PROGRESS_BARS="1")
     done = subprocess.run(cmd, capture_output=True, text=True, env=env)
     line = next((x for x in done.stdout.splitlines() if x.startswith("RESULT ")), None)
@@ -258,16 +258,15 @@ def main() -> None:
     peak = matmul_peak_flops()
     n_params = _nonembedding_params()
     table, results = [], {"rows": args.rows, "reps": args.reps, "matmul_peak_gflops": peak / 1e9, "strategies": {}}
-    first_seed = args.seed
     for strategy in [x for x in args.strategies.split(",") if x]:  # --strategies "" : prediction only
         anchors = STRATEGIES[strategy][2]
         runs: dict[str, list[dict]] = {k: [] for k in anchors + ["nlptransfer"]}
         for rep in range(args.reps):  # A B A B: each anchor, then nlptransfer, with this repetition's seed
-            args.seed = first_seed + rep
+            seed = args.seed + rep
             for kind in anchors + ["nlptransfer"]:
-                runs[kind].append(_measure(f"{kind}:{strategy}", args) | {"seed": args.seed})
+                runs[kind].append(_measure(f"{kind}:{strategy}", args, seed) | {"seed": seed})
                 r = runs[kind][-1]
-                print(f"  {strategy:6} {kind:16} seed {args.seed}  {r['samples'] / r['seconds']:7.1f} samples/s  dev acc "
+                print(f"  {strategy:6} {kind:16} seed {seed}  {r['samples'] / r['seconds']:7.1f} samples/s  dev acc "
                       f"{r['dev_accuracy']:.4f}  peak {r['peak_mb']:.0f} MB", file=sys.stderr, flush=True)
         ours = runs["nlptransfer"]
         flops = [_executed_flops(strategy, n_params, r["real_tokens"] // STRATEGIES[strategy][0]) / r["seconds"]

@@ -1,7 +1,7 @@
 """Task heads: the classifier module the loop trains, pooling, and the per-architecture head path."""
 from __future__ import annotations
 
-from contextlib import contextmanager, nullcontext
+from contextlib import contextmanager
 
 import torch
 from torch import nn
@@ -142,7 +142,7 @@ class TransferModel(nn.Module):
 
     def encode(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, **extra) -> torch.Tensor:
         """What the head reads: first-token states [batch, 1, hidden] (native) or the masked mean (mean)."""
-        with self._layers() if self.first_token_only else nullcontext():
+        with self._layers():
             hidden = self.core.base_model(input_ids=input_ids, attention_mask=attention_mask, **extra).last_hidden_state
         if self.pooling == "mean":
             return mean_pool(hidden, attention_mask)
@@ -170,7 +170,11 @@ class TransferModel(nn.Module):
     @contextmanager
     def _layers(self, states: torch.Tensor | None = None):
         """Within: the encoder runs its last layer for the first token only (when first_token_only), and with
-        cached `states`, skips its frozen layers while its first trained layer reads `states` instead."""
+        cached `states`, skips its frozen layers while its first trained layer reads `states` instead; with
+        neither, the encoder is left as it is."""
+        if states is None and not self.first_token_only:
+            yield
+            return
         owner, layers = layer_stack(self.core)
         first = self.first_trained_layer if states is not None else 0
         run = list(layers[first:])
@@ -197,7 +201,7 @@ class TransferModel(nn.Module):
         """Logits [batch, labels]; from cached head `features` (head) or cached frozen-layer `states` (top_k)."""
         if features is not None:
             return head_forward(self.core, features)
-        with self._layers(states) if states is not None or self.first_token_only else nullcontext():
+        with self._layers(states):
             if self.pooling == "native":
                 return self.net(input_ids=input_ids, attention_mask=attention_mask, **extra).logits
             return head_forward(self.core, self.encode(input_ids, attention_mask, **extra))
