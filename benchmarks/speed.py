@@ -112,7 +112,7 @@ def run_trainer(strategy: str, rows: int, grouped: bool, seed: int) -> dict:
 
 def run_nlptransfer(strategy: str, rows: int, seed: int) -> dict:
     import nlptransfer
-    import nlptransfer.api, nlptransfer.strategies, nlptransfer.train  # noqa: E401,F401  imported before the clock,
+    import nlptransfer.api, nlptransfer.pipeline, nlptransfer.strategies, nlptransfer.train.loop  # noqa: E401,F401  imported before the clock,
     import peft  # noqa: F401  like the anchor's `from transformers import Trainer`
 
     epochs, lr, _ = STRATEGIES[strategy]
@@ -123,7 +123,7 @@ def run_nlptransfer(strategy: str, rows: int, seed: int) -> dict:
 
         pd.read_csv(SST2 / "train_8k.tsv", sep="\t", quoting=3).iloc[:rows].to_csv(subset, sep="\t", index=False)
         started = time.perf_counter()
-        run = nlptransfer.finetune(recipe, data=str(subset), log=lambda s: None, overrides={
+        run = nlptransfer.finetune(recipe, data=str(subset), overrides={
             "training.epochs": epochs, "training.lr": lr, "training.batch_size": 32, "training.warmup_fraction": 0.06,
             "training.seed": seed, "training.progress": False, "data.val_fraction": 0, "data.test_fraction": 0,
             "output.dir": out})
@@ -139,10 +139,10 @@ def train_predict_model(out: str) -> Path:
     """The model every predictor runs: full fine-tuning on SST-2 train_2k for one epoch, exported to ONNX."""
     import nlptransfer
 
-    run = nlptransfer.finetune("sentiment-minilm", data=str(SST2 / "train_2k.tsv"), log=lambda s: None, overrides={
+    run = nlptransfer.finetune("sentiment-minilm", data=str(SST2 / "train_2k.tsv"), overrides={
         "training.epochs": 1, "training.progress": False, "data.val_fraction": 0, "data.test_fraction": 0,
         "output.dir": out})
-    nlptransfer.export_onnx(run.path, log=lambda s: None)
+    nlptransfer.export_onnx(run.path)
     return run.path
 
 

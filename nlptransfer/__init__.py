@@ -1,31 +1,33 @@
 """nlptransfer: transfer learning for text classification on a pretrained encoder, in one command."""
 from .errors import DataError, HubError, ModelNotFound, NlpTransferError, RecipeError, RunError
-
-__version__ = "0.1.0"
+from .version import __version__
 
 __all__ = ["finetune", "evaluate_run", "predict_file", "TextClassifier", "TrainedRun", "load_recipe",
-           "push", "pull", "export_merged", "export_onnx", "PushResult",
+           "push", "pull", "export_merged", "export_onnx", "PushResult", "__version__",
            "NlpTransferError", "DataError", "RecipeError", "ModelNotFound", "HubError", "RunError"]
 
-
 def __getattr__(name: str):
-    # Heavy imports (torch, transformers) wait until a function is used, so `nlptransfer --help` is quick.
-    if name in ("finetune", "evaluate_run", "predict_file", "TrainedRun"):
+    # heavy imports (torch, transformers) wait until a name is used, so `nlptransfer --help` is quick
+    if name in ("finetune", "evaluate_run", "predict_file"):
         from . import api
 
         return getattr(api, name)
+    if name == "TrainedRun":
+        from .pipeline import TrainedRun
+
+        return TrainedRun
     if name == "TextClassifier":
-        from .classifier import TextClassifier
+        from .inference import TextClassifier
 
         return TextClassifier
-    if name in ("push", "pull", "export_merged", "PushResult"):
-        from . import hub
+    if name in ("push", "PushResult", "export_merged", "export_onnx"):
+        from . import publish
 
-        return getattr(hub, name)
-    if name == "export_onnx":
-        from .onnx_runtime import export_onnx
+        return getattr(publish, name)
+    if name == "pull":
+        from .hub import pull
 
-        return export_onnx
+        return pull
     if name == "load_recipe":
         from .recipe import load
 

@@ -117,50 +117,27 @@ class Collator:
         return batch
 
 
-class Features(Dataset):
-    """Cached encoder outputs (what the head reads) with labels: the batches of a frozen-encoder run."""
+class BatchStream:
+    """A second stream of batches beside the training data (e.g. unlabelled texts of a target domain): the loop
+    takes `batch(epoch, i)` for the i-th training batch of each epoch, cycling through the stream when it is shorter.
+    The order is a pure function of (seed, epoch, i), like the training batches', so a resumed run replays it
+    exactly without saving anything more."""
 
-    def __init__(self, features: torch.Tensor, labels: list[int] | None):
-        self.features = features
-        self.labels = labels
-
-    def __len__(self) -> int:
-        return len(self.features)
-
-    def __getitem__(self, i: int) -> dict:
-        item = {"features": self.features[i]}
-        if self.labels is not None:
-            item["labels"] = self.labels[i]
-        return item
-
-
-class States(Dataset):
-    """Cached hidden states entering the first trained layer, one [tokens, hidden] block per text (unpadded,
-    slices of one tensor), with the token ids the attention mask is built from: the batches of a top_k run."""
-
-    def __init__(self, encoded: Encoded, states: torch.Tensor, offsets: list[int]):
-        self.encoded = encoded
-        self.states = states
-        self.offsets = offsets
+    def __init__(self, data: Dataset, lengths: list[int], batch_size: int, collate, seed: int,
+                 group_by_length: bool = True):
+        self.data = data
+        self.collate = collate
+        self.order = LengthGroupedBatches(lengths, batch_size, seed, group_by_length)
+        self._cached: tuple[int, list[list[int]]] | None = None
 
     def __len__(self) -> int:
-        return len(self.encoded)
+        return len(self.order)
 
-    def __getitem__(self, i: int) -> dict:
-        return {**self.encoded[i], "states": self.states[self.offsets[i]:self.offsets[i + 1]]}
-
-    @property
-    def lengths(self) -> list[int]:
-        return self.encoded.lengths
-
-    @property
-    def labels(self) -> list[int] | None:
-        return self.encoded.labels
-
-
-def collate_features(items: list[dict]) -> dict:
-    """Stack cached features (all the same shape) into a batch."""
-    batch = {"features": torch.stack([it["features"] for it in items])}
-    if "labels" in items[0]:
-        batch["labels"] = torch.tensor([it["labels"] for it in items])
-    return batch
+    def batch(self, epoch: int, i: int) -> dict:
+        """The collated batch for training batch `i` of `epoch`."""
+        n = len(self.order)
+        cycle, position = divmod(i, n)
+        key = epoch * 1_000_003 + cycle  # each pass through the stream is its own shuffle
+        if self._cached is None or self._cached[0] != key:
+            self._cached = (key, self.order.batches(key))
+        return self.collate([self.data[j] for j in self._cached[1][position]])

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import argparse
-import json
+import logging
 import os
 import shutil
 import sys
@@ -52,7 +52,7 @@ def _predict(args) -> int:
 
 
 def _push(args) -> int:
-    from .hub import push
+    from .publish import push
 
     push(args.run, args.repo, hub=args.hub, revision=args.revision, private=args.private, license=args.license)
     return 0
@@ -61,13 +61,11 @@ def _push(args) -> int:
 def _export(args) -> int:
     if not (args.merge or args.onnx):
         raise RunError("say what to export: --merge OUT (a standalone transformers model) and/or --onnx")
-    if args.merge:
-        from .repo_folder import export_merged
+    from .publish import export_merged, export_onnx
 
+    if args.merge:
         export_merged(args.run, args.merge)
     if args.onnx:
-        from .onnx_runtime import export_onnx
-
         export_onnx(args.run)
     return 0
 
@@ -187,6 +185,48 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+class _Stdout(logging.StreamHandler):
+    """A handler writing to whatever sys.stdout is when a message is emitted (it may be replaced after set-up)."""
+
+    def __init__(self):
+        super().__init__(sys.stdout)
+
+    @property
+    def stream(self):
+        return sys.stdout
+
+    @stream.setter
+    def stream(self, value):
+        pass
+
+
+class _Messages(logging.Formatter):
+    """Info as the plain message; warnings and worse prefixed with their level."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        text = super().format(record)
+        return text if record.levelno < logging.WARNING else f"{record.levelname.lower()}: {text}"
+
+
+def configure_logging() -> None:
+    """nlptransfer's messages to stdout (info on the main process, warnings only on the others); transformers'
+    own messages and weight-loading bars off (we report what matters ourselves)."""
+    logger = logging.getLogger("nlptransfer")
+    if not any(isinstance(h, _Stdout) for h in logger.handlers):
+        handler = _Stdout()
+        handler.setFormatter(_Messages("%(message)s"))
+        logger.addHandler(handler)
+    main_process = os.environ.get("RANK", "0") == "0"
+    logger.setLevel(logging.INFO if main_process else logging.WARNING)
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    if "transformers" in sys.modules:  # imported already (by a caller of main): set it directly
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.set_verbosity_error()
+    else:  # read when transformers is first imported, which stays off the start-up path
+        os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the `nlptransfer` command."""
     parser = build_parser()
@@ -197,8 +237,7 @@ def main(argv: list[str] | None = None) -> int:
     elif extra:
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    # our own bar shows training; transformers' weight loading/saving bars (it follows this setting) are noise
-    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    configure_logging()
     import warnings
 
     # peft 0.21 calls an attribute transformers 5 renamed; the warning is theirs and says nothing to a user

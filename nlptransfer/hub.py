@@ -1,5 +1,7 @@
-"""Push a finished run to a hub and load it back anywhere: the Hugging Face Hub (through huggingface_hub: endpoint
-and token from HF_ENDPOINT, HF_TOKEN or a saved login) or a folder hub (any local or mounted directory)."""
+"""Where published repos live, and how to reach them: the Hugging Face Hub (through huggingface_hub: endpoint and
+token from HF_ENDPOINT, HF_TOKEN or a saved login) or a folder hub (any local or mounted directory). Repo ids and
+revisions are checked here, errors become one HubError without secrets, and `pull`/`locate` fetch a repo folder.
+Both sides use it: publish/ writes through it, inference/ reads through it."""
 from __future__ import annotations
 
 import hashlib
@@ -7,40 +9,27 @@ import json
 import os
 import re
 import shutil
-import tempfile
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
-from .card import model_card
 from .errors import HubError
-from .repo_folder import META, check_reproduces, export_merged, stage
-from .run import RunFolder, atomic_dir, atomic_write_json, atomic_write_text
+from .run import atomic_dir, atomic_write_json, atomic_write_text, sha256_file
 
 REPO_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,95}/[A-Za-z0-9][A-Za-z0-9._-]{0,95}")
 REVISION = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
 _COMMIT = re.compile(r"[0-9a-f]{40}")
+REPO_META = "nlptransfer.json"  #: the file that marks a repo folder published by nlptransfer (kind, base model, labels)
+REPO_FORMAT = 1  #: the repo-folder format this version reads and writes
 _TOKEN_LIKE = re.compile(r"hf_[A-Za-z0-9]{20,}")
-KEEP_ON_HUB = {".gitattributes"}  #: files a push never deletes from a Hugging Face repo
 
-__all__ = ["push", "pull", "load", "locate", "export_merged", "PushResult", "FolderHub", "check_repo_id"]
+__all__ = ["pull", "locate", "FolderHub", "check_repo_id", "check_revision", "hub_error", "files_of", "scrub", "safe_url",
+           "REPO_META", "REPO_FORMAT"]
 
 
-@dataclass
-class PushResult:
-    """What a push uploaded: where, which commit, every file with its size, and the reproduction check."""
-
-    repo: str
-    revision: str
-    where: str
-    commit: str
-    files: list[tuple[str, int]] = field(default_factory=list)
-    check: dict = field(default_factory=dict)
-
-    @property
-    def total_bytes(self) -> int:
-        return sum(size for _, size in self.files)
+def files_of(folder: Path) -> list[tuple[str, int]]:
+    """Every file under `folder`: (relative path, size), sorted."""
+    return [(p.relative_to(folder).as_posix(), p.stat().st_size) for p in sorted(folder.rglob("*")) if p.is_file()]
 
 
 def check_repo_id(repo: str) -> str:
@@ -64,7 +53,7 @@ def looks_like_repo_id(text: str) -> bool:
     return bool(REPO_ID.fullmatch(text)) and not Path(text).expanduser().exists()
 
 
-def _scrub(text: str, token: str | None) -> str:
+def scrub(text: str, token: str | None) -> str:
     """`text` without any token: the one given, the ones in the environment, or anything shaped like one."""
     for secret in (token, os.environ.get("HF_TOKEN"), os.environ.get("HUGGING_FACE_HUB_TOKEN")):
         if secret and len(secret) >= 4:
@@ -72,13 +61,13 @@ def _scrub(text: str, token: str | None) -> str:
     return _TOKEN_LIKE.sub("hf_***", text)
 
 
-def _safe_url(url: str) -> str:
+def safe_url(url: str) -> str:
     """`url` without user:password@."""
     parts = urlsplit(url)
     return urlunsplit(parts._replace(netloc=parts.hostname + (f":{parts.port}" if parts.port else ""))) if parts.hostname else url
 
 
-def _hub_error(error: Exception, action: str, token: str | None) -> HubError:
+def hub_error(error: Exception, action: str, token: str | None) -> HubError:
     """A HubError a user can act on, for an error raised by huggingface_hub or its HTTP client."""
     import httpx2
     from huggingface_hub.errors import (HfHubHTTPError, LocalEntryNotFoundError, OfflineModeIsEnabled,
@@ -107,75 +96,7 @@ def _hub_error(error: Exception, action: str, token: str | None) -> HubError:
                f"operation may not have completed; run it again (a repeated push changes nothing)")
     else:
         why = f"{type(error).__name__}: {first}"
-    return HubError(_scrub(f"{action} failed: {why}", token))
-
-
-def _files(folder: Path) -> list[tuple[str, int]]:
-    return [(p.relative_to(folder).as_posix(), p.stat().st_size) for p in sorted(folder.rglob("*")) if p.is_file()]
-
-
-def _size(n: int) -> str:
-    return f"{n / 1e6:.2f} MB" if n >= 1e6 else f"{n / 1e3:.1f} kB"
-
-
-def push(run: str | Path, repo: str, *, hub: str | Path | None = None, revision: str | None = None,
-         private: bool = False, license: str = "apache-2.0", token: str | None = None, log=print) -> PushResult:
-    """Check, then upload a finished run to `repo` on the Hugging Face Hub (or on the folder hub `hub`)."""
-    repo, revision = check_repo_id(repo), check_revision(revision)
-    folder = RunFolder.existing(run, need=("labels", "recipe", "tokenizer", "metrics"))
-    target = FolderHub(hub) if hub is not None else None
-    if target is None:
-        from huggingface_hub import constants
-
-        if constants.is_offline_mode():  # fail before the check, not after it
-            raise HubError(f"cannot push {repo} to the Hugging Face Hub: offline mode is on (HF_HUB_OFFLINE is set); "
-                           f"unset it, or push to a folder hub with --hub PATH")
-    with tempfile.TemporaryDirectory(prefix="nlptransfer-push-") as tmp:  # never inside the run folder
-        staged = Path(tmp)
-        meta = stage(folder, staged)
-        check = check_reproduces(staged, folder)
-        meta["max_length"] = check.pop("max_length")  # tokens per text as loading resolves it
-        meta["check"] = check
-        atomic_write_json(staged / META, meta)
-        card = model_card(staged, repo, revision, str(hub) if hub is not None else None, license, check)
-        atomic_write_text(staged / "README.md", card)
-        files = _files(staged)
-        log(f"checked: reloaded in a fresh model, the folder reproduces the run's probabilities on {check['rows']} "
-            f"test texts (max difference {check['max_abs_diff']:.1e}, tolerance {check['tolerance']:g})")
-        log(f"pushing {len(files)} files ({_size(sum(s for _, s in files))}) of {folder.root} to {repo}@{revision or 'main'}:")
-        for name, size in files:
-            log(f"  {name:32} {_size(size):>10}")
-        message = f"nlptransfer push of {folder.root.name} ({meta['strategy']})"
-        if target is not None:
-            if private:
-                log("note: --private means nothing on a folder hub: its folder's permissions decide who reads it")
-            commit, where = target.commit(repo, staged, revision or "main", message), f"folder hub {target.root}"
-        else:
-            commit, where = _push_hf(repo, staged, revision, private, token, message)
-    log(f"pushed {repo}@{revision or 'main'} to {where}: commit {commit[:12]}, {_size(sum(s for _, s in files))}")
-    return PushResult(repo, revision or "main", where, commit, files, check)
-
-
-def _push_hf(repo: str, folder: Path, revision: str | None, private: bool, token: str | None,
-             message: str) -> tuple[str, str]:
-    """One commit to the Hugging Face Hub holding exactly the files of `folder` (stale files deleted)."""
-    import httpx2
-    from huggingface_hub import CommitOperationAdd, CommitOperationDelete, HfApi
-
-    api = HfApi(token=token)
-    where = _safe_url(api.endpoint)
-    try:
-        api.create_repo(repo, private=private, exist_ok=True)
-        if revision and revision != "main":
-            api.create_branch(repo, branch=revision, exist_ok=True)  # starts from main; main stays as it is
-        names = [name for name, _ in _files(folder)]
-        stale = sorted(set(api.list_repo_files(repo, revision=revision)) - set(names) - KEEP_ON_HUB)
-        operations = [CommitOperationAdd(path_in_repo=n, path_or_fileobj=str(folder / n)) for n in names]
-        operations += [CommitOperationDelete(path_in_repo=n) for n in stale]
-        info = api.create_commit(repo, operations, commit_message=message, revision=revision)
-    except (OSError, ValueError, httpx2.HTTPError) as e:
-        raise _hub_error(e, f"push of {repo} to {where}", token) from None
-    return info.oid, where
+    return HubError(scrub(f"{action} failed: {why}", token))
 
 
 def pull(repo: str, *, hub: str | Path | None = None, revision: str | None = None, token: str | None = None) -> Path:
@@ -187,13 +108,13 @@ def pull(repo: str, *, hub: str | Path | None = None, revision: str | None = Non
         import httpx2
         from huggingface_hub import HfApi, snapshot_download
 
-        where = _safe_url(HfApi().endpoint)
+        where = safe_url(HfApi().endpoint)
         try:
             folder = Path(snapshot_download(repo, revision=revision, token=token))
         except (OSError, ValueError, httpx2.HTTPError) as e:
-            raise _hub_error(e, f"download of {repo}@{revision or 'main'} from {where}", token) from None
-    if not (folder / META).is_file():
-        raise HubError(f"{repo} has no {META}: it was not published by nlptransfer push")
+            raise hub_error(e, f"download of {repo}@{revision or 'main'} from {where}", token) from None
+    if not (folder / REPO_META).is_file():
+        raise HubError(f"{repo} has no {REPO_META}: it was not published by nlptransfer push")
     return folder
 
 
@@ -208,14 +129,6 @@ def locate(source: str | Path, *, revision: str | None = None, hub: str | Path |
         if hub is None and revision is None:  # maybe a mistyped relative run folder
             raise HubError(f"{e} (and there is no local folder {source})") from None
         raise
-
-
-def load(source: str | Path, *, revision: str | None = None, hub: str | Path | None = None,
-         token: str | None = None, device: str | None = None):
-    """A TextClassifier from a run folder, a repo folder, or a hub repo NAMESPACE/NAME (`hub=`: a folder hub)."""
-    from .classifier import TextClassifier
-
-    return TextClassifier.load(locate(source, revision=revision, hub=hub, token=token), device)
 
 
 class FolderHub:
@@ -238,7 +151,7 @@ class FolderHub:
             repo_dir.mkdir(parents=True, exist_ok=True)
             record = {"parent": self._ref(repo_dir, revision) or self._ref(repo_dir, "main"), "revision": revision,
                       "message": message, "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-                      "files": {name: {"size": size, "sha256": _sha256(folder / name)} for name, size in _files(folder)}}
+                      "files": {name: {"size": size, "sha256": sha256_file(folder / name)} for name, size in files_of(folder)}}
             commit = hashlib.sha1(json.dumps(record, sort_keys=True).encode() + os.urandom(8)).hexdigest()
             with atomic_dir(repo_dir / "snapshots" / commit) as tmp:
                 shutil.copytree(folder, tmp, dirs_exist_ok=True)
@@ -263,14 +176,7 @@ class FolderHub:
         snapshot = repo_dir / "snapshots" / commit
         record = json.loads((repo_dir / "commits" / f"{commit}.json").read_text(encoding="utf-8"))
         for name, info in record["files"].items():
-            if not (snapshot / name).is_file() or _sha256(snapshot / name) != info["sha256"]:
+            if not (snapshot / name).is_file() or sha256_file(snapshot / name) != info["sha256"]:
                 raise HubError(f"{repo}@{rev} in folder hub {self.root} is damaged: {name} is missing or changed")
         return snapshot
 
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()

@@ -55,3 +55,10 @@ def classification_metrics(gold, predicted, names: list[str] | tuple[str, ...], 
     if probs is not None:
         result["ece"] = expected_calibration_error(np.asarray(probs, dtype=float), gold)
     return result
+
+
+def ordinal_error(gold: list[int], predicted: list[int]) -> float:
+    """Mean absolute distance between gold and predicted label positions (ordered sentiment labels)."""
+    if not gold:
+        return 0.0
+    return float(sum(abs(g - p) for g, p in zip(gold, predicted)) / len(gold))

@@ -119,11 +119,8 @@ def load_tokenizer(model: ResolvedModel, trust_remote_code: bool = False):
 def load_classifier(model: ResolvedModel, label_map, trust_remote_code: bool = False):
     """An AutoModelForSequenceClassification with a fresh head for the labels, and the names of new weights."""
     from transformers import AutoModelForSequenceClassification
-    from transformers.utils import logging as hf_logging
 
     names = label_map.names
-    verbosity = hf_logging.get_verbosity()
-    hf_logging.set_verbosity_error()  # the "newly initialized" notice is expected: we report it ourselves
     try:
         net, info = AutoModelForSequenceClassification.from_pretrained(
             model.path,
@@ -141,10 +138,21 @@ def load_classifier(model: ResolvedModel, label_map, trust_remote_code: bool = F
         raise ModelNotFound(
             f"'{model.source}' has no sequence-classification head in transformers: {str(e).splitlines()[0]}"
         ) from None
-    finally:
-        hf_logging.set_verbosity(verbosity)
     new = sorted(set(info["missing_keys"]) | {k for k, *_ in info.get("mismatched_keys", [])})
     return net, new
+
+
+def weights_sha256(folder: str | Path) -> str:
+    """A fingerprint of a model folder's weights: sha256 over its *.safetensors and *.bin files (name and bytes)."""
+    import hashlib
+
+    from .run import update_digest
+
+    digest = hashlib.sha256()
+    for f in sorted(p for p in Path(folder).iterdir() if p.suffix in (".safetensors", ".bin") and p.is_file()):
+        digest.update(f.name.encode())
+        update_digest(digest, f)
+    return digest.hexdigest()
 
 
 def max_length(tokenizer, config, wanted: int | None) -> int:

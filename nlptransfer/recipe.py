@@ -13,31 +13,11 @@ from typing import Any
 
 import yaml
 
+from .data.schema import DataSpec
 from .errors import RecipeError
 
-BUILTIN_STRATEGIES = ("head", "top_k", "full")
 METRICS = ("accuracy", "macro_f1")
 _SCIENTIFIC = re.compile(r"[-+]?\d+(\.\d*)?[eE][-+]?\d+")
-
-
-@dataclass(frozen=True)
-class DataSection:
-    """Where the texts come from and how to read and split them."""
-
-    train: str | None = None  #: training file (or the only file); `--data` sets it
-    validation: str | None = None  #: separate validation file; else split from train
-    test: str | None = None  #: separate test file; else split from train
-    format: str | None = None  #: csv | tsv | jsonl | parquet; None = from the file extension
-    text_columns: list[str] | None = None  #: one or more text columns (joined); None = inferred
-    label_column: str | None = None  #: None = inferred
-    header: bool | None = None  #: False for files without a header row; None = detected
-    encoding: str | None = None  #: None = detected (UTF-8, BOM, legacy encodings)
-    delimiter: str | None = None  #: None = by format
-    labels: list[str] | None = None  #: label order (ordered sentiment: negative..positive)
-    val_fraction: float = 0.1  #: validation share of train when no validation file
-    test_fraction: float = 0.1  #: test share of train when no test file
-    drop_invalid: bool = False  #: drop (and count) rows with empty text, missing label or train/test duplicates instead of failing
-    max_length: int | None = None  #: tokens per text; None = the model's limit (capped at 512)
 
 
 @dataclass(frozen=True)
@@ -74,6 +54,8 @@ class TrainingSection:
     cache_features: bool = True  #: head/top_k: run the frozen layers once and reuse their output
     seed: int = 42
     progress: bool = True  #: show a progress bar
+    #: loss terms and their weights: registered objective names (nlptransfer.objectives), summed once
+    objectives: dict[str, float] = field(default_factory=lambda: {"cross_entropy": 1.0})
 
 
 @dataclass(frozen=True)
@@ -108,11 +90,11 @@ class Recipe:
     model_revision: str | None = None  #: hub revision (branch, tag or commit)
     trust_remote_code: bool = False  #: run code shipped with a hub model
     task: str = "classification"  #: classification | sentiment (ordered labels)
-    strategy: str = "full"  #: head | top_k | full | lora | ia3 | any PEFT method name
+    strategy: str = "full"  #: head | top_k | full | lora | ia3 | any PEFT method name | a registered strategy
     top_k: int = 2  #: top_k: encoder layers that train (from the top)
     layer_lr_decay: float = 1.0  #: top_k/full: lr multiplier per layer going down (1 = none)
     pooling: str = "native"  #: native (the architecture's own head input) | mean (masked mean of tokens)
-    data: DataSection = field(default_factory=DataSection)
+    data: DataSpec = field(default_factory=DataSpec)
     peft: PeftSection = field(default_factory=PeftSection)
     training: TrainingSection = field(default_factory=TrainingSection)
     output: OutputSection = field(default_factory=OutputSection)
@@ -132,22 +114,6 @@ class Recipe:
         for key, value in changes.items():
             _set_dotted(data, key, value)
         return from_dict(data)
-
-    @property
-    def is_peft(self) -> bool:
-        """True when the strategy is a PEFT adapter method."""
-        return self.strategy not in BUILTIN_STRATEGIES
-
-
-DEFAULT_LR = {"head": 1e-2, "top_k": 1e-4, "full": 5e-5}  # head: a linear probe on frozen features (measured on SST-2 2k)
-PEFT_DEFAULT_LR = {"lora": 5e-4, "ia3": 3e-3}
-
-
-def learning_rate(recipe: Recipe) -> float:
-    """The recipe's learning rate, or its strategy's default."""
-    if recipe.training.lr is not None:
-        return recipe.training.lr
-    return DEFAULT_LR.get(recipe.strategy) or PEFT_DEFAULT_LR.get(recipe.strategy, 5e-4)
 
 
 # ---------------------------------------------------------------- parsing and validation
@@ -186,7 +152,9 @@ def _check_type(path: str, value: Any, hint: Any, problems: list[str]) -> Any:
         if not isinstance(value, dict):
             problems.append(f"'{path}' must be a mapping, got {value!r}")
             return {}
-        return dict(value)
+        if not args:
+            return dict(value)
+        return {k: _check_type(f"{path}.{k}", v, args[1], problems) for k, v in value.items()}
     if hint is Any:
         return value
     if hint is bool:
@@ -222,24 +190,13 @@ def _build(cls: type, data: dict, prefix: str, problems: list[str]) -> Any:
     return cls(**kwargs)
 
 
-def _check_combinations(recipe: Recipe) -> list[str]:
+def _check_combinations(recipe: Recipe, registered: bool) -> list[str]:
     problems = []
     t, d = recipe.training, recipe.data
     if recipe.task not in ("classification", "sentiment"):
         problems.append(f"task must be 'classification' or 'sentiment', got '{recipe.task}'")
-    if recipe.strategy not in BUILTIN_STRATEGIES:
-        from peft import PEFT_TYPE_TO_CONFIG_MAPPING
-
-        methods = sorted(k.lower() for k in PEFT_TYPE_TO_CONFIG_MAPPING)
-        if recipe.strategy.upper() not in PEFT_TYPE_TO_CONFIG_MAPPING:
-            problems.append(
-                f"unknown strategy '{recipe.strategy}'{_suggest(recipe.strategy, list(BUILTIN_STRATEGIES) + methods)}; "
-                f"valid: {', '.join(BUILTIN_STRATEGIES)}, or a PEFT method: {', '.join(methods)}"
-            )
-    elif recipe.peft != PeftSection():
-        problems.append(f"'peft' settings are given but strategy is '{recipe.strategy}'; remove them or use lora/ia3/...")
-    if recipe.strategy == "top_k" and recipe.top_k < 1:
-        problems.append(f"top_k must be at least 1, got {recipe.top_k}")
+    if registered:
+        problems += _check_strategy(recipe)
     if recipe.pooling not in ("native", "mean"):
         problems.append(f"pooling must be 'native' or 'mean', got '{recipe.pooling}'")
     if not 0 < recipe.layer_lr_decay <= 1:
@@ -260,6 +217,8 @@ def _check_combinations(recipe: Recipe) -> list[str]:
         problems.append(f"training.lr must be positive, got {t.lr}")
     if not 0 <= t.warmup_fraction < 1:
         problems.append(f"training.warmup_fraction must be in [0, 1), got {t.warmup_fraction}")
+    if registered:
+        problems += _check_objectives(t.objectives)
     for key in ("val_fraction", "test_fraction"):
         if not 0 <= getattr(d, key) < 1:
             problems.append(f"data.{key} must be in [0, 1), got {getattr(d, key)}")
@@ -271,6 +230,32 @@ def _check_combinations(recipe: Recipe) -> list[str]:
     if d.max_length is not None and d.max_length < 8:
         problems.append(f"data.max_length must be at least 8, got {d.max_length}")
     problems += _check_report(recipe)
+    return problems
+
+
+def _check_strategy(recipe: Recipe) -> list[str]:
+    from .strategies import find_strategy, unknown_strategy
+
+    strategy = find_strategy(recipe.strategy)
+    if strategy is None:
+        return [unknown_strategy(recipe.strategy)]
+    problems = strategy.problems(recipe)
+    if not strategy.adapter and recipe.peft != PeftSection():
+        problems.append(f"'peft' settings are given but strategy is '{recipe.strategy}'; remove them or use lora/ia3/...")
+    return problems
+
+
+def _check_objectives(objectives: dict) -> list[str]:
+    from .objectives import objective_names
+
+    known = objective_names()
+    problems = [f"unknown objective 'training.objectives.{name}'{_suggest(str(name), known)}; "
+                f"registered: {', '.join(known)}" for name in objectives if name not in known]
+    for name, weight in objectives.items():
+        if not 0 <= weight < float("inf"):  # its type was checked with the other fields
+            problems.append(f"training.objectives.{name} must be a weight of 0 or more, got {weight!r}")
+    if not objectives:
+        problems.append("training.objectives is empty: name at least one loss term, e.g. {cross_entropy: 1.0}")
     return problems
 
 
@@ -294,12 +279,13 @@ def _check_report(recipe: Recipe) -> list[str]:
     return problems
 
 
-def from_dict(data: dict | None, source: str = "recipe") -> Recipe:
-    """Validate plain data into a Recipe, raising RecipeError that lists every problem."""
+def from_dict(data: dict | None, source: str = "recipe", registered: bool = True) -> Recipe:
+    """Validate plain data into a Recipe, raising RecipeError that lists every problem. registered=False leaves
+    out the checks against the strategy and objective registries (prediction needs neither)."""
     problems: list[str] = []
     recipe = _build(Recipe, data or {}, "", problems)
     if recipe is not None:
-        problems += _check_combinations(recipe)
+        problems += _check_combinations(recipe, registered)
     if problems:
         raise RecipeError(f"invalid {source}:\n" + "\n".join(f"  - {p}" for p in problems))
     return recipe
@@ -357,13 +343,21 @@ def find(name_or_path: str) -> Path:
     )
 
 
-def read_saved(path: str | Path) -> Recipe:
-    """The resolved recipe saved in a run or repo folder (its recipe.yaml), validated again."""
+def read_saved(path: str | Path, registered: bool = True) -> Recipe:
+    """The resolved recipe saved in a run or repo folder (its recipe.yaml), validated again (registered=False:
+    without the registry checks, for prediction, which needs no strategy or objective)."""
     path = Path(path)
-    return from_dict(yaml.safe_load(path.read_text(encoding="utf-8")), source=str(path))
+    return from_dict(yaml.safe_load(path.read_text(encoding="utf-8")), source=str(path), registered=registered)
 
 
-def load(name_or_path: str, overrides: list[str] | dict[str, Any] | None = None) -> Recipe:
+def overrides(given: list[str] | dict[str, Any] | None) -> dict[str, Any]:
+    """Overrides as {dotted key: value}: from 'key=value' strings (values parsed as YAML) or a mapping."""
+    if isinstance(given, dict):
+        return dict(given)
+    return dict(parse_override(o) for o in given or [])
+
+
+def load(name_or_path: str, changes: list[str] | dict[str, Any] | None = None) -> Recipe:
     """Load a shipped recipe or YAML file, apply overrides, validate and return it."""
     path = find(name_or_path)
     try:
@@ -373,7 +367,28 @@ def load(name_or_path: str, overrides: list[str] | dict[str, Any] | None = None)
     if not isinstance(data, dict):
         raise RecipeError(f"{path} must be a mapping of recipe keys, got {type(data).__name__}")
     data.setdefault("name", path.stem)
-    pairs = overrides.items() if isinstance(overrides, dict) else [parse_override(o) for o in overrides or []]
-    for key, value in pairs:
+    data = _over_defaults(Recipe, data)  # so that a dotted override adds to a default mapping (training.objectives.x=1)
+    for key, value in overrides(changes).items():
         _set_dotted(data, key, value)
     return from_dict(data, source=f"recipe {path.name}")
+
+
+def _over_defaults(cls: type, data: dict) -> dict:
+    """`data` laid over the defaults of `cls`: sections merge key by key; any other value (a mapping such as
+    training.objectives too) replaces the default whole. Unknown keys stay, to be reported."""
+    merged = dataclasses.asdict(cls())
+    hints = _fields(cls)
+    for key, value in data.items():
+        if key in hints and dataclasses.is_dataclass(hints[key]) and isinstance(value, dict):
+            merged[key] = _over_defaults(hints[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def resolve(recipe: str | Recipe, data: str | None = None,
+            changes: list[str] | dict[str, Any] | None = None) -> Recipe:
+    """The recipe to run: a shipped name, YAML path or Recipe, with overrides and the training file applied."""
+    given = overrides(changes)
+    resolved = recipe.replace(**given) if isinstance(recipe, Recipe) else load(recipe, given)
+    return resolved.replace(**{"data.train": str(data)}) if data is not None else resolved

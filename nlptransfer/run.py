@@ -28,6 +28,21 @@ LAYOUT = {
 }
 
 
+def update_digest(digest, path: Path):
+    """Feed the bytes of the file at `path` to a hashlib object (in 1 MiB blocks); returns it."""
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest
+
+
+def sha256_file(path: Path) -> str:
+    """The sha256 of one file's bytes, in hex."""
+    import hashlib
+
+    return update_digest(hashlib.sha256(), path).hexdigest()
+
+
 def atomic_write_text(path: Path, text: str) -> None:
     """Write `text` to `path` so that readers see the old file or the whole new one, never a part."""
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -1,9 +1,12 @@
 """Shared fixtures: tiny random encoders built from configs, an in-memory tokenizer, small labelled files."""
 from __future__ import annotations
 
+import logging
 import os
 import random
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator
 
 import pytest
 
@@ -16,6 +19,26 @@ FILLER = "the a this that movie phone book film product story camera it was is v
 VOCAB = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + POSITIVE + NEGATIVE + FILLER + ["not", "neutral", "okay"]
 
 SHARED_SST2 = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "sst2"
+
+
+@contextmanager
+def captured_messages() -> Iterator[list[str]]:
+    """The messages nlptransfer logs (info and up) while inside, in order."""
+    lines: list[str] = []
+
+    class Collect(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            lines.append(record.getMessage())
+
+    logger, handler = logging.getLogger("nlptransfer"), Collect(logging.INFO)
+    level = logger.level
+    logger.setLevel(logging.INFO)
+    logger.addHandler(handler)
+    try:
+        yield lines
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
 
 
 def sentiment_rows(n: int, seed: int = 0) -> list[tuple[str, str]]:

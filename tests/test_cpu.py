@@ -5,8 +5,9 @@ import pytest
 import torch
 from torch import nn
 
-from nlptransfer import cpu, models
-from nlptransfer.cpu import CpuDropout, cpu_attention, cpu_dropout, cpu_training
+from nlptransfer import models
+from nlptransfer.train import cpu
+from nlptransfer.train.cpu import CpuDropout, cpu_attention, cpu_dropout, cpu_training
 from nlptransfer.data import LabelMap
 
 

@@ -11,6 +11,8 @@ import pytest
 from nlptransfer.data import DataSpec, LabelMap, load_splits, read_table, read_texts
 from nlptransfer.errors import DataError
 
+from .conftest import captured_messages
+
 DUP_REASON = "duplicate text of an earlier row (kept the first, so no text is in two splits)"
 ROWS = [(f"review number {i} was {'good' if i % 2 == 0 else 'bad'}", "pos" if i % 2 == 0 else "neg")
         for i in range(12)]
@@ -261,8 +263,8 @@ def test_unbalanced_quote_is_a_parse_error(tmp_path):
 def test_named_columns_are_used_and_nothing_is_inferred(tmp_path):
     rows = [(str(i), t, "x" * i, lab) for i, (t, lab) in enumerate(ROWS)]
     path = write_rows(tmp_path / "named.csv", rows, header=("id", "body_text", "padding", "verdict"))
-    logged = []
-    splits = load_splits(whole(path, text_columns=("body_text",), label_column="verdict"), log=logged.append)
+    with captured_messages() as logged:
+        splits = load_splits(whole(path, text_columns=("body_text",), label_column="verdict"))
     assert splits.train.texts == [t for t, _ in ROWS]
     assert splits.label_map.names == ("neg", "pos")
     assert splits.report.inferred == {}
@@ -272,8 +274,8 @@ def test_named_columns_are_used_and_nothing_is_inferred(tmp_path):
 def test_columns_inferred_by_usual_names_with_reason_logged(tmp_path):
     rows = [(str(i), t, lab) for i, (t, lab) in enumerate(ROWS)]
     path = write_rows(tmp_path / "usual.csv", rows, header=("id", "Review", "sentiment"))
-    logged = []
-    splits = load_splits(whole(path), log=logged.append)
+    with captured_messages() as logged:
+        splits = load_splits(whole(path))
     assert splits.train.texts == [t for t, _ in ROWS]
     assert splits.report.inferred == {
         "label_column": {"column": "sentiment", "reason": "its name 'sentiment' is a usual label column name"},
@@ -307,8 +309,8 @@ def test_several_text_columns_are_joined_skipping_empty_parts(tmp_path):
 def test_hint_names_other_text_like_columns(tmp_path):
     rows = [(f"A fairly long title number {i}", t, lab, "ok") for i, (t, lab) in enumerate(ROWS)]
     path = write_rows(tmp_path / "hint.csv", rows, header=("title", "review", "label", "flag"))
-    logged = []
-    splits = load_splits(whole(path), log=logged.append)
+    with captured_messages() as logged:
+        splits = load_splits(whole(path))
     reason = splits.report.inferred["text_columns"]["reason"]
     assert reason == ("its name 'review' is a usual text column name; other text-like columns not used: title "
                       "(to join them: data.text_columns=[title, review])")
@@ -435,10 +437,10 @@ def test_single_class_is_a_problem_for_training(tmp_path):
 
 def test_single_class_is_fine_for_evaluation(tmp_path):
     path = write_rows(tmp_path / "one.csv", balanced(5, ("pos",)))
-    splits = load_splits(whole(path, purpose="evaluate"))
+    splits = load_splits(whole(path), purpose="evaluate")
     assert splits.label_map.names == ("pos",)
     assert splits.train.labels == [0] * 5
-    splits = load_splits(whole(path, purpose="evaluate", labels=("neg", "pos")))
+    splits = load_splits(whole(path, labels=("neg", "pos")), purpose="evaluate")
     assert splits.train.labels == [1] * 5
     assert splits.report.class_balance == {"train": {"neg": 0, "pos": 5}}
 
@@ -656,12 +658,12 @@ def test_splits_are_seeded(tmp_path):
     path = write_rows(tmp_path / "s.csv", balanced(60))
 
     def texts(seed):
-        s = load_splits(DataSpec(train=str(path), seed=seed))
+        s = load_splits(DataSpec(train=str(path)), seed=seed)
         return s.train.texts, s.validation.texts, s.test.texts
 
     assert texts(1) == texts(1)
     assert texts(1) != texts(2)
-    assert load_splits(DataSpec(train=str(path), seed=2)).report.files["test"]["seed"] == 2
+    assert load_splits(DataSpec(train=str(path)), seed=2).report.files["test"]["seed"] == 2
 
 
 def test_no_text_is_in_two_splits(tmp_path):

@@ -23,7 +23,7 @@ from nlptransfer.cli import main
 from nlptransfer.errors import HubError
 from nlptransfer.hub import FolderHub
 
-from .conftest import quick_overrides, sentiment_rows, write_csv
+from .conftest import captured_messages, quick_overrides, sentiment_rows, write_csv
 from .hub_server import FakeHub
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -84,7 +84,7 @@ def runs(tiny_models, tmp_path_factory) -> dict[str, Path]:
     for kind in KINDS:
         for strategy in STRATEGIES:
             extra = {"training.epochs": 1, "training.batch_size": 16, **({"top_k": 1} if strategy == "top_k" else {})}
-            run = nlptransfer.finetune("sentiment-minilm", data=str(data), log=lambda s: None, overrides=quick_overrides(
+            run = nlptransfer.finetune("sentiment-minilm", data=str(data), overrides=quick_overrides(
                 tiny_models[kind], root / f"{kind}-{strategy}", strategy=strategy, **extra))
             found[f"{kind}-{strategy}"] = run.path
     return found
@@ -96,12 +96,12 @@ def folder_hub(runs, tmp_path_factory) -> dict:
     hub = tmp_path_factory.mktemp("folder_hub")
     logs, results = {}, {}
     for name, run in runs.items():
-        lines = []
-        results[name] = nlptransfer.push(run, f"team/{name}", hub=hub, log=lines.append)
+        with captured_messages() as lines:
+            results[name] = nlptransfer.push(run, f"team/{name}", hub=hub)
         logs[name] = lines
-    nlptransfer.push(runs["bert-lora"], "team/rev", hub=hub, log=lambda s: None)
+    nlptransfer.push(runs["bert-lora"], "team/rev", hub=hub)
     main_ref = (hub / "team" / "rev" / "refs" / "main").read_text()
-    nlptransfer.push(runs["bert-ia3"], "team/rev", hub=hub, revision="exp", log=lambda s: None)
+    nlptransfer.push(runs["bert-ia3"], "team/rev", hub=hub, revision="exp")
     return {"path": hub, "results": results, "logs": logs, "main_ref_before_exp": main_ref}
 
 
@@ -206,7 +206,7 @@ def test_folder_hub_round_trip_in_a_fresh_process_for_every_strategy(runs, folde
         weights = ADAPTER_FILES if name.split("-")[1] in ("lora", "ia3") else MODEL_FILES
         assert pushed == COMMON_FILES | weights, name
         assert folder_hub["results"][name].check["max_abs_diff"] <= 1e-5
-    assert "nlptransfer.repo_folder" in fresh["modules"]  # the fresh process really loaded repo folders
+    assert "nlptransfer.hub" in fresh["modules"]  # the fresh process really fetched repo folders
 
 
 def test_push_reports_every_file_and_its_size(runs, folder_hub):
@@ -302,7 +302,7 @@ def test_model_card_metadata_and_sections(runs, folder_hub):
 
 
 def test_card_metadata_names_the_hub_base_of_the_embedded_model():
-    from nlptransfer.card import front_matter
+    from nlptransfer.publish.card import front_matter
 
     meta = {"kind": "adapter", "strategy": "lora",
             "base_model": {"name": "minilm", "source": "embedded", "hub_id": "sentence-transformers/all-MiniLM-L6-v2"}}
@@ -397,9 +397,9 @@ def test_the_token_never_appears_in_output_files_or_errors(runs, folder_hub, hf_
         assert not any(secret in t for t in texts)
         assert not any(secret.encode() in blob for blob in written + served)
     for cause in (ValueError(f"bad {TOKEN}"), OSError(f"denied for {WRONG_TOKEN}")):  # even if an error quoted it
-        from nlptransfer.hub import _hub_error
+        from nlptransfer.hub import hub_error
 
-        assert TOKEN not in str(_hub_error(cause, "push", TOKEN)) and WRONG_TOKEN not in str(_hub_error(cause, "push", None))
+        assert TOKEN not in str(hub_error(cause, "push", TOKEN)) and WRONG_TOKEN not in str(hub_error(cause, "push", None))
 
 
 @pytest.mark.parametrize("args, message", [
@@ -438,7 +438,7 @@ def test_a_folder_that_does_not_reproduce_the_run_is_not_pushed(runs, tmp_path):
     (run / "predictions.csv").write_text("\n".join([header, tampered, *lines[2:]]) + "\n")
     before = _hashes(run)
     with pytest.raises(HubError, match=r"does not reproduce the trained model: .* up to 1\.00e-02 .*Nothing was uploaded"):
-        nlptransfer.push(run, "team/x", hub=hub, log=lambda s: None)
+        nlptransfer.push(run, "team/x", hub=hub)
     assert list(hub.iterdir()) == [] and _hashes(run) == before
 
 
@@ -453,11 +453,11 @@ def test_a_newly_initialised_pooler_travels_with_the_adapter(tmp_path):
                          intermediate_size=64, max_position_embeddings=66), add_pooling_layer=False).save_pretrained(base)
     BertTokenizer(vocab={w: i for i, w in enumerate(VOCAB)}, model_max_length=64).save_pretrained(base)
     data = write_csv(tmp_path / "reviews.csv", sentiment_rows(40))
-    run = nlptransfer.finetune("sentiment-minilm", data=str(data), log=lambda s: None, overrides=quick_overrides(
+    run = nlptransfer.finetune("sentiment-minilm", data=str(data), overrides=quick_overrides(
         base, tmp_path / "runs", strategy="lora", **{"training.epochs": 1, "training.batch_size": 16})).path
     hub = tmp_path / "hub"
     hub.mkdir()
-    result = nlptransfer.push(run, "team/pooler", hub=hub, log=lambda s: None)
+    result = nlptransfer.push(run, "team/pooler", hub=hub)
     pushed = load_file(str(FolderHub(hub).resolve("team/pooler") / "adapter_model.safetensors"))
     assert any("pooler" in k for k in pushed) and result.check["max_abs_diff"] <= 1e-5
     texts, probs, _ = _reference(run)
@@ -469,7 +469,7 @@ def test_the_base_model_revision_is_recorded(tmp_path, monkeypatch):
     from huggingface_hub import constants
 
     from nlptransfer.recipe import Recipe
-    from nlptransfer.repo_folder import EMBEDDED_HUB_ID, base_model_record
+    from nlptransfer.publish.repo_folder import EMBEDDED_HUB_ID, base_model_record
 
     commit = "0123456789abcdef0123456789abcdef01234567"
     cached = tmp_path / "models--some-org--encoder"
@@ -490,7 +490,7 @@ def test_a_run_without_a_test_split_is_checked_against_its_saved_weights(runs, t
     shutil.copytree(runs["roberta-top_k"], run)
     (run / "predictions.csv").unlink()
     hub.mkdir()
-    result = nlptransfer.push(run, "team/x", hub=hub, log=lambda s: None)
+    result = nlptransfer.push(run, "team/x", hub=hub)
     assert result.check["rows"] == 3 and result.check["max_abs_diff"] <= 1e-5
 
 
@@ -503,7 +503,7 @@ def test_an_adapter_refuses_a_changed_base_model(runs, tiny_models, tmp_path):
     hub.mkdir()
     recipe = yaml.safe_load((run / "recipe.yaml").read_text())
     (run / "recipe.yaml").write_text(yaml.safe_dump({**recipe, "model": str(base)}, sort_keys=False))
-    nlptransfer.push(run, "team/x", hub=hub, log=lambda s: None)
+    nlptransfer.push(run, "team/x", hub=hub)
     texts, probs, _ = _reference(run)
     np.testing.assert_allclose(nlptransfer.TextClassifier.from_pretrained("team/x", hub=hub).predict_proba(texts),
                                probs, atol=2e-6)
@@ -518,19 +518,19 @@ def test_an_adapter_refuses_a_changed_base_model(runs, tiny_models, tmp_path):
 
 @pytest.mark.slow
 def test_embedded_minilm_adapter_round_trip_names_its_hub_base(tmp_path):
-    from nlptransfer.repo_folder import EMBEDDED_HUB_ID
+    from nlptransfer.publish.repo_folder import EMBEDDED_HUB_ID
 
     data = write_csv(tmp_path / "reviews.csv", sentiment_rows(60))
-    run = nlptransfer.finetune("sentiment-minilm", data=str(data), log=lambda s: None, overrides={
+    run = nlptransfer.finetune("sentiment-minilm", data=str(data), overrides={
         "strategy": "lora", "output.dir": str(tmp_path / "runs"), "training.epochs": 1, "training.batch_size": 16,
         "training.progress": False, "data.max_length": 32}).path
     hub = tmp_path / "hub"
     hub.mkdir()
-    nlptransfer.push(run, "team/minilm-lora", hub=hub, log=lambda s: None)
+    nlptransfer.push(run, "team/minilm-lora", hub=hub)
     snapshot = FolderHub(hub).resolve("team/minilm-lora")
     assert json.loads((snapshot / "adapter_config.json").read_text())["base_model_name_or_path"] == EMBEDDED_HUB_ID
     assert yaml.safe_load((snapshot / "README.md").read_text().split("---\n")[1])["base_model"] == EMBEDDED_HUB_ID
     texts, probs, _ = _reference(run)
     clf = nlptransfer.TextClassifier.from_pretrained("team/minilm-lora", hub=hub)
     np.testing.assert_allclose(clf.predict_proba(texts), probs, atol=2e-6)
-    assert nlptransfer.export_merged(run, tmp_path / "merged", log=lambda s: None)["max_abs_diff"] <= 1e-5
+    assert nlptransfer.export_merged(run, tmp_path / "merged")["max_abs_diff"] <= 1e-5

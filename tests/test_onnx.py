@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import nlptransfer
-from nlptransfer.classifier import TextClassifier
+from nlptransfer.inference import TextClassifier
 from nlptransfer.cli import main
 
 from .conftest import quick_overrides, sentiment_rows, write_csv
@@ -26,13 +26,13 @@ INT8_ATOL = 0.06
 def trained(tiny_models, reviews_csv, tmp_path_factory):
     """A tiny BERT that learned the signal (confident probabilities, so a tolerance on them means something)."""
     out = tmp_path_factory.mktemp("onnx_run")
-    return nlptransfer.finetune("sentiment-minilm", data=str(reviews_csv), log=lambda s: None,
+    return nlptransfer.finetune("sentiment-minilm", data=str(reviews_csv),
                                 overrides=quick_overrides(tiny_models["bert"], out, **{"training.lr": 1e-3,
                                                                                       "training.epochs": 15}))
 
 
 def test_export_writes_checked_float32_and_int8_models(trained):
-    check = nlptransfer.export_onnx(trained.path, log=lambda s: None)
+    check = nlptransfer.export_onnx(trained.path)
     folder = trained.path / "onnx"
     assert {p.name for p in folder.iterdir()} == {"model.onnx", "model.int8.onnx", "check.json"}
     assert json.loads((folder / "check.json").read_text()) == check
@@ -43,7 +43,7 @@ def test_export_writes_checked_float32_and_int8_models(trained):
 
 def test_onnx_backends_predict_like_pytorch_on_every_shape(trained):
     if not (trained.path / "onnx").exists():
-        nlptransfer.export_onnx(trained.path, log=lambda s: None)
+        nlptransfer.export_onnx(trained.path)
     texts = [t for t, _ in sentiment_rows(40, seed=11)] + ["good", "a " * 60 + "bad"]  # 1 token to truncated
     torch_probs = TextClassifier.load(trained.path).predict_proba(texts, batch_size=7)
     assert np.abs(torch_probs - 0.5).max() > 2 * INT8_ATOL  # the probabilities move: the tolerances have teeth
@@ -71,7 +71,7 @@ def test_cli_export_and_predict_with_onnx(trained, tmp_path, capsys):
 
 
 def test_onnx_errors_are_one_clear_message(tiny_models, reviews_csv, tmp_path, capsys):
-    run = nlptransfer.finetune("sentiment-minilm", data=str(reviews_csv), log=lambda s: None,
+    run = nlptransfer.finetune("sentiment-minilm", data=str(reviews_csv),
                                overrides=quick_overrides(tiny_models["bert"], tmp_path, **{"training.epochs": 1}))
     data = write_csv(tmp_path / "new.csv", [("fine", "")], header=("text", "x"))
     assert main(["predict", str(run.path), "--input", str(data), "--output", str(tmp_path / "o.csv"),

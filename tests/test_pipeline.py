@@ -11,9 +11,9 @@ import yaml
 
 import nlptransfer
 from nlptransfer.cli import main
-from nlptransfer.classifier import TextClassifier
+from nlptransfer.inference import TextClassifier
 
-from .conftest import quick_overrides, sentiment_rows, write_csv
+from .conftest import captured_messages, quick_overrides, sentiment_rows, write_csv
 
 STRATEGIES = ["head", "top_k", "full", "lora", "ia3"]
 RUN_FILES = {"recipe.yaml", "tokenizer", "labels.json", "data_report.json", "metrics.json", "predictions.csv",
@@ -26,7 +26,7 @@ def _finetune(tiny_models, kind, strategy, data, out, **extra):
         overrides.setdefault("training.lr", 1e-2)
     if strategy == "top_k":
         overrides.setdefault("top_k", 1)
-    return nlptransfer.finetune("sentiment-minilm", data=str(data), overrides=overrides, log=lambda s: None)
+    return nlptransfer.finetune("sentiment-minilm", data=str(data), overrides=overrides)
 
 
 def _predictions_csv(path):
@@ -155,11 +155,11 @@ def test_cached_features_train_exactly_like_the_plain_path(tiny_models, reviews_
                                            ("distilbert", "native"), ("electra", "native"), ("xlm-roberta", "native")])
 def test_cached_layer_states_train_top_k_exactly_like_the_plain_path(tiny_models, reviews_csv, tmp_path, monkeypatch,
                                                                      kind, pooling):
-    from nlptransfer import train
+    from nlptransfer.train import cache
 
     calls = []
-    real = train.cache_states
-    monkeypatch.setattr(train, "cache_states", lambda *a, **k: calls.append(len(a[1])) or real(*a, **k))
+    real = cache.cache_states
+    monkeypatch.setattr(cache, "cache_states", lambda *a, **k: calls.append(len(a[1])) or real(*a, **k))
     cached = _finetune(tiny_models, kind, "top_k", reviews_csv, tmp_path / "cached", pooling=pooling)
     assert calls == [96, 12]  # the cache was built: train and validation rows
     plain = _finetune(tiny_models, kind, "top_k", reviews_csv, tmp_path / "plain", pooling=pooling,
@@ -174,12 +174,12 @@ def test_cached_layer_states_train_top_k_exactly_like_the_plain_path(tiny_models
 
 def test_top_k_runs_its_frozen_layers_each_step_when_their_output_would_not_fit(tiny_models, reviews_csv, tmp_path,
                                                                                  monkeypatch):
-    from nlptransfer import train
+    from nlptransfer.train import cache
 
-    monkeypatch.setattr(train, "STATES_MEMORY_SHARE", 0.0)
-    said = []
-    run = nlptransfer.finetune("sentiment-minilm", data=str(reviews_csv), log=said.append,
-                               overrides=quick_overrides(tiny_models["bert"], tmp_path, strategy="top_k", top_k=1))
+    monkeypatch.setattr(cache, "STATES_MEMORY_SHARE", 0.0)
+    with captured_messages() as said:
+        run = nlptransfer.finetune("sentiment-minilm", data=str(reviews_csv),
+                                   overrides=quick_overrides(tiny_models["bert"], tmp_path, strategy="top_k", top_k=1))
     assert any(s.startswith("not caching the frozen layers' output: it would take") for s in said)
     assert len(_step_losses(run)) == run.metrics["steps"]
 
@@ -247,7 +247,7 @@ def test_model_not_found_lists_what_is_available_offline(tiny_models, reviews_cs
     from nlptransfer.errors import ModelNotFound
 
     with pytest.raises(ModelNotFound) as e:
-        nlptransfer.finetune("sentiment-minilm", data=str(reviews_csv), log=lambda s: None,
+        nlptransfer.finetune("sentiment-minilm", data=str(reviews_csv),
                              overrides={"model": "someone/not-a-model", "output.dir": str(tmp_path)})
     assert "offline" in str(e.value) and "minilm (embedded all-MiniLM-L6-v2)" in str(e.value)
 

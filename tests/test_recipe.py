@@ -74,7 +74,8 @@ def test_malformed_override():
 @pytest.mark.parametrize("strategy, expected", [("head", 1e-2), ("top_k", 1e-4), ("full", 5e-5), ("lora", 5e-4),
                                                 ("ia3", 3e-3), ("adalora", 5e-4)])
 def test_default_learning_rate_per_strategy_and_override(strategy, expected):
-    from nlptransfer.recipe import from_dict, learning_rate
+    from nlptransfer.recipe import from_dict
+    from nlptransfer.strategies import learning_rate
 
     assert learning_rate(from_dict({"strategy": strategy})) == expected
     assert learning_rate(from_dict({"strategy": strategy, "training": {"lr": "2e-4"}})) == 2e-4

@@ -26,7 +26,7 @@ from nlptransfer.report.indicators import time_to_score
 from nlptransfer.report.stats import (error_reduction, mcnemar, mcnemar_counts, paired_bootstrap, verdict,
                                       Interval, McNemar)
 
-from .conftest import SHARED_SST2, quick_overrides, write_csv
+from .conftest import SHARED_SST2, captured_messages, quick_overrides, write_csv
 
 VERDICTS = {"positive transfer", "negative transfer", "no clear difference"}
 KPIS = {"accuracy", "macro_f1", "train_seconds", "latency_ms_p50", "latency_ms_p95", "throughput_per_s",
@@ -140,10 +140,10 @@ def test_pareto_best_rows():
 def tiny_report(tiny_models, reviews_csv, tmp_path_factory):
     """A finished tiny-model run with its report (learning curve at 20%, 50%, 100%) and its console lines."""
     out = tmp_path_factory.mktemp("report_run")
-    lines: list[str] = []
-    run = nlptransfer.finetune("sentiment-minilm", data=str(reviews_csv), log=lines.append, overrides=quick_overrides(
-        tiny_models["bert"], out, **{"report.enabled": True, "report.learning_curve": [0.2, 0.5, 1.0],
-                                     "report.latency_texts": 10}))
+    with captured_messages() as lines:
+        run = nlptransfer.finetune("sentiment-minilm", data=str(reviews_csv), overrides=quick_overrides(
+            tiny_models["bert"], out, **{"report.enabled": True, "report.learning_curve": [0.2, 0.5, 1.0],
+                                         "report.latency_texts": 10}))
     return run, lines, out
 
 
@@ -211,15 +211,15 @@ def test_report_files_numbers_and_console(tiny_report):
 
 
 def test_learning_curve_runs_see_exactly_the_subset_and_the_same_validation_and_test(tiny_report, tmp_path):
-    from nlptransfer.api import recipe_splits
+    from nlptransfer.pipeline import load_data
     from nlptransfer.recipe import load
     from nlptransfer.report.curve import split_recipe
 
     run, _, _ = tiny_report
     recipe = load(str(run.path / "recipe.yaml"))
-    splits = recipe_splits(recipe)
+    splits = load_data(recipe)
     part = subset(splits.train, stratified_subset(splits.train.labels, 0.2, recipe.training.seed))
-    again = recipe_splits(split_recipe(recipe, splits, part, tmp_path, "fraction-0.2"))
+    again = load_data(split_recipe(recipe, splits, part, tmp_path, "fraction-0.2"))
     assert (again.train.texts, again.train.labels) == (part.texts, part.labels)
     for name in ("validation", "test"):
         assert (getattr(again, name).texts, getattr(again, name).labels) == \
@@ -375,7 +375,7 @@ def _needs_embedded_model():
 def test_character_codes_with_a_frozen_pretrained_head_are_negative_transfer(tmp_path):
     _needs_embedded_model()
     data = write_csv(tmp_path / "codes.csv", sku_rows(800))
-    run = nlptransfer.finetune("sentiment-minilm-head", data=str(data), log=lambda s: None, overrides={
+    run = nlptransfer.finetune("sentiment-minilm-head", data=str(data), overrides={
         "task": "classification", "output.dir": str(tmp_path / "runs"), "training.progress": False,
         "report.enabled": True, "report.learning_curve": [0.2, 1.0], "report.latency_texts": 10})
     report = json.loads((run.path / "report" / "report.json").read_text())

@@ -6,7 +6,10 @@ import pytest
 from nlptransfer import models
 from nlptransfer import recipe as recipes
 from nlptransfer.data import LabelMap
-from nlptransfer.strategies import IA3_TARGETS, LORA_TARGETS, encoder_layers, prepare
+from nlptransfer.architectures import adapter_targets
+from nlptransfer.heads import HEAD
+from nlptransfer.strategies import encoder_layers, get_strategy, prepare
+from nlptransfer.train.cache import cache_kind
 
 KINDS = ["bert", "roberta", "distilbert", "deberta-v2", "electra", "xlm-roberta"]
 
@@ -17,6 +20,14 @@ def _prepared(tiny_models, kind="bert", **overrides):
     return prepare(net, r, new), r
 
 
+def _cache(prepared, strategy: str) -> str | None:
+    return cache_kind(get_strategy(strategy).cacheable, prepared.model)
+
+
+def _logits(outputs: dict):
+    return outputs["logits"][HEAD]
+
+
 def _trainable(prepared) -> set[str]:
     return {n for n, p in prepared.model.named_parameters() if p.requires_grad}
 
@@ -24,7 +35,7 @@ def _trainable(prepared) -> set[str]:
 def test_head_trains_only_the_classifier_and_caches(tiny_models):
     p, _ = _prepared(tiny_models, strategy="head")
     assert _trainable(p) == {"net.classifier.weight", "net.classifier.bias"}
-    assert p.trainable == 32 * 2 + 2 and p.cacheable
+    assert p.trainable == 32 * 2 + 2 and _cache(p, "head") == "features"
     p.model.train()
     assert not p.model.net.bert.training and p.model.net.dropout.training  # frozen encoder stays in eval mode
 
@@ -70,7 +81,7 @@ def test_adapter_presets_match_every_architecture(tiny_models, kind):
         marker = "lora_A" if strategy == "lora" else "ia3_l"
         adapted = {n for n in names if marker in n}
         assert adapted, f"{strategy} adapted nothing on {kind}"
-        wanted = LORA_TARGETS[kind] if strategy == "lora" else IA3_TARGETS[kind][0]
+        wanted, _ = adapter_targets(strategy, kind)
         assert all(any(t.split(".")[-1] in n for t in wanted) for n in adapted)
         # the head trains with the adapter (modules_to_save) and nothing else of the encoder does
         assert any("classifier" in n and "modules_to_save" in n for n in names)
@@ -90,8 +101,9 @@ def test_top_layers_from_cached_states_give_the_full_forward_logits(tiny_models,
     import torch
 
     p, _ = _prepared(tiny_models, kind, strategy="top_k", top_k=1)
-    assert p.states_cacheable == (kind != "deberta-v2")  # DeBERTa's encoder treats its first layer specially
-    if not p.states_cacheable:
+    cacheable = _cache(p, "top_k") == "states"
+    assert cacheable == (kind != "deberta-v2")  # DeBERTa's encoder treats its first layer specially
+    if not cacheable:
         return
     model = p.model.eval()
     ids = torch.randint(5, 30, (3, 9))
@@ -102,8 +114,10 @@ def test_top_layers_from_cached_states_give_the_full_forward_logits(tiny_models,
     assert states.shape == (3, 9, model.core.config.hidden_size)
     states = states * mask.unsqueeze(-1)  # padding positions are zeros in a cached batch
     with torch.no_grad():
-        torch.testing.assert_close(model(ids, mask, states=states), model(ids, mask), rtol=1e-5, atol=1e-7)
-        assert not torch.allclose(model(ids, mask, states=states + 0.1 * mask.unsqueeze(-1)), model(ids, mask),
+        torch.testing.assert_close(_logits(model(ids, mask, states=states)), _logits(model(ids, mask)), rtol=1e-5,
+                                   atol=1e-7)
+        assert not torch.allclose(_logits(model(ids, mask, states=states + 0.1 * mask.unsqueeze(-1))),
+                                  _logits(model(ids, mask)),
                                   rtol=1e-5, atol=1e-7)
     assert len(encoder_layers(model)) == 3  # the layer list is put back after each cached forward
 
@@ -112,7 +126,7 @@ def test_top_layers_from_cached_states_give_the_full_forward_logits(tiny_models,
 def test_last_layer_run_for_the_first_token_only_gives_the_same_logits_and_gradients(tiny_models, kind, monkeypatch):
     import torch
 
-    from nlptransfer import tasks
+    from nlptransfer import heads
 
     p, _ = _prepared(tiny_models, kind, strategy="full")
     model = p.model
@@ -126,10 +140,10 @@ def test_last_layer_run_for_the_first_token_only_gives_the_same_logits_and_gradi
     mask[2, 2:] = 0
     model.eval()
     calls = []
-    real = tasks.FirstTokenLayer.forward
-    monkeypatch.setattr(tasks.FirstTokenLayer, "forward", lambda self, *a, **k: calls.append(1) or real(self, *a, **k))
+    real = heads.FirstTokenLayer.forward
+    monkeypatch.setattr(heads.FirstTokenLayer, "forward", lambda self, *a, **k: calls.append(1) or real(self, *a, **k))
     with torch.no_grad():
-        torch.testing.assert_close(model(ids, mask), model.net(input_ids=ids, attention_mask=mask).logits,
+        torch.testing.assert_close(_logits(model(ids, mask)), model.net(input_ids=ids, attention_mask=mask).logits,
                                    rtol=1e-5, atol=1e-6)
         # the head's cached features (encode) take the same short cut
         plain = model.core.base_model(input_ids=ids, attention_mask=mask).last_hidden_state[:, :1]
@@ -143,7 +157,7 @@ def test_last_layer_run_for_the_first_token_only_gives_the_same_logits_and_gradi
     for first_token in (True, False):
         model.first_token_only = first_token
         model.zero_grad()
-        torch.nn.functional.cross_entropy(model(ids, mask), torch.tensor([0, 1, 1, 0])).backward()
+        torch.nn.functional.cross_entropy(_logits(model(ids, mask)), torch.tensor([0, 1, 1, 0])).backward()
         grads.append({n: q.grad.clone() for n, q in model.named_parameters() if q.grad is not None})
     assert grads[0].keys() == grads[1].keys() and len(grads[0]) > 20
     for name in grads[0]:

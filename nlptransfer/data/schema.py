@@ -6,24 +6,24 @@ from dataclasses import dataclass, field
 
 @dataclass(frozen=True)
 class DataSpec:
-    """Which files to read and how; None means detect or infer."""
+    """Where the texts come from and how to read and split them: the recipe's `data` section. None means detect
+    or infer (and say what was chosen, and why)."""
 
-    train: str
-    validation: str | None = None
-    test: str | None = None
-    format: str | None = None  #: csv | tsv | jsonl | parquet; None = from the extension
-    text_columns: tuple[str, ...] | None = None
-    label_column: str | None = None
-    header: bool | None = None
-    encoding: str | None = None
-    delimiter: str | None = None
-    labels: tuple[str, ...] | None = None  #: the label order; labels outside it are a problem
-    val_fraction: float = 0.1
-    test_fraction: float = 0.1
-    drop_invalid: bool = False  #: drop and count invalid rows instead of failing
-    seed: int = 42
-    join_with: str = "\n"  #: separator when several text columns are joined
-    purpose: str = "train"  #: train | evaluate (an evaluation file may hold one class)
+    train: str | None = None  #: training file (or the only file); `--data` sets it
+    validation: str | None = None  #: separate validation file; else split from train
+    test: str | None = None  #: separate test file; else split from train
+    format: str | None = None  #: csv | tsv | jsonl | parquet; None = from the file extension
+    text_columns: list[str] | None = None  #: one or more text columns (joined); None = inferred
+    label_column: str | None = None  #: None = inferred
+    header: bool | None = None  #: False for files without a header row; None = detected
+    encoding: str | None = None  #: None = detected (UTF-8, BOM, legacy encodings)
+    delimiter: str | None = None  #: None = by format
+    labels: list[str] | None = None  #: label order (ordered sentiment: negative..positive); labels outside it are a problem
+    val_fraction: float = 0.1  #: validation share of train when no validation file
+    test_fraction: float = 0.1  #: test share of train when no test file
+    drop_invalid: bool = False  #: drop (and count) rows with empty text, missing label or train/test duplicates instead of failing
+    max_length: int | None = None  #: tokens per text; None = the model's limit (capped at 512)
+    join_with: str = "\n"  #: separator between the texts of several text columns
 
 
 class LabelMap:

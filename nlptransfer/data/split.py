@@ -2,15 +2,16 @@
 from __future__ import annotations
 
 import math
-from typing import Callable
 
 import pandas as pd
 
+from ..logs import get_logger
 from ..errors import DataError
 from .columns import infer_label_column, infer_text_columns, missing_column
 from .read import Table, cell_text, read_table
 from .schema import DataReport, DataSpec, LabelledTexts, LabelMap, Splits
 
+logger = get_logger(__name__)
 FIX_ROWS = "fix them, or set data.drop_invalid=true to drop them (they are counted in the report)"
 
 
@@ -31,7 +32,7 @@ def _read(spec: DataSpec, path: str, problems: list[str]) -> Table | None:
     return table
 
 
-def _choose_columns(spec: DataSpec, tables: dict[str, Table], report: DataReport, log, problems: list[str]):
+def _choose_columns(spec: DataSpec, tables: dict[str, Table], report: DataReport, problems: list[str]):
     """The text columns and label column, named or inferred from the training file, checked in every file."""
     train = tables.get("train")
     text_columns, label_column = list(spec.text_columns or []), spec.label_column
@@ -44,14 +45,14 @@ def _choose_columns(spec: DataSpec, tables: dict[str, Table], report: DataReport
                                 f"(columns: {', '.join(columns)})")
             else:
                 report.inferred["label_column"] = {"column": label_column, "reason": why}
-                log(f"label column: '{label_column}' (inferred: {why})")
+                logger.info(f"label column: '{label_column}' (inferred: {why})")
         if not text_columns:
             text_columns, why = infer_text_columns(train.frame, {label_column} if label_column else set())
             if not text_columns:
                 problems.append(f"cannot infer the text column of {train.path} ({why}): set data.text_columns")
             else:
                 report.inferred["text_columns"] = {"columns": text_columns, "reason": why}
-                log(f"text column: '{text_columns[0]}' (inferred: {why})")
+                logger.info(f"text column: '{text_columns[0]}' (inferred: {why})")
     for name, table in tables.items():
         columns = [str(c) for c in table.frame.columns]
         for column in text_columns:
@@ -113,18 +114,44 @@ def _table_rows(table: Table, text_columns: list[str] | None, label_column: str 
     return pd.DataFrame({"text": texts, "label": labels, "row": range(1, len(frame) + 1)})
 
 
-def load_splits(spec: DataSpec, log: Callable[[str], None] = lambda s: None) -> Splits:
-    """Read, check and split the data files; raises one DataError listing every problem found."""
+NO_TRAIN = "no training data: pass --data FILE (or data=... in Python, or data.train in the recipe)"
+
+
+def load_splits(spec: DataSpec, seed: int = 42, purpose: str = "train") -> Splits:
+    """Read, check and split the data files (carved splits seeded by `seed`); raises one DataError listing every
+    problem found. purpose "evaluate": the file is scored as a whole, and may hold a single class."""
+    if not spec.train:
+        raise DataError(NO_TRAIN)
     problems: list[str] = []
     report = DataReport()
     files = {"train": spec.train, "validation": spec.validation, "test": spec.test}
     tables = {name: t for name, path in files.items() if path for t in [_read(spec, path, problems)] if t is not None}
     for name, table in tables.items():
         report.files[name] = table.info()
-    text_columns, label_column = _choose_columns(spec, tables, report, log, problems)
+    text_columns, label_column = _choose_columns(spec, tables, report, problems)
     if "train" not in tables:
         raise DataError(problems)
     # go on with what can be checked, so one message lists every problem
+    frames = _frames(tables, text_columns, label_column, spec.join_with)
+    _check_empty(frames, spec.drop_invalid, report, problems)
+    if "train" not in frames:
+        raise DataError(problems)
+    names = _check_labels(frames, spec.labels, purpose, problems)
+    _check_leaks(frames, spec.drop_invalid, report, problems)
+    carve = [(n, f) for n, f in (("test", spec.test_fraction), ("validation", spec.val_fraction))
+             if not files[n] and f > 0]  # a given file is never carved, even when it could not be read
+    if carve:
+        _drop_duplicates_before_carving(frames, carve, report, problems)
+    if problems:
+        raise DataError(problems)
+    if carve:
+        _carve(frames, carve, seed, report)
+    return _splits(frames, names, report)
+
+
+def _frames(tables: dict[str, Table], text_columns: list[str], label_column: str | None, join_with: str
+            ) -> dict[str, pd.DataFrame]:
+    """Each file's text, label and row columns, for the files that have at least one of the chosen columns."""
     frames = {}
     for name, t in tables.items():
         columns = set(map(str, t.frame.columns))
@@ -132,23 +159,30 @@ def load_splits(spec: DataSpec, log: Callable[[str], None] = lambda s: None) -> 
         has_label = bool(label_column) and label_column in columns
         if has_text or has_label:
             frames[name] = _table_rows(t, text_columns if has_text else None, label_column if has_label else None,
-                                       spec.join_with)
+                                       join_with)
+    return frames
+
+
+def _check_empty(frames: dict[str, pd.DataFrame], drop: bool, report: DataReport, problems: list[str]) -> None:
+    """Rows with an empty text or label: a problem, or dropped and counted."""
     checks = [("text", "an empty or missing text", "empty or missing text"), ("label", "a missing label", "missing label")]
     for name, frame in list(frames.items()):
         for column, what, reason in checks:
             bad = frame[frame[column] == ""]
-            if len(bad) and spec.drop_invalid:
+            if len(bad) and drop:
                 report.drop(name, reason, len(bad))
                 frame = frame[frame[column] != ""]
             elif len(bad):
                 problems.append(f"{name}: {len(bad)} row(s) have {what} ({_rows(bad['row'].tolist())}); {FIX_ROWS}")
         frames[name] = frame
-    if "train" not in frames:
-        raise DataError(problems)
 
+
+def _check_labels(frames: dict[str, pd.DataFrame], given: list[str] | None, purpose: str, problems: list[str]
+                  ) -> list[str]:
+    """The label names in id order; labels outside them, and a single training class, are problems."""
     train_labels = set(frames["train"]["label"].dropna()) - {""}
-    known = set(spec.labels) if spec.labels else train_labels
-    names = list(spec.labels) if spec.labels else _sort_labels(train_labels)
+    known = set(given) if given else train_labels
+    names = list(given) if given else _sort_labels(train_labels)
     for name, frame in frames.items():
         if frame["label"].isna().any():
             continue
@@ -156,45 +190,56 @@ def load_splits(spec: DataSpec, log: Callable[[str], None] = lambda s: None) -> 
         if len(unknown):
             counts = unknown["label"].value_counts()
             listed = ", ".join(f"'{k}' ({v} rows)" for k, v in counts.items())
-            where = f"not in data.labels {list(spec.labels)}" if spec.labels else "never seen in training"
+            where = f"not in data.labels {list(given)}" if given else "never seen in training"
             problems.append(f"{name}: labels {where}: {listed}")
-    if spec.purpose == "train" and len(train_labels) == 1:
+    if purpose == "train" and len(train_labels) == 1:
         only = next(iter(train_labels))
         problems.append(f"train has a single class '{only}': a classifier needs at least two labels")
+    return names
 
+
+def _check_leaks(frames: dict[str, pd.DataFrame], drop: bool, report: DataReport, problems: list[str]) -> None:
+    """Validation and test texts that also appear in train: a problem, or dropped and counted."""
     train_texts = set(frames["train"]["text"])
     for name in ("validation", "test"):
         if name in frames and frames[name]["text"].notna().all() and frames["train"]["text"].notna().all():
             shared = frames[name][frames[name]["text"].isin(train_texts)]
-            if len(shared) and spec.drop_invalid:
+            if len(shared) and drop:
                 report.drop(name, "exact duplicate of a training text", len(shared))
                 frames[name] = frames[name][~frames[name]["text"].isin(train_texts)]
             elif len(shared):
                 problems.append(f"{name}: {len(shared)} text(s) also appear in train ({_rows(shared['row'].tolist())}), "
                                 f"which inflates the {name} score; {FIX_ROWS}")
 
-    carve = [(n, f) for n, f in (("test", spec.test_fraction), ("validation", spec.val_fraction))
-             if not files[n] and f > 0]  # a given file is never carved, even when it could not be read
-    if carve and frames["train"]["text"].notna().all():  # no texts (column not found): nothing to split yet
-        pool = frames["train"]
-        pool = pool[(pool["text"] != "") & (pool["label"] != "")]  # invalid rows: a problem already, not a class
-        duplicated = pool["text"].duplicated(keep="first")
-        report.drop("train", "duplicate text of an earlier row (kept the first, so no text is in two splits)",
-                    int(duplicated.sum()))
-        frames["train"] = pool = pool[~duplicated]
-        if pool["label"].notna().all() and len(train_labels) > 1:
-            problems.extend(_split_sizes_problem(pool["label"].value_counts(), carve))
-    if problems:
-        raise DataError(problems)
-    if carve:
-        try:
-            frames.update(_stratified(frames["train"], carve, spec.seed))
-        except ValueError as e:  # large fractions of tiny classes: sklearn cannot stratify what is left
-            raise DataError(f"cannot make stratified splits of {len(frames['train'])} train rows: {e}; "
-                            f"lower data.val_fraction / data.test_fraction, or add rows")
-        for name, _ in carve:
-            report.files[name] = {"made_from": "train", "fraction": dict(carve)[name], "seed": spec.seed}
 
+def _drop_duplicates_before_carving(frames: dict[str, pd.DataFrame], carve: list[tuple[str, float]],
+                                    report: DataReport, problems: list[str]) -> None:
+    """Keep the first of rows sharing a text (so no text lands in two splits); check the classes can be split."""
+    if not frames["train"]["text"].notna().all():  # no texts (column not found): nothing to split yet
+        return
+    pool = frames["train"]
+    pool = pool[(pool["text"] != "") & (pool["label"] != "")]  # invalid rows: a problem already, not a class
+    classes = pool["label"].nunique()
+    duplicated = pool["text"].duplicated(keep="first")
+    report.drop("train", "duplicate text of an earlier row (kept the first, so no text is in two splits)",
+                int(duplicated.sum()))
+    frames["train"] = pool = pool[~duplicated]
+    if pool["label"].notna().all() and classes > 1:
+        problems.extend(_split_sizes_problem(pool["label"].value_counts(), carve))
+
+
+def _carve(frames: dict[str, pd.DataFrame], carve: list[tuple[str, float]], seed: int, report: DataReport) -> None:
+    """Stratified, seeded validation/test splits carved from train."""
+    try:
+        frames.update(_stratified(frames["train"], carve, seed))
+    except ValueError as e:  # large fractions of tiny classes: sklearn cannot stratify what is left
+        raise DataError(f"cannot make stratified splits of {len(frames['train'])} train rows: {e}; "
+                        f"lower data.val_fraction / data.test_fraction, or add rows")
+    for name, _ in carve:
+        report.files[name] = {"made_from": "train", "fraction": dict(carve)[name], "seed": seed}
+
+
+def _splits(frames: dict[str, pd.DataFrame], names: list[str], report: DataReport) -> Splits:
     label_map = LabelMap(names)
     splits = {}
     for name in ("train", "validation", "test"):
@@ -213,7 +258,7 @@ def load_splits(spec: DataSpec, log: Callable[[str], None] = lambda s: None) -> 
 def read_texts(path: str, spec: DataSpec | None = None, text_columns: list[str] | None = None
                ) -> tuple[list[str], pd.DataFrame]:
     """The texts of a file to predict on (columns named or inferred) and the file's rows, in order."""
-    s = spec or DataSpec(train=path)
+    s = spec or DataSpec()
     table = read_table(path, s.format, s.header, s.encoding, s.delimiter)
     if len(table.frame) == 0:
         raise DataError(f"{path} is empty: it has no data rows")

@@ -6,14 +6,14 @@ import datetime
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
 from ..data import Splits
 from ..errors import RecipeError, RunError
+from ..logs import get_logger
 from ..metrics import classification_metrics
-from ..recipe import Recipe, parse_override, read_saved
+from ..recipe import Recipe, overrides as parse_overrides, read_saved
 from ..run import RunFolder
 from . import stats
 from .baseline import C_GRID, fit_baseline
@@ -21,6 +21,7 @@ from .curve import learning_curve
 from .indicators import knowledge_alone, time_to_score
 from .kpi import cost_per_1000, folder_bytes, serving_speed
 
+logger = get_logger(__name__)
 BASELINE_NAME = "tf-idf (word 1-2 + char 2-5 grams) + logistic regression"
 
 
@@ -60,8 +61,7 @@ def plan(recipe: Recipe, splits: Splits) -> ReportPlan:
 
 def _recipe_with(run: RunFolder, overrides: list[str] | dict | None) -> Recipe:
     recipe = read_saved(run.path("recipe"))
-    pairs = overrides.items() if isinstance(overrides, dict) else [parse_override(o) for o in overrides or []]
-    changes = dict(pairs)
+    changes = parse_overrides(overrides)
     wrong = [k for k in changes if not k.startswith("report.")]
     if wrong:
         raise RecipeError(f"only report.* settings can change for a finished run, got: {', '.join(wrong)}")
@@ -109,7 +109,7 @@ def _final(recipe: Recipe, gold, transfer_probs, baseline_probs, names) -> dict:
 
 
 def _kpis(run: RunFolder, recipe: Recipe, metrics: dict, baseline, final: dict, texts: list[str]) -> dict:
-    from ..classifier import TextClassifier
+    from ..inference import TextClassifier
 
     r = recipe.report
     classifier = TextClassifier.load(run.root)
@@ -129,31 +129,31 @@ def _kpis(run: RunFolder, recipe: Recipe, metrics: dict, baseline, final: dict, 
     return {"transfer": transfer, "baseline": base, "price_per_hour": r.price_per_hour}
 
 
-def build_report(run_path: str | Path, *, overrides: list[str] | dict | None = None, splits: Splits | None = None,
-                 log: Callable[[str], None] = print) -> dict:
+def build_report(run_path: str | Path, *, overrides: list[str] | dict | None = None,
+                 splits: Splits | None = None) -> dict:
     """Compute the transfer report of a finished run and write report/ (html, md, json) atomically; returns it."""
-    from ..api import recipe_splits
+    from ..pipeline import load_data
     from .render import write_report
 
     started = time.perf_counter()
     run = RunFolder.existing(run_path, need=("recipe", "labels", "metrics"))
     recipe = _recipe_with(run, overrides)
-    splits = splits or recipe_splits(recipe)
+    splits = splits or load_data(recipe)
     if splits.test is None or not run.path("predictions").exists():
         raise RunError(f"{run.root} has no test split: the report compares test scores; set data.test or "
                        "data.test_fraction and re-run")
     metrics = run.read_json("metrics")
     names = splits.label_map.names
     work = plan(recipe, splits)
-    log(work.describe(metrics.get("train_seconds"), len(splits.train)))
+    logger.info(work.describe(metrics.get("train_seconds"), len(splits.train)))
     transfer_probs, rows = _transfer_predictions(run, splits)
     metric, seed = recipe.training.metric, recipe.training.seed
 
     baseline = fit_baseline(splits.train, splits.validation, splits.test, len(names), metric, seed)
-    log(f"report: baseline fitted in {baseline.train_seconds:.1f} s (C={baseline.C:g})")
+    logger.info(f"report: baseline fitted in {baseline.train_seconds:.1f} s (C={baseline.C:g})")
     final = _final(recipe, splits.test.labels, transfer_probs, baseline.test_probs, names)
     knowledge = knowledge_alone(recipe, splits.train, splits.test, names)
-    log(f"report: zero-shot {knowledge['zero_shot'][metric]:.4f}, linear probe "
+    logger.info(f"report: zero-shot {knowledge['zero_shot'][metric]:.4f}, linear probe "
         f"{knowledge['linear_probe'][metric]:.4f} ({knowledge['seconds']:.0f} s)")
     time_to = time_to_score(run.read_log(), (baseline.validation or {}).get(metric), metric,
                             metrics["train_seconds"], metrics["steps"], metrics["examples_seen"])
@@ -161,7 +161,7 @@ def build_report(run_path: str | Path, *, overrides: list[str] | dict | None = N
     curve = learning_curve(recipe, splits, {**{k: final["transfer"][k] for k in ("accuracy", "macro_f1")},
                                             "train_seconds": metrics["train_seconds"]},
                            {**{k: final["baseline"][k] for k in ("accuracy", "macro_f1")},
-                            "train_seconds": round(baseline.train_seconds, 3)}, log)
+                            "train_seconds": round(baseline.train_seconds, 3)})
     report = {
         "run": str(run.root), "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "model": recipe.model, "strategy": recipe.strategy, "task": recipe.task, "labels": list(names),
@@ -180,6 +180,6 @@ def build_report(run_path: str | Path, *, overrides: list[str] | dict | None = N
     report["seconds"] = round(time.perf_counter() - started, 3)
     summary = write_report(run, report, transfer_probs, baseline.test_probs, splits.test.labels)
     for line in summary.splitlines():
-        log(line)
-    log(f"report: {run.root / 'report' / 'report.html'}")
+        logger.info(line)
+    logger.info(f"report: {run.root / 'report' / 'report.html'}")
     return report

@@ -5,15 +5,18 @@ from __future__ import annotations
 import html
 import json
 from pathlib import Path
-from typing import Callable
 
+from ..logs import get_logger, quiet
 from .. import recipe as recipes
 from ..errors import RecipeError
+from ..markdown import table
 from ..recipe import PeftSection, Recipe
 from ..run import RunFolder, atomic_write_text
+from ..strategies import get_strategy
 from .baseline import fit_baseline, scores
 from .kpi import folder_bytes
 
+logger = get_logger(__name__)
 COSTS = ("trainable_parameters", "train_seconds")
 
 
@@ -23,7 +26,7 @@ def variant(base: Recipe, strategy: str, keep_lr: bool) -> Recipe:
     changes: dict = {"strategy": strategy, "report.enabled": False}
     if not keep_lr and strategy != base.strategy:
         changes["training.lr"] = None
-    if strategy in recipes.BUILTIN_STRATEGIES:
+    if not get_strategy(strategy).adapter:
         changes["peft"] = PeftSection().__dict__
     return base.replace(**changes)
 
@@ -55,14 +58,12 @@ HEADER = ["strategy", "accuracy", "macro-F1", "trainable parameters", "training 
 
 
 def _markdown(result: dict) -> str:
-    rows = table_rows(result["rows"], result["metric"])
-    lines = ["| " + " | ".join(HEADER) + " |", "|" + "---|" * len(HEADER)] + ["| " + " | ".join(r) + " |" for r in rows]
     return "\n".join([f"# Strategy comparison: {result['recipe']} on {result['data']}", "",
                       f"Same splits (train {result['rows_used']['train']}, test {result['rows_used']['test']} rows) "
                       f"and seed {result['seed']} for every strategy; test {result['metric']}. Pareto-best: no other "
                       "row scores at least as well with no more trainable parameters (params), no more training "
                       "time (time), or no more of both (params+time jointly), being better in one of them.", "",
-                      *lines, ""])
+                      table(HEADER, table_rows(result["rows"], result["metric"])), ""])
 
 
 def _html(result: dict, image: str) -> str:
@@ -80,32 +81,32 @@ def _html(result: dict, image: str) -> str:
 
 
 def compare_strategies(recipe: str | Recipe, data: str | None, strategies: list[str],
-                       overrides: list[str] | dict | None = None, log: Callable[[str], None] = print) -> dict:
+                       overrides: list[str] | dict | None = None) -> dict:
     """Fine-tune the recipe once per strategy on the same splits and seed, add the tf-idf baseline, and write
     compare.json, compare.md and compare.html into a new folder; returns the comparison."""
-    from ..api import _resolve_recipe, finetune, recipe_splits
+    from ..pipeline import load_data, train
     from .figures import pareto_plot
 
     if not strategies:
         raise RecipeError("compare needs at least one strategy, e.g. --strategies head,top_k,lora,full")
-    given = dict(overrides) if isinstance(overrides, dict) else dict(recipes.parse_override(o) for o in overrides or [])
-    base = _resolve_recipe(recipe, data, overrides)
+    given = recipes.overrides(overrides)
+    base = recipes.resolve(recipe, data, given)
     planned = [variant(base, s, "training.lr" in given) for s in strategies]  # every variant validates first
-    splits = recipe_splits(base)
+    splits = load_data(base)
     if splits.test is None:
         raise RecipeError("compare scores the test split: set data.test or data.test_fraction > 0")
-    log(f"compare: {len(planned)} trainings ({', '.join(strategies)}) on the same splits (train {len(splits.train)}, "
+    logger.info(f"compare: {len(planned)} trainings ({', '.join(strategies)}) on the same splits (train {len(splits.train)}, "
         f"test {len(splits.test)} rows, seed {base.training.seed}) + {3 if splits.validation else 1} baseline fit(s)")
     folder = RunFolder.new(base.output.dir, f"compare-{base.output.name or base.name}").root
     metric, rows = base.training.metric, []
     for strategy, r in zip(strategies, planned):
-        run = finetune(r.replace(**{"output.dir": str(folder), "output.name": strategy, "training.progress": False}),
-                       log=lambda s: None)
+        with quiet():
+            run = train(r.replace(**{"output.dir": str(folder), "output.name": strategy, "training.progress": False}))
         m = run.metrics
         rows.append({"name": strategy, "kind": "transfer", "run": str(run.path), "accuracy": m["test"]["accuracy"],
                      "macro_f1": m["test"]["macro_f1"], "trainable_parameters": m["trainable_parameters"],
                      "train_seconds": m["train_seconds"], "artifact_bytes": folder_bytes(RunFolder(run.path).weights_dir)})
-        log(f"compare: {strategy}: test {metric} {m['test'][metric]:.4f}, {m['trainable_parameters']:,} trainable, "
+        logger.info(f"compare: {strategy}: test {metric} {m['test'][metric]:.4f}, {m['trainable_parameters']:,} trainable, "
             f"{m['train_seconds']:.1f} s")
     b = fit_baseline(splits.train, splits.validation, splits.test, len(splits.label_map), metric, base.training.seed)
     rows.append({"name": "tf-idf baseline", "kind": "baseline", "run": None,
@@ -123,6 +124,6 @@ def compare_strategies(recipe: str | Recipe, data: str | None, strategies: list[
     atomic_write_text(Path(folder) / "compare.md", markdown)
     atomic_write_text(Path(folder) / "compare.html", _html(result, pareto_plot(rows, metric)))
     for line in markdown.splitlines()[2:]:
-        log(line)
-    log(f"compare: {folder / 'compare.html'}")
+        logger.info(line)
+    logger.info(f"compare: {folder / 'compare.html'}")
     return result

@@ -5,11 +5,13 @@ import csv
 import tempfile
 import time
 from pathlib import Path
-from typing import Callable
 
 from ..data import LabelledTexts, Splits
+from ..logs import get_logger, quiet
 from ..recipe import Recipe
 from .baseline import fit_baseline, scores, stratified_subset, subset
+
+logger = get_logger(__name__)
 
 
 def _write(path: Path, part: LabelledTexts, names: tuple[str, ...]) -> str:
@@ -37,15 +39,15 @@ def split_recipe(recipe: Recipe, splits: Splits, train: LabelledTexts, folder: P
 
 def transfer_score(recipe: Recipe) -> dict:
     """Fine-tune `recipe` (quietly) and return its test accuracy, macro-F1 and training seconds."""
-    from ..api import finetune
+    from ..pipeline import train
 
-    run = finetune(recipe, log=lambda s: None)
+    with quiet():
+        run = train(recipe)
     test = run.metrics["test"]
     return {"accuracy": test["accuracy"], "macro_f1": test["macro_f1"], "train_seconds": run.metrics["train_seconds"]}
 
 
-def learning_curve(recipe: Recipe, splits: Splits, full_transfer: dict, full_baseline: dict,
-                   log: Callable[[str], None] = print) -> list[dict]:
+def learning_curve(recipe: Recipe, splits: Splits, full_transfer: dict, full_baseline: dict) -> list[dict]:
     """Test scores of transfer and baseline at each of the recipe's report.learning_curve fractions."""
     seed, metric = recipe.training.seed, recipe.training.metric
     n_labels = len(splits.label_map)
@@ -64,6 +66,6 @@ def learning_curve(recipe: Recipe, splits: Splits, full_transfer: dict, full_bas
             transfer = transfer_score(split_recipe(recipe, splits, part, Path(tmp), f"fraction-{fraction:g}"))
             points.append({"fraction": fraction, "train_rows": len(part), "transfer": transfer,
                            "baseline": base_scores})
-            log(f"report: learning curve at {fraction:.0%} ({len(part)} rows): transfer {transfer[metric]:.4f}, "
+            logger.info(f"report: learning curve at {fraction:.0%} ({len(part)} rows): transfer {transfer[metric]:.4f}, "
                 f"baseline {base_scores[metric]:.4f} ({time.perf_counter() - started:.0f} s)")
     return points

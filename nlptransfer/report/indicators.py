@@ -9,7 +9,7 @@ import torch
 from .. import models
 from ..data import LabelledTexts
 from ..recipe import Recipe
-from ..tasks import mean_pool
+from ..heads import mean_pool
 from .baseline import scores
 
 
@@ -18,19 +18,13 @@ class FrozenEncoder:
 
     def __init__(self, recipe: Recipe, batch_size: int = 64):
         from transformers import AutoModel
-        from transformers.utils import logging as hf_logging
 
         base = models.resolve(recipe.model, recipe.model_revision)
         self.tokenizer = models.load_tokenizer(base, recipe.trust_remote_code)
         config = models.load_config(base, recipe.trust_remote_code)
         self.max_length = models.max_length(self.tokenizer, config, recipe.data.max_length)
-        verbosity = hf_logging.get_verbosity()
-        hf_logging.set_verbosity_error()  # unused pretraining heads in the checkpoint are expected
-        try:
-            self.model = AutoModel.from_pretrained(base.path, revision=base.revision,
-                                                   trust_remote_code=recipe.trust_remote_code).eval()
-        finally:
-            hf_logging.set_verbosity(verbosity)
+        self.model = AutoModel.from_pretrained(base.path, revision=base.revision,
+                                               trust_remote_code=recipe.trust_remote_code).eval()
         self.batch_size = batch_size
 
     @torch.no_grad()

@@ -6,6 +6,7 @@ import json
 
 import numpy as np
 
+from ..markdown import table
 from ..metrics import expected_calibration_error
 from ..run import RunFolder, atomic_dir
 from . import figures
@@ -64,14 +65,6 @@ def indicator_lines(report: dict) -> list[str]:
     ]
 
 
-def _md_table(header: list[str], rows: list[list[str]]) -> str:
-    def cell(x: str) -> str:
-        return str(x).replace("|", "\\|").replace("\n", " ")
-
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    return "\n".join(lines + ["| " + " | ".join(cell(x) for x in row) + " |" for row in rows])
-
-
 def _curve_rows(report: dict) -> list[list[str]]:
     m = report["metric"]
     return [[f"{p['fraction']:.0%}", str(p["train_rows"]), f"{p['transfer'][m]:.4f}", f"{p['baseline'][m]:.4f}"]
@@ -90,7 +83,7 @@ def summary_markdown(report: dict) -> str:
         "",
         *indicator_lines(report),
         "",
-        _md_table(["KPI", "transfer", "baseline"], kpi_table(report["kpi"])),
+        table(["KPI", "transfer", "baseline"], kpi_table(report["kpi"])),
         "",
         f"Cost per 1,000 predictions at ${report['kpi']['price_per_hour']:g} per machine-hour, at the measured "
         "batched throughput on this machine.",
@@ -103,9 +96,9 @@ def full_markdown(report: dict) -> str:
     return "\n".join([
         f"# Transfer report: {report['run']}", "", summary_markdown(report), "",
         "## Learning curve (test, stratified seeded subsets of train)", "",
-        _md_table(["fraction", "train rows", "transfer", "baseline"], _curve_rows(report)), "",
+        table(["fraction", "train rows", "transfer", "baseline"], _curve_rows(report)), "",
         "## Most confident mistakes (likely label errors)", "",
-        _md_table(["text", "gold", "predicted", "confidence"], mistakes) if mistakes else "none", "",
+        table(["text", "gold", "predicted", "confidence"], mistakes) if mistakes else "none", "",
         "Figures: report.html. Numbers: report.json.", "",
     ])
 

@@ -1,4 +1,6 @@
-"""Task heads: the classifier module the loop trains, pooling, and the per-architecture head path."""
+"""TransferModel, what the loop trains: an encoder with its classification head, pooling, and the frozen parts
+whose output can be cached. Its forward returns what every objective needs: logits per head, and on request the
+pooled features the head reads."""
 from __future__ import annotations
 
 from contextlib import contextmanager
@@ -6,52 +8,16 @@ from contextlib import contextmanager
 import torch
 from torch import nn
 
-TASKS = ("classification", "sentiment")
-#: Architectures whose encoder runs its layer list as a plain loop: the top layers can run alone from the
-#: cached hidden states entering them (DeBERTa's encoder treats its first layer specially, so it is not here).
-LAYER_LOOP_TYPES = ("bert", "roberta", "xlm-roberta", "camembert", "electra", "distilbert")
-#: BERT-style layer classes whose last layer can run for the first token alone (see FirstTokenLayer); a layer
-#: wrapped by FSDP or renamed by fully_shard is not among them, so sharded training keeps the plain path
-FIRST_TOKEN_LAYERS = ("BertLayer", "RobertaLayer", "XLMRobertaLayer", "CamembertLayer", "ElectraLayer")
+from .architectures import architecture, core_model, head_forward, layer_stack
 
-
-def core_model(net: nn.Module) -> nn.Module:
-    """The transformers model inside a PEFT wrapper (or the model itself)."""
-    from peft import PeftModel
-
-    return net.base_model.model if isinstance(net, PeftModel) else net
+#: the name of the (one, for now) classification head in a model's outputs: outputs["logits"][HEAD]
+HEAD = "label"
 
 
 def mean_pool(hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """Masked mean over tokens, shaped [batch, 1, hidden] so a first-token head can read it."""
     weights = mask.unsqueeze(-1).to(hidden.dtype)
     return (hidden * weights).sum(1, keepdim=True) / weights.sum(1, keepdim=True).clamp(min=1e-9)
-
-
-def head_forward(model: nn.Module, seq: torch.Tensor) -> torch.Tensor:
-    """Logits from encoder output `seq` [batch, tokens, hidden], using only the first token like the model's own head."""
-    kind = model.config.model_type
-    if kind == "bert":
-        pooled = model.bert.pooler(seq) if model.bert.pooler is not None else seq[:, 0]
-        return model.classifier(model.dropout(pooled))
-    if kind in ("roberta", "xlm-roberta", "electra", "camembert"):
-        return model.classifier(seq)
-    if kind == "distilbert":
-        x = torch.relu(model.pre_classifier(seq[:, 0]))
-        return model.classifier(model.dropout(x))
-    if kind in ("deberta-v2", "deberta"):
-        return model.classifier(model.dropout(model.pooler(seq)))
-    raise NotImplementedError(f"mean pooling and cached features are not supported for model type '{kind}'")
-
-
-def layer_stack(model: nn.Module) -> tuple[nn.Module, nn.ModuleList] | None:
-    """The module that owns the encoder's list of transformer layers, and that list (None if not found)."""
-    base = core_model(model).base_model
-    for owner_name in ("encoder", "transformer"):
-        owner = getattr(base, owner_name, None)
-        if isinstance(getattr(owner, "layer", None), nn.ModuleList):
-            return owner, owner.layer
-    return None
 
 
 class FirstTokenLayer(nn.Module):
@@ -93,7 +59,8 @@ def first_token_layer_ok(model: nn.Module) -> bool:
     if found is None:
         return False
     last = found[1][-1]
-    return (type(last).__name__ in FIRST_TOKEN_LAYERS and not getattr(last, "add_cross_attention", False)
+    known = architecture(core_model(model).config.model_type)
+    return (known is not None and type(last).__name__ == known.first_token_layer and not getattr(last, "add_cross_attention", False)
             and hasattr(last.attention.self, "attention_head_size"))
 
 
@@ -103,13 +70,6 @@ class _Captured(Exception):
 
 def _hidden_arg(args: tuple, kwargs: dict) -> torch.Tensor:
     return args[0] if args else kwargs.get("hidden_states", kwargs.get("hidden_state"))
-
-
-def supports_head_path(model: nn.Module) -> bool:
-    """True when head_forward knows this architecture (needed for mean pooling and feature caching)."""
-    return core_model(model).config.model_type in (
-        "bert", "roberta", "xlm-roberta", "electra", "camembert", "distilbert", "deberta-v2", "deberta"
-    )
 
 
 class TransferModel(nn.Module):
@@ -134,6 +94,11 @@ class TransferModel(nn.Module):
     def core(self) -> nn.Module:
         return core_model(self.net)
 
+    @property
+    def encoder_frozen(self) -> bool:
+        """True when the whole encoder is frozen (in eval mode): its output can be computed once and reused."""
+        return any(m is self.core.base_model for m in self._frozen)
+
     def train(self, mode: bool = True) -> "TransferModel":
         super().train(mode)
         for module in self._frozen:
@@ -143,7 +108,10 @@ class TransferModel(nn.Module):
     def encode(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, **extra) -> torch.Tensor:
         """What the head reads: first-token states [batch, 1, hidden] (native) or the masked mean (mean)."""
         with self._layers():
-            hidden = self.core.base_model(input_ids=input_ids, attention_mask=attention_mask, **extra).last_hidden_state
+            return self._pool(input_ids, attention_mask, **extra)
+
+    def _pool(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, **extra) -> torch.Tensor:
+        hidden = self.core.base_model(input_ids=input_ids, attention_mask=attention_mask, **extra).last_hidden_state
         if self.pooling == "mean":
             return mean_pool(hidden, attention_mask)
         return hidden[:, :1]
@@ -197,18 +165,21 @@ class TransferModel(nn.Module):
             if handle is not None:
                 handle.remove()
 
-    def forward(self, input_ids=None, attention_mask=None, features=None, states=None, **extra) -> torch.Tensor:
-        """Logits [batch, labels]; from cached head `features` (head) or cached frozen-layer `states` (top_k)."""
+    def forward(self, input_ids=None, attention_mask=None, features=None, states=None, return_features: bool = False,
+                **extra) -> dict:
+        """{"logits": {HEAD: [batch, labels]}}, plus "features" [batch, hidden] (what the head reads) when asked;
+        from cached head `features` (head) or cached frozen-layer `states` (top_k) when given."""
         if features is not None:
-            return head_forward(self.core, features)
+            return self._outputs(head_forward(self.core, features), features, return_features)
         with self._layers(states):
-            if self.pooling == "native":
-                return self.net(input_ids=input_ids, attention_mask=attention_mask, **extra).logits
-            return head_forward(self.core, self.encode(input_ids, attention_mask, **extra))
+            if self.pooling == "native" and not return_features:
+                return self._outputs(self.net(input_ids=input_ids, attention_mask=attention_mask, **extra).logits)
+            pooled = self._pool(input_ids, attention_mask, **extra)
+            return self._outputs(head_forward(self.core, pooled), pooled, return_features)
 
-
-def ordinal_error(gold: list[int], predicted: list[int]) -> float:
-    """Mean absolute distance between gold and predicted label positions (ordered sentiment labels)."""
-    if not gold:
-        return 0.0
-    return float(sum(abs(g - p) for g, p in zip(gold, predicted)) / len(gold))
+    @staticmethod
+    def _outputs(logits: torch.Tensor, pooled: torch.Tensor | None = None, with_features: bool = False) -> dict:
+        out = {"logits": {HEAD: logits}}
+        if with_features:
+            out["features"] = pooled[:, 0]
+        return out

@@ -8,7 +8,10 @@ from pathlib import Path
 
 import yaml
 
-from .repo_folder import META
+from ..hub import REPO_META
+from ..markdown import table
+from ..recipe import from_dict
+from ..strategies import find_strategy
 
 EXAMPLE_TEXT = "An example text to classify."
 
@@ -46,11 +49,6 @@ def front_matter(meta: dict, metrics: dict, report: dict, repo: str, license: st
     return data.to_yaml()
 
 
-def _table(header: list[str], rows: list[list]) -> str:
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    return "\n".join(lines + ["| " + " | ".join(str(c) for c in row) + " |" for row in rows])
-
-
 def _base_line(base: dict) -> str:
     if base["source"] == "embedded":
         return f"`{base['hub_id']}` (nlptransfer's embedded default `{base['name']}`, {base['revision']})"
@@ -75,16 +73,17 @@ def _data_section(report: dict, names: list[str]) -> str:
                  ", ".join(f"{k} {v}" for k, v in truncated.items()) + ").")
     balance = report.get("class_balance", {})
     splits = list(balance)
-    lines.append("Class balance:\n\n" + _table(["label"] + splits, [[n] + [balance[s].get(n, 0) for s in splits]
+    lines.append("Class balance:\n\n" + table(["label"] + splits, [[n] + [balance[s].get(n, 0) for s in splits]
                                                                     for n in names]))
     return "\n\n".join(lines)
 
 
 def _training_section(meta: dict, recipe: dict, metrics: dict) -> str:
-    t, p = recipe.get("training", {}), recipe.get("peft", {})
+    t = recipe.get("training", {})
     strategy = meta["strategy"]
-    detail = {"lora": f" (r={p.get('r')}, alpha={p.get('alpha')}, dropout {p.get('dropout')})",
-              "top_k": f" (top {recipe.get('top_k')} layers)"}.get(strategy, "")
+    found = find_strategy(strategy)
+    described = found.description(from_dict(recipe)) if found is not None and recipe else ""
+    detail = f" ({described})" if described else ""
     trainable, total = metrics.get("trainable_parameters"), metrics.get("total_parameters")
     share = f" ({100 * trainable / total:.2f}%)" if trainable and total else ""
     return "\n".join([
@@ -105,13 +104,13 @@ def _evaluation_section(metrics: dict, names: list[str]) -> str:
     lines = [f"On the {split} split ({s.get('n', '?')} rows): accuracy {s['accuracy']:.4f}, macro-F1 {s['macro_f1']:.4f}"
              + (f", expected calibration error {s['ece']:.4f}" if "ece" in s else "") + "."]
     if s.get("per_class"):
-        lines.append(_table(["label", "precision", "recall", "F1", "support"],
+        lines.append(table(["label", "precision", "recall", "F1", "support"],
                             [[n, f"{c['precision']:.3f}", f"{c['recall']:.3f}", f"{c['f1']:.3f}", c["support"]]
                              for n, c in s["per_class"].items()]))
     if s.get("confusion_matrix"):
         m = s["confusion_matrix"]
         lines.append("Confusion matrix (rows: true label, columns: predicted):\n\n" +
-                     _table(["true \\ predicted"] + m["labels"], [[n] + row for n, row in zip(m["labels"], m["matrix"])]))
+                     table(["true \\ predicted"] + m["labels"], [[n] + row for n, row in zip(m["labels"], m["matrix"])]))
     return "\n\n".join(lines)
 
 
@@ -164,11 +163,11 @@ def _limits_section(meta: dict, metrics: dict, report: dict) -> str:
 def model_card(folder: Path, repo: str, revision: str | None = None, hub: str | None = None,
                license: str = "apache-2.0", check: dict | None = None) -> str:
     """The README.md for the repo folder `folder` (already staged: META, labels, recipe, metrics, data report)."""
-    meta, recipe = _read(folder, META), _read(folder, "recipe.yaml")
+    meta, recipe = _read(folder, REPO_META), _read(folder, "recipe.yaml")
     metrics, report = _read(folder, "metrics.json"), _read(folder, "data_report.json")
     names = [meta["labels"][k] for k in sorted(meta["labels"], key=int)]
     counts = ((metrics.get("test") or {}).get("per_class") or {})
-    labels = _table(["id", "label", "test rows"], [[i, n, counts.get(n, {}).get("support", "-")] for i, n in enumerate(names)])
+    labels = table(["id", "label", "test rows"], [[i, n, counts.get(n, {}).get("support", "-")] for i, n in enumerate(names)])
     verified = (f"\n\nBefore upload, this folder was reloaded in a fresh model and reproduced the trained model's "
                 f"probabilities on {check['rows']} test texts (largest difference {check['max_abs_diff']:.1e}).") if check else ""
     kind = "a PEFT adapter (with its trained classification head)" if meta["kind"] == "adapter" else "a complete model"

@@ -1,0 +1,77 @@
+"""Prediction backends: each gives the logits of an evaluation loader's rows, in file order. `torch` runs the
+TransferModel; `onnx` and `onnx-int8` run the run's ONNX export (`nlptransfer export RUN --onnx`) in ONNX Runtime,
+which needs `pip install "nlptransfer[onnx]"` (onnx, onnxruntime)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..errors import RunError
+from .loader import predict_logits
+
+#: ONNX backends and the file of each in a run's onnx/ folder
+FILES = {"onnx": "model.onnx", "onnx-int8": "model.int8.onnx"}
+BACKENDS = ("torch", *FILES)
+
+
+class TorchBackend:
+    """The PyTorch model on its device."""
+
+    def __init__(self, model: torch.nn.Module):
+        self.model = model.eval()
+        self.device = next(model.parameters()).device
+
+    def logits(self, loader) -> np.ndarray:
+        logits, _ = predict_logits(_OnDevice(self.model, self.device), loader)
+        return logits
+
+
+class _OnDevice(torch.nn.Module):
+    """Moves each batch to the model's device before the forward pass."""
+
+    def __init__(self, model, device):
+        super().__init__()
+        self.model, self.device = model, device
+
+    def forward(self, **batch):
+        return self.model(**{k: v.to(self.device) for k, v in batch.items()})
+
+
+def require_onnx_runtime():
+    """The onnxruntime module; RunError saying how to install it when it is missing."""
+    try:
+        import onnx  # noqa: F401
+        import onnxruntime
+    except ImportError:
+        raise RunError('the ONNX path needs onnx and onnxruntime: pip install "nlptransfer[onnx]"') from None
+    return onnxruntime
+
+
+class OnnxBackend:
+    """An ONNX Runtime session over an exported model."""
+
+    def __init__(self, path: Path):
+        ort = require_onnx_runtime()
+        options = ort.SessionOptions()
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        options.log_severity_level = 3
+        self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+
+    @classmethod
+    def of_folder(cls, root: Path, backend: str) -> "OnnxBackend":
+        """The `backend` (onnx | onnx-int8) export in a run folder's onnx/."""
+        path = Path(root) / "onnx" / FILES[backend]
+        if not path.is_file():
+            raise RunError(f"{path} not found: run `nlptransfer export {root} --onnx` first")
+        return cls(path)
+
+    def logits(self, loader) -> np.ndarray:
+        out, order = [], []
+        for batch in loader:
+            order.append(batch["index"].numpy())
+            out.append(self.session.run(["logits"], {"input_ids": batch["input_ids"].numpy(),
+                                                     "attention_mask": batch["attention_mask"].numpy()})[0])
+        logits, index = np.concatenate(out), np.concatenate(order)
+        return logits[np.argsort(index)]

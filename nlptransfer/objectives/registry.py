@@ -1,0 +1,78 @@
+"""The objective registry: loss terms the training loop sums. Each objective is registered by name
+(`register_objective`), and a recipe names the ones it uses with their weights (`training.objectives`, default
+{cross_entropy: 1.0}).
+
+An objective is built once per run from an ObjectiveContext and is then a pure function
+`(outputs, batch) -> {term name: scalar tensor}` of what the model returned for a batch (outputs["logits"][head],
+outputs["features"] when it asks for them, outputs["streams"][name] for a second batch stream) and the batch itself
+(batch["labels"], batch["streams"][name]). It never calls the model: the loop runs the model once per batch,
+sums every weighted term and backpropagates the sum once, so DDP/FSDP wrapping stays correct."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Callable
+
+from ..plugins import load_plugins
+
+if TYPE_CHECKING:
+    import torch
+
+    from ..recipe import Recipe
+
+Objective = Callable[[dict, dict], "dict[str, torch.Tensor]"]
+
+
+@dataclass(frozen=True)
+class ObjectiveContext:
+    """What an objective may be built from: the recipe, the label count, inverse-frequency class weights (when the
+    recipe asks for them; on the training device) and the device."""
+
+    recipe: "Recipe"
+    n_labels: int
+    class_weights: "torch.Tensor | None"
+    device: Any
+
+
+@dataclass(frozen=True)
+class RegisteredObjective:
+    name: str
+    build: Callable[[ObjectiveContext], Objective]
+    needs_features: bool  #: the model must also return outputs["features"] (the pooled features the head reads)
+
+
+_OBJECTIVES: dict[str, RegisteredObjective] = {}
+#: names the loop writes in a log record; a term may not take them
+RESERVED = ("step", "epoch", "loss", "lr", "eval", "seconds")
+
+
+def register_objective(name: str, build: Callable[[ObjectiveContext], Objective], *,
+                       needs_features: bool = False) -> None:
+    """Register objective `name`: `build(context)` returns the function `(outputs, batch) -> {term: tensor}`."""
+    if name in RESERVED:
+        raise ValueError(f"'{name}' is a name the training log uses; choose another objective name")
+    _OBJECTIVES[name] = RegisteredObjective(name, build, needs_features)
+
+
+def objective_names() -> list[str]:
+    """The registered objective names (installed plugins' included)."""
+    load_plugins("nlptransfer.objectives")
+    return list(_OBJECTIVES)
+
+
+class Losses:
+    """A recipe's weighted objectives, built for one run: `losses(outputs, batch) -> (total, {term: value})`."""
+
+    def __init__(self, weights: dict[str, float], context: ObjectiveContext):
+        load_plugins("nlptransfer.objectives")
+        self.terms = [(w, _OBJECTIVES[name].build(context)) for name, w in weights.items()]
+        self.needs_features = any(_OBJECTIVES[name].needs_features for name in weights)
+
+    def __call__(self, outputs: dict, batch: dict) -> tuple["torch.Tensor", "dict[str, torch.Tensor]"]:
+        total, terms = 0.0, {}
+        for weight, objective in self.terms:
+            for key, value in objective(outputs, batch).items():
+                if key in terms or key in RESERVED:
+                    raise ValueError(f"two loss terms are named '{key}' (or it is a name the log uses)")
+                terms[key] = value
+                total = total + weight * value
+        return total, terms

@@ -1,0 +1,127 @@
+"""The strategy registry: one registering call per strategy, and the only place the rest of the code asks what a
+strategy does (its default learning rate, recipe checks, what of its frozen part can be cached, how it is saved)."""
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Callable
+
+from ..errors import RecipeError
+from ..plugins import load_plugins
+
+if TYPE_CHECKING:
+    from torch import nn
+
+    from ..heads import TransferModel
+    from ..recipe import Recipe
+
+CACHEABLE = ("features", "states")
+
+
+@dataclass
+class Prepared:
+    """A model ready for the loop: what trains and its parameter groups."""
+
+    model: "TransferModel"
+    param_groups: list[dict]
+    trainable: int
+    total: int
+
+
+@dataclass(frozen=True)
+class Strategy:
+    """What a transfer strategy is: how it prepares a model, and what the rest of the code needs to know of it."""
+
+    name: str
+    #: (net, recipe, names of newly initialised weights) -> Prepared; `net` is an AutoModelForSequenceClassification
+    prepare: Callable[["nn.Module", "Recipe", list[str]], Prepared]
+    default_lr: float  #: the learning rate when the recipe gives none
+    #: recipe -> problems (messages), checked when the recipe is validated, before any model loads
+    check: Callable[["Recipe"], list[str]] | None = None
+    #: what its frozen part lets the loop compute once: "features" (the whole encoder is frozen: the head's input),
+    #: "states" (the layers below model.first_trained_layer are frozen: the hidden states entering it) or None
+    cacheable: str | None = None
+    #: recipe -> a few words on its settings for model cards (e.g. "top 2 layers"), "" for none
+    describe: Callable[["Recipe"], str] | None = None
+    #: trains a PEFT adapter: the recipe's `peft` section applies, and the run saves adapter/ (with the head)
+    adapter: bool = False
+
+    def problems(self, recipe: "Recipe") -> list[str]:
+        """What is wrong with `recipe` for this strategy."""
+        return list(self.check(recipe)) if self.check else []
+
+    def description(self, recipe: "Recipe") -> str:
+        return self.describe(recipe) if self.describe else ""
+
+
+_STRATEGIES: dict[str, Strategy] = {}
+#: lookups for whole families of names (every PEFT method): name -> Strategy or None, and the names they know
+_FAMILIES: list[tuple[Callable[[str], Strategy | None], Callable[[], list[str]]]] = []
+
+
+def register_strategy(name: str, *, prepare: Callable, default_lr: float, check: Callable | None = None,
+                      cacheable: str | None = None, describe: Callable | None = None, adapter: bool = False) -> Strategy:
+    """Register strategy `name` (recipes then accept `strategy: name`); returns it. Registering a name again replaces it."""
+    if cacheable not in (None, *CACHEABLE):
+        raise ValueError(f"cacheable must be None or one of {CACHEABLE}, got {cacheable!r}")
+    if not default_lr > 0:
+        raise ValueError(f"default_lr must be positive, got {default_lr!r}")
+    strategy = Strategy(name, prepare, float(default_lr), check, cacheable, describe, adapter)
+    _STRATEGIES[name] = strategy
+    return strategy
+
+
+def register_strategy_family(lookup: Callable[[str], Strategy | None], names: Callable[[], list[str]]) -> None:
+    """Register a family of strategies found by name on first use (e.g. every PEFT method)."""
+    _FAMILIES.append((lookup, names))
+
+
+def find_strategy(name: str) -> Strategy | None:
+    """The registered strategy `name` (installed plugins' included), or None."""
+    if name not in _STRATEGIES:
+        load_plugins("nlptransfer.strategies")
+    if name in _STRATEGIES:
+        return _STRATEGIES[name]
+    for lookup, _ in _FAMILIES:
+        found = lookup(name)
+        if found is not None:
+            _STRATEGIES[name] = found
+            return found
+    return None
+
+
+def strategy_names() -> list[str]:
+    """Every strategy name a recipe may use: the registered ones, then the families' names."""
+    load_plugins("nlptransfer.strategies")
+    names = list(_STRATEGIES)
+    for _, family in _FAMILIES:
+        names += [n for n in family() if n not in names]
+    return names
+
+
+def unknown_strategy(name: str) -> str:
+    """The problem line for a strategy name nothing registered, with the closest names and the valid ones."""
+    valid = strategy_names()
+    close = difflib.get_close_matches(name, valid, n=1)
+    return (f"unknown strategy '{name}'" + (f" (did you mean '{close[0]}'?)" if close else "")
+            + f"; valid: {', '.join(valid)}")
+
+
+def get_strategy(name: str) -> Strategy:
+    """The registered strategy `name`; RecipeError naming the valid ones when there is none."""
+    found = find_strategy(name)
+    if found is None:
+        raise RecipeError(unknown_strategy(name))
+    return found
+
+
+def learning_rate(recipe: "Recipe") -> float:
+    """The recipe's learning rate, or its strategy's default."""
+    if recipe.training.lr is not None:
+        return recipe.training.lr
+    return get_strategy(recipe.strategy).default_lr
+
+
+def prepare(net: "nn.Module", recipe: "Recipe", new_weights: list[str]) -> Prepared:
+    """Freeze or wrap `net` as the recipe's strategy says."""
+    return get_strategy(recipe.strategy).prepare(net, recipe, new_weights)

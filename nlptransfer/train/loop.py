@@ -1,0 +1,241 @@
+"""THE training loop, on Accelerate: accumulation, mixed precision, schedule, evaluation, early stopping, best
+checkpoint and exact resume. Strategies only change what trains (and what was cached before the loop starts);
+objectives only add loss terms, which the loop sums and backpropagates once; listeners see every step and
+evaluation."""
+from __future__ import annotations
+
+import math
+import time
+from contextlib import nullcontext
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader
+
+from ..logs import get_logger
+from ..batching import BatchStream, LengthGroupedBatches
+from ..inference.loader import own_generator, predict_logits, softmax
+from ..metrics import classification_metrics
+from ..objectives import Losses, ObjectiveContext
+from ..run import RunFolder
+from .cache import collate_for, evaluation_batches
+from .cpu import cpu_training
+from .events import notify
+from .state import TrainState, load_checkpoint, load_weights, save_best, save_checkpoint
+
+logger = get_logger(__name__)
+
+
+@dataclass
+class FitResult:
+    """What training produced: the trained model (unwrapped, best weights loaded) and its history."""
+
+    model: torch.nn.Module
+    best: dict | None  # validation metrics of the best evaluation
+    best_step: int
+    steps: int
+    train_seconds: float
+    examples_seen: int
+    history: list[dict] = field(default_factory=list)
+
+
+def make_accelerator(recipe):
+    """An Accelerator for this recipe: batches split across processes so a step sees batch_size examples."""
+    from accelerate import Accelerator
+    from accelerate.utils import DataLoaderConfiguration
+
+    precision = recipe.training.mixed_precision
+    if precision == "auto":
+        if torch.cuda.is_available():
+            precision = "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+        else:
+            precision = "no"
+    # with no accelerator, say so: Accelerate then runs processes started by torchrun on gloo (MULTI_CPU)
+    cpu_only = not (torch.cuda.is_available() or torch.backends.mps.is_available()
+                    or (hasattr(torch, "xpu") and torch.xpu.is_available()))
+    return Accelerator(mixed_precision=precision, cpu=cpu_only,
+                       dataloader_config=DataLoaderConfiguration(split_batches=True))
+
+
+def evaluate(model, loader, labels: list[int], names, accelerator=None) -> tuple[dict, np.ndarray]:
+    """Metrics and class probabilities of `model` on the rows of `loader`."""
+    logits, _ = predict_logits(model, loader, accelerator)
+    probs = softmax(logits)
+    metrics = classification_metrics(labels, probs.argmax(1), names, probs)
+    gold = torch.tensor(labels)
+    metrics["loss"] = float(torch.nn.functional.cross_entropy(torch.from_numpy(logits), gold)) if len(labels) else 0.0
+    return metrics, probs
+
+
+def class_weights(labels: list[int], n: int) -> torch.Tensor:
+    """Inverse-frequency weights, averaging 1 over the examples."""
+    counts = np.bincount(labels, minlength=n).astype(float)
+    weights = np.where(counts > 0, len(labels) / (n * np.maximum(counts, 1)), 0.0)
+    return torch.tensor(weights, dtype=torch.float32)
+
+
+def fit(prepared, train, validation, recipe, names, pad_id: int, accelerator, run: RunFolder | None = None,
+        resume: bool = False, listeners=(), streams: dict[str, BatchStream] | None = None) -> FitResult:
+    """Train `prepared.model` on `train` (token ids, or cached features/states), evaluating on `validation`;
+    returns the best model. `streams`: extra batch streams, one batch of each per training batch, given to the
+    model and the objectives as batch["streams"][name] / outputs["streams"][name]."""
+    with cpu_training(prepared.model, enabled=accelerator.device.type == "cpu"):
+        loop = _Loop(prepared, train, validation, recipe, names, pad_id, accelerator, run, list(listeners),
+                     dict(streams or {}))
+        if resume and run is not None:
+            loop.resume()
+        return loop.run()
+
+
+class _Loop:
+    """One fit: the prepared model, optimizer, schedule and loaders, and the TrainState they advance."""
+
+    def __init__(self, prepared, train, validation, recipe, names, pad_id, accelerator, run, listeners, streams):
+        t = self.t = recipe.training
+        self.names, self.accelerator, self.folder, self.listeners, self.streams = names, accelerator, run, listeners, streams
+        self.validation = validation
+        device = accelerator.device
+        self.sampler = LengthGroupedBatches(train.lengths, t.batch_size, t.seed, t.group_by_length)
+        train_loader = DataLoader(train, batch_sampler=self.sampler, collate_fn=collate_for(train, pad_id),
+                                  generator=own_generator())
+        self.batches_per_epoch = len(self.sampler)
+        self.updates_per_epoch = math.ceil(self.batches_per_epoch / t.grad_accum)
+        self.total_steps = max(1, math.ceil(t.epochs * self.updates_per_epoch))
+        self.n_epochs = math.ceil(self.total_steps / self.updates_per_epoch)
+
+        from transformers import get_linear_schedule_with_warmup
+
+        optimizer = torch.optim.AdamW(prepared.param_groups, lr=prepared.param_groups[0]["lr"],
+                                      **({"fused": True} if device.type in ("cpu", "cuda") else {}))
+        scheduler = get_linear_schedule_with_warmup(optimizer, int(t.warmup_fraction * self.total_steps),
+                                                    self.total_steps)
+        self.model, self.optimizer, self.train_loader, self.scheduler = accelerator.prepare(
+            prepared.model, optimizer, train_loader, scheduler)
+        self.val_loader = None
+        if validation is not None:
+            self.val_loader = accelerator.prepare(evaluation_batches(validation, t.eval_batch_size, pad_id))
+        weights = class_weights(train.labels, len(names)).to(device) if t.class_weights else None
+        self.losses = Losses(t.objectives, ObjectiveContext(recipe, len(names), weights, device))
+        self.state = TrainState()
+        self.best_weights = None
+        self.stop = False
+
+    def resume(self) -> None:
+        """Continue from the run folder's last checkpoint (nothing to do when there is none)."""
+        loaded = load_checkpoint(self.accelerator, self.folder)
+        if loaded is not None:
+            self.state, self.best_weights = loaded
+            if self.accelerator.is_main_process:
+                self.folder.truncate_log(self.state.step)  # the steps after the checkpoint are replayed
+
+    def run(self) -> FitResult:
+        state, t = self.state, self.t
+        self.started = time.perf_counter() - state.seconds
+        self.stop = state.step >= self.total_steps
+        notify(self.listeners, "on_train_begin", self.total_steps, state.step)
+        try:
+            self.model.train()
+            while not self.stop and state.epoch < self.n_epochs:
+                self._epoch()
+                if not self.stop:
+                    if not t.eval_every or state.step >= self.total_steps:
+                        self._evaluate()
+                    if state.step >= self.total_steps:
+                        self.stop = True
+                    elif not t.checkpoint_every and not self.stop:
+                        self._checkpoint()
+        finally:
+            notify(self.listeners, "on_train_end")
+        seconds = time.perf_counter() - self.started
+        unwrapped = self.accelerator.unwrap_model(self.model)
+        if self.best_weights is not None:
+            load_weights(unwrapped, self.best_weights)
+        return FitResult(unwrapped, state.best_record(), state.best_step, state.step, seconds, state.seen,
+                         state.history)
+
+    def _epoch(self) -> None:
+        """The rest of the current epoch (all of it, unless resuming mid-epoch), or up to a stop."""
+        state, t = self.state, self.t
+        self.sampler.epoch, self.sampler.start = state.epoch, state.batch
+        for batch in self.train_loader:
+            state.batch += 1
+            is_update = state.batch % t.grad_accum == 0 or state.batch == self.batches_per_epoch
+            with nullcontext() if is_update else self.accelerator.no_sync(self.model):
+                with self.accelerator.autocast():
+                    loss, terms = self._losses(batch)
+                self.accelerator.backward(loss / t.grad_accum)
+            state.seen += len(batch["labels"]) * self.accelerator.num_processes
+            if not is_update:
+                continue
+            self._update(loss, terms)
+            done = state.step >= self.total_steps
+            if t.eval_every and state.step % t.eval_every == 0 and not done:
+                self._evaluate()
+            if t.checkpoint_every and state.step % t.checkpoint_every == 0 and not done and not self.stop:
+                self._checkpoint()
+            if done or self.stop:
+                break
+        if state.batch >= self.batches_per_epoch or state.step >= self.total_steps:
+            state.epoch += 1
+            state.batch = 0
+
+    def _losses(self, batch: dict) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """The model's outputs on `batch` (and on each stream's batch), then every weighted loss term."""
+        features = self.losses.needs_features
+        inputs = {k: v for k, v in batch.items() if k != "labels"}
+        outputs = self.model(**inputs, return_features=True) if features else self.model(**inputs)
+        if self.streams:
+            device = self.accelerator.device
+            batch["streams"], outputs["streams"] = {}, {}
+            for name, stream in self.streams.items():
+                extra = {k: v.to(device) for k, v in stream.batch(self.state.epoch, self.state.batch - 1).items()}
+                batch["streams"][name] = extra
+                stream_inputs = {k: v for k, v in extra.items() if k != "labels"}
+                outputs["streams"][name] = self.model(**stream_inputs, return_features=features)
+        return self.losses(outputs, batch)
+
+    def _update(self, loss: torch.Tensor, terms: dict[str, torch.Tensor]) -> None:
+        """One optimizer step, logged."""
+        state, t = self.state, self.t
+        if t.max_grad_norm:
+            self.accelerator.clip_grad_norm_(self.model.parameters(), t.max_grad_norm)
+        self.optimizer.step()
+        self.scheduler.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        state.step += 1
+        values = [loss.detach().float()] + ([v.detach().float() for v in terms.values()] if len(terms) > 1 else [])
+        reduced = self.accelerator.reduce(torch.stack(values), "mean").tolist()
+        record = {"step": state.step, "epoch": round(state.step / self.updates_per_epoch, 4),
+                  "loss": round(reduced[0], 6), "lr": self.scheduler.get_last_lr()[0]}
+        if len(terms) > 1:
+            record["terms"] = {name: round(v, 6) for name, v in zip(terms, reduced[1:])}
+        notify(self.listeners, "on_step", record)
+
+    def _evaluate(self) -> None:
+        """Score the validation split; keep the best weights; stop early when the recipe says so."""
+        if self.val_loader is None:
+            return
+        state, t = self.state, self.t
+        metrics, _ = evaluate(self.model, self.val_loader, self.validation.labels, self.names, self.accelerator)
+        self.model.train()
+        score = metrics[t.metric]
+        record = {"step": state.step, "epoch": round(state.step / self.updates_per_epoch, 4),
+                  "seconds": round(time.perf_counter() - self.started, 3),
+                  "eval": {k: metrics[k] for k in ("loss", "accuracy", "macro_f1")}}
+        state.history.append(record)
+        notify(self.listeners, "on_evaluation", record, t.metric)
+        if state.best is None or score > state.best:  # accuracy and macro-F1: higher is better
+            state.best, state.best_step, state.bad_evals = score, state.step, 0
+            self.best_weights = save_best(self.accelerator, self.folder, self.model)
+        else:
+            state.bad_evals += 1
+            if t.early_stopping and state.bad_evals >= t.early_stopping:
+                logger.info(f"early stopping at step {state.step}: {t.metric} did not improve for "
+                            f"{t.early_stopping} evaluations")
+                self.stop = True
+
+    def _checkpoint(self) -> None:
+        if self.folder is not None:
+            self.state.seconds = time.perf_counter() - self.started
+            save_checkpoint(self.accelerator, self.folder, self.state)
