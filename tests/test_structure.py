@@ -165,3 +165,11 @@ def test_the_library_adds_no_log_handler_and_leaves_transformers_verbosity_alone
                          overrides=quick_overrides(tiny_models["bert"], tmp_path, **{"training.epochs": 1}))
     assert hf_logging.get_verbosity() == before
     assert logging.getLogger("nlptransfer").handlers == handlers
+
+
+def test_every_package_folder_is_installed():
+    tomllib = pytest.importorskip("tomllib")  # Python 3.11+
+
+    listed = set(tomllib.loads((PACKAGE.parent / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
+    found = {_module_name(p) for p in PACKAGE.rglob("__init__.py")}
+    assert found - {"nlptransfer.recipes"} <= listed, "add the new package to [tool.setuptools] packages"
