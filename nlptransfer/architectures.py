@@ -31,6 +31,7 @@ def _deberta_head(model: nn.Module, seq: torch.Tensor) -> torch.Tensor:
 #: (target modules, feed-forward subset) of an adapter method; feed-forward is None for methods without one
 Targets = tuple[list[str], list[str] | None]
 _IA3_BERT: Targets = (["key", "value", "output.dense"], ["output.dense"])
+_LN: Targets = (["LayerNorm"], None)  #: ln_tuning: the layer norms (PEFT has no default for encoders)
 
 
 @dataclass(frozen=True)
@@ -50,19 +51,23 @@ class Architecture:
 
 
 ARCHITECTURES: dict[str, Architecture] = {
-    "bert": Architecture(_bert_head, layer_loop=True, first_token_layer="BertLayer"),
-    "roberta": Architecture(_first_token_classifier, layer_loop=True, first_token_layer="RobertaLayer"),
+    "bert": Architecture(_bert_head, layer_loop=True, first_token_layer="BertLayer",
+                         adapter_targets={"ln_tuning": _LN}),
+    "roberta": Architecture(_first_token_classifier, layer_loop=True, first_token_layer="RobertaLayer",
+                            adapter_targets={"ln_tuning": _LN}),
     "xlm-roberta": Architecture(_first_token_classifier, layer_loop=True, first_token_layer="XLMRobertaLayer",
-                                adapter_targets={"ia3": _IA3_BERT}),
+                                adapter_targets={"ia3": _IA3_BERT, "ln_tuning": _LN}),
     "camembert": Architecture(_first_token_classifier, layer_loop=True, first_token_layer="CamembertLayer",
-                              adapter_targets={"lora": (["query", "value"], None), "ia3": _IA3_BERT}),
+                              adapter_targets={"lora": (["query", "value"], None), "ia3": _IA3_BERT,
+                                               "ln_tuning": _LN}),
     "electra": Architecture(_first_token_classifier, layer_loop=True, first_token_layer="ElectraLayer",
-                            adapter_targets={"ia3": _IA3_BERT}),
+                            adapter_targets={"ia3": _IA3_BERT, "ln_tuning": _LN}),
     "distilbert": Architecture(_distilbert_head, layer_loop=True,
                                adapter_targets={"lora": (["q_lin", "v_lin"], None),
-                                                "ia3": (["k_lin", "v_lin", "lin2"], ["lin2"])}),
-    "deberta-v2": Architecture(_deberta_head),
-    "deberta": Architecture(_deberta_head),
+                                                "ia3": (["k_lin", "v_lin", "lin2"], ["lin2"]),
+                                                "ln_tuning": (["sa_layer_norm", "output_layer_norm"], None)}),
+    "deberta-v2": Architecture(_deberta_head, adapter_targets={"ln_tuning": _LN}),
+    "deberta": Architecture(_deberta_head, adapter_targets={"ln_tuning": _LN}),
 }
 
 

@@ -16,6 +16,7 @@ def _run(args) -> int:
 
     resume = args.resume if args.resume not in (None, True) else bool(args.resume)
     overrides = list(args.overrides or []) + (["report.enabled=true"] if getattr(args, "report", False) else [])
+    overrides += ["trust_remote_code=true"] if args.trust_remote_code else []
     finetune(args.recipe, args.data, overrides=overrides, resume=resume)
     return 0
 
@@ -23,7 +24,7 @@ def _run(args) -> int:
 def _report(args) -> int:
     from .report import build_report
 
-    build_report(args.run, overrides=args.overrides)
+    build_report(args.run, overrides=args.overrides, trust_remote_code=args.trust_remote_code)
     return 0
 
 
@@ -46,7 +47,7 @@ def _predict(args) -> int:
 
         args.run = str(locate(args.run, hub=args.hub, revision=args.revision))
     n = predict_file(args.run, args.input, args.output, text_columns=args.text_column, batch_size=args.batch_size,
-                     backend=args.backend)
+                     backend=args.backend, trust_remote_code=args.trust_remote_code)
     print(f"wrote {n} predictions to {args.output}")
     return 0
 
@@ -54,7 +55,8 @@ def _predict(args) -> int:
 def _push(args) -> int:
     from .publish import push
 
-    push(args.run, args.repo, hub=args.hub, revision=args.revision, private=args.private, license=args.license)
+    push(args.run, args.repo, hub=args.hub, revision=args.revision, private=args.private, license=args.license,
+         trust_remote_code=args.trust_remote_code)
     return 0
 
 
@@ -64,16 +66,17 @@ def _export(args) -> int:
     from .publish import export_merged, export_onnx
 
     if args.merge:
-        export_merged(args.run, args.merge)
+        export_merged(args.run, args.merge, trust_remote_code=args.trust_remote_code)
     if args.onnx:
-        export_onnx(args.run)
+        export_onnx(args.run, trust_remote_code=args.trust_remote_code)
     return 0
 
 
 def _evaluate(args) -> int:
     from .api import evaluate_run
 
-    result = evaluate_run(args.run, args.data, text_columns=args.text_column, label_column=args.label_column)
+    result = evaluate_run(args.run, args.data, text_columns=args.text_column, label_column=args.label_column,
+                          trust_remote_code=args.trust_remote_code)
     result.pop("data_report")
     if args.output:
         from .run import atomic_write_json
@@ -108,6 +111,21 @@ def _recipes(args) -> int:
     return 0
 
 
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def _trust_flag(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--trust-remote-code", action="store_true",
+                        help="let a model that ships its own code run it (a loaded folder never grants this itself)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="nlptransfer", description="Transfer learning for text classification.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -120,11 +138,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--report", action="store_true",
                    help="after training, write report/: tf-idf baseline, transfer indicators, verdict (extra fits)")
     p.add_argument("overrides", nargs="*", metavar="key=value", help="recipe overrides, e.g. training.epochs=2")
+    _trust_flag(p)
     p.set_defaults(func=_run)
 
     p = sub.add_parser("report", help="did transfer help? write the transfer report of a finished run")
     p.add_argument("run", help="run folder")
     p.add_argument("overrides", nargs="*", metavar="report.key=value", help="report settings, e.g. report.price_per_hour=2")
+    _trust_flag(p)
     p.set_defaults(func=_report)
 
     p = sub.add_parser("compare", help="fine-tune several strategies on the same splits and compare them")
@@ -137,13 +157,14 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("predict", help="predict labels for a file with a finished run")
     p.add_argument("run", help="run folder, or a pushed repo NAMESPACE/NAME")
     p.add_argument("--input", required=True, help="file of texts (CSV, TSV, JSONL, Parquet)")
-    p.add_argument("--output", required=True, help="where to write the predictions (.csv, .tsv or .jsonl)")
+    p.add_argument("--output", required=True, help="where to write the predictions (.csv, .tsv, .jsonl or .parquet)")
     p.add_argument("--text-column", action="append", help="text column (repeat to join several); default: inferred")
-    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--batch-size", type=_positive_int, default=64, help="texts per batch (default %(default)s)")
     p.add_argument("--backend", choices=("torch", "onnx", "onnx-int8"), default="torch",
                    help="onnx / onnx-int8: ONNX Runtime on the run's onnx/ export (`nlptransfer export RUN --onnx`)")
     p.add_argument("--revision", help="with a hub repo: branch or commit (default main)")
     p.add_argument("--hub", metavar="PATH", help="with a hub repo: a folder hub instead of the Hugging Face Hub")
+    _trust_flag(p)
     p.set_defaults(func=_predict)
 
     p = sub.add_parser("push", help="check a finished run, then upload it with a model card to a hub")
@@ -154,6 +175,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--hub", metavar="PATH", help="push to this folder hub (a local or mounted directory) instead of "
                    "the Hugging Face Hub (HF_ENDPOINT, HF_TOKEN or a saved login)")
     p.add_argument("--license", default="apache-2.0", help="license in the model card metadata (default apache-2.0)")
+    _trust_flag(p)
     p.set_defaults(func=_push)
 
     p = sub.add_parser("export", help="write a standalone transformers model of a run (adapter merged), or ONNX")
@@ -161,6 +183,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--merge", metavar="OUT", help="new folder for the merged model")
     p.add_argument("--onnx", action="store_true", help="write RUN/onnx/: float32 and int8 ONNX models for "
                    "`predict --backend onnx|onnx-int8`, checked against the run (needs nlptransfer[onnx])")
+    _trust_flag(p)
     p.set_defaults(func=_export)
 
     p = sub.add_parser("evaluate", help="metrics of a finished run on a labelled file")
@@ -169,6 +192,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--text-column", action="append")
     p.add_argument("--label-column")
     p.add_argument("--output", help="also write the metrics as JSON here")
+    _trust_flag(p)
     p.set_defaults(func=_evaluate)
 
     p = sub.add_parser("recipes", help="list, show, validate or copy shipped recipes")

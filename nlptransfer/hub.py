@@ -14,7 +14,7 @@ from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 from .errors import HubError
-from .run import atomic_dir, atomic_write_json, atomic_write_text, sha256_file
+from .run import atomic_dir, atomic_write_json, atomic_write_text, is_temporary, remove_stale_temps, sha256_file
 
 REPO_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,95}/[A-Za-z0-9][A-Za-z0-9._-]{0,95}")
 REVISION = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
@@ -149,17 +149,27 @@ class FolderHub:
         repo_dir = self.root / check_repo_id(repo)
         try:
             repo_dir.mkdir(parents=True, exist_ok=True)
+            for part in ("refs", "snapshots", "commits"):  # what killed pushes of this host left behind
+                remove_stale_temps(repo_dir / part)
             record = {"parent": self._ref(repo_dir, revision) or self._ref(repo_dir, "main"), "revision": revision,
                       "message": message, "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-                      "files": {name: {"size": size, "sha256": sha256_file(folder / name)} for name, size in files_of(folder)}}
+                      "files": {name: {"size": size, "sha256": sha256_file(folder / name)}
+                                for name, size in files_of(folder)}}
             commit = hashlib.sha1(json.dumps(record, sort_keys=True).encode() + os.urandom(8)).hexdigest()
             with atomic_dir(repo_dir / "snapshots" / commit) as tmp:
-                shutil.copytree(folder, tmp, dirs_exist_ok=True)
+                for name, _ in files_of(folder):  # plain copies: the umask decides who may read them
+                    (tmp / name).parent.mkdir(parents=True, exist_ok=True)
+                    shutil.copyfile(folder / name, tmp / name)
             atomic_write_json(repo_dir / "commits" / f"{commit}.json", record)
             atomic_write_text(repo_dir / "refs" / revision, commit + "\n")  # the ref moves last: readers never see half
         except OSError as e:
             raise HubError(f"cannot write to folder hub {self.root}: {e.strerror or e}") from None
         return commit
+
+    def branches(self, repo: str) -> list[str]:
+        """The branch names of `repo` (temporary files of interrupted writes are no branches)."""
+        refs = self.root / check_repo_id(repo) / "refs"
+        return sorted(p.name for p in refs.iterdir() if not is_temporary(p.name)) if refs.is_dir() else []
 
     def resolve(self, repo: str, revision: str | None = None) -> Path:
         """The snapshot folder of `repo` at `revision` (branch or commit id; default main), checked against its record."""
@@ -171,8 +181,9 @@ class FolderHub:
         if commit is None and _COMMIT.fullmatch(rev) and (repo_dir / "snapshots" / rev).is_dir():
             commit = rev
         if commit is None:
-            branches = sorted(p.name for p in (repo_dir / "refs").glob("*")) if (repo_dir / "refs").is_dir() else []
-            raise HubError(f"{repo} has no revision {rev!r} in folder hub {self.root} (branches: {', '.join(branches) or 'none'})")
+            branches = self.branches(repo)
+            raise HubError(f"{repo} has no revision {rev!r} in folder hub {self.root} "
+                           f"(branches: {', '.join(branches) or 'none'})")
         snapshot = repo_dir / "snapshots" / commit
         record = json.loads((repo_dir / "commits" / f"{commit}.json").read_text(encoding="utf-8"))
         for name, info in record["files"].items():

@@ -142,6 +142,25 @@ def load_classifier(model: ResolvedModel, label_map, trust_remote_code: bool = F
     return net, new
 
 
+def load_trained(model: ResolvedModel, label_map, trust_remote_code: bool = False):
+    """A trained AutoModelForSequenceClassification for `label_map`, every weight from its folder: RunError naming
+    any weight that is missing or of another shape (it would predict with random weights)."""
+    from .errors import RunError
+
+    try:
+        net, new = load_classifier(model, label_map, trust_remote_code)
+    except ModelNotFound:
+        raise
+    except Exception as e:  # SafetensorError, OSError, RuntimeError: files cut short, overwritten or not weights
+        raise RunError(f"cannot read the trained model in {model.path}: {type(e).__name__}: "
+                       f"{str(e).splitlines()[0][:300]}; its files are damaged or incomplete") from None
+    if new:
+        raise RunError(f"{model.source} does not hold a trained classifier for the {len(label_map)} labels of its "
+                       f"labels.json: {', '.join(new)} missing or of another shape (loading would predict with random "
+                       f"weights); the folder is incomplete or its labels.json belongs to another model")
+    return net
+
+
 def weights_sha256(folder: str | Path) -> str:
     """A fingerprint of a model folder's weights: sha256 over its *.safetensors and *.bin files (name and bytes)."""
     import hashlib

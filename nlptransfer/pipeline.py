@@ -2,7 +2,9 @@
 reports or publishes; listeners see its events (the data once read, every step and evaluation)."""
 from __future__ import annotations
 
+import shutil
 import time
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
@@ -11,11 +13,11 @@ import numpy as np
 
 from . import models
 from .batching import Encoded, tokenize
-from .data import Splits, load_splits
-from .errors import RunError
+from .data import LabelMap, Splits, load_splits
+from .errors import NlpTransferError, RunError
 from .logs import get_logger
 from .metrics import ordinal_error
-from .recipe import Recipe, read_saved
+from .recipe import Recipe, read_saved, refuse_untrusted_code
 from .run import RunFolder
 from .strategies import get_strategy
 from .train.events import Listener, ProgressBar, RunLog, notify
@@ -38,7 +40,7 @@ class TrainedRun:
         """The trained model as a TextClassifier."""
         from .inference import TextClassifier
 
-        return TextClassifier.load(self.path)
+        return TextClassifier.load(self.path, trust_remote_code=bool(self.recipe and self.recipe.trust_remote_code))
 
 
 def load_data(recipe: Recipe) -> Splits:
@@ -48,7 +50,8 @@ def load_data(recipe: Recipe) -> Splits:
 
 def train(recipe: Recipe, *, resume: bool | str | Path = False, listeners: Sequence[Listener] = ()) -> TrainedRun:
     """Run `recipe` end to end and write its run folder; `resume`: continue the recipe's interrupted run (True) or
-    the one in that folder, exactly as it was configured."""
+    the one in that folder, exactly as it was configured. Bad input stops before a new folder is made; a process
+    that trains in a folder holds its lock, so a second one is refused."""
     from accelerate.utils import set_seed
 
     from .train.loop import make_accelerator
@@ -57,52 +60,72 @@ def train(recipe: Recipe, *, resume: bool | str | Path = False, listeners: Seque
     accelerator = make_accelerator(recipe)
     main = accelerator.is_main_process
     listeners = list(listeners) if main else []  # only the main process's listeners see events (and write)
-    run, resuming = (_open_run(recipe, resume, accelerator) if resume else (None, False))
-    if run is not None:
-        recipe = read_saved(run.path("recipe")) if run.path("recipe").exists() else recipe
-        if not resuming and main:
-            run.truncate_log(0)  # killed before its first checkpoint: start over in the same folder
-    set_seed(recipe.training.seed)
-    splits = load_data(recipe)
-    for line in splits.report.summary_lines():
-        logger.info(line)
-    notify(listeners, "on_data", recipe, splits)
+    with ExitStack() as held:
+        run, resuming = (_open_run(recipe, resume, accelerator, held) if resume else (None, False))
+        if run is not None:  # the caller's recipe only says whether code may run; the saved one says how to train
+            saved = read_saved(run.path("recipe")) if run.path("recipe").exists() else recipe
+            refuse_untrusted_code(saved, recipe.trust_remote_code, run.root)
+            recipe = saved
+            if not resuming and main:
+                run.truncate_log(0)  # killed before its first checkpoint: start over in the same folder
+        set_seed(recipe.training.seed)
+        splits = load_data(_with_saved_labels(recipe, run))
+        for line in splits.report.summary_lines():
+            logger.info(line)
+        notify(listeners, "on_data", recipe, splits)
 
-    base = models.resolve(recipe.model, recipe.model_revision)
-    tokenizer = models.load_tokenizer(base, recipe.trust_remote_code)
-    config = models.load_config(base, recipe.trust_remote_code)
-    encoded = _encode(tokenizer, config, recipe, splits)
-    if run is None:  # created only once the data and model checked out: bad input leaves no folder behind
-        run, resuming = _open_run(recipe, False, accelerator)
-    listeners += _run_listeners(recipe, run, main)
-    if main:
+        base = models.resolve(recipe.model, recipe.model_revision)
+        tokenizer = models.load_tokenizer(base, recipe.trust_remote_code)
+        config = models.load_config(base, recipe.trust_remote_code)
+        encoded = _encode(tokenizer, config, recipe, splits)
+        strategy = get_strategy(recipe.strategy)
+        net, new_weights = models.load_classifier(base, splits.label_map, recipe.trust_remote_code)
+        prepared = strategy.prepare(net, recipe, new_weights)
+        logger.info(f"model {recipe.model} ({config.model_type}), strategy {recipe.strategy}: "
+                    f"{prepared.trainable:,} trainable of {prepared.total:,} parameters "
+                    f"({100 * prepared.trainable / prepared.total:.2f}%)")
+        made = run is None
+        if made:  # only now: data, model and strategy checked out, so bad input leaves no folder behind
+            run, resuming = _open_run(recipe, False, accelerator, held)
+        try:
+            model, metrics, probs = _train_in(run, resuming, recipe, splits, tokenizer, encoded, strategy, prepared,
+                                       accelerator, listeners + _run_listeners(recipe, run, main))
+        except NlpTransferError:
+            if made and main and not (run.path("checkpoints") / "last").exists():
+                shutil.rmtree(run.root, ignore_errors=True)  # nothing to resume: leave no half-made folder
+            raise
+        metrics["total_seconds"] = round(time.perf_counter() - started, 3)
+        if main:
+            run.save_weights(model.net, tokenizer, strategy.adapter)
+            if probs is not None:
+                _write_predictions(run, splits, probs)
+            run.write_json("metrics", metrics)
+            _say_metrics(metrics, run)
+        accelerator.wait_for_everyone()
+    return TrainedRun(run.root, metrics, recipe, splits, main, accelerator.num_processes)
+
+
+def _train_in(run, resuming, recipe, splits, tokenizer, encoded, strategy, prepared, accelerator, listeners):
+    """The run folder's first files, training, and the test: (trained model, metrics, test probabilities or None)."""
+    if accelerator.is_main_process:
         run.write_text("recipe", recipe.to_yaml())
         run.write_json("labels", splits.label_map.to_dict())
         run.write_json("data_report", splits.report.to_dict())
-
-    strategy = get_strategy(recipe.strategy)
-    net, new_weights = models.load_classifier(base, splits.label_map, recipe.trust_remote_code)
-    prepared = strategy.prepare(net, recipe, new_weights)
-    logger.info(f"model {recipe.model} ({config.model_type}), strategy {recipe.strategy}: "
-                f"{prepared.trainable:,} trainable of {prepared.total:,} parameters "
-                f"({100 * prepared.trainable / prepared.total:.2f}%)")
     result = _fit(prepared, strategy.cacheable, encoded, recipe, splits, tokenizer, accelerator, run, resuming,
                   listeners)
-
     metrics = {"strategy": recipe.strategy, "model": recipe.model,
                "trainable_parameters": prepared.trainable, "total_parameters": prepared.total,
                "validation": result.best, "best_step": result.best_step, "steps": result.steps,
                "examples_seen": result.examples_seen, "train_seconds": round(result.train_seconds, 3)}
-    probs = _test(result.model, encoded, recipe, splits, tokenizer, accelerator, metrics)
-    metrics["total_seconds"] = round(time.perf_counter() - started, 3)
-    if main:
-        run.save_weights(result.model.net, tokenizer, strategy.adapter)
-        if probs is not None:
-            _write_predictions(run, splits, probs)
-        run.write_json("metrics", metrics)
-        _say_metrics(metrics, run)
-    accelerator.wait_for_everyone()
-    return TrainedRun(run.root, metrics, recipe, splits, main, accelerator.num_processes)
+    return result.model, metrics, _test(result.model, encoded, recipe, splits, tokenizer, accelerator, metrics)
+
+
+def _with_saved_labels(recipe: Recipe, run: RunFolder | None) -> Recipe:
+    """A resumed run keeps the label order it started with (labels.json), whatever the data gives now."""
+    if run is None or not run.path("labels").exists():
+        return recipe
+    names = list(LabelMap.from_dict(run.read_json("labels")).names)
+    return recipe.replace(**{"data.labels": names})
 
 
 def _run_listeners(recipe: Recipe, run: RunFolder, main: bool) -> list[Listener]:
@@ -112,8 +135,9 @@ def _run_listeners(recipe: Recipe, run: RunFolder, main: bool) -> list[Listener]
     return [RunLog(run)] + ([ProgressBar()] if recipe.training.progress else [])
 
 
-def _open_run(recipe: Recipe, resume: bool | str | Path, accelerator) -> tuple[RunFolder, bool]:
-    """The run folder (new, or the one to resume), agreed across processes, and whether it has a checkpoint."""
+def _open_run(recipe: Recipe, resume: bool | str | Path, accelerator, held: ExitStack) -> tuple[RunFolder, bool]:
+    """The run folder (new, or the one to resume), agreed across processes and locked by the main process for as
+    long as `held` is, and whether it has a checkpoint."""
     from accelerate.utils import broadcast_object_list
 
     out = recipe.output
@@ -123,11 +147,13 @@ def _open_run(recipe: Recipe, resume: bool | str | Path, accelerator) -> tuple[R
         if resume:
             root = Path(resume) if isinstance(resume, (str, Path)) and not isinstance(resume, bool) else Path(out.dir) / name
             run = RunFolder.existing(root, need=("recipe",))
+            held.enter_context(run.lock())
             if run.is_complete:
                 raise RunError(f"{root} already finished (metrics.json exists); nothing to resume")
-            chosen = [str(run.root)]
         else:
-            chosen = [str(RunFolder.new(out.dir, name).root)]
+            run = RunFolder.new(out.dir, name)
+            held.enter_context(run.lock())
+        chosen = [str(run.root)]
     broadcast_object_list(chosen)
     run = RunFolder(chosen[0])
     return run, bool(resume) and (run.path("checkpoints") / "last").exists()

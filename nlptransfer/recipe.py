@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import math
 import re
 import types
 import typing
@@ -229,7 +230,53 @@ def _check_combinations(recipe: Recipe, registered: bool) -> list[str]:
         problems.append("training.early_stopping needs a validation split: set data.val_fraction or data.validation")
     if d.max_length is not None and d.max_length < 8:
         problems.append(f"data.max_length must be at least 8, got {d.max_length}")
-    problems += _check_report(recipe)
+    problems += _check_report(recipe) + _check_finite(recipe) + _check_names(recipe) + _check_peft(recipe)
+    if not 0 <= t.seed < 2 ** 32:
+        problems.append(f"training.seed must be in [0, 2**32), got {t.seed}")
+    for key in ("weight_decay", "max_grad_norm"):
+        if getattr(t, key) < 0:
+            problems.append(f"training.{key} must be 0 or more, got {getattr(t, key)}")
+    if t.head_lr is not None and t.head_lr <= 0:
+        problems.append(f"training.head_lr must be positive, got {t.head_lr}")
+    return problems
+
+
+def _check_finite(recipe: Recipe, prefix: str = "") -> list[str]:
+    """Every number in the recipe must be finite (a NaN passes every range check, then breaks training)."""
+    problems = []
+    for f in dataclasses.fields(recipe):
+        value, path = getattr(recipe, f.name), prefix + f.name
+        if dataclasses.is_dataclass(value):
+            problems += _check_finite(value, path + ".")
+        values = value.items() if isinstance(value, dict) else [(None, value)]
+        for key, v in values:
+            if isinstance(v, float) and not math.isfinite(v):
+                problems.append(f"'{path}{'' if key is None else '.' + str(key)}' must be a finite number, got {v}")
+    return problems
+
+
+#: a run folder name: one path component, no separators, not . or ..
+_FOLDER_NAME = re.compile(r"[^/\\\x00-\x1f]+")
+
+
+def _check_names(recipe: Recipe) -> list[str]:
+    """Names that become a run folder under output.dir must stay inside it."""
+    problems = []
+    for key, value in (("name", recipe.name), ("output.name", recipe.output.name)):
+        if value is not None and (not _FOLDER_NAME.fullmatch(value) or value in (".", "..") or value != value.strip()):
+            problems.append(f"{key} {value!r} must be a plain folder name (no '/', '\\', '..' or control characters): "
+                            f"the run folder goes inside output.dir")
+    return problems
+
+
+def _check_peft(recipe: Recipe) -> list[str]:
+    p, problems = recipe.peft, []
+    if p.r < 1:
+        problems.append(f"peft.r must be at least 1, got {p.r}")
+    if p.alpha <= 0:
+        problems.append(f"peft.alpha must be positive, got {p.alpha}")
+    if not 0 <= p.dropout < 1:
+        problems.append(f"peft.dropout must be in [0, 1), got {p.dropout}")
     return problems
 
 
@@ -346,8 +393,27 @@ def find(name_or_path: str) -> Path:
 def read_saved(path: str | Path, registered: bool = True) -> Recipe:
     """The resolved recipe saved in a run or repo folder (its recipe.yaml), validated again (registered=False:
     without the registry checks, for prediction, which needs no strategy or objective)."""
+    from .errors import RunError
+
     path = Path(path)
-    return from_dict(yaml.safe_load(path.read_text(encoding="utf-8")), source=str(path), registered=registered)
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, yaml.YAMLError) as e:
+        raise RunError(f"{path} is damaged: it is not valid YAML ({str(e).splitlines()[0]}); restore it") from None
+    if not isinstance(data, dict):
+        raise RunError(f"{path} is damaged: it holds no recipe (a mapping of recipe keys); restore it")
+    return from_dict(data, source=str(path), registered=registered)
+
+
+def refuse_untrusted_code(recipe: Recipe, allowed: bool, source: str | Path) -> None:
+    """RunError when the recipe saved in `source` asks for trust_remote_code and the caller did not allow it: a
+    loaded file never grants that permission itself (as transformers requires the caller to say it)."""
+    from .errors import RunError
+
+    if recipe.trust_remote_code and not allowed:
+        raise RunError(f"{source} was trained with trust_remote_code: its model {recipe.model!r} runs code that it "
+                       f"ships. A loaded folder never grants that itself: pass --trust-remote-code (in Python "
+                       f"trust_remote_code=True) if you trust that code")
 
 
 def overrides(given: list[str] | dict[str, Any] | None) -> dict[str, Any]:

@@ -726,18 +726,18 @@ def test_report_is_json_and_summarises(tmp_path):
 def test_read_texts_infers_the_text_column_even_with_labels(tmp_path):
     rows = [(str(i), t, lab) for i, (t, lab) in enumerate(ROWS)]
     path = write_rows(tmp_path / "p.csv", rows, header=("id", "comment_body", "verdict"))
-    texts, frame = read_texts(str(path))
+    texts, table = read_texts(str(path))
     assert texts == [t for t, _ in ROWS]
-    assert frame.columns.tolist() == ["id", "comment_body", "verdict"]
+    assert table.frame.columns.tolist() == ["id", "comment_body", "verdict"]
     named = write_rows(tmp_path / "named.csv", ROWS)
     assert read_texts(str(named))[0] == [t for t, _ in ROWS]
 
 
 def test_read_texts_one_text_per_line(tmp_path):
     path = write(tmp_path / "lines.txt", "first thing to classify\nsecond, with a comma\nthird\n")
-    texts, frame = read_texts(str(path))
+    texts, table = read_texts(str(path))
     assert texts == ["first thing to classify", "second, with a comma", "third"]
-    assert frame.columns.tolist() == ["column_1"]
+    assert table.frame.columns.tolist() == ["column_1"]
 
 
 def test_read_texts_joins_named_columns(tmp_path):
@@ -765,12 +765,14 @@ def test_read_texts_missing_column_suggests(tmp_path):
 def test_read_texts_keeps_every_row_in_order(tmp_path):
     rows = [("b first", "1", "x"), ("", "2", "y"), ("a third", "3", ""), ("   ", "4", "x"), ("b first", "5", "x")]
     path = write_rows(tmp_path / "all.csv", rows, header=("text", "id", "label"))
-    texts, frame = read_texts(str(path))
+    texts, table = read_texts(str(path))
+    frame = table.frame
     assert texts == ["b first", "", "a third", "", "b first"]
     assert frame["id"].tolist() == ["1", "2", "3", "4", "5"]
     assert frame["text"].tolist() == ["b first", "", "a third", "   ", "b first"]  # the original cells
     assert frame.columns.tolist() == ["text", "id", "label"]
     jsonl = write_jsonl(tmp_path / "all.jsonl", [{"text": "x", "n": 1}, {"text": None, "n": 2}, {"n": 3}])
-    texts, frame = read_texts(str(jsonl))
+    texts, table = read_texts(str(jsonl))
+    frame = table.frame
     assert texts == ["x", "", ""]
     assert frame["n"].tolist() == [1, 2, 3]

@@ -149,7 +149,7 @@ def _read_jsonl(text: str, path: Path) -> pd.DataFrame:
         shown = ", ".join(map(str, bad[:10])) + (" ..." if len(bad) > 10 else "")
         raise DataError(f"{path}: {len(bad)} lines are not JSON objects (lines {shown}); "
                         f"JSONL needs one object per line, like {{\"text\": \"...\", \"label\": \"...\"}}")
-    return pd.DataFrame.from_records(records)
+    return pd.DataFrame(records, dtype=object)  # values as JSON gave them: 1 stays 1, a missing one None
 
 
 def read_table(path: str | Path, format: str | None = None, header: bool | None = None,

@@ -2,17 +2,39 @@
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import pandas as pd
 
 from ..logs import get_logger
 from ..errors import DataError
-from .columns import infer_label_column, infer_text_columns, missing_column
+from .columns import LABEL_NAMES, infer_label_column, infer_text_columns, missing_column
 from .read import Table, cell_text, read_table
 from .schema import DataReport, DataSpec, LabelledTexts, LabelMap, Splits
 
 logger = get_logger(__name__)
 FIX_ROWS = "fix them, or set data.drop_invalid=true to drop them (they are counted in the report)"
+
+
+@dataclass(frozen=True)
+class Words:
+    """How messages name things: a training run's files and recipe keys, or an evaluation's file and flags."""
+
+    first_file: str  #: what the main file is called
+    fix_rows: str
+    text_key: str
+    label_key: str
+
+    def split(self, name: str) -> str:
+        return self.first_file if name == "train" else name
+
+    def file(self, name: str) -> str:
+        split = self.split(name)
+        return split if split.endswith("file") else f"{split} file"
+
+
+TRAINING = Words("train", FIX_ROWS, "data.text_columns", "data.label_column")
+EVALUATION = Words("evaluation file", "fix or remove them", "--text-column", "--label-column")
 
 
 def _rows(numbers: list[int]) -> str:
@@ -32,7 +54,8 @@ def _read(spec: DataSpec, path: str, problems: list[str]) -> Table | None:
     return table
 
 
-def _choose_columns(spec: DataSpec, tables: dict[str, Table], report: DataReport, problems: list[str]):
+def _choose_columns(spec: DataSpec, tables: dict[str, Table], report: DataReport, problems: list[str],
+                    words: Words = TRAINING):
     """The text columns and label column, named or inferred from the training file, checked in every file."""
     train = tables.get("train")
     text_columns, label_column = list(spec.text_columns or []), spec.label_column
@@ -41,7 +64,7 @@ def _choose_columns(spec: DataSpec, tables: dict[str, Table], report: DataReport
         if label_column is None:
             label_column, why = infer_label_column(train.frame, set(text_columns))
             if label_column is None:
-                problems.append(f"cannot infer the label column of {train.path} ({why}): set data.label_column "
+                problems.append(f"cannot infer the label column of {train.path} ({why}): set {words.label_key} "
                                 f"(columns: {', '.join(columns)})")
             else:
                 report.inferred["label_column"] = {"column": label_column, "reason": why}
@@ -49,7 +72,7 @@ def _choose_columns(spec: DataSpec, tables: dict[str, Table], report: DataReport
         if not text_columns:
             text_columns, why = infer_text_columns(train.frame, {label_column} if label_column else set())
             if not text_columns:
-                problems.append(f"cannot infer the text column of {train.path} ({why}): set data.text_columns")
+                problems.append(f"cannot infer the text column of {train.path} ({why}): set {words.text_key}")
             else:
                 report.inferred["text_columns"] = {"columns": text_columns, "reason": why}
                 logger.info(f"text column: '{text_columns[0]}' (inferred: {why})")
@@ -57,18 +80,24 @@ def _choose_columns(spec: DataSpec, tables: dict[str, Table], report: DataReport
         columns = [str(c) for c in table.frame.columns]
         for column in text_columns:
             if column not in columns:
-                problems.append(f"{name} file {table.path}: " + missing_column(column, columns, "data.text_columns"))
+                problems.append(f"{words.file(name)} {table.path}: "
+                                + missing_column(column, columns, words.text_key))
         if label_column and label_column not in columns:
-            problems.append(f"{name} file {table.path}: " + missing_column(label_column, columns, "data.label_column"))
+            problems.append(f"{words.file(name)} {table.path}: "
+                            + missing_column(label_column, columns, words.label_key))
     return text_columns, label_column
 
 
 def _sort_labels(names: set[str]) -> list[str]:
-    """Label names in a stable order: numerically when all are numbers, else alphabetically."""
+    """Label names in an order that never depends on the process: numerically when all are finite numbers
+    (ties such as '1', '01' and '1.0' by their text), else alphabetically."""
     try:
-        return sorted(names, key=float)
+        values = {n: float(n) for n in names}
     except ValueError:
         return sorted(names)
+    if not all(math.isfinite(v) for v in values.values()):
+        return sorted(names)
+    return sorted(names, key=lambda n: (values[n], n))
 
 
 def _split_sizes_problem(counts: pd.Series, carve: list[tuple[str, float]]) -> list[str]:
@@ -128,15 +157,16 @@ def load_splits(spec: DataSpec, seed: int = 42, purpose: str = "train") -> Split
     tables = {name: t for name, path in files.items() if path for t in [_read(spec, path, problems)] if t is not None}
     for name, table in tables.items():
         report.files[name] = table.info()
-    text_columns, label_column = _choose_columns(spec, tables, report, problems)
+    words = EVALUATION if purpose == "evaluate" else TRAINING
+    text_columns, label_column = _choose_columns(spec, tables, report, problems, words)
     if "train" not in tables:
         raise DataError(problems)
     # go on with what can be checked, so one message lists every problem
     frames = _frames(tables, text_columns, label_column, spec.join_with)
-    _check_empty(frames, spec.drop_invalid, report, problems)
+    _check_empty(frames, spec.drop_invalid, report, problems, words)
     if "train" not in frames:
         raise DataError(problems)
-    names = _check_labels(frames, spec.labels, purpose, problems)
+    names = _check_labels(frames, spec.labels, purpose, problems, words)
     _check_leaks(frames, spec.drop_invalid, report, problems)
     carve = [(n, f) for n, f in (("test", spec.test_fraction), ("validation", spec.val_fraction))
              if not files[n] and f > 0]  # a given file is never carved, even when it could not be read
@@ -163,7 +193,8 @@ def _frames(tables: dict[str, Table], text_columns: list[str], label_column: str
     return frames
 
 
-def _check_empty(frames: dict[str, pd.DataFrame], drop: bool, report: DataReport, problems: list[str]) -> None:
+def _check_empty(frames: dict[str, pd.DataFrame], drop: bool, report: DataReport, problems: list[str],
+                 words: Words) -> None:
     """Rows with an empty text or label: a problem, or dropped and counted."""
     checks = [("text", "an empty or missing text", "empty or missing text"), ("label", "a missing label", "missing label")]
     for name, frame in list(frames.items()):
@@ -173,12 +204,13 @@ def _check_empty(frames: dict[str, pd.DataFrame], drop: bool, report: DataReport
                 report.drop(name, reason, len(bad))
                 frame = frame[frame[column] != ""]
             elif len(bad):
-                problems.append(f"{name}: {len(bad)} row(s) have {what} ({_rows(bad['row'].tolist())}); {FIX_ROWS}")
+                problems.append(f"{words.split(name)}: {len(bad)} row(s) have {what} ({_rows(bad['row'].tolist())}); "
+                                f"{words.fix_rows}")
         frames[name] = frame
 
 
-def _check_labels(frames: dict[str, pd.DataFrame], given: list[str] | None, purpose: str, problems: list[str]
-                  ) -> list[str]:
+def _check_labels(frames: dict[str, pd.DataFrame], given: list[str] | None, purpose: str, problems: list[str],
+                  words: Words) -> list[str]:
     """The label names in id order; labels outside them, and a single training class, are problems."""
     train_labels = set(frames["train"]["label"].dropna()) - {""}
     known = set(given) if given else train_labels
@@ -190,8 +222,11 @@ def _check_labels(frames: dict[str, pd.DataFrame], given: list[str] | None, purp
         if len(unknown):
             counts = unknown["label"].value_counts()
             listed = ", ".join(f"'{k}' ({v} rows)" for k, v in counts.items())
-            where = f"not in data.labels {list(given)}" if given else "never seen in training"
-            problems.append(f"{name}: labels {where}: {listed}")
+            if purpose == "evaluate":
+                where = f"the run was not trained on (it knows {', '.join(map(repr, given or []))})"
+            else:
+                where = f"not in data.labels {list(given)}" if given else "never seen in training"
+            problems.append(f"{words.split(name)}: labels {where}: {listed}")
     if purpose == "train" and len(train_labels) == 1:
         only = next(iter(train_labels))
         problems.append(f"train has a single class '{only}': a classifier needs at least two labels")
@@ -256,8 +291,8 @@ def _splits(frames: dict[str, pd.DataFrame], names: list[str], report: DataRepor
 
 
 def read_texts(path: str, spec: DataSpec | None = None, text_columns: list[str] | None = None
-               ) -> tuple[list[str], pd.DataFrame]:
-    """The texts of a file to predict on (columns named or inferred) and the file's rows, in order."""
+               ) -> tuple[list[str], Table]:
+    """The texts of a file to predict on (columns named or inferred; "" where a row has none) and the table read."""
     s = spec or DataSpec()
     table = read_table(path, s.format, s.header, s.encoding, s.delimiter)
     if len(table.frame) == 0:
@@ -271,5 +306,14 @@ def read_texts(path: str, spec: DataSpec | None = None, text_columns: list[str] 
     else:
         label, _ = infer_label_column(table.frame, set()) if len(columns) > 1 else (None, "")
         chosen, why = infer_text_columns(table.frame, {label} if label else set())
+        if not chosen or chosen[0].lower().strip() in LABEL_NAMES:
+            raise DataError(f"{path} has no text column to predict on (columns: {', '.join(columns)}): "
+                            f"{'its only column' if len(columns) == 1 else 'the column found'} "
+                            f"'{chosen[0] if chosen else ''}' is named like labels; name the texts with --text-column")
+    nested = {c: int(table.frame[c].map(lambda v: isinstance(v, (list, dict))).sum()) for c in chosen}
+    if any(nested.values()):
+        listed = ", ".join(f"'{c}' in {n} rows" for c, n in nested.items() if n)
+        raise DataError(f"{path}: the text column holds lists or mappings, not texts ({listed}); "
+                        "name a column of texts with --text-column")
     frame = _table_rows(table, chosen, None, s.join_with)
-    return frame["text"].tolist(), table.frame
+    return frame["text"].tolist(), table

@@ -2,7 +2,6 @@
 padding, adapters merged into the base weights)."""
 from __future__ import annotations
 
-import json
 import warnings
 from dataclasses import dataclass
 from importlib import metadata
@@ -17,8 +16,8 @@ from ..data import LabelMap
 from ..errors import HubError, RunError
 from ..heads import TransferModel
 from ..hub import REPO_FORMAT, REPO_META
-from ..recipe import Recipe, read_saved
-from ..run import RunFolder
+from ..recipe import Recipe, read_saved, refuse_untrusted_code
+from ..run import RunFolder, read_json_file
 from .backends import BACKENDS, OnnxBackend, TorchBackend
 from .loader import eval_loader, softmax
 
@@ -55,19 +54,36 @@ class TrainedFolder:
             raise RunError(f"{path} has neither model/ nor adapter/: the run did not finish")
         adapter = run.weights_dir == run.path("adapter")
         base = models.resolve(recipe.model, recipe.model_revision) if adapter else None
-        return cls(root, recipe, LabelMap.from_dict(run.read_json("labels")), run.path("tokenizer"), run.weights_dir,
-                   adapter, base)
+        return cls(root, recipe, _labels(run.read_json("labels"), run.path("labels")), run.path("tokenizer"),
+                   run.weights_dir, adapter, base)
 
     @classmethod
     def _repo(cls, root: Path) -> "TrainedFolder":
-        meta = json.loads((root / REPO_META).read_text(encoding="utf-8"))
+        meta = read_json_file(root / REPO_META)
+        if not isinstance(meta, dict) or meta.get("kind") not in ("adapter", "model") or "base_model" not in meta:
+            raise RunError(f"{root / REPO_META} is damaged: it does not say what the folder holds")
         if meta.get("format") != REPO_FORMAT:
             raise HubError(f"{root} was published in format {meta.get('format')}; this nlptransfer reads format "
                            f"{REPO_FORMAT}")
-        label_map = LabelMap.from_dict(json.loads((root / "labels.json").read_text(encoding="utf-8")))
+        label_map = _labels(read_json_file(root / "labels.json"), root / "labels.json")
         adapter = meta["kind"] == "adapter"
         return cls(root, read_saved(root / "recipe.yaml", registered=False), label_map, root, root, adapter,
                    resolve_recorded(meta["base_model"]) if adapter else None)
+
+
+def _tokenizer(folder: TrainedFolder, trust_remote_code: bool):
+    try:
+        return models.load_tokenizer(models.ResolvedModel(str(folder.root), str(folder.tokenizer)), trust_remote_code)
+    except Exception as e:  # tokenizers raises plain Exceptions for a damaged tokenizer.json
+        raise RunError(f"cannot read the tokenizer in {folder.tokenizer}: {type(e).__name__}: "
+                       f"{str(e).splitlines()[0][:300]}; its files are damaged or incomplete") from None
+
+
+def _labels(data, path: Path) -> LabelMap:
+    try:
+        return LabelMap.from_dict(data)
+    except (KeyError, TypeError, AttributeError):
+        raise RunError(f"{path} is damaged: it holds no label map (id2label)") from None
 
 
 def resolve_recorded(base: dict) -> models.ResolvedModel:
@@ -105,26 +121,26 @@ class TextClassifier:
 
     @classmethod
     def load(cls, path: str | Path, device: str | None = None, merge: bool = True,
-             backend: str = "torch") -> "TextClassifier":
+             backend: str = "torch", trust_remote_code: bool = False) -> "TextClassifier":
         """Load a run folder (model/ or adapter/ with tokenizer/, labels.json, recipe.yaml) or a pushed repo folder.
 
         merge: fold adapter weights into the base model (LoRA, IA3): the same predictions within float
         tolerance, without the adapter's extra matmuls at every layer.
         backend: torch | onnx | onnx-int8 (ONNX Runtime on the run's onnx/ export: `nlptransfer export RUN --onnx`).
+        trust_remote_code: let a model that ships its own code run it; never taken from the loaded folder.
         """
         if backend not in BACKENDS:
             raise RunError(f"unknown backend '{backend}'; choose {', '.join(BACKENDS)}")
         onnx = OnnxBackend.of_folder(Path(path), backend) if backend != "torch" else None
         folder = TrainedFolder.read(path)
-        tokenizer = models.load_tokenizer(models.ResolvedModel(str(path), str(folder.tokenizer)))
+        refuse_untrusted_code(folder.recipe, trust_remote_code, path)
+        tokenizer = _tokenizer(folder, trust_remote_code)
         if folder.adapter:
-            from peft import PeftModel
-
-            net, _ = models.load_classifier(folder.base, folder.label_map, folder.recipe.trust_remote_code)
-            net = PeftModel.from_pretrained(net, str(folder.weights))
-            net = merge_adapter(net) if merge else net
+            net, _ = models.load_classifier(folder.base, folder.label_map, trust_remote_code)
+            net = _apply_adapter(net, folder.weights, merge)
         else:
-            net, _ = models.load_classifier(models.ResolvedModel(str(path), str(folder.weights)), folder.label_map)
+            net = models.load_trained(models.ResolvedModel(str(path), str(folder.weights)), folder.label_map,
+                                      trust_remote_code)
         limit = models.max_length(tokenizer, net.config, folder.recipe.data.max_length)
         if onnx is not None:
             device = "cpu"
@@ -133,11 +149,13 @@ class TextClassifier:
 
     @classmethod
     def from_pretrained(cls, name_or_path: str | Path, *, revision: str | None = None, hub: str | Path | None = None,
-                        token: str | None = None, device: str | None = None) -> "TextClassifier":
+                        token: str | None = None, device: str | None = None,
+                        trust_remote_code: bool = False) -> "TextClassifier":
         """Load a run folder, or fetch a pushed repo NAMESPACE/NAME (Hugging Face Hub, or the folder hub `hub`)."""
         from ..hub import locate
 
-        return cls.load(locate(name_or_path, revision=revision, hub=hub, token=token), device)
+        return cls.load(locate(name_or_path, revision=revision, hub=hub, token=token), device,
+                        trust_remote_code=trust_remote_code)
 
     def with_backend(self, backend) -> "TextClassifier":
         """The same classifier predicting through `backend` (a TorchBackend or OnnxBackend)."""
@@ -158,6 +176,27 @@ class TextClassifier:
         out = [Prediction(names[int(row.argmax())], float(row.max()), {n: float(p) for n, p in zip(names, row)})
                for row in probs]
         return out[0] if single else out
+
+
+def _apply_adapter(net: torch.nn.Module, folder: Path, merge: bool) -> torch.nn.Module:
+    """`net` with the adapter (and trained head) of `folder`; RunError when the folder lacks part of it or its
+    shapes do not fit (a head for another label count)."""
+    from peft import PeftModel
+    from peft.utils import get_peft_model_state_dict, load_peft_weights
+
+    try:
+        wrapped = PeftModel.from_pretrained(net, str(folder))
+        missing = sorted(set(get_peft_model_state_dict(wrapped)) - set(load_peft_weights(str(folder))))
+    except RuntimeError as e:  # size mismatch: the saved head is for another number of labels
+        raise RunError(f"the adapter in {folder} does not fit its labels.json: {str(e).splitlines()[0][:300]}") from None
+    except Exception as e:  # a damaged adapter_config.json or weights file
+        raise RunError(f"cannot read the adapter in {folder}: {type(e).__name__}: {str(e).splitlines()[0][:300]}; "
+                       "its files are damaged or incomplete") from None
+    if missing:
+        raise RunError(f"the adapter in {folder} is incomplete: {len(missing)} trained weights missing "
+                       f"({', '.join(missing[:4])}{' ...' if len(missing) > 4 else ''}); loading would predict with "
+                       "random weights")
+    return merge_adapter(wrapped) if merge else wrapped
 
 
 def merge_adapter(net: torch.nn.Module) -> torch.nn.Module:

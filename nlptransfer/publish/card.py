@@ -4,16 +4,42 @@ from __future__ import annotations
 
 import json
 import math
+import shlex
 from pathlib import Path
 
 import yaml
 
 from ..hub import REPO_META
-from ..markdown import table
+from ..markdown import code, escape, fence, table
 from ..recipe import from_dict
 from ..strategies import find_strategy
 
 EXAMPLE_TEXT = "An example text to classify."
+#: the license identifiers the Hugging Face Hub accepts in a model card (huggingface.co/docs/hub/repositories-licenses)
+HUB_LICENSES = (
+    "apache-2.0", "mit", "openrail", "bigscience-openrail-m", "creativeml-openrail-m", "bigscience-bloom-rail-1.0",
+    "bigcode-openrail-m", "afl-3.0", "artistic-2.0", "bsl-1.0", "bsd", "bsd-2-clause", "bsd-3-clause",
+    "bsd-3-clause-clear", "c-uda", "cc", "cc0-1.0", "cc-by-2.0", "cc-by-2.5", "cc-by-3.0", "cc-by-4.0", "cc-by-sa-3.0",
+    "cc-by-sa-4.0", "cc-by-nc-2.0", "cc-by-nc-3.0", "cc-by-nc-4.0", "cc-by-nd-4.0", "cc-by-nc-nd-3.0",
+    "cc-by-nc-nd-4.0", "cc-by-nc-sa-2.0", "cc-by-nc-sa-3.0", "cc-by-nc-sa-4.0", "cdla-sharing-1.0",
+    "cdla-permissive-1.0", "cdla-permissive-2.0", "wtfpl", "ecl-2.0", "epl-1.0", "epl-2.0", "etalab-2.0", "eupl-1.1",
+    "agpl-3.0", "gfdl", "gpl", "gpl-2.0", "gpl-3.0", "lgpl", "lgpl-2.1", "lgpl-3.0", "isc", "lppl-1.3c", "ms-pl",
+    "mpl-2.0", "odc-by", "odbl", "openrail++", "osl-3.0", "postgresql", "ofl-1.1", "ncsa", "unlicense", "zlib", "pddl",
+    "lgpl-lr", "deepfloyd-if-license", "llama2", "gemma", "unknown", "other",
+)
+
+
+def check_license(license: str) -> str:
+    """`license` if the Hub knows the identifier; else HubError listing the identifiers."""
+    from ..errors import HubError
+
+    if license not in HUB_LICENSES:
+        import difflib
+
+        close = difflib.get_close_matches(str(license), HUB_LICENSES, n=1)
+        raise HubError(f"license {license!r} is not a Hugging Face Hub license identifier"
+                       + (f" (did you mean '{close[0]}'?)" if close else "") + f"; use one of: {', '.join(HUB_LICENSES)}")
+    return license
 
 
 def _read(folder: Path, name: str):
@@ -51,11 +77,12 @@ def front_matter(meta: dict, metrics: dict, report: dict, repo: str, license: st
 
 def _base_line(base: dict) -> str:
     if base["source"] == "embedded":
-        return f"`{base['hub_id']}` (nlptransfer's embedded default `{base['name']}`, {base['revision']})"
+        return (f"{code(base['hub_id'])} (nlptransfer's embedded default {code(base['name'])}, "
+                f"{escape(base['revision'])})")
     if base["source"] == "hub":
-        return f"`{base['hub_id']}` at revision `{base.get('revision') or 'unknown (not in the cache at push time)'}`"
-    sha = f" (weights sha256 `{base['sha256'][:16]}`)" if base.get("sha256") else ""
-    return f"the local model folder `{base['name']}`{sha}"
+        return f"{code(base['hub_id'])} at revision {code(base.get('revision') or 'unknown (not in the cache at push time)')}"
+    sha = f" (weights sha256 {code(base['sha256'][:16])})" if base.get("sha256") else ""
+    return f"the local model folder {code(base['name'])}{sha}"
 
 
 def _data_section(report: dict, names: list[str]) -> str:
@@ -63,9 +90,9 @@ def _data_section(report: dict, names: list[str]) -> str:
         return "No data report was saved with this run."
     train = report.get("files", {}).get("train", {})
     used = report.get("rows_used", {})
-    lines = [f"From `{Path(str(train.get('path', 'the training file'))).name}`: {train.get('rows_read', '?')} rows read, "
+    lines = [f"From {code(Path(str(train.get('path', 'the training file'))).name)}: {train.get('rows_read', '?')} rows read, "
              f"{sum(used.values())} used (" + ", ".join(f"{k} {v}" for k, v in used.items()) + ")."]
-    dropped = [f"- {count} {split} rows: {reason}" for split, reasons in report.get("dropped", {}).items()
+    dropped = [f"- {count} {split} rows: {escape(reason)}" for split, reasons in report.get("dropped", {}).items()
                for reason, count in reasons.items()]
     lines.append("Dropped rows:\n" + "\n".join(dropped) if dropped else "No rows were dropped.")
     truncated = report.get("truncated") or {}
@@ -88,7 +115,7 @@ def _training_section(meta: dict, recipe: dict, metrics: dict) -> str:
     share = f" ({100 * trainable / total:.2f}%)" if trainable and total else ""
     return "\n".join([
         f"- base model: {_base_line(meta['base_model'])}",
-        f"- strategy: `{strategy}`{detail}; task `{meta['task']}`; pooling `{meta['pooling']}`",
+        f"- strategy: {code(strategy)}{escape(detail)}; task {code(meta['task'])}; pooling {code(meta['pooling'])}",
         f"- trainable parameters: {trainable:,} of {total:,}{share}" if trainable else "- trainable parameters: unknown",
         f"- max length: {meta['max_length']} tokens (longer texts are cut)",
         f"- epochs {t.get('epochs')}, batch size {t.get('batch_size')}, learning rate {t.get('lr') or 'strategy default'}, "
@@ -125,10 +152,10 @@ def usage_snippet(repo: str, revision: str | None, hub: str | None) -> str:
 
 def _usage_section(meta: dict, repo: str, revision: str | None, hub: str | None) -> str:
     cli = f"nlptransfer predict {repo} --input texts.csv --output predicted.csv"
-    cli += (f" --revision {revision}" if revision else "") + (f" --hub {hub}" if hub else "")
+    cli += (f" --revision {revision}" if revision else "") + (f" --hub {shlex.quote(str(hub))}" if hub else "")
     parts = ["With nlptransfer installed, which fetches the files, resolves the base model, "
              "applies the adapter and predicts as the trained model did:",
-             f"```python\n{usage_snippet(repo, revision, hub)}```", f"From the command line:\n\n```bash\n{cli}\n```"]
+             fence(usage_snippet(repo, revision, hub), "python"), f"From the command line:\n\n{fence(cli, 'bash')}"]
     if meta["kind"] == "model" and meta["pooling"] == "native" and not hub:
         parts.append("Plain transformers also works: `pipeline(\"text-classification\", model=\"" + repo + "\")`.")
     elif meta["kind"] == "adapter" and meta["pooling"] == "native":
@@ -151,7 +178,7 @@ def _limits_section(meta: dict, metrics: dict, report: dict) -> str:
     if meta["kind"] == "adapter":
         base = meta["base_model"]
         where = "on this hub" if base["source"] == "hub" else (
-            "installed with nlptransfer" if base["source"] == "embedded" else f"at `{base['name']}` (a local folder)")
+            "installed with nlptransfer" if base["source"] == "embedded" else f"at {code(base['name'])} (a local folder)")
         items.append(f"The adapter needs its exact base model, {where}; loading checks it.")
     if meta["pooling"] == "mean":
         items.append("It was trained with mean pooling: loading it with plain transformers (which reads the first "
@@ -173,8 +200,8 @@ def model_card(folder: Path, repo: str, revision: str | None = None, hub: str | 
     kind = "a PEFT adapter (with its trained classification head)" if meta["kind"] == "adapter" else "a complete model"
     return "\n".join([
         "---", front_matter(meta, metrics, report, repo, license).rstrip("\n"), "---", "",
-        f"# {repo}", "",
-        f"A text classifier that gives each text one of {len(names)} labels ({', '.join(f'`{n}`' for n in names)}). "
+        f"# {escape(repo)}", "",
+        f"A text classifier that gives each text one of {len(names)} labels ({', '.join(code(n) for n in names)}). "
         f"It was fine-tuned with nlptransfer "
         f"from {_base_line(meta['base_model'])} and is published as {kind}.{verified}", "",
         "## Labels", "", labels, "",

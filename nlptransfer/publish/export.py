@@ -21,7 +21,7 @@ logger = get_logger(__name__)
 ONNX_TOLERANCE = 1e-4
 
 
-def export_merged(run_path: str | Path, out: str | Path) -> dict:
+def export_merged(run_path: str | Path, out: str | Path, trust_remote_code: bool = False) -> dict:
     """Write a standalone transformers model (adapter merged) to `out`, checked to predict as the run does."""
     from peft import PeftModel
 
@@ -33,7 +33,7 @@ def export_merged(run_path: str | Path, out: str | Path) -> dict:
     out = Path(out)
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise RunError(f"{out} already exists; choose a new folder for the export")
-    clf = TextClassifier.load(run.root, merge=False)  # merge here, and check the merge against the adapter
+    clf = TextClassifier.load(run.root, merge=False, trust_remote_code=trust_remote_code)  # merge here, and check the merge against the adapter
     texts, _ = reference(run)
     expected = clf.predict_proba(texts)
     net = clf.model.net
@@ -66,7 +66,7 @@ def _plain_transformers_diff(folder: Path, texts: list[str], expected: np.ndarra
     return float(np.abs(probs - expected).max())
 
 
-def export_onnx(run_path: str | Path) -> dict:
+def export_onnx(run_path: str | Path, trust_remote_code: bool = False) -> dict:
     """Write RUN/onnx/ (float32 and int8 models, check.json), each checked against the PyTorch model."""
     import torch
 
@@ -74,7 +74,7 @@ def export_onnx(run_path: str | Path) -> dict:
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     run = RunFolder.existing(run_path, need=("labels", "recipe", "tokenizer"))
-    clf = TextClassifier.load(run.root, device="cpu")
+    clf = TextClassifier.load(run.root, device="cpu", trust_remote_code=trust_remote_code)
     texts, _ = reference(run)
     expected = clf.predict_proba(texts)
 

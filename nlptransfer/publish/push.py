@@ -3,6 +3,7 @@ write the model card, then commit it to the Hugging Face Hub or a folder hub (no
 fails)."""
 from __future__ import annotations
 
+import shutil
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -10,8 +11,8 @@ from pathlib import Path
 from ..logs import get_logger
 from ..errors import HubError
 from ..hub import REPO_META, FolderHub, check_repo_id, check_revision, files_of, hub_error, safe_url
-from ..run import RunFolder, atomic_write_json, atomic_write_text
-from .card import model_card
+from ..run import RunFolder, atomic_write_json, atomic_write_text, make_dir, remove_stale_temps, temp_path
+from .card import check_license, model_card
 from .repo_folder import check_reproduces, stage
 
 logger = get_logger(__name__)
@@ -39,9 +40,10 @@ def _size(n: int) -> str:
 
 
 def push(run: str | Path, repo: str, *, hub: str | Path | None = None, revision: str | None = None,
-         private: bool = False, license: str = "apache-2.0", token: str | None = None) -> PushResult:
+         private: bool = False, license: str = "apache-2.0", token: str | None = None,
+         trust_remote_code: bool = False) -> PushResult:
     """Check, then upload a finished run to `repo` on the Hugging Face Hub (or on the folder hub `hub`)."""
-    repo, revision = check_repo_id(repo), check_revision(revision)
+    repo, revision, license = check_repo_id(repo), check_revision(revision), check_license(license)
     folder = RunFolder.existing(run, need=("labels", "recipe", "tokenizer", "metrics"))
     target = FolderHub(hub) if hub is not None else None
     if target is None:
@@ -50,10 +52,12 @@ def push(run: str | Path, repo: str, *, hub: str | Path | None = None, revision:
         if constants.is_offline_mode():  # fail before the check, not after it
             raise HubError(f"cannot push {repo} to the Hugging Face Hub: offline mode is on (HF_HUB_OFFLINE is set); "
                            f"unset it, or push to a folder hub with --hub PATH")
-    with tempfile.TemporaryDirectory(prefix="nlptransfer-push-") as tmp:  # never inside the run folder
-        staged = Path(tmp)
+    scratch = Path(tempfile.gettempdir())
+    remove_stale_temps(scratch, "nlptransfer-push")  # what killed pushes of this host left behind
+    staged = make_dir(temp_path(scratch / "nlptransfer-push"))  # never inside the run folder
+    try:
         meta = stage(folder, staged)
-        check = check_reproduces(staged, folder)
+        check = check_reproduces(staged, folder, trust_remote_code)
         meta["max_length"] = check.pop("max_length")  # tokens per text as loading resolves it
         meta["check"] = check
         atomic_write_json(staged / REPO_META, meta)
@@ -72,6 +76,8 @@ def push(run: str | Path, repo: str, *, hub: str | Path | None = None, revision:
             commit, where = target.commit(repo, staged, revision or "main", message), f"folder hub {target.root}"
         else:
             commit, where = _push_hf(repo, staged, revision, private, token, message)
+    finally:
+        shutil.rmtree(staged, ignore_errors=True)
     logger.info(f"pushed {repo}@{revision or 'main'} to {where}: commit {commit[:12]}, {_size(sum(s for _, s in files))}")
     return PushResult(repo, revision or "main", where, commit, files, check)
 

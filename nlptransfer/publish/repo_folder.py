@@ -70,8 +70,8 @@ def stage(run: RunFolder, dest: Path) -> dict:
         if (dest / f.name).exists():
             raise RunError(f"cannot publish {run.root}: two files are named {f.name}")
         shutil.copyfile(f, dest / f.name)
-    _strip_local_paths(dest)
     base = base_model_record(recipe, fingerprint=kind == "adapter")
+    _strip_local_paths(dest, base if kind == "model" else None)
     if kind == "adapter" and base["hub_id"]:  # so that plain PEFT (AutoPeftModel...) finds the base on the hub
         config_path = dest / "adapter_config.json"
         config = json.loads(config_path.read_text(encoding="utf-8"))
@@ -85,11 +85,18 @@ def stage(run: RunFolder, dest: Path) -> dict:
     return meta
 
 
-def _strip_local_paths(dest: Path) -> None:
-    """Published copies name data files by file name only and drop the output folder: a user's local paths stay local."""
+def _strip_local_paths(dest: Path, base: dict | None) -> None:
+    """Published copies name data files by file name only and drop the output folder; a whole model trained from
+    a local base model names that folder by its name only (`base`, changed in place): a user's local paths stay
+    local. (An adapter keeps its base's path: loading it needs that folder.)"""
     import yaml
 
+    local = base["name"] if base is not None and base["source"] == "local" else None
+    if local is not None:
+        base["name"] = Path(local).name
     recipe = yaml.safe_load((dest / "recipe.yaml").read_text(encoding="utf-8"))
+    if local is not None:
+        recipe["model"] = Path(local).name
     for key in ("train", "validation", "test"):
         if recipe.get("data", {}).get(key):
             recipe["data"][key] = Path(recipe["data"][key]).name
@@ -102,6 +109,11 @@ def _strip_local_paths(dest: Path) -> None:
             if info.get("path"):
                 info["path"] = Path(info["path"]).name
         atomic_write_json(report_path, report)
+    metrics_path = dest / "metrics.json"
+    if local is not None and metrics_path.is_file():
+        metrics = json.loads(metrics_path.read_text(encoding="utf-8"))
+        metrics["model"] = Path(local).name
+        atomic_write_json(metrics_path, metrics)
 
 
 def reference(run: RunFolder) -> tuple[list[str], np.ndarray | None]:
@@ -116,12 +128,12 @@ def reference(run: RunFolder) -> tuple[list[str], np.ndarray | None]:
     return list(FALLBACK_TEXTS), None  # no test split: compare with the run folder loaded as it is
 
 
-def check_reproduces(folder: Path, run: RunFolder) -> dict:
+def check_reproduces(folder: Path, run: RunFolder, trust_remote_code: bool = False) -> dict:
     """Reload `folder` in a fresh model and compare its probabilities with the trained model's; HubError if they differ."""
     texts, expected = reference(run)
     if expected is None:
-        expected = TextClassifier.load(run.root).predict_proba(texts)
-    reloaded = TextClassifier.load(folder)
+        expected = TextClassifier.load(run.root, trust_remote_code=trust_remote_code).predict_proba(texts)
+    reloaded = TextClassifier.load(folder, trust_remote_code=trust_remote_code)
     got = reloaded.predict_proba(texts)
     diff = float(np.abs(got - expected).max())
     if not diff <= RELOAD_TOLERANCE:

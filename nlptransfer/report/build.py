@@ -13,7 +13,7 @@ from ..data import Splits
 from ..errors import RecipeError, RunError
 from ..logs import get_logger
 from ..metrics import classification_metrics
-from ..recipe import Recipe, overrides as parse_overrides, read_saved
+from ..recipe import Recipe, overrides as parse_overrides, read_saved, refuse_untrusted_code
 from ..run import RunFolder
 from . import stats
 from .baseline import C_GRID, fit_baseline
@@ -112,7 +112,7 @@ def _kpis(run: RunFolder, recipe: Recipe, metrics: dict, baseline, final: dict, 
     from ..inference import TextClassifier
 
     r = recipe.report
-    classifier = TextClassifier.load(run.root)
+    classifier = TextClassifier.load(run.root, trust_remote_code=recipe.trust_remote_code)  # allowed by the caller
     speed_t = serving_speed(lambda t: classifier.predict_proba(t), texts, r.latency_texts)
     speed_b = serving_speed(lambda t: baseline.pipeline.predict_proba(t), texts, r.latency_texts)
     transfer = {**{k: final["transfer"][k] for k in ("accuracy", "macro_f1")},
@@ -130,7 +130,7 @@ def _kpis(run: RunFolder, recipe: Recipe, metrics: dict, baseline, final: dict, 
 
 
 def build_report(run_path: str | Path, *, overrides: list[str] | dict | None = None,
-                 splits: Splits | None = None) -> dict:
+                 splits: Splits | None = None, trust_remote_code: bool = False) -> dict:
     """Compute the transfer report of a finished run and write report/ (html, md, json) atomically; returns it."""
     from ..pipeline import load_data
     from .render import write_report
@@ -138,6 +138,7 @@ def build_report(run_path: str | Path, *, overrides: list[str] | dict | None = N
     started = time.perf_counter()
     run = RunFolder.existing(run_path, need=("recipe", "labels", "metrics"))
     recipe = _recipe_with(run, overrides)
+    refuse_untrusted_code(recipe, trust_remote_code, run.root)
     splits = splits or load_data(recipe)
     if splits.test is None or not run.path("predictions").exists():
         raise RunError(f"{run.root} has no test split: the report compares test scores; set data.test or "

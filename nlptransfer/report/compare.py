@@ -9,7 +9,7 @@ from pathlib import Path
 from ..logs import get_logger, quiet
 from .. import recipe as recipes
 from ..errors import RecipeError
-from ..markdown import table
+from ..markdown import escape, table
 from ..recipe import PeftSection, Recipe
 from ..run import RunFolder, atomic_write_text
 from ..strategies import get_strategy
@@ -58,7 +58,7 @@ HEADER = ["strategy", "accuracy", "macro-F1", "trainable parameters", "training 
 
 
 def _markdown(result: dict) -> str:
-    return "\n".join([f"# Strategy comparison: {result['recipe']} on {result['data']}", "",
+    return "\n".join([f"# Strategy comparison: {escape(result['recipe'])} on {escape(result['data'])}", "",
                       f"Same splits (train {result['rows_used']['train']}, test {result['rows_used']['test']} rows) "
                       f"and seed {result['seed']} for every strategy; test {result['metric']}. Pareto-best: no other "
                       "row scores at least as well with no more trainable parameters (params), no more training "

@@ -25,6 +25,11 @@ def png(figure) -> str:
     return base64.b64encode(buffer.getvalue()).decode("ascii")
 
 
+def plain(text: str) -> str:
+    """`text` shown as it is: matplotlib reads $...$ as math, so a label like '$x$' (or '$\\bad$') must be escaped."""
+    return str(text).replace("$", r"\$")
+
+
 def learning_curve(points: list[dict], metric: str = "accuracy") -> str:
     """Test score against training rows, transfer and baseline."""
     figure = _figure()
@@ -77,8 +82,8 @@ def confusion_matrices(matrices: dict[str, list[list[int]]], names: tuple[str, .
         for (i, j), value in np.ndenumerate(m):
             ax.text(j, i, str(value), ha="center", va="center",
                     color="white" if value > m.max() / 2 else "black", fontsize=8)
-        ax.set_xticks(range(len(names)), names, rotation=45, ha="right", fontsize=8)
-        ax.set_yticks(range(len(names)), names, fontsize=8)
+        ax.set_xticks(range(len(names)), [plain(n) for n in names], rotation=45, ha="right", fontsize=8)
+        ax.set_yticks(range(len(names)), [plain(n) for n in names], fontsize=8)
         ax.set_xlabel("predicted")
         ax.set_ylabel("gold")
         ax.set_title(title)
@@ -132,7 +137,7 @@ def pareto_plot(rows: list[dict], metric: str = "accuracy") -> str:
         for r in rows:
             color = BASELINE if r["kind"] == "baseline" else TRANSFER
             ax.scatter(r[key], r[metric], color=color, s=60, zorder=3)
-            ax.annotate(r["name"], (r[key], r[metric]), textcoords="offset points", xytext=(6, 4), fontsize=8)
+            ax.annotate(plain(r["name"]), (r[key], r[metric]), textcoords="offset points", xytext=(6, 4), fontsize=8)
         best.sort(key=lambda r: r[key])
         ax.scatter([r[key] for r in best], [r[metric] for r in best], s=220, facecolors="none",
                    edgecolors="green", linewidths=2, zorder=4, label="Pareto-best")

@@ -6,7 +6,7 @@ import json
 
 import numpy as np
 
-from ..markdown import table
+from ..markdown import escape, table
 from ..metrics import expected_calibration_error
 from ..run import RunFolder, atomic_dir
 from . import figures
@@ -38,8 +38,8 @@ def kpi_table(kpi: dict) -> list[list[str]]:
     return [[label, _fmt(kpi["transfer"].get(key), f), _fmt(kpi["baseline"].get(key), f)] for key, label, f in KPI_ROWS]
 
 
-def indicator_lines(report: dict) -> list[str]:
-    """The three indicators, one sentence each."""
+def indicator_lines(report: dict, esc=str) -> list[str]:
+    """The three indicators, one sentence each (user strings passed through `esc`)."""
     m, k, t, f = report["metric"], report["knowledge_alone"], report["time_to_baseline"], report["final"]
     d, mc = f["difference"], f["mcnemar"]
     if t["reached"] is None:
@@ -54,7 +54,7 @@ def indicator_lines(report: dict) -> list[str]:
     stat = f", chi-square {mc['statistic']:.3f}" if mc["statistic"] is not None else ""
     reduction = f["error_reduction_percent"]
     return [
-        f"1. Transferred knowledge alone (frozen {k['encoder']}, mean-pooled): zero-shot {m} "
+        f"1. Transferred knowledge alone (frozen {esc(k['encoder'])}, mean-pooled): zero-shot {m} "
         f"{k['zero_shot'][m]:.4f}, linear probe {m} {k['linear_probe'][m]:.4f}",
         f"2. Time: transfer {timing}",
         f"3. Final performance: test accuracy {f['transfer']['accuracy']:.4f} with transfer vs "
@@ -76,12 +76,12 @@ def summary_markdown(report: dict) -> str:
     return "\n".join([
         f"## Did transfer help? **{report['verdict']}**",
         "",
-        f"{report['model']} ({report['strategy']}) against {report['baseline']['method']}, on the same splits "
+        f"{escape(report['model'])} ({escape(report['strategy'])}) against {report['baseline']['method']}, on the same splits "
         f"(train {report['rows']['train']}, test {report['rows']['test']} rows).",
         "",
         f"Rule: {report['rule']}.",
         "",
-        *indicator_lines(report),
+        *indicator_lines(report, escape),
         "",
         table(["KPI", "transfer", "baseline"], kpi_table(report["kpi"])),
         "",
@@ -94,7 +94,7 @@ def full_markdown(report: dict) -> str:
     """report.md: the summary plus the learning curve and the most confident mistakes."""
     mistakes = [[m["text"], m["gold"], m["predicted"], f"{m['confidence']:.3f}"] for m in report["mistakes"]]
     return "\n".join([
-        f"# Transfer report: {report['run']}", "", summary_markdown(report), "",
+        f"# Transfer report: {escape(report['run'])}", "", summary_markdown(report), "",
         "## Learning curve (test, stratified seeded subsets of train)", "",
         table(["fraction", "train rows", "transfer", "baseline"], _curve_rows(report)), "",
         "## Most confident mistakes (likely label errors)", "",
@@ -171,7 +171,6 @@ def write_report(run: RunFolder, report: dict, transfer_probs: np.ndarray, basel
     """Write report/ (report.html, report.md, report.json) in one atomic rename; returns the printed summary."""
     images = make_figures(report, run.read_log(), transfer_probs, baseline_probs, gold)
     with atomic_dir(run.root / "report") as tmp:
-        tmp.chmod(0o755)  # a temp folder is private; the report is for sharing like the rest of the run folder
         (tmp / "report.html").write_text(html_page(report, images), encoding="utf-8")
         (tmp / "report.md").write_text(full_markdown(report), encoding="utf-8")
         (tmp / "report.json").write_text(json.dumps(report, indent=2, ensure_ascii=False, default=str) + "\n",

@@ -28,14 +28,11 @@ def peft_config(recipe: "Recipe", model_type: str, head: list[str]):
     p = recipe.peft
     kwargs = dict(task_type=TaskType.SEQ_CLS, modules_to_save=[h.split(".")[-1] for h in head])
     targets, feedforward = adapter_targets(recipe.strategy.lower(), model_type)
+    kwargs["target_modules"] = p.target_modules or targets
     if method == "LORA":
         kwargs.update(r=p.r, lora_alpha=p.alpha, lora_dropout=p.dropout)
-        kwargs["target_modules"] = p.target_modules or targets
     elif method == "IA3":
-        kwargs["target_modules"] = p.target_modules or targets
         kwargs["feedforward_modules"] = feedforward if not p.target_modules else p.options.get("feedforward_modules", [])
-    elif p.target_modules:
-        kwargs["target_modules"] = p.target_modules
     kwargs.update(p.options)
     if kwargs.get("target_modules") is None:
         kwargs.pop("target_modules", None)  # let PEFT use its own per-architecture default
@@ -51,7 +48,13 @@ def prepare_adapter(net: "nn.Module", recipe: "Recipe", new_weights: list[str]) 
 
     check_pooling(net, recipe)
     head = head_modules(net, new_weights)
-    return prepared(get_peft_model(net, peft_config(recipe, net.config.model_type, head)), recipe)
+    config = peft_config(recipe, net.config.model_type, head)
+    try:
+        wrapped = get_peft_model(net, config)
+    except (ValueError, TypeError) as e:  # PEFT's word on settings that do not fit this model
+        raise RecipeError(f"{recipe.strategy} cannot adapt this {net.config.model_type} model as configured: "
+                          f"{str(e).splitlines()[0]} (set peft.r, peft.target_modules or peft.options)") from None
+    return prepared(wrapped, recipe)
 
 
 def _describe(recipe: "Recipe") -> str:
@@ -64,15 +67,52 @@ def _adapter(name: str) -> Strategy:
                              describe=_describe, adapter=True)
 
 
-def _peft_methods() -> list[str]:
+#: PEFT methods that adapt weights but cannot train a classifier here, and why
+_CANNOT = {"poly": "it needs a task id with every example", "shadow": "it adapts the layer stack of decoder models"}
+
+
+def _why_not(name: str) -> str | None:
+    """Why PEFT method `name` cannot train a classifier with nlptransfer (None when it can)."""
+    import dataclasses
+
+    from peft import PEFT_TYPE_TO_CONFIG_MAPPING
+    from peft.config import PromptLearningConfig
+
+    config_cls = PEFT_TYPE_TO_CONFIG_MAPPING[name.upper()]
+    if issubclass(config_cls, PromptLearningConfig):
+        return ("it is a prompt-learning method: it adds virtual tokens to the input instead of adapting weights, "
+                "which mean pooling, cached features and the first-token head cannot see")
+    if "modules_to_save" not in {f.name for f in dataclasses.fields(config_cls)}:
+        return "it cannot save the trained classification head with the adapter (no modules_to_save)"
+    return _CANNOT.get(name.lower())
+
+
+def _all_peft_methods() -> list[str]:
     from peft import PEFT_TYPE_TO_CONFIG_MAPPING
 
     return sorted(k.lower() for k in PEFT_TYPE_TO_CONFIG_MAPPING)
 
 
+def _peft_methods() -> list[str]:
+    """The PEFT methods nlptransfer can train."""
+    return [m for m in _all_peft_methods() if _why_not(m) is None]
+
+
+def _refused(name: str, why: str) -> Strategy:
+    def check(recipe: "Recipe") -> list[str]:
+        return [f"strategy '{name}' is not supported: {why}; use one of the methods that adapt weights: "
+                f"{', '.join(_peft_methods())} (or head, top_k, full)"]
+
+    return Strategy(name, prepare_adapter, OTHER_LR, check=check, adapter=True)
+
+
 def _peft_method(name: str) -> Strategy | None:
-    """Any other PEFT method, registered on first use (PEFT is imported only then)."""
-    return _adapter(name) if name.lower() in _peft_methods() else None
+    """Any other PEFT method, registered on first use (PEFT is imported only then); refused with the reason when
+    it cannot train a classifier here."""
+    if name.lower() not in _all_peft_methods():
+        return None
+    why = _why_not(name)
+    return _adapter(name) if why is None else _refused(name, why)
 
 
 for _name in DEFAULT_LR:

@@ -4,12 +4,14 @@ checkpoints/best (the trainable weights of the best evaluation)."""
 from __future__ import annotations
 
 import json
+import shutil
 from dataclasses import asdict, dataclass, field, fields
 
 import torch
 
 from ..logs import get_logger
-from ..run import RunFolder, atomic_dir
+from ..errors import RunError
+from ..run import RunFolder, atomic_dir, sha256_file, writing
 
 logger = get_logger(__name__)
 STATE_FILE = "trainer_state.json"
@@ -50,16 +52,24 @@ def trainable_state(model) -> dict[str, torch.Tensor]:
 
 
 def save_checkpoint(accelerator, run: RunFolder, state: TrainState) -> None:
-    """checkpoints/last: everything needed to resume exactly (model, optimizer, scheduler, RNG, data position)."""
+    """checkpoints/last: everything needed to resume exactly (model, optimizer, scheduler, RNG, data position), with
+    the sha256 of every part in trainer_state.json so that a damaged part is found before a resume uses it."""
     target = run.path("checkpoints") / "last"
     tmp = run.path("checkpoints") / f".last.{state.step}.tmp"
-    accelerator.save_state(str(tmp), safe_serialization=True)
-    accelerator.wait_for_everyone()
-    if accelerator.is_main_process:
-        (tmp / STATE_FILE).write_text(state.to_json())
-        with atomic_dir(target) as staged:
-            staged.rmdir()
-            tmp.rename(staged)
+    try:
+        with writing(f"the checkpoint {target}"):
+            accelerator.save_state(str(tmp), safe_serialization=True)
+            accelerator.wait_for_everyone()
+            if accelerator.is_main_process:
+                parts = {p.relative_to(tmp).as_posix(): sha256_file(p) for p in sorted(tmp.rglob("*")) if p.is_file()}
+                (tmp / STATE_FILE).write_text(json.dumps({**json.loads(state.to_json()), "parts": parts}))
+                with atomic_dir(target) as staged:
+                    staged.rmdir()
+                    tmp.rename(staged)
+    except BaseException:
+        if accelerator.is_main_process:
+            shutil.rmtree(tmp, ignore_errors=True)
+        raise
     accelerator.wait_for_everyone()
 
 
@@ -69,26 +79,61 @@ def save_best(accelerator, run: RunFolder | None, model) -> dict[str, torch.Tens
     if run is not None and accelerator.is_main_process:
         from safetensors.torch import save_file
 
-        with atomic_dir(run.path("checkpoints") / "best") as tmp:
+        with writing(run.path("checkpoints") / "best"), atomic_dir(run.path("checkpoints") / "best") as tmp:
             save_file({k: v.contiguous() for k, v in state.items()}, str(tmp / "trainable.safetensors"))
     return state
 
 
 def load_checkpoint(accelerator, run: RunFolder) -> tuple[TrainState, dict[str, torch.Tensor] | None] | None:
-    """The state and best weights of checkpoints/last (loading model, optimizer, scheduler, RNG), or None."""
+    """The state and best weights of checkpoints/last (loading model, optimizer, scheduler, RNG), or None when the
+    run has no checkpoint. RunError when any part is missing or damaged: a resume is exact, or it does not start."""
     last = run.path("checkpoints") / "last"
-    if not (last / STATE_FILE).exists():
+    if not last.exists():
         return None
-    accelerator.load_state(str(last))
-    state = TrainState.from_json((last / STATE_FILE).read_text())
+    state, parts = _verified_state(last, accelerator.process_index)
+    try:
+        accelerator.load_state(str(last))
+    except Exception as e:  # a part that passed its checksum but cannot be read (another library version...)
+        raise RunError(f"cannot resume from {last}: {type(e).__name__}: {str(e).splitlines()[0][:300]}") from None
     best_file = run.path("checkpoints") / "best" / "trainable.safetensors"
     best = None
     if best_file.exists():
         from safetensors.torch import load_file
 
-        best = load_file(str(best_file))
+        try:
+            best = load_file(str(best_file))
+        except Exception as e:  # SafetensorError: a truncated or damaged file
+            raise RunError(f"{best_file} is damaged ({str(e).splitlines()[0][:200]}): the best weights cannot be "
+                           "restored; run again without --resume") from None
     logger.info(f"resumed from step {state.step} (epoch {state.epoch + 1}, batch {state.batch})")
     return state, best
+
+
+def _verified_state(last, process_index: int) -> tuple[TrainState, dict]:
+    """trainer_state.json of checkpoints/last, after checking every part it lists against its sha256."""
+    fix = "the checkpoint cannot be resumed exactly; run again without --resume (a new folder)"
+    state_file = last / STATE_FILE
+    if not state_file.is_file():
+        raise RunError(f"{last} has no {STATE_FILE}: the checkpoint is incomplete; {fix}")
+    try:
+        data = json.loads(state_file.read_text(encoding="utf-8"))
+        state = TrainState.from_json(state_file.read_text(encoding="utf-8"))
+    except (ValueError, TypeError, KeyError) as e:
+        raise RunError(f"{state_file} is damaged ({e}); {fix}") from None
+    parts = data.get("parts")
+    if parts is None:  # a checkpoint of an older nlptransfer: it has no checksums to check
+        return state, {}
+    for name, digest in parts.items():
+        path = last / name
+        if not path.is_file():
+            raise RunError(f"{path} is missing from the checkpoint; {fix}")
+        if sha256_file(path) != digest:
+            raise RunError(f"{path} is damaged (its sha256 differs from the one recorded when it was saved); {fix}")
+    rng = f"random_states_{process_index}.pkl"
+    if rng not in parts:
+        raise RunError(f"{last} holds no {rng}: it was saved by a run with another number of processes; resume it "
+                       "with the same number")
+    return state, parts
 
 
 def load_weights(model, weights: dict[str, torch.Tensor]) -> None:
