@@ -88,6 +88,32 @@ def temp_path(path: Path) -> Path:
     return path.with_name(f".{path.name}.{_HOST}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
 
 
+_MODES: dict[str, int] = {}
+
+
+def default_modes() -> tuple[int, int]:
+    """The permission bits the process umask gives a new file and a new folder (found once, by making one of each:
+    reading the umask would mean changing it, which is not safe with threads)."""
+    if not _MODES:
+        probe = temp_path(Path(os.environ.get("TMPDIR", "/tmp")) / "nlptransfer-umask")
+        os.close(os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+        _MODES["file"] = probe.stat().st_mode & 0o777
+        probe.unlink()
+        os.mkdir(probe, 0o777)
+        _MODES["dir"] = probe.stat().st_mode & 0o777
+        probe.rmdir()
+    return _MODES["file"], _MODES["dir"]
+
+
+def apply_umask(folder: Path) -> None:
+    """Give `folder` and everything under it the permissions the umask gives new files and folders (libraries such
+    as safetensors write owner-only files)."""
+    file_mode, dir_mode = default_modes()
+    for path in [folder, *folder.rglob("*")]:
+        if not path.is_symlink():
+            path.chmod(dir_mode if path.is_dir() else file_mode)
+
+
 def make_dir(path: Path) -> Path:
     """Create the folder `path` with the permissions the process umask gives (unlike mkdtemp's 0700)."""
     os.mkdir(path, 0o777)
@@ -159,6 +185,7 @@ def atomic_dir(path: Path) -> Iterator[Path]:
     tmp = make_dir(temp_path(path))
     try:
         yield tmp
+        apply_umask(tmp)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

@@ -189,6 +189,9 @@ def _apply_adapter(net: torch.nn.Module, folder: Path, merge: bool) -> torch.nn.
         missing = sorted(set(get_peft_model_state_dict(wrapped)) - set(load_peft_weights(str(folder))))
     except RuntimeError as e:  # size mismatch: the saved head is for another number of labels
         raise RunError(f"the adapter in {folder} does not fit its labels.json: {str(e).splitlines()[0][:300]}") from None
+    except KeyError as e:  # PEFT's word for a trained module whose weights are not in the file
+        raise RunError(f"the adapter in {folder} is incomplete: the trained weight {e} is missing; loading would "
+                       "predict with random weights") from None
     except Exception as e:  # a damaged adapter_config.json or weights file
         raise RunError(f"cannot read the adapter in {folder}: {type(e).__name__}: {str(e).splitlines()[0][:300]}; "
                        "its files are damaged or incomplete") from None

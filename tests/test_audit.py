@@ -1,0 +1,469 @@
+"""The audit's defects, one test each (numbered as in the issue): nothing runs, leaks or is lost that the user did
+not ask for. Process-level faults (kills, a full disk, damaged checkpoints, concurrent resumes) are in
+test_faults.py."""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+import nlptransfer
+from nlptransfer.cli import main
+from nlptransfer.errors import HubError, RecipeError, RunError
+from nlptransfer.hub import FolderHub
+from nlptransfer.inference import TextClassifier
+from nlptransfer.run import RunFolder
+
+from .conftest import VOCAB, quick_overrides, sentiment_rows, write_csv
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _env(**extra) -> dict:
+    return dict(os.environ, HF_HUB_OFFLINE="1", TOKENIZERS_PARALLELISM="false",
+                PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""), **extra)
+
+
+def _cli(args: list[str], cwd: Path, **env) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "nlptransfer", *map(str, args)], cwd=cwd, env=_env(**env),
+                          capture_output=True, text=True, timeout=600)
+
+
+def _train(model: Path, data: Path, out: Path, **extra):
+    extra.setdefault("training.epochs", 1)
+    return nlptransfer.finetune("sentiment-minilm", data=str(data), overrides=quick_overrides(model, out, **extra))
+
+
+def _one_error_line(done: subprocess.CompletedProcess | tuple, contains: str) -> None:
+    err = done.stderr if hasattr(done, "stderr") else done[1]
+    code = done.returncode if hasattr(done, "returncode") else done[0]
+    assert code == 2, err[-2000:]
+    assert "Traceback" not in err and contains in err, err[-2000:]
+    assert [line for line in err.splitlines() if line.startswith("error: ")], err[-2000:]
+
+
+def _main(args, capsys) -> tuple[int, str, str]:
+    code = main([str(a) for a in args])
+    captured = capsys.readouterr()
+    return code, captured.err, captured.out
+
+
+@pytest.fixture(scope="module")
+def trained(tiny_models, tmp_path_factory) -> dict:
+    """A finished full run and a finished LoRA run of the tiny BERT, and their data."""
+    root = tmp_path_factory.mktemp("audit")
+    data = write_csv(root / "reviews.csv", sentiment_rows(80))
+    runs = {s: _train(tiny_models["bert"], data, root / s, strategy=s).path for s in ("full", "lora")}
+    return {"root": root, "data": data, **runs}
+
+
+def _copy(run: Path, to: Path) -> Path:
+    shutil.copytree(run, to)
+    return to
+
+
+# -- 1. loading never runs code a loaded folder asks for -----------------------------------------------------------
+
+EVIL = """
+import os
+open(os.environ["NLPT_EVIL_MARKER"], "w").write("ran")
+from transformers import BertForSequenceClassification
+
+
+class EvilModel(BertForSequenceClassification):
+    pass
+"""
+
+
+def test_1_a_repo_that_asks_for_trust_remote_code_runs_nothing_unless_the_caller_allows_it(tiny_models, trained,
+                                                                                          tmp_path):
+    base = tmp_path / "evil_base"
+    shutil.copytree(tiny_models["bert"], base)
+    (base / "modeling_evil.py").write_text(EVIL)
+    config = json.loads((base / "config.json").read_text())
+    config["auto_map"] = {"AutoModelForSequenceClassification": "modeling_evil.EvilModel"}
+    (base / "config.json").write_text(json.dumps(config))
+    marker = tmp_path / "code-ran"
+    env = {"NLPT_EVIL_MARKER": str(marker), "HF_MODULES_CACHE": str(tmp_path / "modules")}
+    os.environ.update(env)
+    try:
+        run = _train(base, trained["data"], tmp_path / "runs", strategy="lora").path  # trust_remote_code: false
+        assert not marker.exists()  # the base model's own code was not run to train it
+        hub = tmp_path / "hub"
+        hub.mkdir()
+        nlptransfer.push(run, "team/evil", hub=hub)
+        # the attacker's commit: the same files, with a recipe that asks for the base model's code to run
+        staged = tmp_path / "staged"
+        shutil.copytree(FolderHub(hub).resolve("team/evil"), staged)
+        recipe = yaml.safe_load((staged / "recipe.yaml").read_text())
+        recipe["trust_remote_code"] = True
+        (staged / "recipe.yaml").write_text(yaml.safe_dump(recipe))
+        FolderHub(hub).commit("team/evil", staged, "main", "looks harmless")
+
+        with pytest.raises(RunError, match="trained with trust_remote_code.*pass --trust-remote-code"):
+            TextClassifier.from_pretrained("team/evil", hub=hub)
+        texts = write_csv(tmp_path / "new.csv", [("good film", "")], header=("text", "x"))
+        done = _cli(["predict", "team/evil", "--hub", hub, "--input", texts, "--output", tmp_path / "p.csv"], tmp_path,
+                    **env)
+        _one_error_line(done, "pass --trust-remote-code")
+        assert not marker.exists()  # nothing ran, on either path
+        allowed = _cli(["predict", "team/evil", "--hub", hub, "--input", texts, "--output", tmp_path / "p.csv",
+                        "--trust-remote-code"], tmp_path, **env)
+        assert allowed.returncode == 0, allowed.stderr[-2000:]
+        assert marker.read_text() == "ran"  # the caller's flag, and only it, lets the code run
+    finally:
+        for key in env:
+            os.environ.pop(key, None)
+
+
+# -- 2. label order -------------------------------------------------------------------------------------------------
+
+def test_2_label_order_is_the_same_in_every_process(tmp_path):
+    code = "from nlptransfer.data.split import _sort_labels; print(_sort_labels({'1', '01', '1.0', '2', '02', '10'}))"
+    seen = {subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=_env(PYTHONHASHSEED=str(s)),
+                           timeout=120).stdout.strip() for s in range(8)}
+    assert seen == {"['01', '1', '1.0', '02', '2', '10']"}
+
+
+def test_2_resume_keeps_the_label_map_the_run_started_with(tiny_models, tmp_path):
+    from .test_resume_distributed import KILLER, _args
+
+    data = write_csv(tmp_path / "d.csv", [(t, "1" if lab == "positive" else "01") for t, lab in sentiment_rows(120)])
+    out = tmp_path / "killed"
+    killer = tmp_path / "killer.py"
+    killer.write_text(KILLER.format(step=17))
+    args = _args(tiny_models["bert"], data, out, **{"training.checkpoint_every": 5})
+    killed = subprocess.run([sys.executable, str(killer), *args], cwd=tmp_path, env=_env(PYTHONHASHSEED="1"),
+                            capture_output=True, text=True, timeout=600)
+    assert killed.returncode == -9, killed.stderr[-2000:]
+    folder = out / "sentiment-minilm"
+    labels = json.loads((folder / "labels.json").read_text())
+    assert labels["id2label"] == {"0": "01", "1": "1"}  # numerically equal: ordered by their text
+    reversed_map = {"id2label": {"0": "1", "1": "01"}, "label2id": {"1": 0, "01": 1}}
+    (folder / "labels.json").write_text(json.dumps(reversed_map))  # what the run started with, as far as it knows
+    resumed = _cli(["run", "sentiment-minilm", "--resume", folder], tmp_path, PYTHONHASHSEED="2")
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert json.loads((folder / "labels.json").read_text()) == reversed_map
+    assert json.loads((folder / "model" / "config.json").read_text())["id2label"] == {"0": "1", "1": "01"}
+    whole = _cli(_args(tiny_models["bert"], data, tmp_path / "whole", **{"training.checkpoint_every": 5}), tmp_path,
+                 PYTHONHASHSEED="3")
+    assert whole.returncode == 0
+    a = json.loads((tmp_path / "whole" / "sentiment-minilm" / "metrics.json").read_text())
+    b = json.loads((folder / "metrics.json").read_text())
+    assert a["test"]["n"] == b["test"]["n"] == 12
+
+
+# -- 3. a missing or resized head -----------------------------------------------------------------------------------
+
+def test_3_a_missing_or_resized_head_is_refused_naming_the_weights(trained, tiny_models, tmp_path, capsys):
+    three = {"id2label": {"0": "a", "1": "b", "2": "c"}, "label2id": {"a": 0, "b": 1, "c": 2}}
+    resized = _copy(trained["full"], tmp_path / "resized")
+    (resized / "labels.json").write_text(json.dumps(three))
+    with pytest.raises(RunError, match=r"classifier\.(weight|bias).*missing or of another shape"):
+        TextClassifier.load(resized)
+    base_only = _copy(trained["full"], tmp_path / "base_only")
+    shutil.copyfile(tiny_models["bert"] / "model.safetensors", base_only / "model" / "model.safetensors")
+    with pytest.raises(RunError, match=r"classifier\.(weight|bias)"):
+        TextClassifier.load(base_only)
+    adapter_three = _copy(trained["lora"], tmp_path / "adapter_three")
+    (adapter_three / "labels.json").write_text(json.dumps(three))
+    with pytest.raises(RunError, match="does not fit its labels.json"):
+        TextClassifier.load(adapter_three)
+    headless = _copy(trained["lora"], tmp_path / "headless")
+    from safetensors.torch import load_file, save_file
+
+    weights = headless / "adapter" / "adapter_model.safetensors"
+    save_file({k: v for k, v in load_file(str(weights)).items() if "classifier" not in k}, str(weights))
+    with pytest.raises(RunError, match=r"adapter .* is incomplete: the trained weight .*classifier.* is missing"):
+        TextClassifier.load(headless)
+    texts = write_csv(tmp_path / "t.csv", [("good", "")], header=("text", "x"))
+    _one_error_line(_main(["predict", resized, "--input", texts, "--output", tmp_path / "o.csv"], capsys),
+                    "missing or of another shape")
+
+
+# -- 5. permissions follow the umask ---------------------------------------------------------------------------------
+
+UMASK_SCRIPT = """
+import os, sys, json
+os.umask(int(sys.argv[1], 8))
+import nlptransfer
+run = nlptransfer.finetune("sentiment-minilm", data=sys.argv[2], overrides=json.loads(sys.argv[3]))
+hub = os.path.join(sys.argv[4], "hub")
+os.mkdir(hub)
+nlptransfer.push(run.path, "team/x", hub=hub)
+print(run.path)
+"""
+
+
+@pytest.mark.parametrize("umask, file_mode, dir_mode", [("022", 0o644, 0o755), ("002", 0o664, 0o775)])
+def test_5_run_folders_and_folder_hubs_get_the_permissions_the_umask_gives(tiny_models, trained, tmp_path, umask,
+                                                                          file_mode, dir_mode):
+    overrides = quick_overrides(tiny_models["bert"], tmp_path / "runs", **{"training.epochs": 1})
+    done = subprocess.run([sys.executable, "-c", UMASK_SCRIPT, umask, str(trained["data"]),
+                           json.dumps({k: str(v) if isinstance(v, Path) else v for k, v in overrides.items()}),
+                           str(tmp_path)], env=_env(), capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    run = Path(done.stdout.strip().splitlines()[-1])
+    for root in (run, tmp_path / "hub" / "team" / "x"):
+        entries = [p for p in root.rglob("*") if not p.name.startswith(".")]
+        assert len(entries) > 10
+        wrong = {str(p): oct(p.stat().st_mode & 0o777) for p in entries + [root]
+                 if (p.stat().st_mode & 0o777) != (dir_mode if p.is_dir() else file_mode)}
+        assert wrong == {}
+
+
+# -- 6. one error line, never a traceback --------------------------------------------------------------------------
+
+def _damage(folder: Path, name: str) -> None:
+    target = next(p for p in folder.rglob(name))
+    target.write_bytes(target.read_bytes()[: max(1, target.stat().st_size // 3)] + b"\x00{not json")
+
+
+@pytest.mark.parametrize("damaged, message", [
+    ("labels.json", "labels.json is damaged: it is not valid JSON"),
+    ("recipe.yaml", "recipe.yaml is damaged"),
+    ("model.safetensors", "cannot read the trained model"),
+    ("tokenizer.json", "cannot read the tokenizer"),
+])
+def test_6_a_damaged_run_folder_file_is_one_error_line(trained, tmp_path, capsys, damaged, message):
+    run = _copy(trained["full"], tmp_path / "run")
+    _damage(run, damaged)
+    texts = write_csv(tmp_path / "t.csv", [("good", "")], header=("text", "x"))
+    _one_error_line(_main(["predict", run, "--input", texts, "--output", tmp_path / "o.csv"], capsys), message)
+
+
+def test_6_predict_arguments_and_output_folder(trained, tmp_path, capsys):
+    texts = write_csv(tmp_path / "t.csv", [("good", "")], header=("text", "x"))
+    with pytest.raises(SystemExit) as e:
+        main(["predict", str(trained["full"]), "--input", str(texts), "--output", "o.csv", "--batch-size", "0"])
+    assert e.value.code == 2 and "argument --batch-size: must be at least 1, got 0" in capsys.readouterr().err
+    _one_error_line(_main(["predict", trained["full"], "--input", texts, "--output", tmp_path], capsys), "is a folder")
+    _one_error_line(_main(["predict", trained["full"], "--input", texts, "--output", tmp_path / "o.xlsx"], capsys),
+                    "cannot tell the output format")
+
+
+@pytest.mark.parametrize("override, message", [
+    ("training.lr=.nan", "'training.lr' must be a finite number, got nan"),
+    ("training.epochs=.inf", "'training.epochs' must be a finite number, got inf"),
+    ("training.seed=-1", "training.seed must be in [0, 2**32), got -1"),
+    ("peft.r=0", "peft.r must be at least 1, got 0"),
+    ("strategy=prompt_tuning", "strategy 'prompt_tuning' is not supported: it is a prompt-learning method"),
+    ("strategy=prefix_tuning", "strategy 'prefix_tuning' is not supported"),
+])
+def test_6_recipes_that_would_crash_are_refused_when_validated(override, message, capsys):
+    extra = ["strategy=lora"] if override.startswith("peft.") else []
+    _one_error_line(_main(["recipes", "validate", "sentiment-minilm", *extra, override], capsys), message)
+
+
+def test_6_ln_tuning_trains_with_the_layer_norms_as_targets(tiny_models, trained, tmp_path):
+    run = _train(tiny_models["distilbert"], trained["data"], tmp_path, strategy="ln_tuning")
+    assert 0 < run.metrics["trainable_parameters"] < run.metrics["total_parameters"] / 10
+    assert run.classifier().predict_proba(["good film"]).shape == (1, 2)
+
+
+def test_6_a_label_with_math_text_does_not_break_the_report(tiny_models, tmp_path):
+    rows = [(t, "$\\undefinedcmd$" if lab == "positive" else "$x_1$") for t, lab in sentiment_rows(80)]
+    data = write_csv(tmp_path / "d.csv", rows)
+    run = _train(tiny_models["bert"], data, tmp_path, **{"report.enabled": True, "report.learning_curve": [1.0],
+                                                        "report.latency_texts": 5})
+    assert (run.path / "report" / "report.html").stat().st_size > 10_000
+
+
+# -- 7. a refused run leaves no folder ------------------------------------------------------------------------------
+
+def test_7_a_run_refused_after_its_data_checked_out_leaves_no_folder(tiny_models, trained, tmp_path, capsys):
+    args = ["run", "sentiment-minilm", "--data", trained["data"], f"model={tiny_models['bert']}",
+            f"output.dir={tmp_path}", "training.epochs=1", "training.progress=false", "strategy=top_k"]
+    _one_error_line(_main(args + ["top_k=100"], capsys), "top_k=100 but the model has only 3 layers")
+    assert list(tmp_path.iterdir()) == []
+    assert _main(args + ["top_k=1"], capsys)[0] == 0
+    assert [p.name for p in tmp_path.iterdir()] == ["sentiment-minilm"]  # not sentiment-minilm-2
+
+
+# -- 8. user text is escaped ------------------------------------------------------------------------------------------
+
+HOSTILE = ["<script>alert(1)</script>", "<img src=x onerror=alert(2)>|a\nb"]
+
+
+def _no_markup(markdown: str) -> str:
+    from markdown_it import MarkdownIt
+
+    tokens = MarkdownIt("commonmark").enable("table").parse(markdown)
+    flat = [t for tok in tokens for t in [tok, *(tok.children or [])]]
+    assert [t.content for t in flat if t.type in ("html_inline", "html_block")] == []
+    html = MarkdownIt("commonmark").enable("table").render(markdown)
+    assert "<script" not in html and "<img" not in html
+    return html
+
+
+def test_8_labels_and_texts_reach_the_card_and_report_as_text(tiny_models, tmp_path, capsys):
+    rows = [(("<script>x()</script> " if i % 5 == 0 else "") + t, HOSTILE[lab == "positive"])
+            for i, (t, lab) in enumerate(sentiment_rows(80))]
+    data = write_csv(tmp_path / "d.csv", rows)
+    run = _train(tiny_models["bert"], data, tmp_path / "runs", **{"report.enabled": True, "report.learning_curve": [1.0],
+                                                                 "report.latency_texts": 5, "training.lr": 1e-6})
+    report_html = _no_markup((run.path / "report" / "report.md").read_text())
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in report_html
+    hub = tmp_path / "hub"
+    hub.mkdir()
+    nlptransfer.push(run.path, "team/hostile", hub=hub)
+    card = (FolderHub(hub).resolve("team/hostile") / "README.md").read_text()
+    card_html = _no_markup(card.split("---", 2)[2])
+    assert "&lt;img src=x onerror=alert(2)&gt;|a b" in card_html
+    rows_of_labels_table = card.split("## Labels")[1].split("##")[0].strip().splitlines()
+    assert all(line.count(" | ") == 2 for line in rows_of_labels_table if line.startswith("| ") and "---" not in line)
+    _one_error_line(_main(["push", run.path, "--repo", "team/h2", "--hub", hub, "--license", "my own"], capsys),
+                    "license 'my own' is not a Hugging Face Hub license identifier; use one of: apache-2.0, mit")
+    with pytest.raises(HubError, match="did you mean 'apache-2.0'"):
+        nlptransfer.push(run.path, "team/h2", hub=hub, license="apache2.0")
+
+
+# -- 9. run names stay inside output.dir ------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("override", ["output.name=../../escaped", "output.name=/tmp/escaped-abs", "name=../../escaped",
+                                      "output.name=..", "output.name=a/b"])
+def test_9_run_names_cannot_leave_output_dir(trained, tiny_models, tmp_path, capsys, override):
+    out = tmp_path / "a" / "b"
+    before = set(tmp_path.rglob("*"))
+    args = ["run", "sentiment-minilm", "--data", trained["data"], f"model={tiny_models['bert']}", f"output.dir={out}",
+            override]
+    _one_error_line(_main(args, capsys), "must be a plain folder name")
+    assert set(tmp_path.rglob("*")) == before and not Path("/tmp/escaped-abs").exists()
+
+
+# -- 10. evaluate has its own checks and words ------------------------------------------------------------------------
+
+def test_10_evaluate_takes_a_one_class_file_and_says_what_evaluate_accepts(tiny_models, tmp_path, capsys):
+    rows = [(t, f"u{i}", "good" if lab == "positive" else "bad") for i, (t, lab) in enumerate(sentiment_rows(80))]
+    data = write_csv(tmp_path / "d.csv", rows, header=("review", "user", "verdict"))  # label found by its values
+    run = _train(tiny_models["bert"], data, tmp_path / "runs")
+    assert json.loads((run.path / "data_report.json").read_text())["inferred"]["label_column"]["column"] == "verdict"
+    one_class = write_csv(tmp_path / "one.csv", [r for r in rows if r[2] == "good"][:10], header=("review", "user", "verdict"))
+    code, err, out = _main(["evaluate", run.path, "--data", one_class], capsys)
+    assert code == 0, err
+    assert "rows 10" in out
+    bad = write_csv(tmp_path / "bad.csv", [("", "u1", "good"), ("fine", "u2", "ugly"), ("ok", "u3", "bad")],
+                    header=("review", "user", "verdict"))
+    code, err, _ = _main(["evaluate", run.path, "--data", bad], capsys)
+    assert code == 2
+    assert "evaluation file: 1 row(s) have an empty or missing text (rows 1); fix or remove them" in err
+    assert "evaluation file: labels the run was not trained on (it knows 'bad', 'good'): 'ugly' (1 rows)" in err
+    for word in ("train:", "data.labels", "data.drop_invalid", "data.text_columns"):
+        assert word not in err
+    missing = write_csv(tmp_path / "m.csv", [("x", "n1"), ("y", "n2"), ("z", "n3")], header=("review", "note"))
+    code, err, _ = _main(["evaluate", run.path, "--data", missing], capsys)
+    assert code == 2 and "--label-column" in err and "data.label_column" not in err
+
+
+# -- 11. predict says what is dubious and keeps the file as it was -----------------------------------------------------
+
+def test_11_predict_refuses_a_file_without_texts_and_lists_as_texts(trained, tmp_path, capsys):
+    only_labels = write_csv(tmp_path / "labels.csv", [("positive",), ("negative",)] * 3, header=("label",))
+    _one_error_line(_main(["predict", trained["full"], "--input", only_labels, "--output", tmp_path / "o.csv"], capsys),
+                    "no text column to predict on")
+    nested = tmp_path / "nested.jsonl"
+    nested.write_text('{"text": ["a", "list"]}\n{"text": {"a": 1}}\n{"text": "fine"}\n')
+    _one_error_line(_main(["predict", trained["full"], "--input", nested, "--output", tmp_path / "o.csv"], capsys),
+                    "holds lists or mappings, not texts")
+
+
+def test_11_predict_flags_empty_texts_keeps_every_row_and_column_type_and_writes_parquet(trained, tmp_path, capsys):
+    source = tmp_path / "in.jsonl"
+    records = [{"id": 7, "text": "good film", "score": 0.5}, {"id": 8, "text": None, "score": None},
+               {"id": 9, "text": "", "score": 1.5}, {"id": 10, "text": "bad film", "score": 2.0}]
+    source.write_text("".join(json.dumps(r) + "\n" for r in records))
+    code, err, out = _main(["predict", trained["full"], "--input", source, "--output", tmp_path / "o.jsonl"], capsys)
+    assert code == 0, err
+    assert f"read 4 rows of {source} (jsonl, utf-8)" in out
+    assert "warning: 2 of 4 rows have no text (rows 2, 3): they are written without a prediction" in out
+    written = [json.loads(line) for line in (tmp_path / "o.jsonl").read_text().splitlines()]
+    assert [r["id"] for r in written] == [7, 8, 9, 10] and all(isinstance(r["id"], int) for r in written)
+    assert [r["predicted"] is None for r in written] == [False, True, True, False]
+    assert main(["predict", str(trained["full"]), "--input", str(source), "--output", str(tmp_path / "o.parquet")]) == 0
+    frame = pd.read_parquet(tmp_path / "o.parquet")
+    assert len(frame) == 4 and list(frame.columns)[:3] == ["id", "text", "score"]
+    csv_in = write_csv(tmp_path / "in.csv", [("007", "good film"), ("008", "bad film")], header=("code", "text"))
+    assert main(["predict", str(trained["full"]), "--input", str(csv_in), "--output", str(tmp_path / "o.csv")]) == 0
+    assert pd.read_csv(tmp_path / "o.csv", dtype=str)["code"].tolist() == ["007", "008"]
+    clash = write_csv(tmp_path / "clash.csv", [("good film", "x")], header=("text", "predicted"))
+    _one_error_line(_main(["predict", trained["full"], "--input", clash, "--output", tmp_path / "c.csv"], capsys),
+                    "already has columns named predicted")
+
+
+# -- 12. no local path is published -----------------------------------------------------------------------------------
+
+def test_12_a_whole_model_push_publishes_no_local_path(trained, tiny_models, tmp_path):
+    hub = tmp_path / "hub"
+    hub.mkdir()
+    nlptransfer.push(trained["full"], "team/full", hub=hub)
+    snapshot = FolderHub(hub).resolve("team/full")
+    local = [str(tiny_models["bert"]), str(tiny_models["bert"].parent), str(trained["root"])]
+    leaks = {p.name: [x for x in local if x in p.read_text(errors="ignore")] for p in snapshot.iterdir()
+             if p.suffix in (".json", ".yaml", ".md", ".txt")}
+    assert {k: v for k, v in leaks.items() if v} == {}
+    assert json.loads((snapshot / "nlptransfer.json").read_text())["base_model"]["name"] == "bert"
+    assert TextClassifier.from_pretrained("team/full", hub=hub).predict("good").label in ("negative", "positive")
+
+
+# -- 13. concurrent callers get their own run folders ------------------------------------------------------------------
+
+def test_13_concurrent_callers_with_one_name_each_get_a_folder(tmp_path):
+    barrier, found, errors = threading.Barrier(8), [], []
+
+    def claim():
+        barrier.wait()
+        try:
+            found.append(RunFolder.new(tmp_path, "same").root.name)
+        except Exception as e:  # noqa: BLE001  the defect: FileExistsError
+            errors.append(e)
+
+    threads = [threading.Thread(target=claim) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == [] and sorted(found) == sorted(["same"] + [f"same-{i}" for i in range(2, 9)])
+
+
+# -- 14. killed pushes leave no debris --------------------------------------------------------------------------------
+
+def _dead_pid() -> int:
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()
+    return child.pid
+
+
+def test_14_the_next_push_removes_what_killed_pushes_left_and_temporary_refs_are_no_branches(trained, tmp_path):
+    import tempfile
+
+    from nlptransfer.run import _HOST
+
+    hub = tmp_path / "hub"
+    hub.mkdir()
+    nlptransfer.push(trained["lora"], "team/x", hub=hub)
+    dead = _dead_pid()
+    scratch = Path(tempfile.gettempdir()) / f".nlptransfer-push.{_HOST}.{dead}.deadbeef.tmp"
+    scratch.mkdir()
+    (scratch / "adapter_model.safetensors").write_bytes(b"0" * 1000)
+    alive = Path(tempfile.gettempdir()) / f".nlptransfer-push.{_HOST}.{os.getpid()}.cafebabe.tmp"
+    alive.mkdir()
+    refs = hub / "team" / "x" / "refs"
+    stale_ref = refs / f".main.{_HOST}.{dead}.0badf00d.tmp"
+    stale_ref.write_text("0" * 40)
+    assert FolderHub(hub).branches("team/x") == ["main"]
+    with pytest.raises(HubError, match=r"\(branches: main\)"):
+        FolderHub(hub).resolve("team/x", "nope")
+    nlptransfer.push(trained["lora"], "team/x", hub=hub)
+    assert not scratch.exists() and not stale_ref.exists()
+    assert alive.exists()  # a live process's scratch folder is left alone
+    alive.rmdir()
+    assert [p for p in Path(tempfile.gettempdir()).glob(f".nlptransfer-push.{_HOST}.{os.getpid()}.*")] == []
