@@ -3,7 +3,6 @@ with a run. Thin: each calls the stage that does the work."""
 from __future__ import annotations
 
 import dataclasses
-import json
 from pathlib import Path
 from typing import Any
 
@@ -14,9 +13,10 @@ from .data import LabelMap, load_splits, read_texts
 from .errors import DataError, RunError
 from .inference import TextClassifier
 from .logs import get_logger
-from .metrics import classification_metrics
+from .metrics import classification_metrics, extra_metrics
 from .pipeline import TrainedRun
 from .recipe import Recipe
+from .run import read_json_file
 from .train.events import Listener
 
 logger = get_logger(__name__)
@@ -52,40 +52,65 @@ def finetune(recipe: str | Recipe = "sentiment-minilm", data: str | None = None,
 
 
 def evaluate_run(run_path: str | Path, data: str, *, text_columns: list[str] | None = None,
-                 label_column: str | None = None, trust_remote_code: bool = False) -> dict:
-    """Metrics of a finished run on a labelled file (all of its rows; it may hold a single class)."""
+                 label_column: str | None = None, trust_remote_code: bool = False, changes: dict | None = None,
+                 slice_by: list[str] | None = None) -> dict:
+    """Metrics of a finished run on a labelled file (all of its rows; it may hold a single class), read as the run
+    read its data unless `changes` (data.* keys) say otherwise; with `slice_by`, metrics per value of those columns."""
+    from .metrics import slice_metrics
+
     clf = TextClassifier.load(run_path, trust_remote_code=trust_remote_code)
-    given = clf.recipe.data
-    used = _columns_used(Path(run_path), data)
-    spec = dataclasses.replace(
-        given, train=str(data), validation=None, test=None, val_fraction=0.0, test_fraction=0.0,
-        text_columns=list(text_columns or given.text_columns or used.get("text_columns") or []) or None,
-        label_column=label_column or given.label_column or used.get("label_column"),
-        labels=list(clf.label_map.names), drop_invalid=False, format=None, delimiter=None)
+    spec = reading_spec(Path(run_path), clf.recipe, data, changes)
+    spec = dataclasses.replace(spec, train=str(data), validation=None, test=None, val_fraction=0.0, test_fraction=0.0,
+                               text_columns=list(text_columns) if text_columns else spec.text_columns,
+                               label_column=label_column or spec.label_column, labels=list(clf.label_map.names),
+                               slice_columns=list(slice_by) if slice_by else spec.slice_columns)
     splits = load_splits(spec, purpose="evaluate")
     probs = clf.predict_proba(splits.train.texts)
-    result = classification_metrics(splits.train.labels, probs.argmax(1), clf.label_map.names, probs)
+    gold, predicted = splits.train.labels, probs.argmax(1)
+    result = classification_metrics(gold, predicted, clf.label_map.names, probs)
+    result.update(extra_metrics(clf.recipe.evaluation.metrics, gold, predicted, clf.label_map.names, probs))
+    if splits.train.slices:
+        result["slices"] = [slice_metrics(gold, predicted, clf.label_map.names, values, column)
+                            for column, values in splits.train.slices.items()]
     result["data_report"] = splits.report.to_dict()
     return result
 
 
-def _columns_used(folder: Path, data: str) -> dict:
-    """The text and label columns the run inferred (its data_report.json), where `data` has them too."""
-    from .data import read_table
-    from .errors import DataError
+def reading_spec(folder: Path, recipe: Recipe, path: str, changes: dict | None = None):
+    """How to read `path` for a run: the run's own reading settings (delimiter, encoding, header, format, when the
+    file has the training file's format) and its text and label columns (given, or as it inferred them, when the
+    file has them), then `changes` (data.* keys)."""
+    from .data import DataSpec, read_table
+    from .data.read import detect_format
+    from .errors import DataError, RecipeError
 
-    path = folder / "data_report.json"
-    if not path.is_file():
-        return {}
-    inferred = json.loads(path.read_text(encoding="utf-8")).get("inferred", {})
-    found = {"text_columns": inferred.get("text_columns", {}).get("columns"),
-             "label_column": inferred.get("label_column", {}).get("column")}
+    given = recipe.data
+    same = False
     try:
-        columns = {str(c) for c in read_table(data).frame.columns}
+        same = bool(given.train) and detect_format(Path(path), None) == detect_format(Path(given.train), given.format)
     except DataError:
-        return {}  # load_splits says what is wrong with the file
-    return {k: v for k, v in found.items()
-            if v and set([v] if isinstance(v, str) else v) <= columns}
+        pass
+    spec = DataSpec(format=given.format if same else None, delimiter=given.delimiter if same else None,
+                    encoding=given.encoding if same else None, header=given.header if same else None,
+                    text_columns=given.text_columns, label_column=given.label_column, join_with=given.join_with,
+                    label_map=given.label_map, label_bins=given.label_bins)
+    wrong = [k for k in (changes or {}) if not k.startswith("data.")]
+    if wrong:
+        raise RecipeError(f"only data.* settings say how to read a file here, got: {', '.join(wrong)}")
+    spec = dataclasses.replace(spec, **{k[len("data."):]: v for k, v in (changes or {}).items()})
+    report_path = folder / "data_report.json"
+    if not report_path.is_file() or (spec.text_columns and spec.label_column):
+        return spec
+    inferred = read_json_file(report_path).get("inferred", {})
+    try:
+        columns = {str(c) for c in read_table(path, spec.format, spec.header, spec.encoding, spec.delimiter).frame.columns}
+    except DataError:
+        return spec  # reading it again says what is wrong with it
+    texts = inferred.get("text_columns", {}).get("columns")
+    label = inferred.get("label_column", {}).get("column")
+    return dataclasses.replace(
+        spec, text_columns=spec.text_columns or (texts if texts and set(texts) <= columns else None),
+        label_column=spec.label_column or (label if label in columns else None))
 
 
 #: output formats of predict_file, by file extension
@@ -94,15 +119,18 @@ OUTPUT_FORMATS = {".csv": "csv", ".tsv": "tsv", ".jsonl": "jsonl", ".parquet": "
 
 def predict_file(run_path: str | Path, input_path: str, output_path: str, *,
                  text_columns: list[str] | None = None, batch_size: int = 64, backend: str = "torch",
-                 trust_remote_code: bool = False) -> int:
+                 trust_remote_code: bool = False, changes: dict | None = None) -> int:
     """Write every input row, its columns as they were, with the predicted label and the probability of each label
-    to `output_path` (.csv, .tsv, .jsonl or .parquet); returns the row count. Rows without text get no prediction."""
+    to `output_path` (.csv, .tsv, .jsonl or .parquet); returns the row count. Rows without text get no prediction.
+    The input is read as the run read its data (and with its text columns) unless `changes` (data.* keys) say
+    otherwise."""
     out = Path(output_path)
     fmt = _output_format(out)
     if batch_size < 1:
         raise RunError(f"batch size must be at least 1, got {batch_size}")
     clf = TextClassifier.load(run_path, backend=backend, trust_remote_code=trust_remote_code)
-    texts, table = read_texts(input_path, text_columns=text_columns)
+    texts, table = read_texts(input_path, reading_spec(Path(run_path), clf.recipe, input_path, changes),
+                              text_columns=text_columns)
     logger.info(f"read {len(texts)} rows of {input_path} ({table.format}"
                 + (f", {table.encoding}" if table.encoding else "") + ")")
     names = clf.label_map.names

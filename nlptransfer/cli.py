@@ -2,22 +2,56 @@
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import os
 import shutil
 import sys
 from pathlib import Path
 
-from .errors import NlpTransferError, RecipeError, RunError
+from .errors import DataError, NlpTransferError, RecipeError, RunError
+
+
+def _data_changes(args) -> dict:
+    """The key=value overrides, plus what the file and folder flags say (paths kept as given, not read as YAML)."""
+    from .recipe import overrides
+
+    changes = overrides(list(args.overrides or []))
+    for flag, key in (("validation", "data.validation"), ("test", "data.test"), ("output", "output.dir"),
+                      ("name", "output.name")):
+        if getattr(args, flag, None):
+            changes[key] = getattr(args, flag)
+    if getattr(args, "trust_remote_code", False):
+        changes["trust_remote_code"] = True
+    return changes
 
 
 def _run(args) -> int:
     from .api import finetune
 
     resume = args.resume if args.resume not in (None, True) else bool(args.resume)
-    overrides = list(args.overrides or []) + (["report.enabled=true"] if getattr(args, "report", False) else [])
-    overrides += ["trust_remote_code=true"] if args.trust_remote_code else []
-    finetune(args.recipe, args.data, overrides=overrides, resume=resume)
+    changes = _data_changes(args) | ({"report.enabled": True} if args.report else {})
+    finetune(args.recipe, args.data, overrides=changes, resume=resume)
+    return 0
+
+
+def _check(args) -> int:
+    from .logs import quiet
+    from .pipeline import check_data
+    from .recipe import resolve
+
+    recipe = resolve(args.recipe, args.data, _data_changes(args))
+    with quiet():
+        report = check_data(recipe)
+    if args.json:
+        print(json.dumps(report.to_dict(), indent=2, ensure_ascii=False))
+    else:
+        for line in report.describe():
+            print(line)
+    if report.problems:
+        raise DataError(report.problems)
+    if not args.json:
+        print("the data is ready: a run can start")
     return 0
 
 
@@ -47,7 +81,8 @@ def _predict(args) -> int:
 
         args.run = str(locate(args.run, hub=args.hub, revision=args.revision))
     n = predict_file(args.run, args.input, args.output, text_columns=args.text_column, batch_size=args.batch_size,
-                     backend=args.backend, trust_remote_code=args.trust_remote_code)
+                     backend=args.backend, trust_remote_code=args.trust_remote_code,
+                     changes=_data_changes(argparse.Namespace(overrides=args.overrides)))
     print(f"wrote {n} predictions to {args.output}")
     return 0
 
@@ -76,7 +111,9 @@ def _evaluate(args) -> int:
     from .api import evaluate_run
 
     result = evaluate_run(args.run, args.data, text_columns=args.text_column, label_column=args.label_column,
-                          trust_remote_code=args.trust_remote_code)
+                          trust_remote_code=args.trust_remote_code,
+                          changes=_data_changes(argparse.Namespace(overrides=args.overrides)),
+                          slice_by=args.slice_by)
     result.pop("data_report")
     if args.output:
         from .run import atomic_write_json
@@ -121,6 +158,11 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _file_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--validation", metavar="FILE", help="validation file; overrides data.validation")
+    parser.add_argument("--test", metavar="FILE", help="test file; overrides data.test")
+
+
 def _trust_flag(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--trust-remote-code", action="store_true",
                         help="let a model that ships its own code run it (a loaded folder never grants this itself)")
@@ -137,9 +179,22 @@ def build_parser() -> argparse.ArgumentParser:
                    help="continue an interrupted run (its folder, or the recipe's output name) from its last checkpoint")
     p.add_argument("--report", action="store_true",
                    help="after training, write report/: tf-idf baseline, transfer indicators, verdict (extra fits)")
+    _file_flags(p)
+    p.add_argument("--output", metavar="DIR", help="parent folder of the run folder; overrides output.dir")
+    p.add_argument("--name", help="run folder name; overrides output.name")
     p.add_argument("overrides", nargs="*", metavar="key=value", help="recipe overrides, e.g. training.epochs=2")
     _trust_flag(p)
     p.set_defaults(func=_run)
+
+    p = sub.add_parser("check", help="check the data as a run would read it, without training (like spaCy's "
+                       "debug data): exit 0 when a run could start, 2 when not")
+    p.add_argument("recipe", help="shipped recipe name or a YAML path (its data settings and model's tokenizer)")
+    p.add_argument("--data", help="training file (CSV, TSV, JSONL, Parquet); overrides data.train")
+    _file_flags(p)
+    p.add_argument("--json", action="store_true", help="print the data report (the schema of data_report.json)")
+    p.add_argument("overrides", nargs="*", metavar="key=value", help="recipe overrides, e.g. data.delimiter=';'")
+    _trust_flag(p)
+    p.set_defaults(func=_check)
 
     p = sub.add_parser("report", help="did transfer help? write the transfer report of a finished run")
     p.add_argument("run", help="run folder")
@@ -164,6 +219,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="onnx / onnx-int8: ONNX Runtime on the run's onnx/ export (`nlptransfer export RUN --onnx`)")
     p.add_argument("--revision", help="with a hub repo: branch or commit (default main)")
     p.add_argument("--hub", metavar="PATH", help="with a hub repo: a folder hub instead of the Hugging Face Hub")
+    p.add_argument("overrides", nargs="*", metavar="data.key=value",
+                   help="how to read the input, e.g. data.delimiter=';' (default: as the run read its data)")
     _trust_flag(p)
     p.set_defaults(func=_predict)
 
@@ -191,7 +248,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", required=True, help="labelled file")
     p.add_argument("--text-column", action="append")
     p.add_argument("--label-column")
+    p.add_argument("--slice-by", action="append", metavar="COLUMN",
+                   help="also give accuracy, macro-F1 and recall per value of this column (repeatable)")
     p.add_argument("--output", help="also write the metrics as JSON here")
+    p.add_argument("overrides", nargs="*", metavar="data.key=value",
+                   help="how to read the file, e.g. data.delimiter=';' (default: as the run read its data)")
     _trust_flag(p)
     p.set_defaults(func=_evaluate)
 

@@ -13,8 +13,9 @@ class RecipeError(NlpTransferError):
 class DataError(NlpTransferError):
     """The data files cannot be used as given; the message lists every problem found."""
 
-    def __init__(self, problems: list[str] | str):
+    def __init__(self, problems: list[str] | str, report=None):
         self.problems = [problems] if isinstance(problems, str) else list(problems)
+        self.report = report  #: the data report so far (what was read and inferred), when the data stage made one
         if len(self.problems) == 1:
             text = self.problems[0]
         else:

@@ -62,3 +62,83 @@ def ordinal_error(gold: list[int], predicted: list[int]) -> float:
     if not gold:
         return 0.0
     return float(sum(abs(g - p) for g, p in zip(gold, predicted)) / len(gold))
+
+
+def slice_metrics(gold, predicted, names, values, column: str, resamples: int = 1000, seed: int = 0,
+                  level: float = 0.95) -> dict:
+    """Accuracy, macro-F1 and per-class recall for every value of a column (a slice of the rows), and the largest
+    accuracy gap between two slices with its paired-free bootstrap interval (each slice resampled on its own)."""
+    gold, predicted = np.asarray(gold, dtype=np.int64), np.asarray(predicted, dtype=np.int64)
+    values = np.asarray([str(v) for v in values], dtype=object)
+    slices = {}
+    for value in sorted(set(values)):
+        rows = values == value
+        m = classification_metrics(gold[rows], predicted[rows], names)
+        slices[value] = {"n": m["n"], "accuracy": m["accuracy"], "macro_f1": m["macro_f1"],
+                         "recall": {n: c["recall"] for n, c in m["per_class"].items() if c["support"]}}
+    result = {"column": column, "slices": slices, "gap": None}
+    if len(slices) < 2:
+        return result
+    best = max(slices, key=lambda v: (slices[v]["accuracy"], v))
+    worst = min(slices, key=lambda v: (slices[v]["accuracy"], v))
+    right = gold == predicted
+    a, b = right[values == best], right[values == worst]
+    rng = np.random.default_rng(seed)
+    diffs = (a[rng.integers(0, len(a), (resamples, len(a)))].mean(1)
+             - b[rng.integers(0, len(b), (resamples, len(b)))].mean(1))
+    low, high = np.percentile(diffs, [100 * (1 - level) / 2, 100 * (1 + level) / 2])
+    result["gap"] = {"metric": "accuracy", "between": [best, worst], "estimate": float(a.mean() - b.mean()),
+                     "low": float(low), "high": float(high), "level": level, "resamples": resamples, "seed": seed}
+    return result
+
+
+#: metric names computed here, from classification_metrics (evaluation.metrics may name these or evaluate modules)
+LOCAL_METRICS = ("accuracy", "macro_f1", "ece", "macro_precision", "macro_recall", "weighted_f1")
+
+
+def _local(name: str, gold, predicted, names, probs) -> float:
+    m = classification_metrics(gold, predicted, names, probs)
+    per = [c for c in m["per_class"].values() if c["support"]]
+    if name in ("accuracy", "macro_f1", "ece"):
+        return m[name]
+    if name == "weighted_f1":
+        total = sum(c["support"] for c in per)
+        return float(sum(c["f1"] * c["support"] for c in per) / total) if total else 0.0
+    key = name.split("_", 1)[1]
+    return float(np.mean([c[key] for c in per])) if per else 0.0
+
+
+def load_metric(name: str):
+    """An `evaluate` module by local path (a script, or its folder) or hub id; RecipeError saying why it cannot load
+    (the package missing, offline, unknown id)."""
+    from .errors import RecipeError
+
+    try:
+        import evaluate
+    except ImportError:
+        raise RecipeError(f"evaluation.metrics names {name!r}, an evaluate module: pip install evaluate "
+                          f"(or nlptransfer[metrics]); local metrics need nothing: {', '.join(LOCAL_METRICS)}") from None
+    try:
+        return evaluate.load(name)
+    except Exception as e:  # FileNotFoundError, ConnectionError, offline mode: all one message
+        import os
+
+        offline = os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes")
+        why = "offline (HF_HUB_OFFLINE is set), and it is no local path" if offline else \
+            f"{type(e).__name__}: {str(e).splitlines()[0][:200]}"
+        raise RecipeError(f"cannot load the evaluate module {name!r}: {why}; give a local path to a metric script "
+                          f"or folder, or a local metric: {', '.join(LOCAL_METRICS)}") from None
+
+
+def extra_metrics(names_wanted: list[str], gold, predicted, label_names, probs=None, modules: dict | None = None
+                  ) -> dict:
+    """The metrics a recipe's evaluation.metrics asks for: local ones by name, evaluate modules by path or id
+    (loaded with load_metric unless given in `modules`), each under its own name."""
+    out = {}
+    for name in names_wanted:
+        if name in LOCAL_METRICS:
+            out[name] = _local(name, gold, predicted, label_names, probs)
+            continue
+        module = (modules or {}).get(name) or load_metric(name)
+        out[name] = module.compute(predictions=[int(p) for p in predicted], references=[int(g) for g in gold])
+    return out

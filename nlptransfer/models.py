@@ -85,9 +85,51 @@ def resolve(name: str, revision: str | None = None) -> ResolvedModel:
     return ResolvedModel(name, target, revision, is_local=False)
 
 
+_REACHABLE: dict[str, bool] = {}
+
+
+def _offline() -> bool:
+    return os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes")
+
+
+def hub_reachable() -> bool:
+    """Whether the hub endpoint answers a connection within 3 s (asked once per process and endpoint): without a
+    network, loading then reads the local cache at once instead of retrying for a minute."""
+    from urllib.parse import urlsplit
+
+    from huggingface_hub import constants
+
+    if _offline():
+        return False
+    endpoint = constants.ENDPOINT
+    if endpoint not in _REACHABLE:
+        import socket
+
+        parts = urlsplit(endpoint)
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+        try:
+            socket.create_connection((parts.hostname, port), timeout=3).close()
+            _REACHABLE[endpoint] = True
+        except OSError:
+            _REACHABLE[endpoint] = False
+    return _REACHABLE[endpoint]
+
+
+def _hub_args(model: ResolvedModel) -> dict:
+    """from_pretrained arguments for where `model` is: a hub model loads from the cache only when the hub is out of
+    reach."""
+    return {} if model.is_local or hub_reachable() else {"local_files_only": True}
+
+
 def _hub_error(model: ResolvedModel, error: Exception) -> ModelNotFound:
-    offline = os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes")
-    why = "offline mode (HF_HUB_OFFLINE is set)" if offline else f"{type(error).__name__}: {str(error).splitlines()[0]}"
+    from huggingface_hub import constants
+
+    if _offline():
+        why = "offline mode (HF_HUB_OFFLINE is set)"
+    elif not hub_reachable():
+        why = f"the hub at {constants.ENDPOINT} cannot be reached (no network?), and it is not in the local cache"
+    else:
+        why = f"{type(error).__name__}: {str(error).splitlines()[0]}"
     return ModelNotFound(
         f"could not fetch model '{model.path}' from the hub ({why}). "
         f"Available offline: {', '.join(_local_models()) or 'none'}; or give a local folder"
@@ -99,7 +141,8 @@ def load_config(model: ResolvedModel, trust_remote_code: bool = False):
     from transformers import AutoConfig
 
     try:
-        return AutoConfig.from_pretrained(model.path, revision=model.revision, trust_remote_code=trust_remote_code)
+        return AutoConfig.from_pretrained(model.path, revision=model.revision, trust_remote_code=trust_remote_code,
+                                          **_hub_args(model))
     except OSError as e:
         raise _hub_error(model, e) from None
     except ValueError as e:
@@ -111,7 +154,8 @@ def load_tokenizer(model: ResolvedModel, trust_remote_code: bool = False):
     from transformers import AutoTokenizer
 
     try:
-        return AutoTokenizer.from_pretrained(model.path, revision=model.revision, trust_remote_code=trust_remote_code)
+        return AutoTokenizer.from_pretrained(model.path, revision=model.revision, trust_remote_code=trust_remote_code,
+                                             **_hub_args(model))
     except OSError as e:
         raise _hub_error(model, e) from None
 
@@ -131,6 +175,7 @@ def load_classifier(model: ResolvedModel, label_map, trust_remote_code: bool = F
             label2id={n: i for i, n in enumerate(names)},
             ignore_mismatched_sizes=True,
             output_loading_info=True,
+            **_hub_args(model),
         )
     except OSError as e:
         raise _hub_error(model, e) from None

@@ -13,10 +13,10 @@ import numpy as np
 
 from . import models
 from .batching import Encoded, tokenize
-from .data import LabelMap, Splits, load_splits
-from .errors import NlpTransferError, RunError
+from .data import DataReport, LabelMap, Splits, load_splits
+from .errors import DataError, NlpTransferError, RunError
 from .logs import get_logger
-from .metrics import ordinal_error
+from .metrics import LOCAL_METRICS, extra_metrics, load_metric, ordinal_error, slice_metrics
 from .recipe import Recipe, read_saved, refuse_untrusted_code
 from .run import RunFolder
 from .strategies import get_strategy
@@ -46,6 +46,22 @@ class TrainedRun:
 def load_data(recipe: Recipe) -> Splits:
     """The train/validation/test splits a run of `recipe` uses (the same files and seed give the same rows)."""
     return load_splits(recipe.data, seed=recipe.training.seed)
+
+
+def check_data(recipe: Recipe) -> DataReport:
+    """The data stage of a run of `recipe` alone, and its texts cut at the recipe's token limit (the model's
+    tokenizer loads; its weights do not): the data report a run would write. Its `problems` say what would stop
+    the run; none means a run could start."""
+    try:
+        splits = load_data(recipe)
+    except DataError as e:
+        report = e.report or DataReport()
+        report.problems = list(e.problems)
+        return report
+    base = models.resolve(recipe.model, recipe.model_revision)
+    _encode(models.load_tokenizer(base, recipe.trust_remote_code), models.load_config(base, recipe.trust_remote_code),
+            recipe, splits)
+    return splits.report
 
 
 def train(recipe: Recipe, *, resume: bool | str | Path = False, listeners: Sequence[Listener] = ()) -> TrainedRun:
@@ -84,12 +100,13 @@ def train(recipe: Recipe, *, resume: bool | str | Path = False, listeners: Seque
         logger.info(f"model {recipe.model} ({config.model_type}), strategy {recipe.strategy}: "
                     f"{prepared.trainable:,} trainable of {prepared.total:,} parameters "
                     f"({100 * prepared.trainable / prepared.total:.2f}%)")
+        modules = {n: load_metric(n) for n in recipe.evaluation.metrics if n not in LOCAL_METRICS}  # fail early
         made = run is None
         if made:  # only now: data, model and strategy checked out, so bad input leaves no folder behind
             run, resuming = _open_run(recipe, False, accelerator, held)
         try:
             model, metrics, probs = _train_in(run, resuming, recipe, splits, tokenizer, encoded, strategy, prepared,
-                                       accelerator, listeners + _run_listeners(recipe, run, main))
+                                              accelerator, listeners + _run_listeners(recipe, run, main), modules)
         except NlpTransferError:
             if made and main and not (run.path("checkpoints") / "last").exists():
                 shutil.rmtree(run.root, ignore_errors=True)  # nothing to resume: leave no half-made folder
@@ -105,7 +122,7 @@ def train(recipe: Recipe, *, resume: bool | str | Path = False, listeners: Seque
     return TrainedRun(run.root, metrics, recipe, splits, main, accelerator.num_processes)
 
 
-def _train_in(run, resuming, recipe, splits, tokenizer, encoded, strategy, prepared, accelerator, listeners):
+def _train_in(run, resuming, recipe, splits, tokenizer, encoded, strategy, prepared, accelerator, listeners, modules):
     """The run folder's first files, training, and the test: (trained model, metrics, test probabilities or None)."""
     if accelerator.is_main_process:
         run.write_text("recipe", recipe.to_yaml())
@@ -117,7 +134,8 @@ def _train_in(run, resuming, recipe, splits, tokenizer, encoded, strategy, prepa
                "trainable_parameters": prepared.trainable, "total_parameters": prepared.total,
                "validation": result.best, "best_step": result.best_step, "steps": result.steps,
                "examples_seen": result.examples_seen, "train_seconds": round(result.train_seconds, 3)}
-    return result.model, metrics, _test(result.model, encoded, recipe, splits, tokenizer, accelerator, metrics)
+    return result.model, metrics, _test(result.model, encoded, recipe, splits, tokenizer, accelerator, metrics,
+                                        modules)
 
 
 def _with_saved_labels(recipe: Recipe, run: RunFolder | None) -> Recipe:
@@ -186,8 +204,10 @@ def _fit(prepared, cacheable, encoded, recipe, splits, tokenizer, accelerator, r
                accelerator, run, resume=resuming, listeners=listeners)
 
 
-def _test(model, encoded, recipe, splits, tokenizer, accelerator, metrics: dict) -> np.ndarray | None:
-    """Test metrics into `metrics`; returns the test probabilities (None without a test split)."""
+def _test(model, encoded, recipe, splits, tokenizer, accelerator, metrics: dict, modules: dict
+          ) -> np.ndarray | None:
+    """Test metrics into `metrics` (with the recipe's extra metrics and slices); returns the test probabilities
+    (None without a test split)."""
     from .inference.loader import eval_loader
     from .train.loop import evaluate
 
@@ -197,8 +217,13 @@ def _test(model, encoded, recipe, splits, tokenizer, accelerator, metrics: dict)
     loader = accelerator.prepare(eval_loader(encoded["test"], recipe.training.eval_batch_size,
                                              tokenizer.pad_token_id or 0))
     test, probs = evaluate(model, loader, splits.test.labels, splits.label_map.names, accelerator)
+    gold, predicted, names = splits.test.labels, probs.argmax(1), splits.label_map.names
     if recipe.task == "sentiment":
-        test["ordinal_error"] = ordinal_error(splits.test.labels, probs.argmax(1).tolist())
+        test["ordinal_error"] = ordinal_error(gold, predicted.tolist())
+    test.update(extra_metrics(recipe.evaluation.metrics, gold, predicted, names, probs, modules))
+    if splits.test.slices:
+        test["slices"] = [slice_metrics(gold, predicted, names, values, column, seed=recipe.training.seed)
+                          for column, values in splits.test.slices.items()]
     metrics["test"] = test
     return probs
 

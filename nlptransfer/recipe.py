@@ -60,6 +60,15 @@ class TrainingSection:
 
 
 @dataclass(frozen=True)
+class EvaluationSection:
+    """What the test split (and `nlptransfer evaluate`) reports beside accuracy, macro-F1, per-class metrics and ECE."""
+
+    #: more metrics: local names (macro_precision, macro_recall, weighted_f1, ...) or evaluate modules by local
+    #: path (hub ids when online)
+    metrics: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
 class OutputSection:
     """Where the run folder goes."""
 
@@ -98,6 +107,7 @@ class Recipe:
     data: DataSpec = field(default_factory=DataSpec)
     peft: PeftSection = field(default_factory=PeftSection)
     training: TrainingSection = field(default_factory=TrainingSection)
+    evaluation: EvaluationSection = field(default_factory=EvaluationSection)
     output: OutputSection = field(default_factory=OutputSection)
     report: ReportSection = field(default_factory=ReportSection)
 
@@ -230,6 +240,12 @@ def _check_combinations(recipe: Recipe, registered: bool) -> list[str]:
         problems.append("training.early_stopping needs a validation split: set data.val_fraction or data.validation")
     if d.max_length is not None and d.max_length < 8:
         problems.append(f"data.max_length must be at least 8, got {d.max_length}")
+    if not 0 < d.max_drop_fraction <= 1:
+        problems.append(f"data.max_drop_fraction must be in (0, 1], got {d.max_drop_fraction}")
+    if d.label_bins:
+        from .data.labels import bins_problems
+
+        problems += bins_problems(d.label_bins)
     problems += _check_report(recipe) + _check_finite(recipe) + _check_names(recipe) + _check_peft(recipe)
     if not 0 <= t.seed < 2 ** 32:
         problems.append(f"training.seed must be in [0, 2**32), got {t.seed}")

@@ -128,7 +128,7 @@ def test_1_a_repo_that_asks_for_trust_remote_code_runs_nothing_unless_the_caller
 # -- 2. label order -------------------------------------------------------------------------------------------------
 
 def test_2_label_order_is_the_same_in_every_process(tmp_path):
-    code = "from nlptransfer.data.split import _sort_labels; print(_sort_labels({'1', '01', '1.0', '2', '02', '10'}))"
+    code = "from nlptransfer.data.labels import sort_labels; print(sort_labels({'1', '01', '1.0', '2', '02', '10'}))"
     seen = {subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=_env(PYTHONHASHSEED=str(s)),
                            timeout=120).stdout.strip() for s in range(8)}
     assert seen == {"['01', '1', '1.0', '02', '2', '10']"}

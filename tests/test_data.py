@@ -13,7 +13,7 @@ from nlptransfer.errors import DataError
 
 from .conftest import captured_messages
 
-DUP_REASON = "duplicate text of an earlier row (kept the first, so no text is in two splits)"
+DUP_REASON = "the same text and label as an earlier row (kept the first, so no text is in two splits)"
 ROWS = [(f"review number {i} was {'good' if i % 2 == 0 else 'bad'}", "pos" if i % 2 == 0 else "neg")
         for i in range(12)]
 
@@ -163,10 +163,10 @@ def test_header_can_be_forced_either_way(tmp_path):
     assert table.frame.columns.tolist() == ["column_1", "column_2"]
     assert table.frame.iloc[0].tolist() == ["text", "label"]
     assert len(table.frame) == 13
-    # unusual names over text labels are not detected as a header; header=True says so
+    # unusual names over text labels are detected as a header (issue 13); header=False still says otherwise
     odd = write_rows(tmp_path / "odd.csv", ROWS, header=("words", "verdict"))
-    assert read_table(odd).header is False
-    assert len(read_table(odd).frame) == 13
+    assert read_table(odd).header is True
+    assert len(read_table(odd, header=False).frame) == 13
     forced = read_table(odd, header=True)
     assert forced.frame.columns.tolist() == ["words", "verdict"]
     assert len(forced.frame) == 12
@@ -195,14 +195,14 @@ def test_utf8_bom_is_not_part_of_the_first_column(tmp_path):
     ("latin-1", "café crème brûlée"),
     ("cp1252", "“smart quotes” for a café – 5 €"),
 ])
-def test_legacy_western_encoding_is_detected(tmp_path, encoding, text):
+def test_legacy_western_encoding_is_detected(tmp_path, encoding, text):  # Latin-1 unless cp1252's own bytes occur
     content = f"text,label\n{text},pos\ntrès mauvais goût,neg\nnaïve façade,pos\nSchöne Grüße,neg\n"
     path = write(tmp_path / "legacy.csv", content, encoding)
     with pytest.raises(UnicodeDecodeError):
         path.read_bytes().decode("utf-8")
     splits = load_splits(whole(path))
     assert splits.train.texts == [text, "très mauvais goût", "naïve façade", "Schöne Grüße"]
-    assert splits.report.files["train"]["encoding"] == "cp1252"
+    assert splits.report.files["train"]["encoding"] == encoding
 
 
 def test_other_legacy_encodings_are_still_detected(tmp_path):
@@ -250,7 +250,8 @@ def test_quoted_fields_with_commas_quotes_and_newlines_survive(tmp_path):
 
 
 def test_unbalanced_quote_is_a_parse_error(tmp_path):
-    path = write(tmp_path / "bad.csv", 'text,label\n"never closed,pos\nok,neg\n')
+    # a quote that is never closed, where reading it as a plain character does not fit either
+    path = write(tmp_path / "bad.csv", 'text,label\n"never closed,pos\nok,neg,extra\n')
     found = problems(whole(path))
     assert len(found) == 1
     assert found[0].startswith(f"cannot parse {path} as CSV: ")
@@ -543,7 +544,7 @@ def test_texts_shared_between_train_and_a_test_file(tmp_path):
         "test: 2 text(s) also appear in train (rows 1, 3), which inflates the test score; fix them, or set "
         "data.drop_invalid=true to drop them (they are counted in the report)"]
     splits = load_splits(DataSpec(train=str(train), test=str(test), val_fraction=0.0, drop_invalid=True))
-    assert splits.report.dropped == {"test": {"exact duplicate of a training text": 2}}
+    assert splits.report.dropped == {"test": {"the same text as a training row (whitespace aside)": 2}}
     assert splits.test.texts == ["new text", "other"]
     assert splits.test.rows == [2, 4]
     assert splits.report.rows_used == {"train": 10, "test": 2}
@@ -579,16 +580,16 @@ def test_drop_invalid_drops_counts_and_proceeds(tmp_path):
     rows[8] = rows[9]  # a duplicate inside train
     train = write_rows(tmp_path / "train.csv", rows)
     test = write_rows(tmp_path / "test.csv", [rows[2], ("fresh", "neg"), ("", "pos")])
-    splits = load_splits(DataSpec(train=str(train), test=str(test), drop_invalid=True))
+    splits = load_splits(DataSpec(train=str(train), test=str(test), drop_invalid=True, max_drop_fraction=0.7))
     assert splits.report.dropped == {
         "train": {"empty or missing text": 1, "missing label": 1, DUP_REASON: 1},
-        "test": {"empty or missing text": 1, "exact duplicate of a training text": 1}}
+        "test": {"empty or missing text": 1, "the same text as a training row (whitespace aside)": 1}}
     assert splits.test.texts == ["fresh"]
     assert splits.report.rows_used == {"train": 24, "validation": 3, "test": 1}  # 27 rows: ceil(2.7) = 3
     lines = splits.report.summary_lines()
-    assert "dropped 1 train rows: empty or missing text" in lines
-    assert f"dropped 1 train rows: {DUP_REASON}" in lines
-    assert "dropped 1 test rows: exact duplicate of a training text" in lines
+    assert "dropped 1 train rows (3.3% of 30): empty or missing text" in lines
+    assert f"dropped 1 train rows (3.3% of 30): {DUP_REASON}" in lines
+    assert "dropped 1 test rows (33.3% of 3): the same text as a training row (whitespace aside)" in lines
     assert "test: 1 rows (neg 1, pos 0)" in lines
 
 
@@ -677,7 +678,7 @@ def test_no_text_is_in_two_splits(tmp_path):
     assert set.union(*parts) == {t for t, _ in balanced(40)}
     assert not (parts[0] & parts[1] or parts[0] & parts[2] or parts[1] & parts[2])
     assert splits.report.rows_used == {"train": 32, "validation": 4, "test": 4}
-    assert f"dropped 4 train rows: {DUP_REASON}" in splits.report.summary_lines()
+    assert f"dropped 4 train rows (9.1% of 44): {DUP_REASON}" in splits.report.summary_lines()
 
 
 def test_separate_files_are_used_as_given(tmp_path):
@@ -708,16 +709,19 @@ def test_report_is_json_and_summarises(tmp_path):
     path = write_rows(tmp_path / "r.csv", rows)
     splits = load_splits(DataSpec(train=str(path), val_fraction=0.1, test_fraction=0.1))
     data = json.loads(json.dumps(splits.report.to_dict()))
-    assert set(data) == {"files", "inferred", "dropped", "rows_used", "class_balance", "truncated"}
+    assert set(data) == {"files", "inferred", "dropped", "rows_used", "class_balance", "truncated", "leaks", "hints",
+                         "problems"}
     assert data["rows_used"] == {"train": 16, "validation": 2, "test": 2}
     assert data["class_balance"] == {"train": {"neg": 8, "pos": 8}, "validation": {"neg": 1, "pos": 1},
                                      "test": {"neg": 1, "pos": 1}}
     assert data["dropped"] == {"train": {DUP_REASON: 1}}
     assert data["files"]["train"] == {"path": str(path), "format": "csv", "encoding": "utf-8", "header": True,
-                                      "rows_read": 21}
+                                      "rows_read": 21, "delimiter": ",", "quoting": "standard", "lines": 22,
+                                      "reasons": data["files"]["train"]["reasons"]}
+    assert set(data["files"]["train"]["reasons"]) == {"encoding", "delimiter", "header"}
     assert splits.report.summary_lines() == [
         "train: 16 rows (neg 8, pos 8)", "validation: 2 rows (neg 1, pos 1)", "test: 2 rows (neg 1, pos 1)",
-        f"dropped 1 train rows: {DUP_REASON}"]
+        f"dropped 1 train rows (4.8% of 21): {DUP_REASON}"]
 
 
 # ---------------------------------------------------------------- read_texts

@@ -1,7 +1,10 @@
-"""Choose the text and label columns: the ones named, or inferred (with the reason) when not given."""
+"""Choose the text and label columns: the ones named, or inferred (with the reason, and the runner-up) when not
+given. A label column is nearly complete, has a small set of repeated values and, best, a label-like name; a text
+column holds text, never ids, numbers or timestamps."""
 from __future__ import annotations
 
 import difflib
+import re
 
 import pandas as pd
 
@@ -11,6 +14,16 @@ TEXT_NAMES = ("text", "review", "review_text", "sentence", "content", "body", "c
               "tweet", "description", "sentence1", "summary", "headline", "title")
 LABEL_NAMES = ("label", "labels", "sentiment", "class", "category", "target", "topic", "rating", "stars",
                "polarity", "intent", "y")
+#: parts of a column name that suggest labels (airline_sentiment, star_rating, product_category ...)
+LABEL_WORDS = ("label", "sentiment", "class", "category", "rating", "stars", "polarity", "topic", "intent",
+               "emotion", "verdict", "target")
+#: parts of a column name that suggest something about a label, not the label itself
+SIDE_WORDS = ("confidence", "gold", "reason", "score", "prob", "id", "count", "date", "time")
+_ID = re.compile(r"^[0-9a-fA-F-]{6,}$|^\d+$")
+_NUMBER = re.compile(r"^\s*[-+]?\d+([.,]\d+)?\s*$")
+_TIMESTAMP = re.compile(r"^\d{1,4}[-/.]\d{1,2}[-/.]\d{1,4}([ T]\d{1,2}[:.]\d{2}([:.]\d{2})?)?")
+#: the least share of non-empty cells a label column needs when another one is fuller
+COMPLETE = 0.9
 
 
 def missing_column(name: str, columns: list[str], key: str) -> str:
@@ -20,9 +33,32 @@ def missing_column(name: str, columns: list[str], key: str) -> str:
     return f"{key}: column '{name}' not found{hint} (columns: {', '.join(columns)})"
 
 
+def _cells(frame: pd.DataFrame, column: str, n: int = 2000) -> pd.Series:
+    return frame[column].iloc[:n].map(cell_text).str.strip()
+
+
 def _mean_length(frame: pd.DataFrame, column: str) -> float:
-    values = frame[column].iloc[:500].map(cell_text)
+    values = _cells(frame, column, 500)
     return float(values.str.len().mean()) if len(values) else 0.0
+
+
+def kind_of(frame: pd.DataFrame, column: str) -> str | None:
+    """'id', 'number', 'timestamp' or 'category' (few values, each repeated) when nearly every cell of `column` is
+    one: such columns are never text."""
+    values = _cells(frame, column)
+    values = values[values != ""]
+    if not len(values):
+        return None
+    if len(values) >= 50 and values.nunique() <= 0.2 * len(values):
+        return "category"
+    for kind, pattern in (("timestamp", _TIMESTAMP), ("number", _NUMBER)):
+        if values.str.match(pattern).mean() >= 0.95:
+            if kind == "number" and values.nunique() >= 0.95 * len(values) and values.str.match(_ID).mean() >= 0.95:
+                return "id"
+            return kind
+    if values.str.match(_ID).mean() >= 0.95 and values.nunique() == len(values):
+        return "id"
+    return None
 
 
 def _named(columns: list[str], names: tuple[str, ...], exclude: set[str]) -> str | None:
@@ -30,23 +66,51 @@ def _named(columns: list[str], names: tuple[str, ...], exclude: set[str]) -> str
     return next((lower[n] for n in names if n in lower), None)
 
 
+def _name_weight(column: str) -> int:
+    """2 for a usual label name, 1 for a name with a label word and no side word, 0 otherwise."""
+    name = column.lower().strip()
+    if name in LABEL_NAMES:
+        return 2
+    parts = set(re.split(r"[^a-z0-9]+", name))
+    if any(w in name for w in LABEL_WORDS) and not parts & set(SIDE_WORDS):
+        return 1
+    return 0
+
+
 def infer_label_column(frame: pd.DataFrame, exclude: set[str]) -> tuple[str | None, str]:
-    """The label column and why it was chosen (or None and why none fits)."""
+    """The label column and why it was chosen, naming the runner-up (or None and why none fits)."""
     columns = [str(c) for c in frame.columns]
-    named = _named(columns, LABEL_NAMES, exclude)
-    if named:
-        return named, f"its name '{named}' is a usual label column name"
     candidates = []
     for c in columns:
         if c in exclude or c.lower().strip() in TEXT_NAMES[:-3]:  # a column named 'text' is never the label
             continue
-        distinct = frame[c].map(cell_text).nunique()
-        if 2 <= distinct <= max(2, min(50, len(frame) // 2)):
-            candidates.append((distinct, _mean_length(frame, c), c))
+        cells = _cells(frame, c)
+        filled = cells[cells != ""]
+        distinct = filled.nunique()
+        complete = len(filled) / max(len(cells), 1)
+        if 2 <= distinct <= max(2, min(50, len(filled) // 2)) or (_name_weight(c) == 2 and distinct >= 1):
+            candidates.append({"column": c, "distinct": distinct, "complete": complete, "name": _name_weight(c),
+                               "length": _mean_length(frame, c)})
     if not candidates:
         return None, "no column has a small set of repeated values"
-    distinct, _, column = min(candidates)
-    return column, f"it has the fewest distinct values ({distinct}) of the short columns"
+    fullest = max(c["complete"] for c in candidates)
+    # nearly complete first, then a label-like name, then fewer distinct values, then shorter values
+    ranked = sorted(candidates, key=lambda c: (c["complete"] < min(COMPLETE, fullest), -c["name"], c["distinct"],
+                                               c["length"], c["column"]))
+    best = ranked[0]
+    if best["name"] == 2:
+        why = f"its name '{best['column']}' is a usual label column name"
+    elif best["name"] == 1:
+        why = f"its name '{best['column']}' says labels, and it has {best['distinct']} distinct values"
+    else:
+        why = f"it has the fewest distinct values ({best['distinct']}) of the short columns"
+    if best["complete"] < 1:
+        why += f", {best['complete']:.0%} filled"
+    if len(ranked) > 1:
+        runner = ranked[1]
+        why += (f"; runner-up '{runner['column']}' ({runner['distinct']} values, {runner['complete']:.0%} filled): "
+                "set data.label_column to choose it")
+    return best["column"], why
 
 
 def infer_text_columns(frame: pd.DataFrame, exclude: set[str]) -> tuple[list[str], str]:
@@ -56,12 +120,14 @@ def infer_text_columns(frame: pd.DataFrame, exclude: set[str]) -> tuple[list[str
         return [], "no column is left for text"
     named = _named(columns, TEXT_NAMES[:-3], exclude)  # summary/headline/title only by length
     lengths = {c: _mean_length(frame, c) for c in columns}
+    texts = [c for c in columns if kind_of(frame, c) is None]
     if named:
         column, reason = named, f"its name '{named}' is a usual text column name"
     else:
-        column = max(columns, key=lambda c: lengths[c])
+        pool = texts or columns
+        column = max(pool, key=lambda c: lengths[c])
         reason = f"it has the longest texts (mean {lengths[column]:.0f} characters)"
-    others = [c for c in columns if c != column and lengths[c] >= 15]
+    others = [c for c in texts if c != column and lengths[c] >= 15]
     if others:
         reason += (f"; other text-like columns not used: {', '.join(others)} "
                    f"(to join them: data.text_columns=[{', '.join(others + [column])}])")

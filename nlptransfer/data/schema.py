@@ -24,6 +24,11 @@ class DataSpec:
     drop_invalid: bool = False  #: drop (and count) rows with empty text, missing label or train/test duplicates instead of failing
     max_length: int | None = None  #: tokens per text; None = the model's limit (capped at 512)
     join_with: str = "\n"  #: separator between the texts of several text columns
+    label_map: dict[str, str | None] | None = None  #: rename or merge labels ({old: new}); {old: null} drops its rows
+    label_bins: dict[str, list[float]] | None = None  #: numeric labels to classes by [low, high] ranges, inclusive
+    max_drop_fraction: float = 0.5  #: drop_invalid refuses to drop more than this share of a split's rows
+    allow_leaks: bool = False  #: let data.text_columns join a column that gives the label away
+    slice_columns: list[str] | None = None  #: columns to report metrics per value of (accuracy, macro-F1, recall)
 
 
 class LabelMap:
@@ -69,6 +74,7 @@ class LabelledTexts:
     texts: list[str]
     labels: list[int]
     rows: list[int] = field(default_factory=list)
+    slices: dict[str, list[str]] = field(default_factory=dict)  #: column -> each row's value (data.slice_columns)
 
     def __len__(self) -> int:
         return len(self.texts)
@@ -84,6 +90,9 @@ class DataReport:
     rows_used: dict = field(default_factory=dict)
     class_balance: dict = field(default_factory=dict)
     truncated: dict = field(default_factory=dict)
+    leaks: list = field(default_factory=list)  #: columns that give the label away (see data.checks)
+    hints: list = field(default_factory=list)  #: what a setting could do better (numeric labels...)
+    problems: list = field(default_factory=list)  #: what stops a run (filled when the check fails)
 
     def drop(self, split: str, reason: str, count: int) -> None:
         if count:
@@ -92,7 +101,34 @@ class DataReport:
 
     def to_dict(self) -> dict:
         return {"files": self.files, "inferred": self.inferred, "dropped": self.dropped,
-                "rows_used": self.rows_used, "class_balance": self.class_balance, "truncated": self.truncated}
+                "rows_used": self.rows_used, "class_balance": self.class_balance, "truncated": self.truncated,
+                "leaks": self.leaks, "hints": self.hints, "problems": self.problems}
+
+    def rows_before(self, split: str) -> int:
+        """Rows of `split` before any was dropped: its file's rows (train: before validation and test were carved)."""
+        read = self.files.get(split, {}).get("rows_read")
+        return read if read is not None else self.rows_used.get(split, 0) + sum(self.dropped.get(split, {}).values())
+
+    def describe(self) -> list[str]:
+        """Everything the report says, for a person: how each file was read and why, what was inferred and why,
+        rows used and dropped, class balance, truncations, leaks, hints and problems."""
+        lines = []
+        for split, info in self.files.items():
+            if info.get("made_from"):
+                lines.append(f"{split}: carved from {info['made_from']} ({info['fraction']:g}, seed {info['seed']})")
+                continue
+            how = [info.get("format")] + [f"{k} {info[k]!r}" for k in ("encoding", "delimiter") if info.get(k)]
+            how.append("header row" if info.get("header") else "no header row")
+            lines.append(f"{split}: {info['path']}: {info['rows_read']:,} rows read ({', '.join(map(str, how))})")
+            for key, why in info.get("reasons", {}).items():
+                lines.append(f"  {key}: {why}")
+        for key, value in self.inferred.items():
+            chosen = value.get("column") or ", ".join(value.get("columns", []))
+            lines.append(f"{key.replace('_', ' ')}: {chosen!r} (inferred: {value['reason']})")
+        lines += self.summary_lines()
+        if self.truncated:
+            lines.append("texts cut to the token limit: " + ", ".join(f"{k} {v}" for k, v in self.truncated.items()))
+        return lines
 
     def summary_lines(self) -> list[str]:
         """Human-readable lines for the run's console summary."""
@@ -101,8 +137,12 @@ class DataReport:
             balance = ", ".join(f"{k} {v}" for k, v in self.class_balance.get(split, {}).items())
             lines.append(f"{split}: {n} rows ({balance})")
         for split, reasons in self.dropped.items():
+            total = self.rows_before(split)
             for reason, count in reasons.items():
-                lines.append(f"dropped {count} {split} rows: {reason}")
+                share = f" ({count / total:.1%} of {total:,})" if total else ""
+                lines.append(f"dropped {count} {split} rows{share}: {reason}")
+        lines += [f"warning: {leak['column']!r} gives the label away: {leak['why']}" for leak in self.leaks]
+        lines += [f"hint: {hint}" for hint in self.hints]
         return lines
 
 

@@ -8,7 +8,9 @@ import pandas as pd
 
 from ..logs import get_logger
 from ..errors import DataError
-from .columns import LABEL_NAMES, infer_label_column, infer_text_columns, missing_column
+from .checks import conflicting, drop_share_problems, leaking_columns, text_key
+from .columns import infer_label_column, infer_text_columns, missing_column
+from .labels import DROPPED_BY_MAP, NOT_BINNED, bins_problems, map_labels, numeric_hint, sort_labels
 from .read import Table, cell_text, read_table
 from .schema import DataReport, DataSpec, LabelledTexts, LabelMap, Splits
 
@@ -88,18 +90,6 @@ def _choose_columns(spec: DataSpec, tables: dict[str, Table], report: DataReport
     return text_columns, label_column
 
 
-def _sort_labels(names: set[str]) -> list[str]:
-    """Label names in an order that never depends on the process: numerically when all are finite numbers
-    (ties such as '1', '01' and '1.0' by their text), else alphabetically."""
-    try:
-        values = {n: float(n) for n in names}
-    except ValueError:
-        return sorted(names)
-    if not all(math.isfinite(v) for v in values.values()):
-        return sorted(names)
-    return sorted(names, key=lambda n: (values[n], n))
-
-
 def _split_sizes_problem(counts: pd.Series, carve: list[tuple[str, float]]) -> list[str]:
     """Problems that make a stratified split impossible: tiny classes, or too few rows for every class."""
     problems = []
@@ -131,7 +121,7 @@ def _stratified(frame: pd.DataFrame, fractions: list[tuple[str, float]], seed: i
     return {k: v.sort_index() for k, v in parts.items()}
 
 
-def _table_rows(table: Table, text_columns: list[str] | None, label_column: str | None, join_with: str
+def table_rows(table: Table, text_columns: list[str] | None, label_column: str | None, join_with: str
                 ) -> pd.DataFrame:
     """Columns text, label, row (1-based data row); a column that could not be found is None throughout."""
     frame = table.frame
@@ -148,11 +138,17 @@ NO_TRAIN = "no training data: pass --data FILE (or data=... in Python, or data.t
 
 def load_splits(spec: DataSpec, seed: int = 42, purpose: str = "train") -> Splits:
     """Read, check and split the data files (carved splits seeded by `seed`); raises one DataError listing every
-    problem found. purpose "evaluate": the file is scored as a whole, and may hold a single class."""
+    problem found (with the report so far). purpose "evaluate": the file is scored as a whole, may hold a single
+    class, and messages name an evaluation's flags."""
     if not spec.train:
         raise DataError(NO_TRAIN)
     problems: list[str] = []
     report = DataReport()
+
+    def stop():
+        report.problems = list(problems)
+        raise DataError(problems, report)
+
     files = {"train": spec.train, "validation": spec.validation, "test": spec.test}
     tables = {name: t for name, path in files.items() if path for t in [_read(spec, path, problems)] if t is not None}
     for name, table in tables.items():
@@ -160,20 +156,29 @@ def load_splits(spec: DataSpec, seed: int = 42, purpose: str = "train") -> Split
     words = EVALUATION if purpose == "evaluate" else TRAINING
     text_columns, label_column = _choose_columns(spec, tables, report, problems, words)
     if "train" not in tables:
-        raise DataError(problems)
+        stop()
     # go on with what can be checked, so one message lists every problem
     frames = _frames(tables, text_columns, label_column, spec.join_with)
+    _add_slices(frames, tables, spec.slice_columns or [], problems, words)
+    if label_column:
+        _map_labels(frames, spec, report, problems)
     _check_empty(frames, spec.drop_invalid, report, problems, words)
     if "train" not in frames:
-        raise DataError(problems)
+        stop()
     names = _check_labels(frames, spec.labels, purpose, problems, words)
-    _check_leaks(frames, spec.drop_invalid, report, problems)
+    if purpose == "train" and label_column and "train" in tables:
+        _check_columns_and_labels(spec, tables["train"], frames["train"], text_columns, label_column, report,
+                                  problems)
+    _check_duplicates(frames, spec.drop_invalid, report, problems, words)
     carve = [(n, f) for n, f in (("test", spec.test_fraction), ("validation", spec.val_fraction))
              if not files[n] and f > 0]  # a given file is never carved, even when it could not be read
     if carve:
         _drop_duplicates_before_carving(frames, carve, report, problems)
+    if spec.drop_invalid:
+        problems += drop_share_problems({n: len(t.frame) for n, t in tables.items()}, report.dropped,
+                                        spec.max_drop_fraction)
     if problems:
-        raise DataError(problems)
+        stop()
     if carve:
         _carve(frames, carve, seed, report)
     return _splits(frames, names, report)
@@ -188,9 +193,75 @@ def _frames(tables: dict[str, Table], text_columns: list[str], label_column: str
         has_text = bool(text_columns) and all(c in columns for c in text_columns)
         has_label = bool(label_column) and label_column in columns
         if has_text or has_label:
-            frames[name] = _table_rows(t, text_columns if has_text else None, label_column if has_label else None,
+            frames[name] = table_rows(t, text_columns if has_text else None, label_column if has_label else None,
                                        join_with)
     return frames
+
+
+SLICE = "slice:"  #: prefix of the frame columns that carry data.slice_columns
+
+
+def _add_slices(frames: dict[str, pd.DataFrame], tables: dict[str, Table], columns: list[str], problems: list[str],
+                words: Words) -> None:
+    """Each row's value of every slice column (every file must have them)."""
+    for name, frame in frames.items():
+        table = tables[name]
+        present = [str(c) for c in table.frame.columns]
+        for column in columns:
+            if column not in present:
+                problems.append(f"{words.file(name)} {table.path}: "
+                                + missing_column(column, present, "data.slice_columns"))
+                continue
+            frames[name] = frame = frame.assign(**{SLICE + column: table.frame[column].map(cell_text).tolist()})
+
+
+def _map_labels(frames: dict[str, pd.DataFrame], spec: DataSpec, report: DataReport, problems: list[str]) -> None:
+    """data.label_map, then data.label_bins: rows whose label is mapped to null are dropped and counted; a label no
+    range holds is a problem (or, with drop_invalid, dropped and counted)."""
+    if spec.label_bins:
+        problems += bins_problems(spec.label_bins)
+        if problems:
+            return
+    if not (spec.label_map or spec.label_bins):
+        return
+    for name, frame in list(frames.items()):
+        if frame["label"].isna().any():
+            continue
+        labels, dropped = map_labels(frame["label"], spec.label_map, spec.label_bins)
+        frame = frame.assign(label=labels)
+        if dropped.get(DROPPED_BY_MAP):
+            report.drop(name, DROPPED_BY_MAP, dropped[DROPPED_BY_MAP])
+        unbinned = frame[frame["label"].isna() & ~frames[name]["label"].map(_mapped_to_null(spec.label_map))]
+        if len(unbinned) and not spec.drop_invalid:
+            values = ", ".join(repr(v) for v in frames[name].loc[unbinned.index, "label"].unique()[:5])
+            problems.append(f"{name}: {len(unbinned)} row(s) have a label no data.label_bins range holds ({values}; "
+                            f"{_rows(unbinned['row'].tolist())}): widen the ranges, map them with data.label_map, "
+                            "or set data.drop_invalid=true to drop them")
+        elif len(unbinned):
+            report.drop(name, NOT_BINNED, len(unbinned))
+        frames[name] = frame[frame["label"].notna()]
+
+
+def _mapped_to_null(label_map: dict | None):
+    dropped = {str(k) for k, v in (label_map or {}).items() if v is None}
+    return lambda label: label in dropped
+
+
+def _check_columns_and_labels(spec: DataSpec, table: Table, frame: pd.DataFrame, text_columns: list[str],
+                              label_column: str, report: DataReport, problems: list[str]) -> None:
+    """Columns that give the label away (a problem when joined into the texts), and labels that look numeric."""
+    source = table.frame.iloc[[r - 1 for r in frame["row"]]]
+    report.leaks = leaking_columns(source, frame["label"], {label_column})  # texts: a value per row, never a leak
+    joined = [leak for leak in report.leaks if leak["column"] in text_columns]
+    if joined and not spec.allow_leaks:
+        for leak in joined:
+            problems.append(f"data.text_columns joins {leak['column']!r}, which gives the label away ({leak['why']}): "
+                            "the model would learn that column, not the texts; remove it from data.text_columns, "
+                            "or set data.allow_leaks=true if you mean it")
+    if not spec.label_bins and not spec.labels:
+        hint = numeric_hint(frame["label"])
+        if hint:
+            report.hints.append(hint)
 
 
 def _check_empty(frames: dict[str, pd.DataFrame], drop: bool, report: DataReport, problems: list[str],
@@ -214,7 +285,7 @@ def _check_labels(frames: dict[str, pd.DataFrame], given: list[str] | None, purp
     """The label names in id order; labels outside them, and a single training class, are problems."""
     train_labels = set(frames["train"]["label"].dropna()) - {""}
     known = set(given) if given else train_labels
-    names = list(given) if given else _sort_labels(train_labels)
+    names = list(given) if given else sort_labels(train_labels)
     for name, frame in frames.items():
         if frame["label"].isna().any():
             continue
@@ -233,30 +304,60 @@ def _check_labels(frames: dict[str, pd.DataFrame], given: list[str] | None, purp
     return names
 
 
-def _check_leaks(frames: dict[str, pd.DataFrame], drop: bool, report: DataReport, problems: list[str]) -> None:
-    """Validation and test texts that also appear in train: a problem, or dropped and counted."""
-    train_texts = set(frames["train"]["text"])
+CONFLICT = "the same text as another row with another label (label noise)"
+IN_TRAIN = "the same text as a training row (whitespace aside)"
+IN_TRAIN_CONFLICT = "the same text as a training row, with another label (label noise)"
+
+
+def _check_duplicates(frames: dict[str, pd.DataFrame], drop: bool, report: DataReport, problems: list[str],
+                      words: Words) -> None:
+    """Texts (whitespace aside) with conflicting labels within a file, and validation/test texts also in train:
+    each a problem, or dropped and counted. The same text with the same label twice in one file is no problem."""
+    for name, frame in list(frames.items()):
+        if not (frame["text"].notna().all() and frame["label"].notna().all()):
+            continue
+        clash = conflicting(frame[(frame["text"] != "") & (frame["label"] != "")]).reindex(frame.index, fill_value=False)
+        if clash.any() and drop:
+            report.drop(name, CONFLICT, int(clash.sum()))
+            frames[name] = frame[~clash]
+        elif clash.any():
+            texts = text_key(frame.loc[clash, "text"]).nunique()
+            problems.append(f"{words.split(name)}: {texts} text(s) appear with different labels ({int(clash.sum())} "
+                            f"rows: {_rows(frame.loc[clash, 'row'].tolist())}): label noise; {words.fix_rows}")
+    train = frames["train"]
+    if not (train["text"].notna().all() and train["label"].notna().all()):
+        return
+    seen = dict(zip(text_key(train["text"]), train["label"]))
     for name in ("validation", "test"):
-        if name in frames and frames[name]["text"].notna().all() and frames["train"]["text"].notna().all():
-            shared = frames[name][frames[name]["text"].isin(train_texts)]
-            if len(shared) and drop:
-                report.drop(name, "exact duplicate of a training text", len(shared))
-                frames[name] = frames[name][~frames[name]["text"].isin(train_texts)]
-            elif len(shared):
-                problems.append(f"{name}: {len(shared)} text(s) also appear in train ({_rows(shared['row'].tolist())}), "
-                                f"which inflates the {name} score; {FIX_ROWS}")
+        frame = frames.get(name)
+        if frame is None or not (frame["text"].notna().all() and frame["label"].notna().all()):
+            continue
+        keys = text_key(frame["text"])
+        shared = keys.isin(seen.keys()) & (keys != "")
+        other = shared & (keys.map(seen) != frame["label"])
+        for mask, reason, what in ((shared & ~other, IN_TRAIN, f"which inflates the {name} score"),
+                                   (other, IN_TRAIN_CONFLICT, "label noise, not a leak")):
+            if mask.any() and drop:
+                report.drop(name, reason, int(mask.sum()))
+            elif mask.any():
+                problems.append(f"{name}: {int(mask.sum())} text(s) also appear in train"
+                                f"{' with another label' if reason == IN_TRAIN_CONFLICT else ''} "
+                                f"({_rows(frame.loc[mask, 'row'].tolist())}), {what}; {FIX_ROWS}")
+        if drop:
+            frames[name] = frame[~shared]
 
 
 def _drop_duplicates_before_carving(frames: dict[str, pd.DataFrame], carve: list[tuple[str, float]],
                                     report: DataReport, problems: list[str]) -> None:
-    """Keep the first of rows sharing a text (so no text lands in two splits); check the classes can be split."""
+    """Keep the first of rows sharing a text, whitespace aside (so no text lands in two splits); check the classes
+    can be split."""
     if not frames["train"]["text"].notna().all():  # no texts (column not found): nothing to split yet
         return
     pool = frames["train"]
     pool = pool[(pool["text"] != "") & (pool["label"] != "")]  # invalid rows: a problem already, not a class
     classes = pool["label"].nunique()
-    duplicated = pool["text"].duplicated(keep="first")
-    report.drop("train", "duplicate text of an earlier row (kept the first, so no text is in two splits)",
+    duplicated = text_key(pool["text"]).duplicated(keep="first")
+    report.drop("train", "the same text and label as an earlier row (kept the first, so no text is in two splits)",
                 int(duplicated.sum()))
     frames["train"] = pool = pool[~duplicated]
     if pool["label"].notna().all() and classes > 1:
@@ -282,38 +383,10 @@ def _splits(frames: dict[str, pd.DataFrame], names: list[str], report: DataRepor
         if frame is None:
             splits[name] = None
             continue
+        slices = {c[len(SLICE):]: frame[c].tolist() for c in frame.columns if str(c).startswith(SLICE)}
         splits[name] = LabelledTexts(frame["text"].tolist(), [label_map.id(x) for x in frame["label"]],
-                                     frame["row"].tolist())
+                                     frame["row"].tolist(), slices)
         report.rows_used[name] = len(frame)
         counts = frame["label"].value_counts()
         report.class_balance[name] = {n: int(counts.get(n, 0)) for n in names}
     return Splits(splits["train"], splits["validation"], splits["test"], label_map, report)
-
-
-def read_texts(path: str, spec: DataSpec | None = None, text_columns: list[str] | None = None
-               ) -> tuple[list[str], Table]:
-    """The texts of a file to predict on (columns named or inferred; "" where a row has none) and the table read."""
-    s = spec or DataSpec()
-    table = read_table(path, s.format, s.header, s.encoding, s.delimiter)
-    if len(table.frame) == 0:
-        raise DataError(f"{path} is empty: it has no data rows")
-    columns = [str(c) for c in table.frame.columns]
-    chosen = list(text_columns or s.text_columns or [])
-    if chosen:
-        missing = [missing_column(c, columns, "--text-column") for c in chosen if c not in columns]
-        if missing:
-            raise DataError(missing)
-    else:
-        label, _ = infer_label_column(table.frame, set()) if len(columns) > 1 else (None, "")
-        chosen, why = infer_text_columns(table.frame, {label} if label else set())
-        if not chosen or chosen[0].lower().strip() in LABEL_NAMES:
-            raise DataError(f"{path} has no text column to predict on (columns: {', '.join(columns)}): "
-                            f"{'its only column' if len(columns) == 1 else 'the column found'} "
-                            f"'{chosen[0] if chosen else ''}' is named like labels; name the texts with --text-column")
-    nested = {c: int(table.frame[c].map(lambda v: isinstance(v, (list, dict))).sum()) for c in chosen}
-    if any(nested.values()):
-        listed = ", ".join(f"'{c}' in {n} rows" for c, n in nested.items() if n)
-        raise DataError(f"{path}: the text column holds lists or mappings, not texts ({listed}); "
-                        "name a column of texts with --text-column")
-    frame = _table_rows(table, chosen, None, s.join_with)
-    return frame["text"].tolist(), table

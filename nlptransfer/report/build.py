@@ -80,6 +80,34 @@ def _transfer_predictions(run: RunFolder, splits: Splits) -> tuple[np.ndarray, l
     return probs, rows
 
 
+def caveats(probs: np.ndarray, gold: list[int], names, log: list[dict], metric: str, knowledge: dict) -> list[str]:
+    """What a reader must know before trusting the verdict: a transfer model that predicts one class, one still
+    improving when training stopped, and zero-shot scored against label names that mean nothing."""
+    notes = []
+    predicted = set(probs.argmax(1).tolist())
+    if len(predicted) == 1 and len(set(gold)) > 1:
+        only = names[predicted.pop()]
+        notes.append(f"the transfer model predicts '{only}' for every test text: it is under-trained, so the verdict "
+                     "compares an unfinished model rather than transfer (train longer, or raise training.lr)")
+    scores = [r["eval"][metric] for r in log if "eval" in r and metric in r["eval"]]
+    if len(scores) >= 2 and scores[-1] >= max(scores) and scores[-1] - scores[-2] >= 0.005:
+        notes.append(f"the transfer run's validation {metric} was still rising when training stopped "
+                     f"({scores[-2]:.4f} -> {scores[-1]:.4f}): more epochs may change the verdict")
+    label_texts = list(knowledge.get("label_texts", {}).values())
+    if label_texts and all(t.strip().replace(".", "", 1).isdigit() or len(t.strip()) <= 1 for t in label_texts):
+        notes.append(f"zero-shot compares texts with the label names ({', '.join(map(repr, label_texts))}), which "
+                     "carry no meaning; describe each label in report.label_descriptions for a fair zero-shot score")
+    return notes
+
+
+def _slices(recipe: Recipe, splits: Splits, probs: np.ndarray) -> list[dict]:
+    from ..metrics import slice_metrics
+
+    return [slice_metrics(splits.test.labels, probs.argmax(1), splits.label_map.names, values, column,
+                          recipe.report.bootstrap, recipe.training.seed, 1 - recipe.report.alpha)
+            for column, values in splits.test.slices.items()]
+
+
 def _mistakes(rows: list[dict], probs: np.ndarray, gold: list[int], names, k: int) -> list[dict]:
     """The k most confident wrong predictions (likely label errors, or the model's blind spots)."""
     predicted = probs.argmax(1)
@@ -169,6 +197,8 @@ def build_report(run_path: str | Path, *, overrides: list[str] | dict | None = N
         "metric": metric, "rows": {k: len(v) for k, v in (("train", splits.train), ("validation", splits.validation),
                                                           ("test", splits.test)) if v is not None},
         "verdict": final["verdict"], "rule": final["rule"],
+        "caveats": caveats(transfer_probs, splits.test.labels, names, run.read_log(), metric, knowledge),
+        "slices": _slices(recipe, splits, transfer_probs),
         "baseline": {"method": BASELINE_NAME, "C": baseline.C, "C_grid": list(C_GRID[:baseline.fits]),
                      "train_seconds": round(baseline.train_seconds, 3), "validation": baseline.validation},
         "final": final, "knowledge_alone": knowledge, "time_to_baseline": time_to, "learning_curve": curve,

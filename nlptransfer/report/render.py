@@ -76,6 +76,7 @@ def summary_markdown(report: dict) -> str:
     return "\n".join([
         f"## Did transfer help? **{report['verdict']}**",
         "",
+        *[f"> Caveat: {escape(note)}\n" for note in report.get("caveats", [])],
         f"{escape(report['model'])} ({escape(report['strategy'])}) against {report['baseline']['method']}, on the same splits "
         f"(train {report['rows']['train']}, test {report['rows']['test']} rows).",
         "",
@@ -99,8 +100,35 @@ def full_markdown(report: dict) -> str:
         table(["fraction", "train rows", "transfer", "baseline"], _curve_rows(report)), "",
         "## Most confident mistakes (likely label errors)", "",
         table(["text", "gold", "predicted", "confidence"], mistakes) if mistakes else "none", "",
+        *_slice_markdown(report),
         "Figures: report.html. Numbers: report.json.", "",
     ])
+
+
+SLICE_HEADER = ["value", "rows", "accuracy", "macro-F1", "recall per class"]
+
+
+def slice_rows(result: dict) -> list[list[str]]:
+    """Display rows of one slice column's metrics."""
+    return [[value, str(s["n"]), f"{s['accuracy']:.4f}", f"{s['macro_f1']:.4f}",
+             ", ".join(f"{k} {v:.2f}" for k, v in s["recall"].items())] for value, s in result["slices"].items()]
+
+
+def gap_line(result: dict) -> str:
+    """The largest accuracy gap between two slices of a column, with its interval."""
+    g = result["gap"]
+    if g is None:
+        return "one value only: no gap to measure"
+    return (f"largest accuracy gap: {g['between'][0]!r} vs {g['between'][1]!r} {g['estimate']:+.4f} "
+            f"({g['level']:.0%} bootstrap interval {g['low']:+.4f} to {g['high']:+.4f}, {g['resamples']} resamples)")
+
+
+def _slice_markdown(report: dict) -> list[str]:
+    lines = []
+    for result in report.get("slices", []):
+        lines += [f"## Test metrics by {escape(result['column'])}", "", table(SLICE_HEADER, slice_rows(result)), "",
+                  escape(gap_line(result)), ""]
+    return lines
 
 
 def _html_table(header: list[str], rows: list[list[str]]) -> str:
@@ -125,7 +153,8 @@ def html_page(report: dict, images: dict[str, str]) -> str:
     mistakes = [[m["text"], m["gold"], m["predicted"], f"{m['confidence']:.3f}", f"{m['gold_probability']:.3f}"]
                 for m in report["mistakes"]]
     sections = [
-        f"<h1>Did transfer help?</h1><p class='verdict'>Verdict: <b>{e(report['verdict'])}</b></p>",
+        f"<h1>Did transfer help?</h1><p class='verdict'>Verdict: <b>{e(report['verdict'])}</b></p>"
+        + "".join(f"<p class='caveat'><b>Caveat:</b> {e(note)}</p>" for note in report.get("caveats", [])),
         f"<p>{e(report['model'])} ({e(report['strategy'])}) against {e(report['baseline']['method'])} on the same "
         f"splits: {e(', '.join(f'{k} {v}' for k, v in report['rows'].items()))} rows. Run: <code>{e(report['run'])}</code>, "
         f"{e(report['created'])}.</p>",
@@ -141,6 +170,8 @@ def html_page(report: dict, images: dict[str, str]) -> str:
         "<h2>Calibration</h2>" + _img("reliability", images["reliability"], "reliability diagram"),
         "<h2>Most confident mistakes (likely label errors)</h2>"
         + (_html_table(["text", "gold", "predicted", "confidence", "P(gold)"], mistakes) if mistakes else "<p>none</p>"),
+        *[f"<h2>Test metrics by {e(r['column'])}</h2>" + _html_table(SLICE_HEADER, slice_rows(r))
+          + f"<p>{e(gap_line(r))}</p>" for r in report.get("slices", [])],
         "<p>All numbers: <code>report.json</code>.</p>",
     ]
     return ("<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>Transfer report</title>"

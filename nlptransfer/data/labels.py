@@ -1,0 +1,98 @@
+"""Labels as the user wants them: renamed, merged or dropped (data.label_map), numeric values binned into classes
+(data.label_bins), and the label order. Also the hint for labels that look numeric or ordinal."""
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+
+#: reasons for rows that data.label_map and data.label_bins drop
+DROPPED_BY_MAP = "label dropped by data.label_map"
+NOT_BINNED = "label outside every data.label_bins range (or not a number)"
+
+
+def sort_labels(names: set[str]) -> list[str]:
+    """Label names in an order that never depends on the process: numerically when all are finite numbers
+    (ties such as '1', '01' and '1.0' by their text), else alphabetically."""
+    try:
+        values = {n: float(n) for n in names}
+    except ValueError:
+        return sorted(names)
+    if not all(math.isfinite(v) for v in values.values()):
+        return sorted(names)
+    return sorted(names, key=lambda n: (values[n], n))
+
+
+def _number(text: str) -> float | None:
+    try:
+        value = float(str(text).replace(",", "."))
+    except ValueError:
+        return None
+    return value if math.isfinite(value) else None
+
+
+def bin_of(value: str, bins: dict[str, list[float]]) -> str | None:
+    """The class whose [low, high] range (inclusive) holds the numeric label `value`, or None."""
+    number = _number(value)
+    if number is None:
+        return None
+    return next((name for name, (low, high) in bins.items() if low <= number <= high), None)
+
+
+def map_labels(labels: pd.Series, label_map: dict | None, bins: dict | None) -> tuple[pd.Series, dict[str, int]]:
+    """Labels after data.label_map (a name to a new name, or to null: dropped) and then data.label_bins; empty
+    labels stay empty (reported as missing). Returns the labels ("" for no label, None for a dropped row) and the
+    count of dropped rows by reason."""
+    out, dropped = labels.copy(), {}
+    if label_map:
+        names = {str(k): (None if v is None else str(v)) for k, v in label_map.items()}
+        hit = out.isin(names) & (out != "")
+        out[hit] = out[hit].map(names)
+        dropped[DROPPED_BY_MAP] = int(out.isna().sum())
+    if bins:
+        present = out.notna() & (out != "")
+        binned = out[present].map(lambda v: bin_of(v, bins))
+        out[present] = binned
+        dropped[NOT_BINNED] = int(binned.isna().sum())
+    return out, {k: v for k, v in dropped.items() if v}
+
+
+def bins_problems(bins: dict) -> list[str]:
+    """What is wrong with a data.label_bins mapping ({class: [low, high]})."""
+    problems = []
+    ranges = []
+    for name, span in bins.items():
+        if not (isinstance(span, (list, tuple)) and len(span) == 2 and all(_number(x) is not None for x in span)):
+            problems.append(f"data.label_bins.{name} must be [low, high], two numbers, got {span!r}")
+            continue
+        low, high = (_number(x) for x in span)
+        if low > high:
+            problems.append(f"data.label_bins.{name}: low {low:g} is above high {high:g}")
+        ranges.append((low, high, name))
+    ranges.sort()
+    for (l1, h1, a), (l2, h2, b) in zip(ranges, ranges[1:]):
+        if l2 <= h1:
+            problems.append(f"data.label_bins: the ranges of '{a}' and '{b}' overlap")
+    return problems
+
+
+def numeric_hint(labels: pd.Series) -> str | None:
+    """For labels that look numeric or ordinal (ratings, stars): what they are, and the data.label_bins setting that
+    would make them negative/neutral/positive classes."""
+    values = labels[labels != ""].dropna().astype(str)
+    numbers = values.map(_number)
+    if len(values) == 0 or numbers.isna().mean() > 0.05 or values.nunique() < 4:
+        return None
+    low, high = float(numbers.min()), float(numbers.max())
+    third = (high - low) / 3
+    cut1, cut2 = low + third, high - third
+    step = 0.5 if any(v % 1 for v in numbers.dropna()) else 1.0
+    below = math.floor(cut1 / step) * step
+    above = math.ceil(cut2 / step) * step
+    setting = (f"data.label_bins={{negative: [{low:g}, {below:g}], neutral: [{below + step:g}, {above - step:g}], "
+               f"positive: [{above:g}, {high:g}]}}" if above - step >= below + step else
+               f"data.label_bins={{negative: [{low:g}, {below:g}], positive: [{below + step:g}, {high:g}]}}")
+    odd = values[numbers.isna()].unique().tolist()
+    extra = f" ({len(odd)} non-numeric: {', '.join(map(repr, odd[:3]))}: map them with data.label_map)" if odd else ""
+    return (f"the labels look numeric or ordinal ({values.nunique()} values from {low:g} to {high:g}{extra}): "
+            f"each value is its own class; to make ranges of them classes, set {setting}")

@@ -1,0 +1,405 @@
+"""Real files read right the first time: each quirk that real public data sets showed, on a small file built here
+with the same quirk (never a copy of anyone's data), and the pre-flight `check` that says what a run would do."""
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+
+import pytest
+
+import nlptransfer
+from nlptransfer.cli import main
+from nlptransfer.data import DataSpec, load_splits, read_table
+from nlptransfer.errors import DataError
+
+from .conftest import NEGATIVE, POSITIVE, quick_overrides, sentiment_rows, write_csv
+
+WORDS = "the service was slow but the staff were friendly and the room clean quiet cheap noisy".split()
+
+
+def _sentences(n: int, seed: int = 0) -> list[tuple[str, str]]:
+    rng = random.Random(seed)
+    rows = []
+    for i in range(n):
+        label = ("positive", "negative")[i % 2]
+        words = rng.sample(WORDS, 6) + [rng.choice(POSITIVE if label == "positive" else NEGATIVE), f"n{i}"]
+        rows.append((" ".join(words), label))
+    return rows
+
+
+def _problems(spec: DataSpec) -> list[str]:
+    with pytest.raises(DataError) as e:
+        load_splits(spec)
+    return e.value.problems
+
+
+def whole(path: Path, **kw) -> DataSpec:
+    return DataSpec(train=str(path), val_fraction=0.0, test_fraction=0.0, **kw)
+
+
+# -- 1. quote characters that do not delimit fields ----------------------------------------------------------------
+
+def test_1_a_lone_quote_in_a_headerless_tsv_keeps_every_line_a_row(tmp_path):
+    rows = [('"' + t if i % 7 == 0 else t, str(i % 2)) for i, (t, _) in enumerate(_sentences(60))]  # opening quotes
+    path = tmp_path / "sentences.txt"
+    path.write_text("".join(f"{t}\t{y}\n" for t, y in rows), encoding="utf-8")
+    table = read_table(path)
+    assert len(table.frame) == 60 and table.frame.shape[1] == 2
+    assert table.quoting == "none" and table.info()["lines"] == 60
+    assert "quote characters do not delimit fields" in table.reasons["quoting"]
+    assert table.frame.iloc[0, 0] == rows[0][0]  # the quote kept as a character
+    splits = load_splits(whole(path))
+    assert len(splits.train) == 60  # no merged rows, so no false duplicates
+
+
+def test_1_quoted_line_breaks_stay_one_row_and_are_counted(tmp_path):
+    path = tmp_path / "multi.csv"
+    path.write_text('text,label\n"first line\nsecond line",pos\n"one, with a comma",neg\nplain,pos\n', encoding="utf-8")
+    table = read_table(path)
+    assert table.frame["text"].tolist() == ["first line\nsecond line", "one, with a comma", "plain"]
+    assert table.quoting == "standard" and "1 line breaks are inside quoted fields" in table.reasons["quoting"]
+
+
+# -- 2. delimiters other than comma and tab ------------------------------------------------------------------------
+
+@pytest.mark.parametrize("delimiter, name", [("@", "@"), (";", "semicolon"), ("|", "pipe")])
+def test_2_the_delimiter_is_sniffed_and_said(tmp_path, delimiter, name):
+    rows = [(t.replace("slow", "slow, and"), y) for t, y in _sentences(40)]  # commas inside the texts
+    path = tmp_path / "file.csv"
+    path.write_bytes("".join(f"{t}{delimiter}{y}\r\n" for t, y in rows).encode("latin-1"))
+    table = read_table(path)
+    assert table.delimiter == delimiter and table.frame.shape == (40, 2)
+    assert table.reasons["delimiter"].startswith(f"{name} splits 100% of the first lines (or records) into 2 fields")
+    splits = load_splits(whole(path))
+    assert splits.label_map.names == ("negative", "positive") and len(splits.train) == 40
+
+
+def test_2_one_column_says_which_delimiters_were_tried(tmp_path):
+    path = tmp_path / "lines.txt"
+    path.write_text("".join(f"{t} ~ {y}\n" for t, y in _sentences(20)), encoding="utf-8")
+    table = read_table(path)
+    assert table.frame.shape[1] == 1
+    assert "no delimiter of ',', '\\t', ';', '|', '@', ':' splits the lines consistently" in table.reasons["delimiter"]
+    assert "set data.delimiter" in table.reasons["delimiter"]
+
+
+# -- 3. the label column of a wide CSV -------------------------------------------------------------------------------
+
+def _wide_rows(n: int = 120) -> tuple[list[str], list[tuple]]:
+    header = ["tweet_id", "airline_sentiment", "airline_sentiment_confidence", "negativereason", "airline",
+              "airline_sentiment_gold", "name", "text", "tweet_created"]
+    rows = []
+    for i, (text, label) in enumerate(_sentences(n)):
+        label = ("positive", "negative", "neutral")[i % 3]
+        rows.append((f"5703061{i:05d}", label, f"0.{i % 9 + 1}", "late flight" if label == "negative" and i % 2 else
+                     ("rude staff" if label == "negative" else ""), ("Virgin", "United")[i % 2],
+                     label if i in (3, 40) else "", f"user{i}", text, f"2015-02-24 11:{i % 60:02d}:00 -0800"))
+    return header, rows
+
+
+def test_3_the_full_label_column_wins_over_a_sparse_gold_one_and_the_runner_up_is_named(tmp_path):
+    header, rows = _wide_rows()
+    path = write_csv(tmp_path / "tweets.csv", rows, header=tuple(header))
+    splits = load_splits(whole(path))
+    inferred = splits.report.inferred
+    assert inferred["label_column"]["column"] == "airline_sentiment"
+    assert "runner-up" in inferred["label_column"]["reason"]
+    assert inferred["text_columns"]["columns"] == ["text"]
+    hint = inferred["text_columns"]["reason"]
+    assert "tweet_id" not in hint and "tweet_created" not in hint  # ids and timestamps are not text
+
+
+# -- 4. training on a sliver ---------------------------------------------------------------------------------------
+
+def test_4_dropping_most_of_a_split_is_refused_and_the_share_is_said(tmp_path):
+    rows = [(t, y if i < 5 else "") for i, (t, y) in enumerate(_sentences(100))]
+    path = write_csv(tmp_path / "sparse.csv", rows)
+    problems = _problems(whole(path, drop_invalid=True))
+    assert any("data.drop_invalid would drop 95 of 100 rows (95.0%" in p and "data.max_drop_fraction" in p
+               for p in problems)
+    rows = [(t, y if i % 10 else "") for i, (t, y) in enumerate(_sentences(100))]
+    path = write_csv(tmp_path / "some.csv", rows)
+    splits = load_splits(whole(path, drop_invalid=True))
+    assert "dropped 10 train rows (10.0% of 100): missing label" in splits.report.summary_lines()
+
+
+# -- 5. labels that need mapping -----------------------------------------------------------------------------------
+
+def _ratings(tmp_path) -> Path:
+    values = [str(v) for v in (1, 1.5, 2, 2.5, 3, 3.5, 4, 4.5, 5)]
+    rows = [(t, values[i % len(values)]) for i, (t, _) in enumerate(_sentences(90))]
+    rows += [("I like it a lot", "Like")] + [(f"no rating {i}", "") for i in range(5)]
+    return write_csv(tmp_path / "ratings.csv", rows, header=("Review", "Rating"))
+
+
+def test_5_ratings_are_binned_and_odd_labels_mapped(tmp_path):
+    path = _ratings(tmp_path)
+    with pytest.raises(DataError) as e:
+        load_splits(whole(path))
+    assert any("numeric or ordinal" in h for h in e.value.report.hints)
+    bins = {"negative": [1, 2.5], "neutral": [3, 3.5], "positive": [4, 5]}
+    splits = load_splits(whole(path, label_bins=bins, label_map={"Like": None}, drop_invalid=True))
+    assert splits.label_map.names == ("negative", "neutral", "positive")
+    assert splits.report.class_balance["train"] == {"negative": 40, "neutral": 20, "positive": 30}
+    assert splits.report.dropped["train"] == {"label dropped by data.label_map": 1, "missing label": 5}
+    problems = _problems(whole(path, label_bins=bins))
+    assert any("a label no data.label_bins range holds ('Like'" in p for p in problems)
+    renamed = load_splits(whole(path, label_map={"Like": "5", "1.5": "1"}, drop_invalid=True))
+    assert "1.5" not in renamed.label_map.names and renamed.report.class_balance["train"]["5"] == 11
+
+
+def test_5_overlapping_bins_are_refused_with_the_recipe():
+    from nlptransfer import recipe as recipes
+    from nlptransfer.errors import RecipeError
+
+    with pytest.raises(RecipeError, match="the ranges of 'a' and 'b' overlap"):
+        recipes.load("sentiment-minilm", {"data.label_bins": {"a": [1, 3], "b": [2, 5]}})
+
+
+# -- 6. label leakage ------------------------------------------------------------------------------------------------
+
+def test_6_a_column_that_gives_the_label_away_is_named_and_joining_it_is_refused(tmp_path):
+    header, rows = _wide_rows()
+    path = write_csv(tmp_path / "tweets.csv", rows, header=tuple(header))
+    splits = load_splits(whole(path))
+    leaks = {leak["column"]: leak["why"] for leak in splits.report.leaks}
+    assert leaks["negativereason"] == "it is filled only for label 'negative' (40 rows)"
+    assert "airline" not in leaks and "text" not in leaks and "tweet_id" not in leaks
+    problems = _problems(whole(path, text_columns=["text", "negativereason"], label_column="airline_sentiment"))
+    assert any("data.text_columns joins 'negativereason', which gives the label away" in p for p in problems)
+    allowed = load_splits(whole(path, text_columns=["text", "negativereason"], label_column="airline_sentiment",
+                                allow_leaks=True))
+    assert len(allowed.train) == 120
+
+
+# -- 7. predict and evaluate read as the run did ----------------------------------------------------------------------
+
+def test_7_a_run_on_an_at_file_predicts_and_evaluates_that_file_as_it_read_it(tiny_models, tmp_path, capsys):
+    path = tmp_path / "news.txt"
+    path.write_bytes("".join(f"{t}.@{y}\r\n" for t, y in sentiment_rows(120)).encode("latin-1"))
+    assert main(["run", "sentiment-minilm", "--data", str(path), f"model={tiny_models['bert']}",
+                 "--output", str(tmp_path / "runs"), "--name", "news", "training.epochs=1", "training.progress=false",
+                 "data.delimiter=@"]) == 0
+    run = tmp_path / "runs" / "news"
+    capsys.readouterr()
+    assert main(["predict", str(run), "--input", str(path), "--output", str(tmp_path / "p.csv")]) == 0
+    assert "wrote 120 predictions" in capsys.readouterr().out
+    import pandas as pd
+
+    out = pd.read_csv(tmp_path / "p.csv", dtype=str, keep_default_na=False)
+    assert len(out) == 120 and out.columns.tolist()[:2] == ["column_1", "column_2"]
+    assert not out["column_1"].str.contains("@").any()  # the label is not inside the text
+    assert main(["evaluate", str(run), "--data", str(path)]) == 0
+    assert "rows 120" in capsys.readouterr().out
+
+
+def test_7_predict_reuses_the_run_text_columns(tiny_models, tmp_path):
+    rows = [(f"title {i}", t, y) for i, (t, y) in enumerate(sentiment_rows(120))]
+    data = write_csv(tmp_path / "news.csv", rows, header=("title", "description", "label"))
+    run = nlptransfer.finetune("sentiment-minilm", data=str(data), overrides=quick_overrides(
+        tiny_models["bert"], tmp_path, **{"data.text_columns": ["title", "description"], "training.epochs": 1}))
+    nlptransfer.predict_file(run.path, str(data), str(tmp_path / "p.csv"))
+    import pandas as pd
+
+    predicted = pd.read_csv(tmp_path / "p.csv")["predicted"].tolist()
+    clf = run.classifier()
+    joined = [p.label for p in clf.predict([f"{a}\n{b}" for a, b, _ in rows])]
+    assert predicted == joined
+    assert nlptransfer.evaluate_run(run.path, str(data))["n"] == 120
+
+
+# -- 8. legacy encodings ---------------------------------------------------------------------------------------------
+
+def test_8_latin1_with_umlauts_and_pounds_reads_as_latin1_and_says_why(tmp_path):
+    rows = [(f"Lemminkäinen said sales rose to £{i} million © 2007 ½ §", ("positive", "negative")[i % 2])
+            for i in range(30)]
+    path = tmp_path / "news.csv"
+    path.write_bytes(("text,label\n" + "".join(f"{t},{y}\n" for t, y in rows)).encode("latin-1"))
+    table = read_table(path)
+    assert table.encoding == "latin-1"
+    assert table.frame["text"][0].startswith("Lemminkäinen said sales rose to £0")
+    assert "0xe4 (ä)" in table.reasons["encoding"] and "Western European" in table.reasons["encoding"]
+
+
+def test_8_cyrillic_is_not_read_as_western(tmp_path):
+    path = tmp_path / "ru.csv"
+    text = "text,label\n" + "".join(f"Привет как дела сегодня {i},pos\n" for i in range(20))
+    path.write_bytes(text.encode("cp1251"))
+    table = read_table(path)
+    assert table.encoding != "latin-1" and "Привет" in table.frame["text"][0]
+
+
+# -- 9. duplicates with different labels ------------------------------------------------------------------------------
+
+def test_9_conflicting_duplicates_are_label_noise_and_whitespace_is_no_difference(tmp_path):
+    rows = _sentences(40) + [("a  duplicated   text", "positive"), ("a duplicated text", "negative"),
+                             ("same words twice", "positive"), ("same  words twice", "positive")]
+    path = write_csv(tmp_path / "dups.csv", rows)
+    problems = _problems(DataSpec(train=str(path)))
+    assert any("1 text(s) appear with different labels (2 rows: rows 41, 42): label noise" in p for p in problems)
+    splits = load_splits(DataSpec(train=str(path), drop_invalid=True))
+    dropped = splits.report.dropped["train"]
+    assert dropped["the same text as another row with another label (label noise)"] == 2
+    assert dropped["the same text and label as an earlier row (kept the first, so no text is in two splits)"] == 1
+    assert not any("exact" in reason for reason in dropped)
+    train = write_csv(tmp_path / "train.csv", _sentences(40))
+    test = write_csv(tmp_path / "test.csv", [(_sentences(40)[0][0], "negative" if _sentences(40)[0][1] == "positive"
+                                              else "positive"), ("fresh words here", "positive")])
+    problems = _problems(DataSpec(train=str(train), test=str(test), val_fraction=0.0))
+    assert any("test: 1 text(s) also appear in train with another label" in p and "label noise" in p for p in problems)
+
+
+# -- 10. headers and an unreachable hub ------------------------------------------------------------------------------
+
+def test_10_a_header_with_unusual_names_over_text_labels_is_found(tmp_path):
+    path = write_csv(tmp_path / "odd.csv", _sentences(40), header=("words", "verdict"))
+    table = read_table(path)
+    assert table.header and table.frame.columns.tolist() == ["words", "verdict"]
+    assert "'verdict' sits above a column of 2 repeated values" in table.reasons["header"]
+    headerless = tmp_path / "none.csv"
+    headerless.write_text("".join(f"{t},{y}\n" for t, y in _sentences(40)))
+    assert not read_table(headerless).header
+
+
+def test_10_an_unreachable_hub_fails_at_once_with_the_reason(tmp_path, reviews_csv):
+    import os
+    import subprocess
+    import sys
+
+    env = dict(os.environ, HF_HUB_OFFLINE="0", HF_ENDPOINT="http://127.0.0.1:9", HF_HOME=str(tmp_path / "hf"))
+    done = subprocess.run([sys.executable, "-m", "nlptransfer", "run", "sentiment-minilm", "--data", str(reviews_csv),
+                           "model=someone/not-a-model", f"output.dir={tmp_path}"], capture_output=True, text=True,
+                          env=env, timeout=120)
+    assert done.returncode == 2
+    assert "the hub at http://127.0.0.1:9 cannot be reached (no network?), and it is not in the local cache" in done.stderr
+
+
+# -- 11. the verdict of an under-trained run -------------------------------------------------------------------------
+
+def test_11_the_report_says_when_the_transfer_model_is_under_trained_or_zero_shot_names_mean_nothing():
+    import numpy as np
+
+    from nlptransfer.report.build import caveats
+
+    collapsed = np.tile([[0.2, 0.8]], (10, 1))
+    log = [{"step": 1, "eval": {"accuracy": 0.5}}, {"step": 2, "eval": {"accuracy": 0.61}}]
+    notes = caveats(collapsed, [0, 1] * 5, ("neg", "pos"), log, "accuracy", {"label_texts": {"1": "1", "2": "2"}})
+    assert len(notes) == 3
+    assert notes[0].startswith("the transfer model predicts 'pos' for every test text: it is under-trained")
+    assert "still rising when training stopped (0.5000 -> 0.6100)" in notes[1]
+    assert "carry no meaning" in notes[2] and "report.label_descriptions" in notes[2]
+    fine = np.array([[0.8, 0.2], [0.2, 0.8]] * 5)
+    flat = [{"step": 1, "eval": {"accuracy": 0.7}}, {"step": 2, "eval": {"accuracy": 0.69}}]
+    assert caveats(fine, [0, 1] * 5, ("neg", "pos"), flat, "accuracy", {"label_texts": {"neg": "bad"}}) == []
+
+
+# -- new: check, run flags, slices, extra metrics ----------------------------------------------------------------------
+
+def test_check_says_what_a_run_would_do_and_exits_by_whether_one_could_start(tiny_models, tmp_path, capsys):
+    header, rows = _wide_rows()
+    path = write_csv(tmp_path / "tweets.csv", rows, header=tuple(header))
+    code = main(["check", "sentiment-minilm", "--data", str(path), f"model={tiny_models['bert']}"])
+    out = capsys.readouterr().out
+    assert code == 0
+    assert "label column: 'airline_sentiment' (inferred:" in out and "runner-up" in out
+    assert "warning: 'negativereason' gives the label away: it is filled only for label 'negative'" in out
+    assert "texts cut to the token limit: train" in out and out.rstrip().endswith("a run can start")
+    code = main(["check", "sentiment-minilm", "--data", str(path), f"model={tiny_models['bert']}",
+                 "data.text_columns=[text,negativereason]", "--json"])
+    captured = capsys.readouterr()
+    assert code == 2 and "gives the label away" in captured.err
+    report = json.loads(captured.out)
+    assert set(report) >= {"files", "inferred", "dropped", "rows_used", "class_balance", "truncated", "leaks",
+                           "problems"}
+    assert report["problems"] and report["files"]["train"]["rows_read"] == 120
+
+
+def test_check_gives_the_report_the_run_writes(tiny_models, tmp_path, capsys):
+    header, rows = _wide_rows()
+    path = write_csv(tmp_path / "tweets.csv", rows, header=tuple(header))
+    args = ["--data", str(path), f"model={tiny_models['bert']}", "data.max_length=32"]
+    assert main(["check", "sentiment-minilm", *args, "--json"]) == 0
+    checked = json.loads(capsys.readouterr().out)
+    assert main(["run", "sentiment-minilm", *args, f"output.dir={tmp_path}", "training.epochs=1",
+                 "training.progress=false"]) == 0
+    assert json.loads((tmp_path / "sentiment-minilm" / "data_report.json").read_text()) == checked
+
+
+def test_run_takes_validation_test_output_and_name_flags(tiny_models, tmp_path):
+    train = write_csv(tmp_path / "train.csv", sentiment_rows(80))
+    val = write_csv(tmp_path / "val.csv", sentiment_rows(100)[80:90])
+    test = write_csv(tmp_path / "test.csv", sentiment_rows(100)[90:])
+    assert main(["run", "sentiment-minilm", "--data", str(train), "--validation", str(val), "--test", str(test),
+                 "--output", str(tmp_path / "out"), "--name", "mine", f"model={tiny_models['bert']}",
+                 "training.epochs=1", "training.progress=false"]) == 0
+    report = json.loads((tmp_path / "out" / "mine" / "data_report.json").read_text())
+    assert report["rows_used"] == {"train": 80, "validation": 10, "test": 10}
+
+
+def test_slice_metrics_on_a_constructed_gap():
+    from nlptransfer.metrics import slice_metrics
+
+    gold = [0, 1] * 20 + [0, 1] * 20
+    predicted = [0, 1] * 20 + [0, 0] * 20  # slice a: all right; slice b: the 1s wrong
+    result = slice_metrics(gold, predicted, ("neg", "pos"), ["a"] * 40 + ["b"] * 40, "domain", resamples=500)
+    assert result["slices"]["a"] == {"n": 40, "accuracy": 1.0, "macro_f1": 1.0, "recall": {"neg": 1.0, "pos": 1.0}}
+    assert result["slices"]["b"]["accuracy"] == 0.5 and result["slices"]["b"]["recall"] == {"neg": 1.0, "pos": 0.0}
+    gap = result["gap"]
+    assert gap["between"] == ["a", "b"] and gap["estimate"] == 0.5 and gap["low"] < 0.5 < gap["high"] <= 0.75
+
+
+def test_slices_reach_metrics_json_evaluate_and_the_report(tiny_models, tmp_path, capsys):
+    rows = [(t, y, ("web", "app")[i % 2]) for i, (t, y) in enumerate(sentiment_rows(120))]
+    data = write_csv(tmp_path / "d.csv", rows, header=("text", "label", "channel"))
+    run = nlptransfer.finetune("sentiment-minilm", data=str(data), overrides=quick_overrides(
+        tiny_models["bert"], tmp_path, **{"data.slice_columns": ["channel"], "training.epochs": 1,
+                                          "report.enabled": True, "report.learning_curve": [1.0],
+                                          "report.latency_texts": 5}))
+    slices = run.metrics["test"]["slices"][0]
+    assert slices["column"] == "channel" and set(slices["slices"]) == {"web", "app"}
+    assert sum(s["n"] for s in slices["slices"].values()) == 12
+    assert "## Test metrics by channel" in (run.path / "report" / "report.md").read_text()
+    assert main(["evaluate", str(run.path), "--data", str(data), "--slice-by", "channel",
+                 "--output", str(tmp_path / "e.json")]) == 0
+    evaluated = json.loads((tmp_path / "e.json").read_text())["slices"][0]
+    assert sum(s["n"] for s in evaluated["slices"].values()) == 120
+
+
+METRIC_SCRIPT = '''
+import datasets
+import evaluate
+
+
+class MatchRate(evaluate.Metric):
+    def _info(self):
+        return evaluate.MetricInfo(description="share of exact matches", citation="", inputs_description="",
+                                   features=datasets.Features({"predictions": datasets.Value("int64"),
+                                                               "references": datasets.Value("int64")}))
+
+    def _compute(self, predictions, references):
+        return {"match_rate": sum(p == r for p, r in zip(predictions, references)) / len(references)}
+'''
+
+
+def test_extra_metrics_local_and_an_evaluate_module_from_a_local_path(tiny_models, reviews_csv, tmp_path):
+    pytest.importorskip("evaluate")
+    script = tmp_path / "match_rate" / "match_rate.py"
+    script.parent.mkdir()
+    script.write_text(METRIC_SCRIPT)
+    run = nlptransfer.finetune("sentiment-minilm", data=str(reviews_csv), overrides=quick_overrides(
+        tiny_models["bert"], tmp_path, **{"training.epochs": 1,
+                                          "evaluation.metrics": ["macro_precision", str(script.parent)]}))
+    test = run.metrics["test"]
+    assert test[str(script.parent)] == {"match_rate": test["accuracy"]}
+    per = [c for c in test["per_class"].values() if c["support"]]
+    assert test["macro_precision"] == pytest.approx(sum(c["precision"] for c in per) / len(per))
+
+
+def test_an_evaluate_hub_id_offline_fails_before_training(tiny_models, reviews_csv, tmp_path, capsys):
+    pytest.importorskip("evaluate")
+    code = main(["run", "sentiment-minilm", "--data", str(reviews_csv), f"model={tiny_models['bert']}",
+                 f"output.dir={tmp_path}", "evaluation.metrics=[someone/some_metric]"])
+    err = capsys.readouterr().err
+    assert code == 2 and "cannot load the evaluate module 'someone/some_metric': offline" in err
+    assert list(tmp_path.iterdir()) == []
