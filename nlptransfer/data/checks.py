@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 
+from .columns import kind_of
 from .read import cell_text
 
 #: fewest rows with a value a column needs before it can be called a leak
@@ -28,7 +29,7 @@ def leaking_columns(frame: pd.DataFrame, labels: pd.Series, exclude: set[str]) -
     """Columns other than the texts and labels whose values give the label away: where such a column has a value
     (on at least LEAK_ROWS rows), each value's most common label is right for LEAK_ACCURACY of them, well above
     what guessing the most common label gets. Columns with a different value almost per row (ids, texts) are not
-    counted: a value per row predicts nothing."""
+    counted: a value per row predicts nothing (a value must cover 3 rows on average)."""
     labels = labels.reset_index(drop=True)
     has_label = labels.notna() & (labels != "")
     base = labels[has_label].value_counts(normalize=True).max() if has_label.any() else 1.0
@@ -39,8 +40,8 @@ def leaking_columns(frame: pd.DataFrame, labels: pd.Series, exclude: set[str]) -
         cells = frame[column].reset_index(drop=True).map(cell_text).str.strip()
         filled = (cells != "") & has_label
         n = int(filled.sum())
-        if n < LEAK_ROWS or cells[filled].nunique() > 0.5 * n:
-            continue
+        if n < LEAK_ROWS or cells[filled].nunique() > n / 3 or kind_of(frame, column) in ("id", "timestamp"):
+            continue  # values shared by too few rows (or ids, timestamps) predict nothing
         pairs = pd.DataFrame({"value": cells[filled], "label": labels[filled]})
         right = int(pairs.groupby("value")["label"].agg(lambda s: s.value_counts().iloc[0]).sum())
         accuracy = right / n

@@ -66,8 +66,10 @@ def _choose_columns(spec: DataSpec, tables: dict[str, Table], report: DataReport
         if label_column is None:
             label_column, why = infer_label_column(train.frame, set(text_columns))
             if label_column is None:
+                one = (f"; it read as one column: {train.reasons['delimiter']}"
+                       if len(columns) == 1 and "delimiter" in train.reasons else "")
                 problems.append(f"cannot infer the label column of {train.path} ({why}): set {words.label_key} "
-                                f"(columns: {', '.join(columns)})")
+                                f"(columns: {', '.join(columns)}){one}")
             else:
                 report.inferred["label_column"] = {"column": label_column, "reason": why}
                 logger.info(f"label column: '{label_column}' (inferred: {why})")
