@@ -1,7 +1,7 @@
 """Tokenize once; length-grouped batches in random order; dynamic padding."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 from torch.utils.data import Dataset
@@ -14,6 +14,7 @@ class Encoded(Dataset):
     input_ids: list[list[int]]
     labels: list[int] | None
     truncated: int = 0
+    cut: list[int] = field(default_factory=list)  #: positions of the texts that were truncated
 
     def __len__(self) -> int:
         return len(self.input_ids)
@@ -42,7 +43,7 @@ def tokenize(tokenizer, texts: list[str], max_length: int, labels: list[int] | N
         cut = tokenizer([texts[i] for i in long_rows], truncation=True, max_length=max_length)["input_ids"]
         for i, ids in zip(long_rows, cut):
             full[i] = ids
-    return Encoded(full, labels, len(long_rows))
+    return Encoded(full, labels, len(long_rows), long_rows)
 
 
 class LengthGroupedBatches:

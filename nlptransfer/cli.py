@@ -87,6 +87,28 @@ def _predict(args) -> int:
     return 0
 
 
+def _serve(args) -> int:
+    try:
+        from .serve import ServeConfig, serve
+        from .serve.drift import DriftSettings
+    except ImportError as e:
+        raise RunError(f'serving needs fastapi, uvicorn and prometheus-client: pip install "nlptransfer[serve]" '
+                       f"({e.name} is missing)") from None
+    drift = DriftSettings(window=args.drift_window, psi_threshold=args.drift_psi, p_threshold=args.drift_p,
+                          min_mmd=args.drift_mmd)
+    config = ServeConfig(max_batch_size=args.max_batch_size, max_batch_tokens=args.max_batch_tokens,
+                         max_wait_ms=args.max_wait_ms, max_queue=args.max_queue, timeout_s=args.timeout,
+                         max_texts=args.max_texts, api_key_env=args.api_key_env, prediction_log=args.prediction_log,
+                         log_texts=args.log_texts, drift=drift)
+    if args.api_key_env and not os.environ.get(args.api_key_env):
+        raise RunError(f"--api-key-env {args.api_key_env}: that environment variable is empty or unset")
+    print(f"serving {args.run} on http://{args.host}:{args.port} ({args.backend}, {args.workers} worker(s)); "
+          "docs at /docs", flush=True)
+    serve(args.run, host=args.host, port=args.port, backend=args.backend, workers=args.workers, config=config,
+          hub=args.hub, revision=args.revision, trust_remote_code=args.trust_remote_code)
+    return 0
+
+
 def _push(args) -> int:
     from .publish import push
 
@@ -223,6 +245,34 @@ def build_parser() -> argparse.ArgumentParser:
                    help="how to read the input, e.g. data.delimiter=';' (default: as the run read its data)")
     _trust_flag(p)
     p.set_defaults(func=_predict)
+
+    p = sub.add_parser("serve", help="serve a finished run over HTTP: batched predictions, metrics, drift")
+    p.add_argument("run", help="run folder, or a pushed repo NAMESPACE/NAME")
+    p.add_argument("--hub", metavar="PATH", help="with a hub repo: a folder hub instead of the Hugging Face Hub")
+    p.add_argument("--revision", help="with a hub repo: branch or commit (default main)")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default %(default)s)")
+    p.add_argument("--port", type=_positive_int, default=8000, help="(default %(default)s)")
+    p.add_argument("--backend", choices=("torch", "onnx", "onnx-int8"), default="torch")
+    p.add_argument("--workers", type=_positive_int, default=1, help="worker processes (each loads the model)")
+    p.add_argument("--max-batch-size", type=_positive_int, default=64, help="texts per batch (default %(default)s)")
+    p.add_argument("--max-batch-tokens", type=_positive_int, default=16384,
+                   help="tokens per batch, summed over its texts (default %(default)s)")
+    p.add_argument("--max-wait-ms", type=float, default=5.0,
+                   help="how long a batch's first text waits for more (default %(default)s)")
+    p.add_argument("--max-queue", type=_positive_int, default=1024,
+                   help="texts waiting, at most; beyond that 503 (default %(default)s)")
+    p.add_argument("--max-texts", type=_positive_int, default=256, help="texts per request (default %(default)s)")
+    p.add_argument("--timeout", type=float, default=30.0, help="seconds a request may wait: then 504")
+    p.add_argument("--api-key-env", metavar="VAR", help="require 'Authorization: Bearer <the value of VAR>'")
+    p.add_argument("--prediction-log", metavar="FILE", help="log every prediction as JSONL (rotated)")
+    p.add_argument("--log-texts", action="store_true", help="put the texts in the prediction log (else a sha256)")
+    p.add_argument("--drift-window", type=_positive_int, default=500, help="live texts the drift test compares")
+    p.add_argument("--drift-psi", type=float, default=0.25, help="PSI above this raises the drift alarm")
+    p.add_argument("--drift-p", type=float, default=0.01, help="MMD p-value below this (with MMD^2 of at least "
+                   "--drift-mmd) raises the drift alarm")
+    p.add_argument("--drift-mmd", type=float, default=0.05, help="the least embedding MMD^2 that counts as drift")
+    _trust_flag(p)
+    p.set_defaults(func=_serve)
 
     p = sub.add_parser("push", help="check a finished run, then upload it with a model card to a hub")
     p.add_argument("run", help="run folder")

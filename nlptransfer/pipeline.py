@@ -114,6 +114,7 @@ def train(recipe: Recipe, *, resume: bool | str | Path = False, listeners: Seque
         metrics["total_seconds"] = round(time.perf_counter() - started, 3)
         if main:
             run.save_weights(model.net, tokenizer, strategy.adapter)
+            _save_profile(run, model, tokenizer, splits, recipe, encoded)
             if probs is not None:
                 _write_predictions(run, splits, probs)
             run.write_json("metrics", metrics)
@@ -226,6 +227,18 @@ def _test(model, encoded, recipe, splits, tokenizer, accelerator, metrics: dict,
                           for column, values in splits.test.slices.items()]
     metrics["test"] = test
     return probs
+
+
+def _save_profile(run: RunFolder, model, tokenizer, splits: Splits, recipe: Recipe, encoded) -> None:
+    """The reference profile a server measures drift against: from the validation texts (else test, else train)."""
+    from .inference import TextClassifier
+    from .inference.profile import build_profile, save_profile
+
+    source, part = next((n, p) for n, p in (("validation", splits.validation), ("test", splits.test),
+                                             ("train", splits.train)) if p is not None)
+    limit = models.max_length(tokenizer, model.core.config, recipe.data.max_length)
+    classifier = TextClassifier(model, tokenizer, splits.label_map, limit, recipe)
+    save_profile(build_profile(classifier, list(part.texts), source, recipe.training.seed), run.root)
 
 
 def _write_predictions(run: RunFolder, splits: Splits, probs: np.ndarray) -> None:

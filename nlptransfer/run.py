@@ -28,6 +28,8 @@ LAYOUT = {
     "log": "train_log.jsonl",
     "checkpoints": "checkpoints",
     "onnx": "onnx",  # optional: `nlptransfer export RUN --onnx`
+    "reference": "reference.json",  # the reference profile drift is measured against (inference/profile.py)
+    "reference_embeddings": "reference.safetensors",
 }
 
 

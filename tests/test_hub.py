@@ -33,7 +33,7 @@ KINDS, STRATEGIES = ("bert", "roberta"), ("lora", "ia3", "top_k", "full")
 ADAPTER_FILES = {"adapter_config.json", "adapter_model.safetensors"}
 MODEL_FILES = {"config.json", "model.safetensors"}
 COMMON_FILES = {"README.md", "nlptransfer.json", "labels.json", "recipe.yaml", "metrics.json", "data_report.json",
-                "tokenizer.json", "tokenizer_config.json"}
+                "tokenizer.json", "tokenizer_config.json", "reference.json", "reference.safetensors"}
 
 
 def _env(**extra) -> dict:
@@ -216,7 +216,7 @@ def test_push_reports_every_file_and_its_size(runs, folder_hub):
     assert result.total_bytes == sum(p.stat().st_size for p in snapshot.iterdir())
     text = "\n".join(lines)
     assert lines[0].startswith("checked: reloaded in a fresh model") and "test texts" in lines[0]
-    assert re.search(rf"pushing 10 files \({result.total_bytes / 1e3:.1f} kB\)", text)
+    assert re.search(rf"pushing 12 files \({result.total_bytes / 1e3:.1f} kB\)", text)
     assert re.search(r"adapter_model\.safetensors\s+\d+\.\d kB", text)
     assert lines[-1].startswith(f"pushed team/bert-lora@main to folder hub {folder_hub['path']}: commit ")
     adapter_size = (runs["bert-lora"] / "adapter" / "adapter_model.safetensors").stat().st_size

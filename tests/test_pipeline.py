@@ -17,7 +17,7 @@ from .conftest import captured_messages, quick_overrides, sentiment_rows, write_
 
 STRATEGIES = ["head", "top_k", "full", "lora", "ia3"]
 RUN_FILES = {"recipe.yaml", "tokenizer", "labels.json", "data_report.json", "metrics.json", "predictions.csv",
-             "train_log.jsonl", "checkpoints"}
+             "train_log.jsonl", "checkpoints", "reference.json", "reference.safetensors"}
 
 
 def _finetune(tiny_models, kind, strategy, data, out, **extra):

@@ -126,13 +126,14 @@ def test_no_import_cycle_among_nlptransfer_modules():
     assert _cycles(import_graph()) == []
 
 
+@pytest.mark.parametrize("side", ["nlptransfer.inference", "nlptransfer.serve"])
 @pytest.mark.parametrize("forbidden", ["nlptransfer.train", "nlptransfer.report", "nlptransfer.publish",
                                        "nlptransfer.pipeline", "nlptransfer.api"])
-def test_the_inference_side_imports_nothing_of_training_reports_or_publishing(forbidden):
+def test_the_inference_side_and_the_server_import_nothing_of_training_reports_or_publishing(side, forbidden):
     graph = import_graph()
     reached = set()
     for module in graph:
-        if module == "nlptransfer.inference" or module.startswith("nlptransfer.inference."):
+        if module == side or module.startswith(side + "."):
             reached |= _reachable(graph, module)
     assert not {m for m in reached if m == forbidden or m.startswith(forbidden + ".")}
 

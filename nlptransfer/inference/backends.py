@@ -9,7 +9,8 @@ import numpy as np
 import torch
 
 from ..errors import RunError
-from .loader import predict_logits
+from ..heads import HEAD
+from .loader import predict_logits, predict_outputs
 
 #: ONNX backends and the file of each in a run's onnx/ folder
 FILES = {"onnx": "model.onnx", "onnx-int8": "model.int8.onnx"}
@@ -27,6 +28,17 @@ class TorchBackend:
         logits, _ = predict_logits(_OnDevice(self.model, self.device), loader)
         return logits
 
+    def outputs(self, loader) -> tuple[np.ndarray, np.ndarray | None]:
+        """Logits and the pooled features the head reads (the same forward pass)."""
+        return predict_outputs(_OnDevice(self.model, self.device), loader)
+
+    @torch.inference_mode()
+    def batch_outputs(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
+        """Logits and pooled features of one padded batch (no loader: the server's batches are made already)."""
+        out = self.model(input_ids=input_ids.to(self.device), attention_mask=attention_mask.to(self.device),
+                         return_features=True)
+        return out["logits"][HEAD].float().cpu().numpy(), out["features"].float().cpu().numpy()
+
 
 class _OnDevice(torch.nn.Module):
     """Moves each batch to the model's device before the forward pass."""
@@ -36,7 +48,7 @@ class _OnDevice(torch.nn.Module):
         self.model, self.device = model, device
 
     def forward(self, **batch):
-        return self.model(**{k: v.to(self.device) for k, v in batch.items()})
+        return self.model(**{k: v.to(self.device) if isinstance(v, torch.Tensor) else v for k, v in batch.items()})
 
 
 def require_onnx_runtime():
@@ -66,6 +78,15 @@ class OnnxBackend:
         if not path.is_file():
             raise RunError(f"{path} not found: run `nlptransfer export {root} --onnx` first")
         return cls(path)
+
+    def outputs(self, loader) -> tuple[np.ndarray, None]:
+        """Logits; an ONNX export gives no pooled features."""
+        return self.logits(loader), None
+
+    def batch_outputs(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> tuple[np.ndarray, None]:
+        """Logits of one padded batch; no pooled features."""
+        return self.session.run(["logits"], {"input_ids": input_ids.numpy(),
+                                             "attention_mask": attention_mask.numpy()})[0], None
 
     def logits(self, loader) -> np.ndarray:
         out, order = [], []

@@ -11,7 +11,7 @@ import numpy as np
 import torch
 
 from .. import models
-from ..batching import tokenize
+from ..batching import Collator, tokenize
 from ..data import LabelMap
 from ..errors import HubError, RunError
 from ..heads import TransferModel
@@ -167,6 +167,27 @@ class TextClassifier:
             return np.zeros((0, len(self.label_map)))
         encoded = tokenize(self.tokenizer, [str(t) for t in texts], self.max_length)
         return softmax(self.backend.logits(eval_loader(encoded, batch_size, self.tokenizer.pad_token_id or 0)))
+
+    def encode(self, texts: list[str]):
+        """Token ids of `texts` at this model's limit (an Encoded, with how many were truncated)."""
+        return tokenize(self.tokenizer, [str(t) for t in texts], self.max_length)
+
+    def outputs(self, encoded, batch_size: int = 64) -> tuple[np.ndarray, np.ndarray | None]:
+        """Class probabilities of already tokenized texts, and their pooled features when the backend gives them."""
+        logits, features = self.backend.outputs(eval_loader(encoded, batch_size, self.tokenizer.pad_token_id or 0))
+        return softmax(logits), features
+
+    def batch_outputs(self, ids: list[list[int]]) -> tuple[np.ndarray, np.ndarray | None]:
+        """Class probabilities (and pooled features, when the backend gives them) of token id lists run as one
+        padded batch, in the order given."""
+        batch = Collator(self.tokenizer.pad_token_id or 0)([{"input_ids": i} for i in ids])
+        logits, features = self.backend.batch_outputs(batch["input_ids"], batch["attention_mask"])
+        return softmax(logits), features
+
+    def embed(self, texts: list[str], batch_size: int = 64) -> np.ndarray:
+        """The pooled features the head reads [texts, hidden] (always from the PyTorch model)."""
+        loader = eval_loader(self.encode(texts), batch_size, self.tokenizer.pad_token_id or 0)
+        return TorchBackend(self.model).outputs(loader)[1]
 
     def predict(self, texts: list[str] | str, batch_size: int = 64) -> list[Prediction] | Prediction:
         """The predicted label and probabilities of each text (one Prediction for a single string)."""

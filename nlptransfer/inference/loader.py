@@ -69,6 +69,23 @@ def predict_logits(model, loader, accelerator=None) -> tuple[np.ndarray, np.ndar
     return logits[order].numpy(), index[order].numpy()
 
 
+@torch.no_grad()
+def predict_outputs(model, loader) -> tuple[np.ndarray, np.ndarray]:
+    """Logits and pooled features (what the head reads) for every row of the loader, in file order."""
+    model.eval()
+    logits, features, index = [], [], []
+    for batch in loader:
+        index.append(batch.pop("index"))
+        batch.pop("labels", None)
+        out = model(**batch, return_features=True)
+        logits.append(out["logits"][HEAD].float().cpu())
+        features.append(out["features"].float().cpu())
+    if not logits:
+        return np.zeros((0, 0)), np.zeros((0, 0))
+    order = torch.argsort(torch.cat(index))
+    return torch.cat(logits)[order].numpy(), torch.cat(features)[order].numpy()
+
+
 def softmax(logits: np.ndarray) -> np.ndarray:
     """Row-wise softmax of logits [rows, labels]."""
     shifted = logits - logits.max(1, keepdims=True)

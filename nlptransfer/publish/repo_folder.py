@@ -23,7 +23,7 @@ RELOAD_TOLERANCE = 1e-5  #: largest probability difference allowed between a rel
 SAMPLE_ROWS = 64  #: test rows of predictions.csv the reproduction check predicts again
 FALLBACK_TEXTS = ["a short example text", "another example, a little longer than the first one", "ok"]
 EMBEDDED_HUB_ID = "sentence-transformers/all-MiniLM-L6-v2"  #: where the embedded default model comes from
-RUN_FILES = ("labels", "recipe", "metrics", "data_report")
+RUN_FILES = ("labels", "recipe", "metrics", "data_report", "reference", "reference_embeddings")
 _COMMIT = re.compile(r"[0-9a-f]{40}")
 
 

@@ -1,0 +1,331 @@
+"""The HTTP app (FastAPI on uvicorn): predict with dynamic batching, health and readiness, metadata, Prometheus
+metrics, live drift, an optional prediction log, an optional API key. It imports only the inference side."""
+
+import asyncio
+import hashlib
+import hmac
+import json
+import logging
+import os
+import time
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import asynccontextmanager
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Annotated
+
+import numpy as np
+from fastapi import Depends, FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+from pydantic import BaseModel, Field, StringConstraints, create_model
+from starlette.exceptions import HTTPException
+
+from ..inference import TextClassifier
+from ..inference.profile import profile_for
+from .batcher import Batcher, DeadlineExceeded, QueueFull
+from .drift import DriftMonitor, DriftSettings
+from .monitoring import Monitoring
+
+#: requests with at most this many characters are tokenized on the event loop; larger ones in a thread
+INLINE_CHARS = 4000
+OPEN = ("/health", "/ready", "/docs", "/openapi.json", "/docs/oauth2-redirect", "/redoc")
+
+
+@dataclass(frozen=True)
+class ServeConfig:
+    """How the server batches, limits and watches."""
+
+    max_batch_size: int = 64  #: texts per model batch, at most
+    max_batch_tokens: int = 16384  #: tokens per model batch, at most (the sum over its texts)
+    max_wait_ms: float = 5.0  #: how long the first text of a batch waits for more
+    max_queue: int = 1024  #: texts waiting, at most; beyond: 503 with Retry-After
+    timeout_s: float = 30.0  #: a request whose texts wait longer: 504
+    max_texts: int = 256  #: texts per request, at most
+    max_chars: int = 100_000  #: characters per text, at most (longer: 422); longer than the model's token limit: cut
+    max_body_bytes: int = 4_000_000  #: request body, at most (larger: 413)
+    api_key_env: str | None = None  #: name of the environment variable holding the API key (None: no key)
+    prediction_log: str | None = None  #: JSONL file of predictions (rotated), off when None
+    log_texts: bool = False  #: put the texts themselves in the prediction log (else their sha256)
+    log_max_bytes: int = 50_000_000
+    log_backups: int = 5
+    drift: DriftSettings = field(default_factory=DriftSettings)
+
+
+class ErrorBody(BaseModel):
+    error: dict
+
+
+class Health(BaseModel):
+    status: str
+
+
+class PredictionOut(BaseModel):
+    label: str
+    score: float
+    probabilities: dict[str, float]
+    truncated: bool = Field(description="the text was longer than the model's token limit and was cut")
+
+
+class PredictResponse(BaseModel):
+    predictions: list[PredictionOut]
+
+
+ERRORS = {code: {"model": ErrorBody, "description": what} for code, what in (
+    (400, "the body is not JSON (or not UTF-8)"), (401, "missing or wrong API key"), (413, "body too large"),
+    (422, "the JSON does not fit the schema: empty, too many texts, a text too long, wrong types"),
+    (503, "the queue is full: retry after the Retry-After seconds"), (504, "the texts waited past the deadline"))}
+
+
+def _error(status: int, message: str, headers: dict | None = None) -> JSONResponse:
+    kind = {400: "bad_request", 401: "unauthorized", 404: "not_found", 405: "method_not_allowed", 413: "too_large",
+            422: "invalid_request", 503: "overloaded", 504: "timeout"}.get(status, "error")
+    return JSONResponse({"error": {"status": status, "type": kind, "message": message}}, status, headers=headers)
+
+
+class _BodyLimit:
+    """ASGI middleware: a body larger than the limit (announced or streamed) is answered 413 before it is read."""
+
+    def __init__(self, app, limit: int):
+        self.app, self.limit = app, limit
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        declared = dict(scope.get("headers") or []).get(b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self.limit:
+            return await _error(413, f"the body is larger than {self.limit} bytes")(scope, receive, send)
+        seen = 0
+
+        async def limited():
+            nonlocal seen
+            message = await receive()
+            seen += len(message.get("body", b""))
+            if seen > self.limit:
+                raise HTTPException(413, f"the body is larger than {self.limit} bytes")
+            return message
+
+        return await self.app(scope, limited, send)
+
+
+def _request_model(config: ServeConfig):
+    text = Annotated[str, StringConstraints(max_length=config.max_chars)]
+    texts = Annotated[list[text], Field(min_length=1, max_length=config.max_texts)]
+    return create_model("PredictRequest", texts=(text | texts, Field(
+        description=f"one text, or a list of 1 to {config.max_texts} texts (each at most {config.max_chars} "
+                    "characters)")), __config__={"extra": "forbid"})
+
+
+def _prediction_logger(config: ServeConfig):
+    if not config.prediction_log:
+        return None
+    from logging.handlers import RotatingFileHandler
+
+    logger = logging.getLogger(f"nlptransfer.serve.predictions.{id(config)}")
+    logger.propagate = False
+    logger.setLevel(logging.INFO)
+    handler = RotatingFileHandler(config.prediction_log, maxBytes=config.log_max_bytes,
+                                  backupCount=config.log_backups, encoding="utf-8")
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    logger.addHandler(handler)
+    return logger
+
+
+class Service:
+    """What the endpoints share: the classifier, its batcher, the drift monitor, the metrics."""
+
+    def __init__(self, classifier: TextClassifier, config: ServeConfig, folder: Path | None):
+        self.classifier, self.config, self.folder = classifier, config, folder
+        self.monitoring = Monitoring()
+        self.names = list(classifier.label_map.names)
+        self.drift = DriftMonitor(profile_for(classifier, folder) if folder else None, config.drift)
+        self.drift_needs_torch = classifier.backend.__class__.__name__ != "TorchBackend"
+        self.batcher = Batcher(self.run_batch, config.max_batch_size, config.max_batch_tokens, config.max_wait_ms,
+                               config.max_queue, self._batched)
+        self.ready = False
+        self._drift_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="nlptransfer-drift")
+        self._drifting = None
+        self.prediction_log = _prediction_logger(config)
+        self.api_key = os.environ.get(config.api_key_env) if config.api_key_env else None
+        if config.api_key_env and not self.api_key:
+            raise ValueError(f"--api-key-env {config.api_key_env}: that environment variable is empty or unset")
+
+    def _batched(self, size: int, tokens: int) -> None:
+        self.monitoring.batch_size.observe(size)
+        self.monitoring.batch_tokens.observe(tokens)
+
+    def run_batch(self, ids: list[list[int]]) -> tuple[np.ndarray, np.ndarray | None]:
+        """One model batch (in the model thread); drift figures are refreshed here when due."""
+        probs, features = self.classifier.batch_outputs(ids)
+        if features is None and self.drift.profile is not None:  # ONNX gives none: a few texts through PyTorch
+            from ..batching import Collator
+            from ..inference.backends import TorchBackend
+
+            take = Collator(self.classifier.tokenizer.pad_token_id or 0)([{"input_ids": i} for i in ids[:4]])
+            _, sample = TorchBackend(self.classifier.model).batch_outputs(take["input_ids"], take["attention_mask"])
+            features = np.full((len(ids), sample.shape[1]), np.nan, dtype=np.float32)
+            features[: len(sample)] = sample
+        for j in range(len(ids)):
+            feature = None if features is None or np.isnan(features[j]).any() else features[j]
+            self.drift.observe(int(probs[j].argmax()), float(probs[j].max()), feature)
+        if self.drift.due() and (self._drifting is None or self._drifting.done()):  # off the model thread
+            self._drifting = self._drift_pool.submit(lambda: self.monitoring.drift(self.drift.update()))
+        return probs, features
+
+    def warm_up(self) -> None:
+        self.classifier.predict_proba(["warm up"])
+        self.ready = True
+
+    def metadata(self) -> dict:
+        from ..version import __version__
+
+        recipe, metrics = self.classifier.recipe, {}
+        if self.folder and (self.folder / "metrics.json").is_file():
+            metrics = json.loads((self.folder / "metrics.json").read_text(encoding="utf-8"))
+        base = {}
+        if self.folder and (self.folder / "nlptransfer.json").is_file():
+            base = json.loads((self.folder / "nlptransfer.json").read_text(encoding="utf-8")).get("base_model", {})
+        if not base and recipe:
+            base = {"name": Path(recipe.model).name if Path(recipe.model).is_absolute() else recipe.model,
+                    "revision": recipe.model_revision}
+        return {"labels": self.names, "base_model": base,
+                "strategy": recipe.strategy if recipe else None, "pooling": recipe.pooling if recipe else None,
+                "max_length": self.classifier.max_length, "test_metrics": metrics.get("test"),
+                "nlptransfer_version": __version__, "backend": type(self.classifier.backend).__name__,
+                "limits": {k: v for k, v in asdict(self.config).items() if k in (
+                    "max_batch_size", "max_batch_tokens", "max_wait_ms", "max_queue", "timeout_s", "max_texts",
+                    "max_chars", "max_body_bytes")}}
+
+    def log(self, texts: list[str], rows: list[dict]) -> None:
+        if self.prediction_log is None:
+            return
+        for text, row in zip(texts, rows):
+            key = "text" if self.config.log_texts else "text_sha256"
+            value = text if self.config.log_texts else hashlib.sha256(text.encode("utf-8")).hexdigest()
+            self.prediction_log.info(json.dumps({"time": round(time.time(), 3), key: value, "label": row["label"],
+                                                 "score": round(row["score"], 6)}, ensure_ascii=False))
+
+
+def create_app(classifier: TextClassifier, config: ServeConfig | None = None, folder: str | Path | None = None
+               ) -> FastAPI:
+    """The ASGI app serving `classifier` (mount it in your own stack, or run `nlptransfer serve`). `folder`: the run
+    or repo folder it was loaded from (metadata, test metrics, the drift reference)."""
+    config = config or ServeConfig()
+    service = Service(classifier, config, Path(folder) if folder else None)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        service.batcher.start()
+        await asyncio.get_running_loop().run_in_executor(service.batcher.pool, service.warm_up)  # the model thread
+        yield
+        await service.batcher.stop()
+
+    app = FastAPI(title="nlptransfer", version="1", lifespan=lifespan,
+                  description="Text classification with a model trained by nlptransfer.")
+    app.state.service = service
+    PredictRequest = _request_model(config)
+
+    async def authorized(request: Request) -> None:  # async: a sync dependency would cost a thread hop
+        if service.api_key is None or request.url.path in OPEN:
+            return
+        given = request.headers.get("authorization", "")
+        expected = f"Bearer {service.api_key}"
+        if not hmac.compare_digest(given.encode("utf-8", "replace"), expected.encode("utf-8")):
+            raise HTTPException(401, "send the API key as 'Authorization: Bearer <key>'")
+
+    @app.exception_handler(HTTPException)
+    async def http_error(request: Request, error: HTTPException):
+        return _error(error.status_code, str(error.detail), getattr(error, "headers", None))
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(request: Request, error: RequestValidationError):
+        problems = "; ".join(f"{'.'.join(str(p) for p in e.get('loc', ()))}: {e.get('msg')}" for e in error.errors())
+        return _error(422, problems[:2000])
+
+    @app.get("/health", response_model=Health, summary="the process is alive")
+    async def health():
+        return {"status": "ok"}
+
+    @app.get("/ready", response_model=Health, responses={503: ERRORS[503]}, summary="the model is loaded and warm")
+    async def ready():
+        if not service.ready:
+            return _error(503, "the model is still loading", {"Retry-After": "1"})
+        return {"status": "ready"}
+
+    @app.get("/metadata", dependencies=[Depends(authorized)], responses={401: ERRORS[401]})
+    async def metadata() -> dict:
+        return service.metadata()
+
+    @app.get("/metrics", dependencies=[Depends(authorized)], responses={401: ERRORS[401]},
+             response_class=Response, summary="Prometheus text format")
+    async def metrics():
+        service.monitoring.queue_size.set(service.batcher.waiting)
+        return Response(service.monitoring.exposition(), media_type="text/plain; version=0.0.4; charset=utf-8")
+
+    @app.get("/v1/drift", dependencies=[Depends(authorized)], responses={401: ERRORS[401]})
+    async def drift() -> dict:
+        figures = await asyncio.get_running_loop().run_in_executor(None, service.drift.update)
+        service.monitoring.drift(figures)
+        return service.drift.report()
+
+    @app.post("/v1/predict", response_model=PredictResponse, dependencies=[Depends(authorized)],
+              responses={k: ERRORS[k] for k in (400, 401, 413, 422, 503, 504)})
+    async def predict(body: PredictRequest) -> dict:
+        texts = [body.texts] if isinstance(body.texts, str) else list(body.texts)
+        if sum(map(len, texts)) <= INLINE_CHARS:  # a fast tokenizer does a few short texts in microseconds
+            encoded = service.classifier.encode(texts)
+        else:
+            encoded = await asyncio.get_running_loop().run_in_executor(None, service.classifier.encode, texts)
+        cut = set(encoded.cut)
+        try:
+            futures = service.batcher.submit(encoded.input_ids, config.timeout_s)
+        except QueueFull:
+            raise HTTPException(503, f"the queue is full ({config.max_queue} texts waiting)",
+                                headers={"Retry-After": "1"}) from None
+        try:
+            results = await asyncio.wait_for(asyncio.gather(*futures), config.timeout_s + 1)
+        except (DeadlineExceeded, asyncio.TimeoutError):
+            for f in futures:
+                f.cancel()
+            raise HTTPException(504, f"the texts waited more than {config.timeout_s:g} s") from None
+        rows = []
+        for i, result in enumerate(results):
+            p = result.probabilities
+            best = int(p.argmax())
+            rows.append({"label": service.names[best], "score": float(p[best]),
+                         "probabilities": {n: float(x) for n, x in zip(service.names, p)},
+                         "truncated": i in cut})
+            service.monitoring.predicted.labels(service.names[best]).inc()
+            service.monitoring.confidence.observe(float(p[best]))
+            service.monitoring.queue_wait.observe(result.waited)
+        service.log(texts, rows)
+        return {"predictions": rows}
+
+    if config.max_body_bytes:
+        app.add_middleware(_BodyLimit, limit=config.max_body_bytes)
+    app.add_middleware(_Measure, monitoring=service.monitoring)
+    return app
+
+
+class _Measure:
+    """ASGI middleware: requests by endpoint and status, and their latency."""
+
+    def __init__(self, app, monitoring: Monitoring):
+        self.app, self.monitoring = app, monitoring
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        started, status = time.perf_counter(), [500]
+
+        async def sending(message):
+            if message["type"] == "http.response.start":
+                status[0] = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, sending)
+        finally:
+            endpoint = getattr(scope.get("route"), "path", "other")
+            self.monitoring.requests.labels(endpoint, str(status[0])).inc()
+            self.monitoring.latency.labels(endpoint).observe(time.perf_counter() - started)

@@ -1,0 +1,23 @@
+"""Schemathesis (the real package) against the server's OpenAPI schema, on a live server on 127.0.0.1: whatever
+it sends, no 5xx, and every response matches its declared schema."""
+from __future__ import annotations
+
+import pytest
+
+schemathesis = pytest.importorskip("schemathesis")
+
+from .test_serve import run, server  # noqa: E402,F401  (the run fixture, and the server it starts)
+
+
+@pytest.fixture(scope="module")
+def api(run):  # noqa: F811
+    with server(run, "--max-texts", "16") as (url, _):
+        yield schemathesis.openapi.from_url(url + "/openapi.json")
+
+
+schema = schemathesis.pytest.from_fixture("api")
+
+
+@schema.parametrize()
+def test_the_api_holds_to_its_schema(case):
+    case.call_and_validate()
