@@ -3,6 +3,7 @@ whose output can be cached. Its forward returns what every objective needs: logi
 pooled features the head reads."""
 from __future__ import annotations
 
+import threading
 from contextlib import contextmanager
 
 import torch
@@ -18,6 +19,12 @@ def mean_pool(hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """Masked mean over tokens, shaped [batch, 1, hidden] so a first-token head can read it."""
     weights = mask.unsqueeze(-1).to(hidden.dtype)
     return (hidden * weights).sum(1, keepdim=True) / weights.sum(1, keepdim=True).clamp(min=1e-9)
+
+
+#: held while a forward pass runs with swapped layers (`TransferModel._layers`): threads that predict with one model
+#: at once (a user's thread pool) must not see each other's swap; a module-level lock, since a lock attribute
+#: would stop the model from being copied (merging an adapter copies it)
+_SWAPPING = threading.RLock()
 
 
 class FirstTokenLayer(nn.Module):
@@ -143,6 +150,12 @@ class TransferModel(nn.Module):
         if states is None and not self.first_token_only:
             yield
             return
+        with _SWAPPING:  # the swap is visible to every thread: one swapped forward pass at a time
+            with self._swapped(states):
+                yield
+
+    @contextmanager
+    def _swapped(self, states: torch.Tensor | None):
         owner, layers = layer_stack(self.core)
         first = self.first_trained_layer if states is not None else 0
         run = list(layers[first:])

@@ -49,3 +49,17 @@ def test_the_monitor_waits_for_a_window_then_alarms_only_on_real_drift():
     assert "label-mix PSI" in drifted["status"] and "confidence PSI" in drifted["status"]
     assert "embedding MMD p-value" in drifted["status"]
     assert DriftMonitor(None).update()["status"] == "no reference profile for this model"
+
+
+def test_the_monitor_recomputes_after_enough_texts_and_not_more_often_than_its_interval():
+    monitor = DriftMonitor(None, DriftSettings(every=10, interval_s=60))
+    for _ in range(9):
+        monitor.observe(0, 0.9, None)
+    assert not monitor.due()
+    monitor.observe(0, 0.9, None)
+    assert monitor.due()
+    monitor.update()
+    for _ in range(50):
+        monitor.observe(0, 0.9, None)
+    assert not monitor.due()  # 50 new texts, but the last figures are not a minute old
+    assert DriftMonitor(None, DriftSettings(every=1, interval_s=0)).due() is False  # nothing seen yet

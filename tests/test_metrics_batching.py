@@ -7,6 +7,8 @@ import pytest
 from nlptransfer.batching import Collator, LengthGroupedBatches, tokenize
 from nlptransfer.metrics import classification_metrics, expected_calibration_error
 
+from .conftest import sentiment_rows
+
 
 def test_metrics_match_hand_computed_values():
     gold = [0, 0, 0, 1, 1, 2]
@@ -94,3 +96,53 @@ def test_tokenize_truncates_and_counts(tiny_models):
     assert encoded.truncated == 1
     assert encoded.lengths == [4, 16, 5]
     assert encoded.input_ids[1][-1] == tok.sep_token_id  # truncation keeps the closing special token
+
+
+def _byte_level_bpe():
+    """A RoBERTa-style tokenizer (byte-level BPE, <s> ... </s>) trained in memory on a few sentences."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    raw = Tokenizer(models.BPE())
+    raw.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    raw.decoder = decoders.ByteLevel()
+    raw.train_from_iterator([t for t, _ in sentiment_rows(200)] * 3, trainers.BpeTrainer(
+        vocab_size=300, special_tokens=["<s>", "<pad>", "</s>", "<unk>"]))
+    raw.post_processor = processors.RobertaProcessing(("</s>", 2), ("<s>", 0))
+    return PreTrainedTokenizerFast(tokenizer_object=raw, bos_token="<s>", eos_token="</s>", pad_token="<pad>",
+                                   unk_token="<unk>", sep_token="</s>", cls_token="<s>")
+
+
+def test_tokenize_gives_what_the_tokenizer_gives(tiny_models):
+    """The fast path (the Rust backend, called directly) gives the ids `tokenizer(...)` gives, on WordPiece (the
+    tiny BERT and the embedded MiniLM) and byte-level BPE, truncation included, and leaves the tokenizer's own
+    settings alone."""
+    from transformers import AutoTokenizer
+
+    from nlptransfer.batching import _plain_backend
+    from nlptransfer.models import embedded_path
+
+    texts = [t for t, _ in sentiment_rows(30, seed=4)] + ["", "  spaces  ", "Émile's café, naïve!", "very " * 50,
+                                                          "[SEP] <s> special-looking text"]
+    for tok in (AutoTokenizer.from_pretrained(tiny_models["bert"]), AutoTokenizer.from_pretrained(embedded_path()),
+                _byte_level_bpe()):
+        assert _plain_backend(tok) is not None and _plain_backend(tok) is _plain_backend(tok)  # made once
+        expected = tok(texts, truncation=True, max_length=24)["input_ids"]
+        encoded = tokenize(tok, texts, max_length=24)
+        assert encoded.input_ids == expected
+        assert encoded.cut == [i for i, t in enumerate(tok(texts)["input_ids"]) if len(t) > 24] and encoded.cut
+        assert tok(["good movie"], padding="max_length", max_length=8)["input_ids"][0][-1] == tok.pad_token_id
+
+
+def test_split_by_length_cuts_where_padding_costs_more_than_a_pass():
+    from nlptransfer.batching import split_by_length
+
+    lengths = [5, 50, 6, 48, 7, 30]
+    assert split_by_length(lengths, 1000) == [[0, 2, 4, 5, 3, 1]]  # a pass costs more than any padding
+    assert split_by_length(lengths, 1e-6) == [[0], [2], [4], [5], [3], [1]]  # padding costs more than any pass
+    # 25 tokens a pass: [5,6,7] (3x7 + 25 = 46) + [30,48,50] (3x50 + 25 = 175) beats one pass (6x50 + 25 = 325),
+    # [5,6,7] [30] [48,50] (46 + 55 + 125 = 226) and [5,6,7,30] [48,50] (145 + 125 = 270)
+    assert split_by_length(lengths, 25) == [[0, 2, 4], [5, 3, 1]]
+    assert split_by_length([], 10) == [] and split_by_length([9], 10) == [[0]]
+    parts = split_by_length(list(np.random.default_rng(0).integers(3, 60, 300)), 50)
+    assert sorted(i for p in parts for i in p) == list(range(300))

@@ -81,3 +81,21 @@ def test_onnx_errors_are_one_clear_message(tiny_models, reviews_csv, tmp_path, c
     assert not (tmp_path / "o.csv").exists()
     assert main(["export", str(run.path)]) == 2
     assert "say what to export: --merge OUT" in capsys.readouterr().err
+
+
+def test_onnx_export_gives_the_pooled_features_and_cut_batches_predict_the_same(trained):
+    """The export's second output is the pooled features PyTorch gives (the server's drift monitor reads them), and
+    a batch cut into length-sorted sub-batches predicts what the whole padded batch predicts, on both backends."""
+    if not (trained.path / "onnx").exists():
+        nlptransfer.export_onnx(trained.path)
+    clf = TextClassifier.load(trained.path)
+    ids = clf.encode([t for t, _ in sentiment_rows(30, seed=12)] + ["good", "a " * 60 + "bad"]).input_ids
+    probs, features = clf.batch_outputs(ids)
+    assert features.shape == (len(ids), clf.model.core.config.hidden_size)
+    for backend, atol in (("torch", 1e-6), ("onnx", FLOAT32_ATOL)):
+        other = clf if backend == "torch" else TextClassifier.load(trained.path, backend=backend)
+        assert backend == "torch" or other.backend.gives_features
+        cut_probs, cut_features = other.batch_outputs(ids, overhead_tokens=8)  # several sub-batches
+        np.testing.assert_allclose(cut_probs, probs, rtol=0, atol=atol)
+        np.testing.assert_allclose(cut_features, features, rtol=0, atol=1e-4)
+    assert clf.calibrate() > 0  # a pass costs more than its tokens

@@ -165,3 +165,39 @@ def test_last_layer_run_for_the_first_token_only_gives_the_same_logits_and_gradi
     assert len(encoder_layers(model)) == 3  # the layer list is put back after each forward
     mean, _ = _prepared(tiny_models, kind, strategy="full", pooling="mean")
     assert not mean.model.first_token_only  # mean pooling reads every token of the last layer
+
+
+def test_threads_predicting_with_one_first_token_model_at_once_get_their_own_answers(tiny_models):
+    """The first-token short cut swaps the encoder's layer list during a forward pass: threads sharing the model (a
+    user's thread pool, the server's model thread beside a profile computed on first use) must not see each other's
+    swap (before the lock: "'FirstTokenLayer' object has no attribute 'attention'")."""
+    import threading
+
+    import torch
+
+    p, _ = _prepared(tiny_models, "bert", strategy="full")
+    model = p.model.eval()
+    assert model.first_token_only
+    torch.manual_seed(1)
+    batches = [torch.randint(5, 30, (3, 4 + i % 5)) for i in range(40)]
+    with torch.no_grad():
+        expected = [_logits(model(ids, torch.ones_like(ids))) for ids in batches]
+    got, errors = [None] * len(batches), []
+
+    def work(start):
+        try:
+            with torch.no_grad():
+                for i in range(start, len(batches), 4):
+                    got[i] = _logits(model(batches[i], torch.ones_like(batches[i])))
+        except Exception as e:  # noqa: BLE001
+            errors.append(repr(e))
+
+    threads = [threading.Thread(target=work, args=(k,)) for k in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    for a, b in zip(got, expected):
+        torch.testing.assert_close(a, b)
+    assert len(encoder_layers(model)) == 3

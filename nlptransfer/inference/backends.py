@@ -70,6 +70,8 @@ class OnnxBackend:
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         options.log_severity_level = 3
         self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        #: newer exports also give the pooled features (the server's drift monitor reads them)
+        self.gives_features = "features" in {o.name for o in self.session.get_outputs()}
 
     @classmethod
     def of_folder(cls, root: Path, backend: str) -> "OnnxBackend":
@@ -83,10 +85,14 @@ class OnnxBackend:
         """Logits; an ONNX export gives no pooled features."""
         return self.logits(loader), None
 
-    def batch_outputs(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> tuple[np.ndarray, None]:
-        """Logits of one padded batch; no pooled features."""
-        return self.session.run(["logits"], {"input_ids": input_ids.numpy(),
-                                             "attention_mask": attention_mask.numpy()})[0], None
+    def batch_outputs(self, input_ids: torch.Tensor, attention_mask: torch.Tensor
+                      ) -> tuple[np.ndarray, np.ndarray | None]:
+        """Logits of one padded batch, and its pooled features when the export gives them."""
+        feed = {"input_ids": input_ids.numpy(), "attention_mask": attention_mask.numpy()}
+        if self.gives_features:
+            logits, features = self.session.run(["logits", "features"], feed)
+            return logits, features
+        return self.session.run(["logits"], feed)[0], None
 
     def logits(self, loader) -> np.ndarray:
         out, order = [], []

@@ -2,6 +2,7 @@
 padding, adapters merged into the base weights)."""
 from __future__ import annotations
 
+import time
 import warnings
 from dataclasses import dataclass
 from importlib import metadata
@@ -11,7 +12,7 @@ import numpy as np
 import torch
 
 from .. import models
-from ..batching import Collator, tokenize
+from ..batching import Collator, split_by_length, tokenize
 from ..data import LabelMap
 from ..errors import HubError, RunError
 from ..heads import TransferModel
@@ -177,12 +178,42 @@ class TextClassifier:
         logits, features = self.backend.outputs(eval_loader(encoded, batch_size, self.tokenizer.pad_token_id or 0))
         return softmax(logits), features
 
-    def batch_outputs(self, ids: list[list[int]]) -> tuple[np.ndarray, np.ndarray | None]:
-        """Class probabilities (and pooled features, when the backend gives them) of token id lists run as one
-        padded batch, in the order given."""
-        batch = Collator(self.tokenizer.pad_token_id or 0)([{"input_ids": i} for i in ids])
-        logits, features = self.backend.batch_outputs(batch["input_ids"], batch["attention_mask"])
-        return softmax(logits), features
+    def batch_outputs(self, ids: list[list[int]], overhead_tokens: float = 0.0) -> tuple[np.ndarray, np.ndarray | None]:
+        """Class probabilities (and pooled features, when the backend gives them) of token id lists, in the order
+        given. They run as one padded batch, or, with `overhead_tokens` (what a forward pass costs beyond its tokens;
+        `calibrate` measures it), as the length-sorted sub-batches that cost least (`split_by_length`)."""
+        collate = Collator(self.tokenizer.pad_token_id or 0)
+        parts = split_by_length([len(i) for i in ids], overhead_tokens) if overhead_tokens else [list(range(len(ids)))]
+        probs, features = None, None
+        for part in parts:
+            batch = collate([{"input_ids": ids[i]} for i in part])
+            logits, feats = self.backend.batch_outputs(batch["input_ids"], batch["attention_mask"])
+            if len(parts) == 1:
+                return softmax(logits), feats
+            if probs is None:
+                probs = np.empty((len(ids), logits.shape[1]), dtype=np.float64)
+                features = None if feats is None else np.empty((len(ids), feats.shape[1]), dtype=feats.dtype)
+            probs[part] = softmax(logits)
+            if features is not None:
+                features[part] = feats
+        return probs, features
+
+    def calibrate(self, repeats: int = 3) -> float:
+        """What one forward pass costs beyond its tokens, in token-equivalents (for `batch_outputs`): the fastest
+        of `repeats` timings of a short and a long batch, fitted as overhead + tokens x cost per token."""
+        shapes, best = ((1, 8), (16, 64)), []
+        for rows, width in shapes:
+            ids = [[self.tokenizer.pad_token_id or 0] * width] * rows
+            self.batch_outputs(ids)
+            times = []
+            for _ in range(repeats):
+                started = time.perf_counter()
+                self.batch_outputs(ids)
+                times.append(time.perf_counter() - started)
+            best.append(min(times))
+        (small_tokens, large_tokens) = (r * w for r, w in shapes)
+        per_token = max((best[1] - best[0]) / (large_tokens - small_tokens), 1e-9)
+        return max(0.0, best[0] / per_token - small_tokens)
 
     def embed(self, texts: list[str], batch_size: int = 64) -> np.ndarray:
         """The pooled features the head reads [texts, hidden] (always from the PyTorch model)."""

@@ -83,8 +83,9 @@ def export_onnx(run_path: str | Path, trust_remote_code: bool = False) -> dict:
             super().__init__()
             self.model = model
 
-        def forward(self, input_ids, attention_mask):
-            return self.model(input_ids=input_ids, attention_mask=attention_mask)["logits"][HEAD]
+        def forward(self, input_ids, attention_mask):  # the features feed the server's drift monitor
+            out = self.model(input_ids=input_ids, attention_mask=attention_mask, return_features=True)
+            return out["logits"][HEAD], out["features"]
 
     ids = torch.full((2, 8), clf.tokenizer.pad_token_id or 0, dtype=torch.long)
     ids[:, 0] = clf.tokenizer.cls_token_id or 0
@@ -96,9 +97,10 @@ def export_onnx(run_path: str | Path, trust_remote_code: bool = False) -> dict:
         with warnings.catch_warnings():  # the tracer's notes on shape-dependent Python branches: checked below
             warnings.simplefilter("ignore")
             torch.onnx.export(Logits(clf.model.eval()), (ids, mask), str(tmp / FILES["onnx"]), dynamo=False,
-                              input_names=["input_ids", "attention_mask"], output_names=["logits"], opset_version=17,
-                              dynamic_axes={"input_ids": {0: "batch", 1: "tokens"},
-                                            "attention_mask": {0: "batch", 1: "tokens"}, "logits": {0: "batch"}})
+                              input_names=["input_ids", "attention_mask"], output_names=["logits", "features"],
+                              opset_version=17, dynamic_axes={"input_ids": {0: "batch", 1: "tokens"},
+                                                              "attention_mask": {0: "batch", 1: "tokens"},
+                                                              "logits": {0: "batch"}, "features": {0: "batch"}})
         quantize_dynamic(str(tmp / FILES["onnx"]), str(tmp / FILES["onnx-int8"]), weight_type=QuantType.QInt8)
         check = {"texts": len(texts), "tolerance_float32": ONNX_TOLERANCE}
         for backend in FILES:

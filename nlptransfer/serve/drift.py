@@ -60,7 +60,8 @@ class DriftSettings:
     min_mmd: float = 0.05  #: the least MMD^2 between live and reference embeddings that counts as drift
     embed_sample: int = 200  #: live embeddings kept for the MMD test (the most recent)
     permutations: int = 200
-    every: int = 50  #: recompute after this many new texts
+    every: int = 50  #: recompute after this many new texts ...
+    interval_s: float = 5.0  #: ... and at most this often (an MMD test costs tens of ms; /v1/drift always recomputes)
 
 
 class DriftMonitor:
@@ -73,6 +74,7 @@ class DriftMonitor:
         self.embeddings: deque[np.ndarray] = deque(maxlen=settings.embed_sample)
         self.seen = 0
         self._since = 0
+        self._last = float("-inf")
         self._lock = threading.Lock()
         self.latest: dict = self._empty("no texts yet")
 
@@ -90,14 +92,14 @@ class DriftMonitor:
             self._since += 1
 
     def due(self) -> bool:
-        return self._since >= self.settings.every
+        return self._since >= self.settings.every and time.monotonic() - self._last >= self.settings.interval_s
 
     def update(self) -> dict:
         """Recompute the drift figures from the window (a few hundred ms at most: call it off the event loop)."""
         with self._lock:
             labels, confidence = np.array(self.labels), np.array(self.confidence)
             embeddings = np.stack(self.embeddings) if self.embeddings else None
-            self._since = 0
+            self._since, self._last = 0, time.monotonic()
         if self.profile is None:
             self.latest = self._empty("no reference profile for this model")
         elif len(labels) < MIN_WINDOW:
