@@ -95,7 +95,8 @@ def test_onnx_export_gives_the_pooled_features_and_cut_batches_predict_the_same(
     for backend, atol in (("torch", 1e-6), ("onnx", FLOAT32_ATOL)):
         other = clf if backend == "torch" else TextClassifier.load(trained.path, backend=backend)
         assert backend == "torch" or other.backend.gives_features
-        cut_probs, cut_features = other.batch_outputs(ids, overhead_tokens=8)  # several sub-batches
-        np.testing.assert_allclose(cut_probs, probs, rtol=0, atol=atol)
-        np.testing.assert_allclose(cut_features, features, rtol=0, atol=1e-4)
+        for overhead in (8, 1e6):  # several sub-batches; one, sorted by length
+            cut_probs, cut_features = other.batch_outputs(ids, overhead_tokens=overhead)
+            np.testing.assert_allclose(cut_probs, probs, rtol=0, atol=atol)
+            np.testing.assert_allclose(cut_features, features, rtol=0, atol=1e-4)
     assert clf.calibrate() > 0  # a pass costs more than its tokens

@@ -188,12 +188,11 @@ class TextClassifier:
         for part in parts:
             batch = collate([{"input_ids": ids[i]} for i in part])
             logits, feats = self.backend.batch_outputs(batch["input_ids"], batch["attention_mask"])
-            if len(parts) == 1:
-                return softmax(logits), feats
+            part_probs = softmax(logits)
             if probs is None:
-                probs = np.empty((len(ids), logits.shape[1]), dtype=np.float64)
+                probs = np.empty((len(ids), part_probs.shape[1]), dtype=part_probs.dtype)
                 features = None if feats is None else np.empty((len(ids), feats.shape[1]), dtype=feats.dtype)
-            probs[part] = softmax(logits)
+            probs[part] = part_probs
             if features is not None:
                 features[part] = feats
         return probs, features
