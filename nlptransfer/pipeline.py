@@ -12,6 +12,7 @@ from typing import Sequence
 import numpy as np
 
 from . import models
+from .adapt import loop_recipe, read_target, target_stream
 from .batching import Encoded, tokenize
 from .data import DataReport, LabelMap, Splits, load_splits
 from .errors import DataError, NlpTransferError, RunError
@@ -86,6 +87,7 @@ def train(recipe: Recipe, *, resume: bool | str | Path = False, listeners: Seque
                 run.truncate_log(0)  # killed before its first checkpoint: start over in the same folder
         set_seed(recipe.training.seed)
         splits = load_data(_with_saved_labels(recipe, run))
+        target = read_target(recipe)  # before any folder is made: a bad target file leaves nothing behind
         for line in splits.report.summary_lines():
             logger.info(line)
         notify(listeners, "on_data", recipe, splits)
@@ -106,7 +108,10 @@ def train(recipe: Recipe, *, resume: bool | str | Path = False, listeners: Seque
             run, resuming = _open_run(recipe, False, accelerator, held)
         try:
             model, metrics, probs = _train_in(run, resuming, recipe, splits, tokenizer, encoded, strategy, prepared,
-                                              accelerator, listeners + _run_listeners(recipe, run, main), modules)
+                                              accelerator, listeners + _run_listeners(recipe, run, main), modules,
+                                              target_stream(recipe, target, tokenizer,
+                                                            models.max_length(tokenizer, config, recipe.data.max_length))
+                                              if target else None)
         except NlpTransferError:
             if made and main and not (run.path("checkpoints") / "last").exists():
                 shutil.rmtree(run.root, ignore_errors=True)  # nothing to resume: leave no half-made folder
@@ -123,14 +128,15 @@ def train(recipe: Recipe, *, resume: bool | str | Path = False, listeners: Seque
     return TrainedRun(run.root, metrics, recipe, splits, main, accelerator.num_processes)
 
 
-def _train_in(run, resuming, recipe, splits, tokenizer, encoded, strategy, prepared, accelerator, listeners, modules):
+def _train_in(run, resuming, recipe, splits, tokenizer, encoded, strategy, prepared, accelerator, listeners, modules,
+              streams=None):
     """The run folder's first files, training, and the test: (trained model, metrics, test probabilities or None)."""
     if accelerator.is_main_process:
         run.write_text("recipe", recipe.to_yaml())
         run.write_json("labels", splits.label_map.to_dict())
         run.write_json("data_report", splits.report.to_dict())
     result = _fit(prepared, strategy.cacheable, encoded, recipe, splits, tokenizer, accelerator, run, resuming,
-                  listeners)
+                  listeners, streams)
     metrics = {"strategy": recipe.strategy, "model": recipe.model,
                "trainable_parameters": prepared.trainable, "total_parameters": prepared.total,
                "validation": result.best, "best_step": result.best_step, "steps": result.steps,
@@ -191,8 +197,9 @@ def _encode(tokenizer, config, recipe: Recipe, splits: Splits) -> dict[str, Enco
     return encoded
 
 
-def _fit(prepared, cacheable, encoded, recipe, splits, tokenizer, accelerator, run, resuming, listeners):
-    """The frozen part's output cached where the strategy allows it, then the loop."""
+def _fit(prepared, cacheable, encoded, recipe, splits, tokenizer, accelerator, run, resuming, listeners, streams=None):
+    """The frozen part's output cached where the strategy allows it, then the loop (with the target domain's batch
+    stream and the adaptation term when the recipe adapts)."""
     from .train.cache import cache_inputs
     from .train.loop import fit
 
@@ -201,8 +208,8 @@ def _fit(prepared, cacheable, encoded, recipe, splits, tokenizer, accelerator, r
     parts = {name: encoded[name] for name in ("train", "validation") if name in encoded}
     if t.cache_features:
         parts = cache_inputs(prepared.model, cacheable, parts, t.eval_batch_size, pad_id, accelerator.device)
-    return fit(prepared, parts["train"], parts.get("validation"), recipe, splits.label_map.names, pad_id,
-               accelerator, run, resume=resuming, listeners=listeners)
+    return fit(prepared, parts["train"], parts.get("validation"), loop_recipe(recipe), splits.label_map.names, pad_id,
+               accelerator, run, resume=resuming, listeners=listeners, streams=streams)
 
 
 def _test(model, encoded, recipe, splits, tokenizer, accelerator, metrics: dict, modules: dict

@@ -90,6 +90,23 @@ class ReportSection:
     mistakes: int = 10  #: most confident mistakes listed
 
 
+#: adaptation methods built so far (the issue also names mlm, mlm+ce and dann)
+ADAPT_METHODS = ("mmd",)
+
+
+@dataclass(frozen=True)
+class AdaptSection:
+    """Domain adaptation from unlabelled texts of the domain the model will serve (nlptransfer.adapt); off while
+    `target` is None."""
+
+    target: str | None = None  #: unlabelled target-domain texts: any data file, its text column inferred
+    target_test: str | None = None  #: labelled target-domain texts: evaluation only, never trains or chooses
+    method: str = "mmd"  #: mmd: cross-entropy on source batches + weight x MK-MMD(source, target pooled features)
+    weight: float = 1.0  #: lambda, the weight of the adaptation term
+    text_columns: list[str] | None = None  #: the target file's text columns; None = inferred
+    batch_size: int | None = None  #: target texts per training batch; None = training.batch_size
+
+
 @dataclass(frozen=True)
 class Recipe:
     """A complete run description: model, task, strategy, data, training and output."""
@@ -110,6 +127,7 @@ class Recipe:
     evaluation: EvaluationSection = field(default_factory=EvaluationSection)
     output: OutputSection = field(default_factory=OutputSection)
     report: ReportSection = field(default_factory=ReportSection)
+    adapt: AdaptSection = field(default_factory=AdaptSection)
 
     def to_dict(self) -> dict:
         """The resolved recipe as plain data (every default filled in)."""
@@ -247,6 +265,7 @@ def _check_combinations(recipe: Recipe, registered: bool) -> list[str]:
 
         problems += bins_problems(d.label_bins)
     problems += _check_report(recipe) + _check_finite(recipe) + _check_names(recipe) + _check_peft(recipe)
+    problems += _check_adapt(recipe)
     if not 0 <= t.seed < 2 ** 32:
         problems.append(f"training.seed must be in [0, 2**32), got {t.seed}")
     for key in ("weight_decay", "max_grad_norm"):
@@ -282,6 +301,25 @@ def _check_names(recipe: Recipe) -> list[str]:
         if value is not None and (not _FOLDER_NAME.fullmatch(value) or value in (".", "..") or value != value.strip()):
             problems.append(f"{key} {value!r} must be a plain folder name (no '/', '\\', '..' or control characters): "
                             f"the run folder goes inside output.dir")
+    return problems
+
+
+def _check_adapt(recipe: Recipe) -> list[str]:
+    a, problems = recipe.adapt, []
+    if a.method not in ADAPT_METHODS:
+        problems.append(f"adapt.method must be one of {', '.join(ADAPT_METHODS)}, got '{a.method}'"
+                        f"{_suggest(a.method, list(ADAPT_METHODS))}")
+    if a.weight < 0:
+        problems.append(f"adapt.weight must be 0 or more, got {a.weight}")
+    if a.batch_size is not None and a.batch_size < 2:
+        problems.append(f"adapt.batch_size must be at least 2 (MMD compares batches), got {a.batch_size}")
+    if a.target is None and a.target_test is not None:
+        problems.append("adapt.target_test is given without adapt.target (the unlabelled texts to adapt to)")
+    if a.target is not None and recipe.strategy == "head":
+        problems.append(f"adapt.method {a.method} moves the encoder's features toward the target domain, but strategy "
+                        "'head' trains only the classifier on fixed features: use top_k, full or an adapter (lora, ...)")
+    if a.target is not None and "mmd" in recipe.training.objectives:
+        problems.append("training.objectives names mmd and adapt.target adds it too: set its weight as adapt.weight")
     return problems
 
 
