@@ -3,6 +3,8 @@ adaptation term added to the recipe's loss. `mmd`: cross-entropy on source batch
 MMD between the pooled features of each source batch and a target batch (objectives/mmd.py), in the one loop."""
 from __future__ import annotations
 
+from pathlib import Path
+
 from .batching import BatchStream, Collator, Encoded, tokenize
 from .data import DataSpec
 from .data.unlabelled import read_texts
@@ -19,6 +21,8 @@ def read_target(recipe: Recipe) -> list[str] | None:
     a = recipe.adapt
     if a.target is None:
         return None
+    if a.target_test is not None and not Path(a.target_test).is_file():
+        raise DataError(f"adapt.target_test {a.target_test} not found (the labelled target-domain file to score on)")
     spec = DataSpec(encoding=recipe.data.encoding, delimiter=recipe.data.delimiter, join_with=recipe.data.join_with)
     texts, _ = read_texts(a.target, spec, a.text_columns)
     texts = [t for t in texts if t.strip()]

@@ -41,6 +41,8 @@ def finetune(recipe: str | Recipe = "sentiment-minilm", data: str | None = None,
 
     resolved = recipes.resolve(recipe, data, overrides)
     run = pipeline.train(resolved, resume=resume, listeners=[_ReportPlan(), *(listeners or [])])
+    if run.recipe.adapt.target_test and run.main_process:
+        _score_target_test(run)
     if run.recipe.report.enabled and run.main_process:
         if run.processes > 1:  # its extra trainings would run on one process while the rest wait
             logger.info(f"report: not made in a multi-process run; make it with `nlptransfer report {run.path}`")
@@ -49,6 +51,20 @@ def finetune(recipe: str | Recipe = "sentiment-minilm", data: str | None = None,
 
             build_report(run.path, splits=run.splits, trust_remote_code=run.recipe.trust_remote_code)
     return run
+
+
+def _score_target_test(run: TrainedRun) -> None:
+    """Metrics on the adapted-to domain's labelled file (adapt.target_test), into metrics.json as `target_test`:
+    evaluation only, read after training and model selection are done."""
+    from .run import RunFolder
+
+    path = run.recipe.adapt.target_test
+    scores = evaluate_run(run.path, path, trust_remote_code=run.recipe.trust_remote_code)
+    scores.pop("data_report", None)
+    run.metrics["target_test"] = {"file": str(path), **scores}
+    RunFolder.existing(run.path).write_json("metrics", run.metrics)
+    logger.info(f"target domain test ({path}; its labels used for this score only): accuracy "
+                f"{scores['accuracy']:.4f}, macro-F1 {scores['macro_f1']:.4f}")
 
 
 def evaluate_run(run_path: str | Path, data: str, *, text_columns: list[str] | None = None,

@@ -113,3 +113,21 @@ def test_adapting_refuses_a_head_strategy_and_a_target_file_without_texts(tiny_m
         nlptransfer.finetune("sentiment-minilm", data=str(reviews_csv), overrides=quick_overrides(
             tiny_models["bert"], out, strategy="full", **{"adapt.target": str(empty)}))
     assert not out.exists() or not any(out.iterdir())  # no half-made run folder
+
+
+def test_the_target_test_file_is_scored_after_training_and_never_trains(tiny_models, reviews_csv, target_csv,
+                                                                       tmp_path):
+    labelled = write_csv(tmp_path / "target_test.csv", [(f"plot {t} plot", y) for t, y in sentiment_rows(30, seed=21)])
+    overrides = quick_overrides(tiny_models["bert"], tmp_path / "out", strategy="full",
+                                **{"adapt.target": str(target_csv), "adapt.target_test": str(labelled)})
+    run = nlptransfer.finetune("sentiment-minilm", data=str(reviews_csv), overrides=overrides)
+    saved = json.loads((run.path / "metrics.json").read_text())
+    scored = nlptransfer.evaluate_run(run.path, str(labelled))
+    assert saved["target_test"]["file"] == str(labelled) and saved == run.metrics
+    assert saved["target_test"]["accuracy"] == scored["accuracy"] and saved["target_test"]["n"] == 30
+    assert len(run.splits.train.texts) < 120 and not any("plot" in t for t in run.splits.train.texts)  # source only
+    missing = quick_overrides(tiny_models["bert"], tmp_path / "out2", strategy="full",
+                              **{"adapt.target": str(target_csv), "adapt.target_test": str(tmp_path / "nope.csv")})
+    with pytest.raises(NlpTransferError, match="adapt.target_test .*nope.csv not found"):
+        nlptransfer.finetune("sentiment-minilm", data=str(reviews_csv), overrides=missing)
+    assert not (tmp_path / "out2").exists() or not any((tmp_path / "out2").iterdir())
