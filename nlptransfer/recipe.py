@@ -102,7 +102,8 @@ class AdaptSection:
     target: str | None = None  #: unlabelled target-domain texts: any data file, its text column inferred
     target_test: str | None = None  #: labelled target-domain texts: evaluation only, never trains or chooses
     method: str = "mmd"  #: mmd: cross-entropy on source batches + weight x MK-MMD(source, target pooled features)
-    weight: float = 1.0  #: lambda, the weight of the adaptation term
+    #: lambda, the weight of the adaptation term (1.0 collapsed MiniLM on books->electronics: 52% on both domains)
+    weight: float = 0.1
     text_columns: list[str] | None = None  #: the target file's text columns; None = inferred
     batch_size: int | None = None  #: target texts per training batch; None = training.batch_size
 

@@ -1,0 +1,108 @@
+"""Domain adaptation on the Amazon multi-domain benchmark (../shared/data/amazon-domains): source-only against each
+adaptation method, on source->target pairs, with the embedded MiniLM.
+
+    python benchmarks/adapt.py                                    # the four hardest pairs, 1 seed, mmd
+    python benchmarks/adapt.py --pairs all --seeds 42,43,44       # all 12 pairs, 3 seeds (hours on 2 cores)
+
+Protocol (transductive, as most BERT UDA papers): train on <source>/labelled.csv (its own 10% validation split
+chooses the checkpoint, 10% test split measures forgetting), adapt with the target's labelled texts with their labels
+removed (`--pool unlabelled` uses <target>/unlabelled.csv instead: lowercased and PTB-tokenized, see the data
+README), score on <target>/labelled.csv (adapt.target_test: labels used for the score only). Prints target accuracy
+(mean and range over seeds), source test accuracy, and wall time; writes benchmarks/results/adapt.json.
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+DATA = HERE.parent.parent / "shared" / "data" / "amazon-domains"
+HARDEST = ["books:electronics", "dvd:electronics", "electronics:books", "dvd:kitchen"]
+DOMAINS = ["books", "dvd", "electronics", "kitchen"]
+
+
+def _pool(target: str, kind: str, folder: Path) -> str:
+    if kind == "unlabelled":
+        return str(DATA / target / "unlabelled.csv")
+    path = folder / f"{target}-texts.csv"
+    with open(DATA / target / "labelled.csv", newline="", encoding="utf-8") as f, \
+            open(path, "w", newline="", encoding="utf-8") as out:
+        writer = csv.writer(out)
+        writer.writerow(["text"])
+        for row in csv.DictReader(f):
+            writer.writerow([row["text"]])
+    return str(path)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--pairs", default=",".join(HARDEST), help="source:target,... or 'all'")
+    parser.add_argument("--methods", default="source_only,mmd")
+    parser.add_argument("--seeds", default="42")
+    parser.add_argument("--epochs", type=float, default=2)
+    parser.add_argument("--max-length", type=int, default=128)
+    parser.add_argument("--weight", type=float, default=0.1, help="adapt.weight (lambda) for mmd")
+    parser.add_argument("--strategy", default="full")
+    parser.add_argument("--pool", choices=["labelled", "unlabelled"], default="labelled")
+    parser.add_argument("--keep", help="keep the run folders under this folder (default: a temporary one)")
+    args = parser.parse_args()
+    if not DATA.exists():
+        raise SystemExit(f"amazon-domains not found at {DATA}")
+    import nlptransfer
+
+    pairs = ([f"{s}:{t}" for s in DOMAINS for t in DOMAINS if s != t] if args.pairs == "all"
+             else args.pairs.split(","))
+    seeds = [int(s) for s in args.seeds.split(",")]
+    results = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for pair in pairs:
+            source, target = pair.split(":")
+            pool = _pool(target, args.pool, Path(tmp))
+            for method in args.methods.split(","):
+                for seed in seeds:
+                    overrides = {"training.epochs": args.epochs, "training.seed": seed, "training.progress": False,
+                                 "strategy": args.strategy, "data.max_length": args.max_length,
+                                 "output.dir": args.keep or str(Path(tmp) / "runs"), "output.name": f"{pair}-{method}-{seed}",
+                                 "adapt.target_test": str(DATA / target / "labelled.csv")}
+                    if method != "source_only":
+                        overrides.update({"adapt.target": pool, "adapt.method": method, "adapt.weight": args.weight})
+                    else:
+                        overrides.pop("adapt.target_test")
+                    started = time.perf_counter()
+                    run = nlptransfer.finetune("sentiment-minilm", data=str(DATA / source / "labelled.csv"),
+                                               overrides=overrides)
+                    if method == "source_only":
+                        target_acc = nlptransfer.evaluate_run(run.path, str(DATA / target / "labelled.csv"))["accuracy"]
+                    else:
+                        target_acc = run.metrics["target_test"]["accuracy"]
+                    row = {"pair": pair, "method": method, "seed": seed, "target_accuracy": target_acc,
+                           "source_accuracy": run.metrics["test"]["accuracy"],
+                           "seconds": round(time.perf_counter() - started, 1)}
+                    results.append(row)
+                    print(json.dumps(row), file=sys.stderr, flush=True)
+    print(f"\namazon-domains, embedded MiniLM, strategy {args.strategy}, {args.epochs:g} epochs, max_length "
+          f"{args.max_length}, pool {args.pool}, mmd weight {args.weight:g}, seeds {args.seeds}")
+    print("| pair | method | target accuracy (mean [min, max]) | source test accuracy | seconds |")
+    print("|---|---|---|---|---|")
+    for pair in pairs:
+        for method in args.methods.split(","):
+            rows = [r for r in results if r["pair"] == pair and r["method"] == method]
+            acc = [r["target_accuracy"] for r in rows]
+            print(f"| {pair} | {method} | {100 * statistics.mean(acc):.2f} [{100 * min(acc):.2f}, {100 * max(acc):.2f}] "
+                  f"| {100 * statistics.mean(r['source_accuracy'] for r in rows):.2f} "
+                  f"| {statistics.mean(r['seconds'] for r in rows):.0f} |")
+    for method in args.methods.split(","):
+        mean = statistics.mean(r["target_accuracy"] for r in results if r["method"] == method)
+        print(f"mean target accuracy over the pairs, {method}: {100 * mean:.2f}")
+    (HERE / "results").mkdir(exist_ok=True)
+    (HERE / "results" / "adapt.json").write_text(json.dumps(results, indent=2))
+
+
+if __name__ == "__main__":
+    main()
