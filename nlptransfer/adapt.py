@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .batching import BatchStream, Collator, Encoded, tokenize
+from .batching import BatchStream, Collator, tokenize
 from .data import DataSpec
 from .data.unlabelled import read_texts
 from .errors import DataError
@@ -37,8 +37,7 @@ def read_target(recipe: Recipe) -> list[str] | None:
 def target_stream(recipe: Recipe, texts: list[str], tokenizer, limit: int) -> dict[str, BatchStream]:
     """The target texts as the loop's second batch stream (a pure function of seed, epoch and position: a resumed
     run sees the same target batches)."""
-    encoded = tokenize(tokenizer, texts, limit)
-    data = Encoded(encoded.input_ids, None)
+    data = tokenize(tokenizer, texts, limit)  # no labels: an Encoded of token ids only
     size = recipe.adapt.batch_size or recipe.training.batch_size
     return {STREAM: BatchStream(data, data.lengths, size, Collator(tokenizer.pad_token_id or 0),
                                 seed=recipe.training.seed + 1, group_by_length=recipe.training.group_by_length)}
