@@ -1,13 +1,18 @@
 """Domain adaptation on the Amazon multi-domain benchmark (../shared/data/amazon-domains): source-only against each
 adaptation method, on source->target pairs, with the embedded MiniLM.
 
-    python benchmarks/adapt.py                                    # the four hardest pairs, 1 seed, mmd
+    python benchmarks/adapt.py                                    # the four hardest pairs, 1 seed, every method
     python benchmarks/adapt.py --pairs all --seeds 42,43,44       # all 12 pairs, 3 seeds (hours on 2 cores)
+
+Methods: source_only; mmd and mlm+ce (adapt.method, weight --weight / --mlm-weight); mlm (`nlptransfer.adapt`:
+masked-LM pretraining on the target texts, once per target and seed, the encoder then shared by every source that
+adapts to that target, as a user would: `model: <folder>/encoder`); mlm>mlm+ce (UDALM's full recipe: the mlm encoder,
+then the mlm+ce objective).
 
 Protocol (transductive, as most BERT UDA papers): train on <source>/labelled.csv (its own 10% validation split
 chooses the checkpoint, 10% test split measures forgetting), adapt with the target's labelled texts with their labels
 removed (`--pool unlabelled` uses <target>/unlabelled.csv instead: lowercased and PTB-tokenized, see the data
-README), score on <target>/labelled.csv (adapt.target_test: labels used for the score only). Prints target accuracy
+README), score on <target>/labelled.csv (`evaluate_run`: labels used for the score only). Prints target accuracy
 (mean and range over seeds), source test accuracy, and wall time; writes benchmarks/results/adapt.json.
 """
 from __future__ import annotations
@@ -43,11 +48,14 @@ def _pool(target: str, kind: str, folder: Path) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--pairs", default=",".join(HARDEST), help="source:target,... or 'all'")
-    parser.add_argument("--methods", default="source_only,mmd")
+    parser.add_argument("--methods", default="source_only,mmd,mlm,mlm+ce")
     parser.add_argument("--seeds", default="42")
     parser.add_argument("--epochs", type=float, default=2)
     parser.add_argument("--max-length", type=int, default=128)
     parser.add_argument("--weight", type=float, default=0.1, help="adapt.weight (lambda) for mmd")
+    parser.add_argument("--mlm-weight", type=float, default=1.0, help="adapt.weight for mlm+ce (UDALM's lambda)")
+    parser.add_argument("--mlm-epochs", type=float, default=2, help="adapt.epochs of the masked-LM pretraining")
+    parser.add_argument("--head-warmup", type=int, default=0, help="adapt.head_warmup_steps of the pretraining")
     parser.add_argument("--strategy", default="full")
     parser.add_argument("--pool", choices=["labelled", "unlabelled"], default="labelled")
     parser.add_argument("--keep", help="keep the run folders under this folder (default: a temporary one)")
@@ -59,8 +67,9 @@ def main() -> None:
     pairs = ([f"{s}:{t}" for s in DOMAINS for t in DOMAINS if s != t] if args.pairs == "all"
              else args.pairs.split(","))
     seeds = [int(s) for s in args.seeds.split(",")]
-    results = []
+    results, encoders = [], {}  # (target, seed) -> (encoder folder, pretraining seconds, masked-LM losses)
     with tempfile.TemporaryDirectory() as tmp:
+        out = args.keep or str(Path(tmp) / "runs")
         for pair in pairs:
             source, target = pair.split(":")
             pool = _pool(target, args.pool, Path(tmp))
@@ -68,26 +77,39 @@ def main() -> None:
                 for seed in seeds:
                     overrides = {"training.epochs": args.epochs, "training.seed": seed, "training.progress": False,
                                  "strategy": args.strategy, "data.max_length": args.max_length,
-                                 "output.dir": args.keep or str(Path(tmp) / "runs"), "output.name": f"{pair}-{method}-{seed}",
-                                 "adapt.target_test": str(DATA / target / "labelled.csv")}
-                    if method != "source_only":
-                        overrides.update({"adapt.target": pool, "adapt.method": method, "adapt.weight": args.weight})
-                    else:
-                        overrides.pop("adapt.target_test")
+                                 "output.dir": out, "output.name": f"{pair}-{method}-{seed}"}
+                    pretrained = 0.0
+                    if method.startswith("mlm>") or method == "mlm":
+                        if (target, seed) not in encoders:
+                            started = time.perf_counter()
+                            folder = nlptransfer.adapt_encoder("sentiment-minilm", pool, overrides={
+                                **{k: v for k, v in overrides.items() if k != "output.name"},
+                                "output.name": f"{target}-encoder-{seed}", "adapt.epochs": args.mlm_epochs,
+                                "adapt.head_warmup_steps": args.head_warmup})
+                            losses = json.loads((folder / "metrics.json").read_text())["masked_lm_loss"]
+                            encoders[(target, seed)] = (str(folder / "encoder"), time.perf_counter() - started, losses)
+                        encoder, pretrained, losses = encoders[(target, seed)]
+                        print(f"{target} encoder (seed {seed}): masked-LM loss {losses['before']} -> "
+                              f"{losses['after']}, {pretrained:.0f} s", file=sys.stderr, flush=True)
+                        overrides["model"] = encoder
+                    in_loop = method.split(">")[-1]
+                    if in_loop in ("mmd", "mlm+ce"):
+                        overrides.update({"adapt.target": pool, "adapt.method": in_loop,
+                                          "adapt.weight": args.weight if in_loop == "mmd" else args.mlm_weight})
                     started = time.perf_counter()
                     run = nlptransfer.finetune("sentiment-minilm", data=str(DATA / source / "labelled.csv"),
                                                overrides=overrides)
-                    if method == "source_only":
-                        target_acc = nlptransfer.evaluate_run(run.path, str(DATA / target / "labelled.csv"))["accuracy"]
-                    else:
-                        target_acc = run.metrics["target_test"]["accuracy"]
+                    target_acc = nlptransfer.evaluate_run(run.path, str(DATA / target / "labelled.csv"))["accuracy"]
                     row = {"pair": pair, "method": method, "seed": seed, "target_accuracy": target_acc,
                            "source_accuracy": run.metrics["test"]["accuracy"],
-                           "seconds": round(time.perf_counter() - started, 1)}
+                           "seconds": round(time.perf_counter() - started + pretrained, 1),
+                           "pretraining_seconds": round(pretrained, 1)}
                     results.append(row)
                     print(json.dumps(row), file=sys.stderr, flush=True)
     print(f"\namazon-domains, embedded MiniLM, strategy {args.strategy}, {args.epochs:g} epochs, max_length "
-          f"{args.max_length}, pool {args.pool}, mmd weight {args.weight:g}, seeds {args.seeds}")
+          f"{args.max_length}, pool {args.pool}, mmd weight {args.weight:g}, mlm+ce weight {args.mlm_weight:g}, "
+          f"masked-LM pretraining {args.mlm_epochs:g} epochs (head warm-up {args.head_warmup} steps), seeds {args.seeds}")
+    print("seconds: training (and, for mlm, the target's pretraining, shared by the sources that adapt to it)")
     print("| pair | method | target accuracy (mean [min, max]) | source test accuracy | seconds |")
     print("|---|---|---|---|---|")
     for pair in pairs:

@@ -2,13 +2,13 @@
 from .errors import DataError, HubError, ModelNotFound, NlpTransferError, RecipeError, RunError
 from .version import __version__
 
-__all__ = ["finetune", "evaluate_run", "predict_file", "TextClassifier", "TrainedRun", "load_recipe",
+__all__ = ["finetune", "adapt_encoder", "evaluate_run", "predict_file", "TextClassifier", "TrainedRun", "load_recipe",
            "push", "pull", "export_merged", "export_onnx", "PushResult", "__version__",
            "NlpTransferError", "DataError", "RecipeError", "ModelNotFound", "HubError", "RunError"]
 
 def __getattr__(name: str):
     # heavy imports (torch, transformers) wait until a name is used, so `nlptransfer --help` is quick
-    if name in ("finetune", "evaluate_run", "predict_file"):
+    if name in ("finetune", "adapt_encoder", "evaluate_run", "predict_file"):
         from . import api
 
         return getattr(api, name)

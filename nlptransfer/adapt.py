@@ -1,19 +1,36 @@
-"""Domain adaptation (recipe `adapt:`): the target domain's unlabelled texts as a second batch stream, and the
-adaptation term added to the recipe's loss. `mmd`: cross-entropy on source batches + adapt.weight x multi-kernel
-MMD between the pooled features of each source batch and a target batch (objectives/mmd.py), in the one loop."""
+"""Domain adaptation (recipe `adapt:`) from the unlabelled texts of the domain the model will serve.
+
+- mmd: the target texts are a second batch stream; cross-entropy on source batches + adapt.weight x multi-kernel MMD
+  between the pooled features of each source batch and a target batch (objectives/mmd.py), in the one loop.
+- mlm: masked-LM pretraining of the encoder on the target texts first (`pretrain`: the one loop with the mlm
+  objective), saved as a model folder (`encoder/`) that any recipe can name as `model:`; then the recipe's strategy
+  on the source labels from that encoder. `nlptransfer adapt` runs the pretraining alone.
+- mlm+ce (UDALM): the target stream's batches come masked, and adapt.weight x their masked-LM loss is added to the
+  cross-entropy on source batches in the one loop, through a masked-LM head attached to the classifier's encoder.
+"""
 from __future__ import annotations
 
+import math
+import random
+import time
 from pathlib import Path
 
-from .batching import BatchStream, Collator, tokenize
+import torch
+
+from . import models
+from .batching import BatchStream, Collator, MaskedTexts, MaskingCollator, tokenize
 from .data import DataSpec
 from .data.unlabelled import read_texts
-from .errors import DataError
+from .errors import DataError, RecipeError
 from .logs import get_logger
-from .objectives.mmd import STREAM
-from .recipe import Recipe
+from .objectives.registry import TARGET_STREAM
+from .recipe import ADAPT_OBJECTIVES, Recipe
+from .run import RunFolder, atomic_dir, writing
 
 logger = get_logger(__name__)
+
+#: texts of the pretraining set held out to measure the masked-LM loss before and after (at most)
+HELD_OUT = 200
 
 
 def read_target(recipe: Recipe) -> list[str] | None:
@@ -27,20 +44,24 @@ def read_target(recipe: Recipe) -> list[str] | None:
     texts, _ = read_texts(a.target, spec, a.text_columns)
     texts = [t for t in texts if t.strip()]
     if len(texts) < 2:
-        raise DataError(f"adapt.target {a.target} has {len(texts)} non-empty texts: MMD compares batches of texts, "
-                        "so it needs at least 2 (hundreds to be useful)")
-    logger.info(f"adapting to {len(texts)} unlabelled target texts from {a.target} (method {a.method}, "
-                f"weight {a.weight:g})")
+        raise DataError(f"adapt.target {a.target} has {len(texts)} non-empty texts: adaptation compares and learns "
+                        "from batches of target texts, so it needs at least 2 (hundreds to be useful)")
+    logger.info(f"adapting to {len(texts)} unlabelled target texts from {a.target} (method {a.method}"
+                + (f", weight {a.weight:g})" if a.method in ADAPT_OBJECTIVES else ")"))
     return texts
 
 
-def target_stream(recipe: Recipe, texts: list[str], tokenizer, limit: int) -> dict[str, BatchStream]:
+def target_stream(recipe: Recipe, texts: list[str], tokenizer, limit: int) -> dict[str, BatchStream] | None:
     """The target texts as the loop's second batch stream (a pure function of seed, epoch and position: a resumed
-    run sees the same target batches)."""
+    run sees the same target batches, masked the same way for mlm+ce); None for a method without one (mlm)."""
+    a = recipe.adapt
+    if a.method not in ADAPT_OBJECTIVES:
+        return None
     data = tokenize(tokenizer, texts, limit)  # no labels: an Encoded of token ids only
-    size = recipe.adapt.batch_size or recipe.training.batch_size
-    return {STREAM: BatchStream(data, data.lengths, size, Collator(tokenizer.pad_token_id or 0),
-                                seed=recipe.training.seed + 1, group_by_length=recipe.training.group_by_length)}
+    collate = (MaskingCollator(tokenizer, a.mask_rate, recipe.training.seed + 1) if a.method == "mlm+ce"
+               else Collator(tokenizer.pad_token_id or 0))
+    return {TARGET_STREAM: BatchStream(data, data.lengths, a.batch_size or recipe.training.batch_size, collate,
+                                       seed=recipe.training.seed + 1, group_by_length=recipe.training.group_by_length)}
 
 
 def loop_recipe(recipe: Recipe) -> Recipe:
@@ -48,5 +69,154 @@ def loop_recipe(recipe: Recipe) -> Recipe:
     `adapt:` section instead, so a resumed run adds it again the same way)."""
     if recipe.adapt.target is None:
         return recipe
-    return recipe.replace(**{"training.objectives": {**recipe.training.objectives, "mmd": recipe.adapt.weight},
-                             "adapt.target": None, "adapt.target_test": None})
+    term = ADAPT_OBJECTIVES.get(recipe.adapt.method)
+    objectives = {**recipe.training.objectives, **({term: recipe.adapt.weight} if term else {})}
+    return recipe.replace(**{"training.objectives": objectives, "adapt.target": None, "adapt.target_test": None})
+
+
+def attach_mlm_head(prepared, base: models.ResolvedModel, recipe: Recipe) -> None:
+    """mlm+ce: a masked-LM head on `prepared.model`'s encoder (the checkpoint's own head, or a new one tied to the
+    word embeddings), its parameters added to what trains. Training only: the run saves the classifier alone."""
+    if recipe.adapt.target is None or recipe.adapt.method != "mlm+ce":
+        return
+    from .heads import MlmHead
+
+    masked_lm, new = models.load_masked_lm(base, recipe.trust_remote_code)
+    try:
+        head = MlmHead(masked_lm, prepared.model.core.get_input_embeddings())
+    except ValueError as e:
+        raise RecipeError(f"adapt.method mlm+ce: {e}") from None
+    del masked_lm
+    head.to(next(prepared.model.parameters()).device)
+    prepared.model.mlm_head = head
+    known = {id(p) for g in prepared.param_groups for p in g["params"]}
+    params = [p for p in head.parameters() if p.requires_grad and id(p) not in known]
+    lr = prepared.param_groups[0]["lr"]
+    prepared.param_groups.append({"params": params, "lr": lr, "weight_decay": recipe.training.weight_decay})
+    prepared.trainable += sum(p.numel() for p in params)
+    prepared.total += sum(p.numel() for p in params)
+    logger.info(f"mlm+ce: a masked-LM head ({'new' if new else 'from the checkpoint'}) on the encoder, "
+                f"{sum(p.numel() for p in params):,} more parameters train")
+
+
+def pretraining_texts(recipe: Recipe, target: list[str], source: list[str]) -> tuple[list[str], list[str]]:
+    """(texts to pretrain on, held-out target texts to measure the masked-LM loss on): a seeded share of the
+    target texts is held out; the source training texts join when adapt.include_source."""
+    order = list(range(len(target)))
+    random.Random(recipe.training.seed).shuffle(order)
+    held = min(HELD_OUT, len(target) // 10)
+    train = [target[i] for i in order[held:]] + (list(source) if recipe.adapt.include_source else [])
+    return train, [target[i] for i in order[:held]]
+
+
+def pretrain(recipe: Recipe, texts: list[str], held_out: list[str], folder: RunFolder, accelerator, *,
+             resume: bool = False, listeners=()) -> dict:
+    """Masked-LM pretraining of the recipe's encoder on `texts` in `folder` (checkpoints, train log, and the result
+    as folder/encoder, a model folder a recipe names as `model:`), through the one loop with the mlm objective.
+    Returns its metrics, the masked-LM loss on `held_out` before and after among them (also in metrics.json)."""
+    from .heads import MaskedLM
+    from .strategies.registry import Prepared
+    from .train.loop import fit
+
+    a, started = recipe.adapt, time.perf_counter()
+    base = models.resolve(recipe.model, recipe.model_revision)
+    tokenizer = models.load_tokenizer(base, recipe.trust_remote_code)
+    limit = models.max_length(tokenizer, models.load_config(base, recipe.trust_remote_code), recipe.data.max_length)
+    net, new = models.load_masked_lm(base, recipe.trust_remote_code)
+    try:
+        model = MaskedLM(net)
+        collate = MaskingCollator(tokenizer, a.mask_rate, recipe.training.seed)
+    except ValueError as e:
+        raise RecipeError(f"adapt.method mlm: {e}") from None
+    data = MaskedTexts(tokenize(tokenizer, texts, limit), collate)
+    held = MaskedTexts(tokenize(tokenizer, held_out, limit), collate) if held_out else None
+    prepared = Prepared(model, _groups(net, recipe, new), sum(p.numel() for p in net.parameters()),
+                        sum(p.numel() for p in net.parameters()))
+    loop = _loop_recipe(recipe, len(texts))
+    logger.info(f"masked-LM pretraining of {recipe.model} on {len(texts)} texts ({len(held_out)} held out), "
+                f"{'new' if new else 'its own'} masked-LM head, mask rate {a.mask_rate:g}, lr {a.lr:g}, "
+                f"{math.ceil(loop.training.epochs * math.ceil(len(texts) / loop.training.batch_size))} steps")
+    before = masked_lm_loss(model, held, loop.training.eval_batch_size, accelerator.device)
+    if accelerator.is_main_process:
+        folder.write_text("recipe", recipe.to_yaml())
+    result = fit(prepared, data, None, loop, [], tokenizer.pad_token_id or 0, accelerator, folder, resume=resume,
+                 listeners=listeners)
+    after = masked_lm_loss(result.model, held, loop.training.eval_batch_size, accelerator.device)
+    accelerator.free_memory()  # forget the prepared model, optimizer and loaders: the next fit checkpoints its own only
+    metrics = {"method": "mlm", "model": recipe.model, "texts": len(texts), "held_out": len(held_out),
+               "new_head_weights": len(new), "head_warmup_steps": a.head_warmup_steps, "mask_rate": a.mask_rate,
+               "steps": result.steps, "masked_lm_loss": {"before": before, "after": after},
+               "train_seconds": round(result.train_seconds, 3), "seconds": round(time.perf_counter() - started, 3)}
+    if accelerator.is_main_process:
+        with writing(folder.path("encoder")), atomic_dir(folder.path("encoder")) as tmp:
+            result.model.net.save_pretrained(tmp, safe_serialization=True)
+            tokenizer.save_pretrained(tmp)
+        folder.write_json("metrics", metrics)
+    accelerator.wait_for_everyone()
+    logger.info(f"masked-LM loss on {len(held_out)} held-out target texts: {before} -> {after}; encoder saved to "
+                f"{folder.path('encoder')}")
+    return metrics
+
+
+def _loop_recipe(recipe: Recipe, n_texts: int) -> Recipe:
+    """The recipe the loop pretrains with: the mlm objective alone, the adapt budget, no evaluation."""
+    a, t = recipe.adapt, recipe.training
+    size = a.batch_size or t.batch_size
+    updates = math.ceil(math.ceil(n_texts / size) / t.grad_accum)
+    epochs = (a.steps - 1e-6) / updates if a.steps else a.epochs  # the loop runs ceil(epochs x updates) steps
+    return recipe.replace(**{"training.epochs": epochs, "training.batch_size": size, "training.objectives": {"mlm": 1.0},
+                             "training.class_weights": False, "training.eval_every": 0, "training.early_stopping": 0,
+                             "training.cache_features": False, "adapt.target": None, "adapt.target_test": None})
+
+
+def _groups(net, recipe: Recipe, new: list[str]) -> list[dict]:
+    """Parameter groups of masked-LM pretraining: everything trains at adapt.lr (matrices weight-decayed); the
+    encoder's groups hold still for adapt.head_warmup_steps while the head alone trains."""
+    encoder = {id(p) for p in net.base_model.parameters()}
+    groups: dict[tuple[bool, bool], list] = {}
+    for p in net.parameters():
+        groups.setdefault((id(p) in encoder, p.ndim >= 2), []).append(p)
+    hold = recipe.adapt.head_warmup_steps
+    return [{"params": ps, "lr": recipe.adapt.lr, "weight_decay": recipe.training.weight_decay if decayed else 0.0,
+             "hold_steps": hold if in_encoder else 0} for (in_encoder, decayed), ps in groups.items()]
+
+
+@torch.no_grad()
+def masked_lm_loss(model, data: MaskedTexts | None, batch_size: int, device) -> float | None:
+    """The mean masked-LM cross-entropy per masked token over `data` (masks as the collator draws them: the same
+    for the same texts), in eval mode; None without data."""
+    if data is None or not len(data):
+        return None
+    was_training = model.training
+    model.eval().to(device)
+    total, count = 0.0, 0
+    order = sorted(range(len(data)), key=lambda i: data.lengths[i])
+    for start in range(0, len(order), batch_size):
+        batch = data.collate([data[i] for i in order[start:start + batch_size]])
+        batch = {k: v.to(device) for k, v in batch.items()}
+        logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
+                       mlm_mask=batch["mlm_mask"])["mlm_logits"]
+        target = batch["labels"][batch["mlm_mask"]]
+        total += float(torch.nn.functional.cross_entropy(logits.float(), target, reduction="sum"))
+        count += len(target)
+    model.train(was_training)
+    return round(total / max(1, count), 4)
+
+
+def adapted_encoder(recipe: Recipe, run: RunFolder, target: list[str] | None, source: list[str], accelerator,
+                    listeners=()) -> models.ResolvedModel | None:
+    """adapt.method mlm: the encoder pretrained on the target texts in run/adapt/ (done once: a resumed run reuses
+    it, or resumes its pretraining from its last checkpoint), as the model the classifier then loads; None for
+    other methods."""
+    if target is None or recipe.adapt.method != "mlm":
+        return None
+    folder = RunFolder(run.path("adapt"))
+    if not folder.is_complete:
+        if accelerator.is_main_process:
+            folder.root.mkdir(exist_ok=True)
+            if not (folder.path("checkpoints") / "last").exists() and folder.path("log").exists():
+                folder.truncate_log(0)  # stopped before its first checkpoint: it starts over
+        accelerator.wait_for_everyone()
+        texts, held_out = pretraining_texts(recipe, target, source)
+        pretrain(recipe, texts, held_out, folder, accelerator, resume=True, listeners=listeners)
+    return models.ResolvedModel(str(folder.path("encoder")), str(folder.path("encoder")))

@@ -53,6 +53,19 @@ def finetune(recipe: str | Recipe = "sentiment-minilm", data: str | None = None,
     return run
 
 
+def adapt_encoder(recipe: str | Recipe = "sentiment-minilm", target: str | None = None, *,
+          overrides: list[str] | dict[str, Any] | None = None, resume: bool | str = False) -> Path:
+    """Masked-LM pretraining of the recipe's encoder on the target domain's unlabelled texts (`target`, else the
+    recipe's adapt.target), alone: returns the run folder, whose encoder/ any recipe can start from
+    (`model: <folder>/encoder`)."""
+    from . import pipeline
+
+    resolved = recipes.resolve(recipe, None, overrides)
+    if target is not None:
+        resolved = resolved.replace(**{"adapt.target": str(target), "adapt.method": "mlm"})
+    return pipeline.pretrain_encoder(resolved, resume=resume)
+
+
 def _score_target_test(run: TrainedRun) -> None:
     """Metrics on the adapted-to domain's labelled file (adapt.target_test), into metrics.json as `target_test`:
     evaluation only, read after training and model selection are done."""

@@ -28,6 +28,22 @@ def _deberta_head(model: nn.Module, seq: torch.Tensor) -> torch.Tensor:
     return model.classifier(model.dropout(model.pooler(seq)))
 
 
+def _cls_mlm(model: nn.Module, hidden: torch.Tensor) -> torch.Tensor:
+    return model.cls(hidden)
+
+
+def _lm_head_mlm(model: nn.Module, hidden: torch.Tensor) -> torch.Tensor:
+    return model.lm_head(hidden)
+
+
+def _electra_mlm(model: nn.Module, hidden: torch.Tensor) -> torch.Tensor:
+    return model.generator_lm_head(model.generator_predictions(hidden))
+
+
+def _distilbert_mlm(model: nn.Module, hidden: torch.Tensor) -> torch.Tensor:
+    return model.vocab_projector(model.vocab_layer_norm(model.activation(model.vocab_transform(hidden))))
+
+
 #: (target modules, feed-forward subset) of an adapter method; feed-forward is None for methods without one
 Targets = tuple[list[str], list[str] | None]
 _IA3_BERT: Targets = (["key", "value", "output.dense"], ["output.dense"])
@@ -48,26 +64,30 @@ class Architecture:
     first_token_layer: str | None = None
     #: adapter method (lower case) -> targets, only where PEFT has no default for this model_type
     adapter_targets: dict[str, Targets] = field(default_factory=dict)
+    #: token logits from encoder output at chosen positions [n, hidden] through the AutoModelForMaskedLM's own head
+    #: (its modules, by their attribute names); None: a family without one here
+    mlm: Callable[[nn.Module, torch.Tensor], torch.Tensor] | None = None
 
 
 ARCHITECTURES: dict[str, Architecture] = {
     "bert": Architecture(_bert_head, layer_loop=True, first_token_layer="BertLayer",
-                         adapter_targets={"ln_tuning": _LN}),
+                         adapter_targets={"ln_tuning": _LN}, mlm=_cls_mlm),
     "roberta": Architecture(_first_token_classifier, layer_loop=True, first_token_layer="RobertaLayer",
-                            adapter_targets={"ln_tuning": _LN}),
+                            adapter_targets={"ln_tuning": _LN}, mlm=_lm_head_mlm),
     "xlm-roberta": Architecture(_first_token_classifier, layer_loop=True, first_token_layer="XLMRobertaLayer",
-                                adapter_targets={"ia3": _IA3_BERT, "ln_tuning": _LN}),
+                                adapter_targets={"ia3": _IA3_BERT, "ln_tuning": _LN}, mlm=_lm_head_mlm),
     "camembert": Architecture(_first_token_classifier, layer_loop=True, first_token_layer="CamembertLayer",
                               adapter_targets={"lora": (["query", "value"], None), "ia3": _IA3_BERT,
-                                               "ln_tuning": _LN}),
+                                               "ln_tuning": _LN}, mlm=_lm_head_mlm),
     "electra": Architecture(_first_token_classifier, layer_loop=True, first_token_layer="ElectraLayer",
-                            adapter_targets={"ia3": _IA3_BERT, "ln_tuning": _LN}),
+                            adapter_targets={"ia3": _IA3_BERT, "ln_tuning": _LN}, mlm=_electra_mlm),
     "distilbert": Architecture(_distilbert_head, layer_loop=True,
                                adapter_targets={"lora": (["q_lin", "v_lin"], None),
                                                 "ia3": (["k_lin", "v_lin", "lin2"], ["lin2"]),
-                                                "ln_tuning": (["sa_layer_norm", "output_layer_norm"], None)}),
-    "deberta-v2": Architecture(_deberta_head, adapter_targets={"ln_tuning": _LN}),
-    "deberta": Architecture(_deberta_head, adapter_targets={"ln_tuning": _LN}),
+                                                "ln_tuning": (["sa_layer_norm", "output_layer_norm"], None)},
+                               mlm=_distilbert_mlm),
+    "deberta-v2": Architecture(_deberta_head, adapter_targets={"ln_tuning": _LN}, mlm=_cls_mlm),
+    "deberta": Architecture(_deberta_head, adapter_targets={"ln_tuning": _LN}, mlm=_cls_mlm),
 }
 
 

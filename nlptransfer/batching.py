@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import weakref
+import zlib
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -150,6 +151,55 @@ class Collator:
         if "labels" in items[0]:
             batch["labels"] = torch.tensor([it["labels"] for it in items])
         return batch
+
+
+class MaskingCollator:
+    """Pads like Collator, then masks `rate` of each batch's real, non-special tokens BERT's way (80% the mask token,
+    10% a random token, 10% left as they are): batch["mlm_mask"] marks them and batch["labels"] holds their original
+    ids (-100 elsewhere). The masks are a pure function of the batch's token ids and `seed`, so a resumed run masks
+    exactly as the interrupted one did without saving anything more."""
+
+    def __init__(self, tokenizer, rate: float, seed: int):
+        if tokenizer.mask_token_id is None:
+            raise ValueError("masked-LM training needs a tokenizer with a mask token; this one has none")
+        self.pad = Collator(tokenizer.pad_token_id or 0)
+        self.mask_id, self.vocabulary = tokenizer.mask_token_id, len(tokenizer)
+        self.special = torch.tensor(sorted(set(tokenizer.all_special_ids)), dtype=torch.long)
+        self.rate, self.seed = rate, seed
+
+    def __call__(self, items: list[dict]) -> dict:
+        batch = self.pad([{"input_ids": it["input_ids"]} for it in items])
+        ids = batch["input_ids"]
+        g = torch.Generator().manual_seed(zlib.crc32(ids.numpy().tobytes()) + self.seed * 4_294_967_311)
+        candidates = batch["attention_mask"].bool() & ~torch.isin(ids, self.special)
+        chosen = (torch.rand(ids.shape, generator=g) < self.rate) & candidates
+        if not chosen.any() and candidates.any():  # a batch of very short texts: mask one token at least
+            chosen.view(-1)[candidates.view(-1).nonzero()[0]] = True
+        roll = torch.rand(ids.shape, generator=g)
+        replace = torch.randint(self.vocabulary, ids.shape, generator=g)
+        masked = torch.where(chosen & (roll < 0.8), self.mask_id, ids)
+        masked = torch.where(chosen & (roll >= 0.8) & (roll < 0.9), replace, masked)
+        return {"input_ids": masked, "attention_mask": batch["attention_mask"],
+                "labels": torch.where(chosen, ids, -100), "mlm_mask": chosen}
+
+
+class MaskedTexts(Dataset):
+    """Token ids of unlabelled texts for masked-LM training, with the collator that masks them (the loop batches a
+    dataset with its own `collate`)."""
+
+    def __init__(self, encoded: Encoded, collate: MaskingCollator):
+        self.encoded, self.collate = encoded, collate
+        self.labels = None
+
+    def __len__(self) -> int:
+        return len(self.encoded)
+
+    def __getitem__(self, i: int) -> dict:
+        return {"input_ids": self.encoded.input_ids[i]}
+
+    @property
+    def lengths(self) -> list[int]:
+        return self.encoded.lengths
 
 
 def split_by_length(lengths: list[int], overhead_tokens: float) -> list[list[int]]:

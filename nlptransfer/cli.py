@@ -35,6 +35,16 @@ def _run(args) -> int:
     return 0
 
 
+def _adapt(args) -> int:
+    from .api import adapt_encoder
+
+    resume = args.resume if args.resume not in (None, True) else bool(args.resume)
+    folder = adapt_encoder(args.recipe, args.target, overrides=_data_changes(args) | (
+        {"data.train": args.data} if args.data else {}), resume=resume)
+    print(f"adapted encoder: {folder / 'encoder'}\nuse it in any recipe: model={folder / 'encoder'}")
+    return 0
+
+
 def _check(args) -> int:
     from .logs import quiet
     from .pipeline import check_data
@@ -208,6 +218,19 @@ def build_parser() -> argparse.ArgumentParser:
     _trust_flag(p)
     p.set_defaults(func=_run)
 
+    p = sub.add_parser("adapt", help="masked-LM pretraining of a recipe's encoder on a new domain's unlabelled "
+                       "texts, alone: an encoder folder any recipe can start from")
+    p.add_argument("recipe", help="shipped recipe name or a YAML path (its model, data.max_length, adapt.* settings)")
+    p.add_argument("--target", metavar="FILE", help="the target domain's unlabelled texts; overrides adapt.target")
+    p.add_argument("--data", help="the source training file (used when adapt.include_source=true)")
+    p.add_argument("--resume", nargs="?", const=True, default=None, metavar="RUN",
+                   help="continue an interrupted pretraining (its folder) from its last checkpoint")
+    p.add_argument("--output", metavar="DIR", help="parent folder of the run folder; overrides output.dir")
+    p.add_argument("--name", help="run folder name (default: <recipe name>-encoder); overrides output.name")
+    p.add_argument("overrides", nargs="*", metavar="key=value", help="recipe overrides, e.g. adapt.epochs=3")
+    _trust_flag(p)
+    p.set_defaults(func=_adapt)
+
     p = sub.add_parser("check", help="check the data as a run would read it, without training (like spaCy's "
                        "debug data): exit 0 when a run could start, 2 when not")
     p.add_argument("recipe", help="shipped recipe name or a YAML path (its data settings and model's tokenizer)")
@@ -360,6 +383,9 @@ def configure_logging() -> None:
         hf_logging.set_verbosity_error()
     else:  # read when transformers is first imported, which stays off the start-up path
         os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    # a masked-LM checkpoint ties its decoder to the word embeddings: Accelerate says at every save that it stored the
+    # shared tensor once, and the model ties it again on load (the resume tests check that it is exact)
+    logging.getLogger("accelerate.utils.other").setLevel(logging.ERROR)
 
 
 def main(argv: list[str] | None = None) -> int:

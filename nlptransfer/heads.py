@@ -96,6 +96,8 @@ class TransferModel(nn.Module):
         self.first_trained_layer = first_trained_layer
         #: native pooling reads only the first token of the last layer: run that layer for it alone
         self.first_token_only = pooling == "native" and first_token_layer_ok(net)
+        #: a masked-LM head on the encoder's token states (adapt.method mlm+ce attaches one; never saved with the run)
+        self.mlm_head: MlmHead | None = None
 
     @property
     def core(self) -> nn.Module:
@@ -179,9 +181,16 @@ class TransferModel(nn.Module):
                 handle.remove()
 
     def forward(self, input_ids=None, attention_mask=None, features=None, states=None, return_features: bool = False,
-                **extra) -> dict:
+                mlm_mask=None, **extra) -> dict:
         """{"logits": {HEAD: [batch, labels]}}, plus "features" [batch, hidden] (what the head reads) when asked;
-        from cached head `features` (head) or cached frozen-layer `states` (top_k) when given."""
+        from cached head `features` (head) or cached frozen-layer `states` (top_k) when given. A batch with an
+        `mlm_mask` (masked-LM targets, for the mlm+ce objective) gives {"mlm_logits": [masked tokens, vocabulary]}
+        from the attached masked-LM head instead."""
+        if mlm_mask is not None:
+            if self.mlm_head is None:
+                raise ValueError("a masked-LM batch needs a masked-LM head: adapt.method mlm+ce attaches one")
+            hidden = self.core.base_model(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+            return {"logits": {}, "mlm_logits": self.mlm_head(hidden[mlm_mask])}
         if features is not None:
             return self._outputs(head_forward(self.core, features), features, return_features)
         with self._layers(states):
@@ -196,3 +205,40 @@ class TransferModel(nn.Module):
         if with_features:
             out["features"] = pooled[:, 0]
         return out
+
+
+class MlmHead(nn.Module):
+    """The masked-LM head of an AutoModelForMaskedLM (its modules under their own names, without its encoder), its
+    decoder tied to `embeddings` (the classifier's word embeddings): token logits from token states [n, hidden]."""
+
+    def __init__(self, masked_lm: nn.Module, embeddings: nn.Embedding):
+        super().__init__()
+        known = architecture(masked_lm.config.model_type)
+        if known is None or known.mlm is None:
+            raise ValueError(f"nlptransfer has no masked-LM head path for model_type '{masked_lm.config.model_type}'")
+        self._logits = known.mlm
+        for name, module in masked_lm.named_children():
+            if name != masked_lm.base_model_prefix and not isinstance(module, nn.modules.loss._Loss):
+                self.add_module(name, module)
+        masked_lm.get_output_embeddings().weight = embeddings.weight
+
+    def forward(self, hidden: torch.Tensor) -> torch.Tensor:
+        return self._logits(self, hidden)
+
+
+class MaskedLM(nn.Module):
+    """What the loop trains for masked-LM pretraining (adapt.method mlm): an AutoModelForMaskedLM whose forward
+    returns {"logits": {}, "mlm_logits": [masked tokens, vocabulary]}, the logits at the batch's `mlm_mask` only (15% of
+    the tokens: the vocabulary projection of the others would be thrown away)."""
+
+    def __init__(self, net: nn.Module):
+        super().__init__()
+        known = architecture(net.config.model_type)
+        if known is None or known.mlm is None:
+            raise ValueError(f"nlptransfer has no masked-LM head path for model_type '{net.config.model_type}'")
+        self.net = net
+        self._logits = known.mlm
+
+    def forward(self, input_ids, attention_mask, mlm_mask, **extra) -> dict:
+        hidden = self.net.base_model(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+        return {"logits": {}, "mlm_logits": self._logits(self.net, hidden[mlm_mask])}

@@ -187,6 +187,22 @@ def load_classifier(model: ResolvedModel, label_map, trust_remote_code: bool = F
     return net, new
 
 
+def load_masked_lm(model: ResolvedModel, trust_remote_code: bool = False):
+    """An AutoModelForMaskedLM of the model (its masked-LM head from the checkpoint, or new and tied to the word
+    embeddings when the checkpoint has none, as all-MiniLM-L6-v2's), and the names of its new weights."""
+    from transformers import AutoModelForMaskedLM
+
+    try:
+        net, info = AutoModelForMaskedLM.from_pretrained(model.path, revision=model.revision,
+                                                         trust_remote_code=trust_remote_code,
+                                                         output_loading_info=True, **_hub_args(model))
+    except OSError as e:
+        raise _hub_error(model, e) from None
+    except ValueError as e:
+        raise ModelNotFound(f"'{model.source}' has no masked-LM head in transformers: {str(e).splitlines()[0]}") from None
+    return net, sorted(info["missing_keys"])
+
+
 def load_trained(model: ResolvedModel, label_map, trust_remote_code: bool = False):
     """A trained AutoModelForSequenceClassification for `label_map`, every weight from its folder: RunError naming
     any weight that is missing or of another shape (it would predict with random weights)."""

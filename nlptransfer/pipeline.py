@@ -12,10 +12,10 @@ from typing import Sequence
 import numpy as np
 
 from . import models
-from .adapt import loop_recipe, read_target, target_stream
+from .adapt import adapted_encoder, attach_mlm_head, loop_recipe, read_target, target_stream
 from .batching import Encoded, tokenize
 from .data import DataReport, LabelMap, Splits, load_splits
-from .errors import DataError, NlpTransferError, RunError
+from .errors import DataError, NlpTransferError, RecipeError, RunError
 from .logs import get_logger
 from .metrics import LOCAL_METRICS, extra_metrics, load_metric, ordinal_error, slice_metrics
 from .recipe import Recipe, read_saved, refuse_untrusted_code
@@ -99,6 +99,7 @@ def train(recipe: Recipe, *, resume: bool | str | Path = False, listeners: Seque
         strategy = get_strategy(recipe.strategy)
         net, new_weights = models.load_classifier(base, splits.label_map, recipe.trust_remote_code)
         prepared = strategy.prepare(net, recipe, new_weights)
+        attach_mlm_head(prepared, base, recipe)
         logger.info(f"model {recipe.model} ({config.model_type}), strategy {recipe.strategy}: "
                     f"{prepared.trainable:,} trainable of {prepared.total:,} parameters "
                     f"({100 * prepared.trainable / prepared.total:.2f}%)")
@@ -107,6 +108,14 @@ def train(recipe: Recipe, *, resume: bool | str | Path = False, listeners: Seque
         if made:  # only now: data, model and strategy checked out, so bad input leaves no folder behind
             run, resuming = _open_run(recipe, False, accelerator, held)
         try:
+            if main:
+                _first_files(run, recipe, splits)
+            encoder = adapted_encoder(recipe, run, target, splits.train.texts, accelerator,
+                                      listeners=_run_listeners(recipe, RunFolder(run.path("adapt")), main))
+            if encoder is not None:  # adapt.method mlm: the classifier starts from the encoder adapted to the target
+                set_seed(recipe.training.seed)  # its new head starts the same whether the pretraining ran or resumed
+                net, new_weights = models.load_classifier(encoder, splits.label_map, recipe.trust_remote_code)
+                prepared = strategy.prepare(net, recipe, new_weights)
             model, metrics, probs = _train_in(run, resuming, recipe, splits, tokenizer, encoded, strategy, prepared,
                                               accelerator, listeners + _run_listeners(recipe, run, main), modules,
                                               target_stream(recipe, target, tokenizer,
@@ -128,13 +137,45 @@ def train(recipe: Recipe, *, resume: bool | str | Path = False, listeners: Seque
     return TrainedRun(run.root, metrics, recipe, splits, main, accelerator.num_processes)
 
 
+def pretrain_encoder(recipe: Recipe, *, resume: bool | str | Path = False) -> Path:
+    """`nlptransfer adapt`: masked-LM pretraining of the recipe's encoder on its adapt.target texts (and the source
+    training texts when adapt.include_source) alone, in a run folder of its own; returns the folder (the adapted
+    encoder is its encoder/, a model folder that recipes name as `model:`). Bad input stops before a folder is made."""
+    from accelerate.utils import set_seed
+
+    from .adapt import pretrain, pretraining_texts
+    from .train.loop import make_accelerator
+
+    if recipe.adapt.target is None:
+        raise RecipeError("nlptransfer adapt pretrains on the target domain's texts: give them as adapt.target=FILE "
+                          "(or --target FILE)")
+    accelerator = make_accelerator(recipe)
+    with ExitStack() as held:
+        run = None
+        if resume:
+            run, _ = _open_run(recipe.replace(**{"output.name": recipe.output.name or f"{recipe.name}-encoder"}),
+                               resume, accelerator, held)
+            recipe = read_saved(run.path("recipe")) if run.path("recipe").exists() else recipe
+        set_seed(recipe.training.seed)
+        source = list(load_data(recipe).train.texts) if recipe.adapt.include_source else []
+        target = read_target(recipe.replace(**{"adapt.target_test": None}))
+        texts, held_out = pretraining_texts(recipe, target, source)
+        if run is None:
+            run, _ = _open_run(recipe.replace(**{"output.name": recipe.output.name or f"{recipe.name}-encoder"}),
+                               False, accelerator, held)
+        try:
+            pretrain(recipe, texts, held_out, run, accelerator, resume=bool(resume),
+                     listeners=_run_listeners(recipe, run, accelerator.is_main_process))
+        except NlpTransferError:
+            if not resume and accelerator.is_main_process and not (run.path("checkpoints") / "last").exists():
+                shutil.rmtree(run.root, ignore_errors=True)
+            raise
+    return run.root
+
+
 def _train_in(run, resuming, recipe, splits, tokenizer, encoded, strategy, prepared, accelerator, listeners, modules,
               streams=None):
-    """The run folder's first files, training, and the test: (trained model, metrics, test probabilities or None)."""
-    if accelerator.is_main_process:
-        run.write_text("recipe", recipe.to_yaml())
-        run.write_json("labels", splits.label_map.to_dict())
-        run.write_json("data_report", splits.report.to_dict())
+    """Training and the test: (trained model, metrics, test probabilities or None)."""
     result = _fit(prepared, strategy.cacheable, encoded, recipe, splits, tokenizer, accelerator, run, resuming,
                   listeners, streams)
     metrics = {"strategy": recipe.strategy, "model": recipe.model,
@@ -143,6 +184,13 @@ def _train_in(run, resuming, recipe, splits, tokenizer, encoded, strategy, prepa
                "examples_seen": result.examples_seen, "train_seconds": round(result.train_seconds, 3)}
     return result.model, metrics, _test(result.model, encoded, recipe, splits, tokenizer, accelerator, metrics,
                                         modules)
+
+
+def _first_files(run: RunFolder, recipe: Recipe, splits: Splits) -> None:
+    """What a run folder holds from the start: the resolved recipe (so that it can be resumed), labels, data report."""
+    run.write_text("recipe", recipe.to_yaml())
+    run.write_json("labels", splits.label_map.to_dict())
+    run.write_json("data_report", splits.report.to_dict())
 
 
 def _with_saved_labels(recipe: Recipe, run: RunFolder | None) -> Recipe:

@@ -90,8 +90,13 @@ class ReportSection:
     mistakes: int = 10  #: most confident mistakes listed
 
 
-#: adaptation methods built so far (the issue also names mlm, mlm+ce and dann)
-ADAPT_METHODS = ("mmd",)
+#: adaptation methods: mmd (a feature-distance term), mlm (masked-LM pretraining on the target texts first),
+#: mlm+ce (the masked-LM loss on target batches beside cross-entropy, UDALM)
+ADAPT_METHODS = ("mmd", "mlm", "mlm+ce")
+#: the methods that add a term to the classification loss (and so need gradients to reach the encoder)
+IN_LOOP_METHODS = ("mmd", "mlm+ce")
+#: the objective each in-loop method adds to training.objectives (weighted by adapt.weight)
+ADAPT_OBJECTIVES = {"mmd": "mmd", "mlm+ce": "mlm"}
 
 
 @dataclass(frozen=True)
@@ -101,11 +106,25 @@ class AdaptSection:
 
     target: str | None = None  #: unlabelled target-domain texts: any data file, its text column inferred
     target_test: str | None = None  #: labelled target-domain texts: evaluation only, never trains or chooses
-    method: str = "mmd"  #: mmd: cross-entropy on source batches + weight x MK-MMD(source, target pooled features)
-    #: lambda, the weight of the adaptation term (1.0 collapsed MiniLM on books->electronics: 52% on both domains)
+    #: mmd: cross-entropy on source batches + weight x MK-MMD(source, target pooled features); mlm: masked-LM
+    #: pretraining of the encoder on the target texts, then the recipe's strategy; mlm+ce: weight x masked-LM loss on
+    #: target batches beside cross-entropy in the one loop (UDALM)
+    method: str = "mmd"
+    #: lambda, the weight of the adaptation term (mmd 1.0 collapsed MiniLM on books->electronics: 52% on both domains)
     weight: float = 0.1
     text_columns: list[str] | None = None  #: the target file's text columns; None = inferred
     batch_size: int | None = None  #: target texts per training batch; None = training.batch_size
+    #: masked-LM settings (mlm, mlm+ce): the share of tokens masked (BERT's 80/10/10 replacement)
+    mask_rate: float = 0.15
+    #: mlm: the pretraining budget, in epochs over its texts, or in steps when `steps` is set
+    epochs: float = 2.0
+    steps: int | None = None
+    lr: float = 1e-4  #: mlm: the pretraining learning rate (linear decay, training.warmup_fraction warm-up)
+    #: mlm: also pretrain on the source training texts (the target texts alone when False)
+    include_source: bool = False
+    #: mlm: steps that train the masked-LM head alone before the encoder moves (a head the checkpoint lacks starts
+    #: random; all-MiniLM-L6-v2 ships none)
+    head_warmup_steps: int = 0
 
 
 @dataclass(frozen=True)
@@ -314,13 +333,23 @@ def _check_adapt(recipe: Recipe) -> list[str]:
         problems.append(f"adapt.weight must be 0 or more, got {a.weight}")
     if a.batch_size is not None and a.batch_size < 2:
         problems.append(f"adapt.batch_size must be at least 2 (MMD compares batches), got {a.batch_size}")
+    if not 0 < a.mask_rate < 1:
+        problems.append(f"adapt.mask_rate must be in (0, 1), got {a.mask_rate}")
+    if a.epochs <= 0 or (a.steps is not None and a.steps < 1):
+        problems.append(f"adapt.epochs must be positive and adapt.steps at least 1, got {a.epochs} and {a.steps}")
+    if a.lr <= 0 or a.head_warmup_steps < 0:
+        problems.append(f"adapt.lr must be positive and adapt.head_warmup_steps 0 or more, got {a.lr} and "
+                        f"{a.head_warmup_steps}")
     if a.target is None and a.target_test is not None:
         problems.append("adapt.target_test is given without adapt.target (the unlabelled texts to adapt to)")
-    if a.target is not None and recipe.strategy == "head":
+    if a.target is not None and recipe.strategy == "head" and a.method in IN_LOOP_METHODS:
         problems.append(f"adapt.method {a.method} moves the encoder's features toward the target domain, but strategy "
-                        "'head' trains only the classifier on fixed features: use top_k, full or an adapter (lora, ...)")
-    if a.target is not None and "mmd" in recipe.training.objectives:
-        problems.append("training.objectives names mmd and adapt.target adds it too: set its weight as adapt.weight")
+                        "'head' trains only the classifier on fixed features: use top_k, full or an adapter (lora, ...), or "
+                        "adapt.method mlm (it adapts the encoder before the head trains)")
+    term = ADAPT_OBJECTIVES.get(a.method)
+    if a.target is not None and term in recipe.training.objectives:
+        problems.append(f"training.objectives names {term} and adapt.method {a.method} adds it too: set its weight "
+                        "as adapt.weight")
     return problems
 
 

@@ -30,6 +30,8 @@ LAYOUT = {
     "onnx": "onnx",  # optional: `nlptransfer export RUN --onnx`
     "reference": "reference.json",  # the reference profile drift is measured against (inference/profile.py)
     "reference_embeddings": "reference.safetensors",
+    "encoder": "encoder",  # `nlptransfer adapt` (masked-LM pretraining): the adapted encoder, a model folder
+    "adapt": "adapt",  # adapt.method mlm: the run's masked-LM pretraining, itself a run folder with its encoder/
 }
 
 

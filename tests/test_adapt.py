@@ -103,10 +103,17 @@ def test_a_resumed_adapted_run_ends_where_an_uninterrupted_one_does(tiny_models,
 
 
 def test_adapting_refuses_a_head_strategy_and_a_target_file_without_texts(tiny_models, reviews_csv, tmp_path):
-    with pytest.raises(NlpTransferError, match="strategy 'head' trains only the classifier"):
-        from_dict({"strategy": "head", "adapt": {"target": "t.csv"}})
-    with pytest.raises(NlpTransferError, match="adapt.method must be one of mmd, got 'mlm'"):
-        from_dict({"adapt": {"target": "t.csv", "method": "mlm"}})
+    for method in ("mmd", "mlm+ce"):
+        with pytest.raises(NlpTransferError, match="strategy 'head' trains only the classifier.*or adapt.method mlm"):
+            from_dict({"strategy": "head", "adapt": {"target": "t.csv", "method": method}})
+    assert from_dict({"strategy": "head", "adapt": {"target": "t.csv", "method": "mlm"}}).adapt.method == "mlm"
+    with pytest.raises(NlpTransferError, match="adapt.method must be one of mmd, mlm, mlm\\+ce, got 'dann'"):
+        from_dict({"adapt": {"target": "t.csv", "method": "dann"}})
+    with pytest.raises(NlpTransferError, match="training.objectives names mlm and adapt.method mlm\\+ce adds it too"):
+        from_dict({"adapt": {"target": "t.csv", "method": "mlm+ce"},
+                   "training": {"objectives": {"cross_entropy": 1.0, "mlm": 0.5}}})
+    with pytest.raises(NlpTransferError, match="adapt.mask_rate must be in \\(0, 1\\), got 1.5"):
+        from_dict({"adapt": {"target": "t.csv", "method": "mlm", "mask_rate": 1.5}})
     empty = write_csv(tmp_path / "empty.csv", [("", "")] * 3, header=("text", "x"))
     out = tmp_path / "out"
     with pytest.raises(NlpTransferError, match="non-empty texts"):
@@ -131,3 +138,166 @@ def test_the_target_test_file_is_scored_after_training_and_never_trains(tiny_mod
     with pytest.raises(NlpTransferError, match="adapt.target_test .*nope.csv not found"):
         nlptransfer.finetune("sentiment-minilm", data=str(reviews_csv), overrides=missing)
     assert not (tmp_path / "out2").exists() or not any((tmp_path / "out2").iterdir())
+
+
+def test_masking_is_bert_style_seeded_by_the_batch_and_never_touches_padding_or_special_tokens(tiny_models):
+    from transformers import AutoTokenizer
+
+    from nlptransfer.batching import MaskingCollator
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_models["bert"])
+    texts = [t for t, _ in sentiment_rows(200, seed=3)]
+    items = [{"input_ids": tokenizer(t)["input_ids"]} for t in texts]
+    collate = MaskingCollator(tokenizer, 0.15, seed=7)
+    batch = collate(items)
+    again = collate(items)
+    assert all(torch.equal(batch[k], again[k]) for k in batch)  # a pure function of the batch and the seed
+    assert not torch.equal(MaskingCollator(tokenizer, 0.15, seed=8)(items)["mlm_mask"], batch["mlm_mask"])
+    original = collate.pad(items)["input_ids"]
+    chosen = batch["mlm_mask"]
+    special = torch.isin(original, torch.tensor(tokenizer.all_special_ids))
+    real = batch["attention_mask"].bool() & ~special
+    assert not (chosen & ~real).any()  # never padding, [CLS] or [SEP]
+    assert abs(chosen.sum().item() / real.sum().item() - 0.15) < 0.03
+    assert torch.equal(batch["labels"][chosen], original[chosen]) and (batch["labels"][~chosen] == -100).all()
+    assert torch.equal(batch["input_ids"][~chosen], original[~chosen])
+    to_mask = (batch["input_ids"][chosen] == tokenizer.mask_token_id).float().mean().item()
+    kept = (batch["input_ids"][chosen] == original[chosen]).float().mean().item()
+    assert 0.72 < to_mask < 0.88 and 0.04 < kept < 0.2  # 80% [MASK], 10% random, 10% as they were
+
+
+def _weights(folder):
+    from safetensors.torch import load_file
+
+    return load_file(str(next(folder.glob("*.safetensors"))))
+
+
+def test_nlptransfer_adapt_saves_an_encoder_that_learned_the_target_and_that_a_recipe_then_loads(
+        tiny_models, reviews_csv, target_csv, tmp_path):
+    from .test_resume_distributed import _cli
+
+    out = tmp_path / "enc"
+    done = _cli(["adapt", "sentiment-minilm", "--target", str(target_csv), "--output", str(out),
+                 f"model={tiny_models['bert']}", "data.max_length=32", "training.batch_size=8", "adapt.epochs=12",
+                 "adapt.lr=0.003", "training.progress=false"], tmp_path)
+    assert done.returncode == 0, done.stderr[-3000:]
+    folder = out / "sentiment-minilm-encoder"
+    assert f"model={folder / 'encoder'}" in done.stdout
+    metrics = json.loads((folder / "metrics.json").read_text())
+    assert (metrics["texts"], metrics["held_out"], metrics["new_head_weights"] > 0) == (36, 4, True)
+    assert metrics["steps"] == 12 * 5  # 36 texts in batches of 8, 12 epochs
+    losses = metrics["masked_lm_loss"]
+    assert losses["after"] < losses["before"] - 0.2  # the held-out target texts are predicted better
+    encoder = folder / "encoder"
+    assert {"config.json", "tokenizer_config.json"} <= {p.name for p in encoder.iterdir()}
+    saved = _weights(encoder)
+    assert any(k.startswith("cls.") for k in saved)  # the masked-LM head comes along for a second adaptation
+    base = _weights(tiny_models["bert"])
+    layer = "encoder.layer.2.output.dense.weight"
+    assert not torch.equal(saved[f"bert.{layer}"], base[layer])  # the encoder moved
+    run = nlptransfer.finetune("sentiment-minilm", data=str(reviews_csv), overrides=quick_overrides(
+        encoder, tmp_path / "out", strategy="head", **{"training.epochs": 1}))
+    trained = _weights(run.path / "model")
+    assert torch.equal(trained[f"bert.{layer}"], saved[f"bert.{layer}"])  # head: the adapted encoder, unchanged
+
+
+def test_head_warmup_holds_the_encoder_still_while_the_new_masked_lm_head_trains(tiny_models, target_csv, tmp_path):
+    folder = nlptransfer.adapt_encoder("sentiment-minilm", str(target_csv), overrides={
+        "model": str(tiny_models["bert"]), "output.dir": str(tmp_path), "data.max_length": 32,
+        "training.batch_size": 8, "adapt.steps": 6, "adapt.head_warmup_steps": 6, "training.progress": False})
+    saved, base = _weights(folder / "encoder"), _weights(tiny_models["bert"])
+    assert json.loads((folder / "metrics.json").read_text())["steps"] == 6
+    assert all(torch.equal(saved[f"bert.{k}"], v) for k, v in base.items() if not k.startswith("pooler"))
+    assert not torch.equal(saved["cls.predictions.transform.dense.weight"],
+                           _weights(nlptransfer.adapt_encoder("sentiment-minilm", str(target_csv), overrides={
+                               "model": str(tiny_models["bert"]), "output.dir": str(tmp_path), "data.max_length": 32,
+                               "training.batch_size": 8, "adapt.steps": 1, "adapt.lr": 1e-9,
+                               "training.progress": False}) / "encoder")["cls.predictions.transform.dense.weight"])
+
+
+@pytest.mark.parametrize("kind", ["roberta", "distilbert", "electra", "deberta-v2"])
+def test_the_masked_lm_head_path_gives_the_models_own_logits(tiny_models, kind):
+    from transformers import AutoModelForMaskedLM
+
+    from nlptransfer.heads import MaskedLM
+
+    net = AutoModelForMaskedLM.from_pretrained(tiny_models[kind]).eval()
+    ids, mask = torch.randint(5, 30, (3, 7)), torch.ones(3, 7, dtype=torch.long)
+    chosen = torch.zeros(3, 7, dtype=torch.bool)
+    chosen[:, 2], chosen[1, 4] = True, True
+    with torch.no_grad():
+        ours = MaskedLM(net)(input_ids=ids, attention_mask=mask, mlm_mask=chosen)["mlm_logits"]
+        theirs = net(input_ids=ids, attention_mask=mask).logits[chosen]
+    assert ours.shape == (4, net.config.vocab_size) and torch.allclose(ours, theirs, atol=1e-5)
+
+
+def test_mlm_ce_adds_the_target_masked_lm_loss_and_its_gradient_reaches_only_what_trains(
+        tiny_models, reviews_csv, target_csv, tmp_path):
+    run = nlptransfer.finetune("sentiment-minilm", data=str(reviews_csv), overrides=quick_overrides(
+        tiny_models["bert"], tmp_path / "out", strategy="top_k", top_k=1,
+        **{"adapt.target": str(target_csv), "adapt.method": "mlm+ce", "adapt.weight": 0.5}))
+    steps = [r for r in _log(run.path) if "terms" in r]
+    assert steps and all(set(r["terms"]) == {"cross_entropy", "mlm"} for r in steps)
+    for r in steps:
+        assert r["loss"] == pytest.approx(r["terms"]["cross_entropy"] + 0.5 * r["terms"]["mlm"], abs=2e-6)
+    assert not any("cls." in k for k in _weights(run.path / "model"))  # the masked-LM head only helped training
+
+    from nlptransfer import models
+    from nlptransfer.adapt import attach_mlm_head
+    from nlptransfer.batching import MaskingCollator
+    from nlptransfer.data import LabelMap
+    from nlptransfer.objectives.mlm import _mlm
+    from nlptransfer.strategies import get_strategy
+
+    recipe = from_dict({"model": str(tiny_models["bert"]), "strategy": "top_k", "top_k": 1,
+                        "adapt": {"target": str(target_csv), "method": "mlm+ce"}})
+    base = models.resolve(recipe.model)
+    net, new = models.load_classifier(base, LabelMap(("negative", "positive")))
+    prepared = get_strategy("top_k").prepare(net, recipe, new)
+    attach_mlm_head(prepared, base, recipe)
+    model = prepared.model.train()
+    tokenizer = models.load_tokenizer(base)
+    batch = MaskingCollator(tokenizer, 0.3, seed=1)([{"input_ids": tokenizer(t)["input_ids"]}
+                                                       for t, _ in sentiment_rows(8, seed=4)])
+    outputs = model(**{k: v for k, v in batch.items() if k != "labels"})
+    _mlm(None)(outputs, batch)["mlm"].backward()
+    moved = {n for n, p in model.named_parameters() if p.grad is not None and p.grad.abs().sum() > 0}
+    trained = {id(p) for g in prepared.param_groups for p in g["params"]}
+    assert moved and all(id(dict(model.named_parameters())[n]) in trained for n in moved)
+    assert any(".layer.2." in n for n in moved) and any(n.startswith("mlm_head.") for n in moved)
+    assert not any(".layer.0." in n or "embeddings" in n for n in moved)  # frozen, even the tied decoder
+
+
+@pytest.mark.parametrize("method,kill", [("mlm", 7), ("mlm+ce", 17)])
+def test_a_killed_masked_lm_run_resumes_exactly(tiny_models, reviews_csv, target_csv, tmp_path, method, kill):
+    """mlm: killed inside its pretraining (step 7 of 12, checkpoint at 5); mlm+ce: in the classification loop. The
+    resumed run ends with the metrics and log of an uninterrupted one."""
+    import subprocess
+    import sys
+
+    from .test_resume_distributed import KILLER, _args, _cli, _env, _without_timings
+
+    model = tiny_models["bert"]
+    extra = {"strategy": "full", "training.checkpoint_every": 5, "adapt.target": target_csv, "adapt.method": method,
+             "adapt.steps": 12, "training.epochs": 2}
+    whole = _cli(_args(model, reviews_csv, tmp_path / "whole", **extra), tmp_path)
+    assert whole.returncode == 0, whole.stderr[-3000:]
+    killer = tmp_path / "killer.py"
+    killer.write_text(KILLER.format(step=kill))
+    out = tmp_path / "killed"
+    killed = subprocess.run([sys.executable, str(killer), *_args(model, reviews_csv, out, **extra)], cwd=tmp_path,
+                            env=_env(), capture_output=True, text=True, timeout=300)
+    assert killed.returncode == -9, killed.stderr[-3000:]
+    folder, reference = out / "sentiment-minilm", tmp_path / "whole" / "sentiment-minilm"
+    assert not (folder / "metrics.json").exists()
+    resumed = _cli(["run", "sentiment-minilm", "--resume", str(folder)], tmp_path)
+    assert resumed.returncode == 0 and f"resumed from step {kill // 5 * 5}" in resumed.stdout, resumed.stderr[-3000:]
+    untimed = lambda records: [{k: v for k, v in r.items() if k != "seconds"} for r in records]  # noqa: E731
+    assert untimed(_log(folder)) == untimed(_log(reference))
+    assert _without_timings(json.loads((folder / "metrics.json").read_text())) == _without_timings(
+        json.loads((reference / "metrics.json").read_text()))
+    if method == "mlm":
+        assert untimed(_log(folder / "adapt")) == untimed(_log(reference / "adapt"))
+        drop = lambda m: {k: v for k, v in m.items() if "seconds" not in k}  # noqa: E731
+        assert drop(json.loads((folder / "adapt" / "metrics.json").read_text())) == drop(
+            json.loads((reference / "adapt" / "metrics.json").read_text()))

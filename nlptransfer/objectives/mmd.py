@@ -5,12 +5,10 @@ from __future__ import annotations
 
 import torch
 
-from .registry import Objective, ObjectiveContext, register_objective
+from .registry import TARGET_STREAM, Objective, ObjectiveContext, register_objective
 
 #: bandwidth multipliers around the median heuristic (the median pairwise squared distance of the pooled batch)
 BANDWIDTHS = (0.25, 0.5, 1.0, 2.0, 4.0)
-#: the batch stream the target texts arrive in
-STREAM = "target"
 
 
 def mk_mmd(source: torch.Tensor, target: torch.Tensor, multipliers=BANDWIDTHS) -> torch.Tensor:
@@ -31,9 +29,9 @@ def mk_mmd(source: torch.Tensor, target: torch.Tensor, multipliers=BANDWIDTHS) -
 def _mmd(context: ObjectiveContext) -> Objective:
     def mmd(outputs: dict, batch: dict) -> dict:
         streams = outputs.get("streams") or {}
-        if STREAM not in streams:
+        if TARGET_STREAM not in streams:
             raise ValueError("the mmd objective needs the target texts: set adapt.target (and adapt.method: mmd)")
-        return {"mmd": mk_mmd(outputs["features"], streams[STREAM]["features"])}
+        return {"mmd": mk_mmd(outputs["features"], streams[TARGET_STREAM]["features"])}
 
     return mmd
 

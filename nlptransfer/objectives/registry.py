@@ -20,6 +20,8 @@ if TYPE_CHECKING:
     from ..recipe import Recipe
 
 Objective = Callable[[dict, dict], "dict[str, torch.Tensor]"]
+#: the second batch stream domain adaptation adds: the target domain's texts (recipe adapt.target)
+TARGET_STREAM = "target"
 
 
 @dataclass(frozen=True)

@@ -70,7 +70,10 @@ def collate_features(items: list[dict]) -> dict:
 
 
 def collate_for(data: Dataset, pad_id: int):
-    """How batches of `data` (token ids, cached states or cached features) are put together."""
+    """How batches of `data` (token ids, cached states or cached features, or a dataset with its own `collate`: masked
+    texts) are put together."""
+    if hasattr(data, "collate"):
+        return data.collate
     return collate_features if isinstance(data, Features) else Collator(pad_id)
 
 

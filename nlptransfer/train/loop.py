@@ -75,6 +75,27 @@ def class_weights(labels: list[int], n: int) -> torch.Tensor:
     return torch.tensor(weights, dtype=torch.float32)
 
 
+def schedule(optimizer, warmup_fraction: float, total: int):
+    """Linear warm-up over `warmup_fraction` of the steps, then linear decay to 0 (transformers' linear schedule).
+    A parameter group with "hold_steps" stays at lr 0 for its first hold_steps steps and follows the same shape over
+    the steps after them (a new head warms up before the encoder under it moves)."""
+    def shape(hold: int):
+        span = max(1, total - hold)
+        warmup = int(warmup_fraction * span)
+
+        def factor(step: int) -> float:
+            step -= hold
+            if step < 0:
+                return 0.0
+            if step < warmup:
+                return step / max(1, warmup)
+            return max(0.0, (span - step) / max(1, span - warmup))
+
+        return factor
+
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, [shape(g.get("hold_steps", 0)) for g in optimizer.param_groups])
+
+
 def fit(prepared, train, validation, recipe, names, pad_id: int, accelerator, run: RunFolder | None = None,
         resume: bool = False, listeners=(), streams: dict[str, BatchStream] | None = None) -> FitResult:
     """Train `prepared.model` on `train` (token ids, or cached features/states), evaluating on `validation`;
@@ -104,12 +125,9 @@ class _Loop:
         self.total_steps = max(1, math.ceil(t.epochs * self.updates_per_epoch))
         self.n_epochs = math.ceil(self.total_steps / self.updates_per_epoch)
 
-        from transformers import get_linear_schedule_with_warmup
-
         optimizer = torch.optim.AdamW(prepared.param_groups, lr=prepared.param_groups[0]["lr"],
                                       **({"fused": True} if device.type in ("cpu", "cuda") else {}))
-        scheduler = get_linear_schedule_with_warmup(optimizer, int(t.warmup_fraction * self.total_steps),
-                                                    self.total_steps)
+        scheduler = schedule(optimizer, t.warmup_fraction, self.total_steps)
         self.model, self.optimizer, self.train_loader, self.scheduler = accelerator.prepare(
             prepared.model, optimizer, train_loader, scheduler)
         self.val_loader = None
