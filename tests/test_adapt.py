@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 import torch
 
@@ -301,3 +302,39 @@ def test_a_killed_masked_lm_run_resumes_exactly(tiny_models, reviews_csv, target
         drop = lambda m: {k: v for k, v in m.items() if "seconds" not in k}  # noqa: E731
         assert drop(json.loads((folder / "adapt" / "metrics.json").read_text())) == drop(
             json.loads((reference / "adapt" / "metrics.json").read_text()))
+
+
+def test_domain_distance_is_near_zero_for_one_domain_and_large_for_two():
+    from nlptransfer.report.adaptation import domain_distance
+
+    rng = np.random.default_rng(0)
+    same = domain_distance(rng.normal(size=(200, 16)), rng.normal(size=(200, 16)), seed=1)
+    apart = domain_distance(rng.normal(size=(200, 16)), rng.normal(size=(200, 16)) + 1.5, seed=1)
+    assert same["mmd"] < 0.02 and abs(same["proxy_a_distance"]) < 0.4
+    assert apart["mmd"] > 10 * same["mmd"] and apart["proxy_a_distance"] > 1.6
+    assert same["texts"] == 200
+
+
+def test_the_report_of_an_adapted_run_compares_it_with_source_only_on_both_domains(
+        tiny_models, reviews_csv, target_csv, tmp_path):
+    labelled = write_csv(tmp_path / "target_test.csv", [(f"plot {t} plot", y) for t, y in sentiment_rows(30, seed=21)])
+    run = nlptransfer.finetune("sentiment-minilm", data=str(reviews_csv), overrides=quick_overrides(
+        tiny_models["bert"], tmp_path / "out", strategy="full",
+        **{"adapt.target": str(target_csv), "adapt.target_test": str(labelled), "adapt.method": "mlm+ce",
+           "report.enabled": True, "report.learning_curve": [1.0]}))
+    report = json.loads((run.path / "report" / "report.json").read_text())
+    section = report["adaptation"]
+    target = section["target_test"]
+    assert target["adapted"]["accuracy"] == pytest.approx(run.metrics["target_test"]["accuracy"])
+    assert target["adapted"]["n"] == 30 and section["source"]["adapted"]["n"] == run.metrics["test"]["n"]
+    assert section["source"]["adapted"]["accuracy"] == pytest.approx(run.metrics["test"]["accuracy"])
+    assert target["verdict"] in ("positive", "negative", "no clear difference")
+    diff = target["difference"]
+    assert diff["estimate"] == pytest.approx(target["adapted"]["accuracy"] - target["source_only"]["accuracy"])
+    assert diff["low"] <= diff["estimate"] <= diff["high"]
+    for model in ("source_only", "adapted"):
+        assert set(section["domain_distance"][model]) == {"mmd", "proxy_a_distance", "texts"}
+    assert "source-domain validation accuracy" in section["selection_rule"]
+    markdown = (run.path / "report" / "report.md").read_text()
+    assert "## Domain adaptation (mlm+ce" in markdown and "a drop is forgetting" in markdown
+    assert "Domain adaptation (mlm+ce" in (run.path / "report" / "report.html").read_text()

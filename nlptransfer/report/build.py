@@ -16,6 +16,7 @@ from ..metrics import classification_metrics
 from ..recipe import Recipe, overrides as parse_overrides, read_saved, refuse_untrusted_code
 from ..run import RunFolder
 from . import stats
+from .adaptation import adaptation_section
 from .baseline import C_GRID, fit_baseline
 from .curve import learning_curve
 from .indicators import knowledge_alone, time_to_score
@@ -56,7 +57,9 @@ def plan(recipe: Recipe, splits: Splits) -> ReportPlan:
     rows = sum(len(stratified_subset(splits.train.labels, f, recipe.training.seed)) for f in partial)
     grid = len(C_GRID) if splits.validation is not None else 1
     encoded = len(splits.train) + (len(splits.test) if splits.test else 0) + len(splits.label_map)
-    return ReportPlan(fractions, len(partial), rows, grid * (1 + len(partial)), encoded, 1)
+    adapted = recipe.adapt.target is not None  # + the same recipe source-only (report/adaptation.py)
+    return ReportPlan(fractions, len(partial) + adapted, rows + (len(splits.train) if adapted else 0),
+                      grid * (1 + len(partial)), encoded, 1)
 
 
 def _recipe_with(run: RunFolder, overrides: list[str] | dict | None) -> Recipe:
@@ -208,6 +211,9 @@ def build_report(run_path: str | Path, *, overrides: list[str] | dict | None = N
                  "baseline_fits": work.baseline_fits, "encoded_texts": work.encoded_texts, "probe_fits": work.probe_fits},
         "settings": {k: v for k, v in recipe.to_dict()["report"].items() if k != "enabled"},
     }
+    adaptation = adaptation_section(run.root, recipe, splits, transfer_probs)
+    if adaptation is not None:
+        report["adaptation"] = adaptation
     report["seconds"] = round(time.perf_counter() - started, 3)
     summary = write_report(run, report, transfer_probs, baseline.test_probs, splits.test.labels)
     for line in summary.splitlines():

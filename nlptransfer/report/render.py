@@ -10,6 +10,7 @@ from ..markdown import escape, table
 from ..metrics import expected_calibration_error
 from ..run import RunFolder, atomic_dir
 from . import figures
+from .adaptation import adaptation_lines
 
 KPI_ROWS = [  # (key, label, format)
     ("accuracy", "accuracy", "{:.4f}"),
@@ -88,6 +89,7 @@ def summary_markdown(report: dict) -> str:
         "",
         f"Cost per 1,000 predictions at ${report['kpi']['price_per_hour']:g} per machine-hour, at the measured "
         "batched throughput on this machine.",
+        *(["", *adaptation_lines(report["adaptation"])] if "adaptation" in report else []),
     ])
 
 
@@ -147,6 +149,12 @@ th{background:#f3f3f3}.verdict{font-size:1.4em;padding:.5em;border-radius:6px;ba
 img{max-width:100%}figure{margin:1em 0}code{background:#f3f3f3;padding:0 3px}"""
 
 
+def _adaptation_html(section: dict) -> str:
+    heading, *items = [line for line in adaptation_lines(section) if line]
+    return (f"<h2>{html.escape(heading[3:])}</h2><ul>" + "".join(
+        f"<li>{html.escape(item[2:]).replace('**', '')}</li>" for item in items) + "</ul>")
+
+
 def html_page(report: dict, images: dict[str, str]) -> str:
     """The whole report as one HTML page with no external resources."""
     e = html.escape
@@ -163,6 +171,7 @@ def html_page(report: dict, images: dict[str, str]) -> str:
         _img("indicators", images["indicators"], "test score of zero-shot, probe, baseline and transfer"),
         "<h2>KPIs</h2>" + _html_table(["KPI", "transfer", "baseline"], kpi_table(report["kpi"])),
         f"<p>Cost at ${report['kpi']['price_per_hour']:g} per machine-hour at the measured batched throughput.</p>",
+        *([_adaptation_html(report["adaptation"])] if "adaptation" in report else []),
         "<h2>Learning curve</h2>" + _img("learning_curve", images["learning_curve"], "learning curve")
         + _html_table(["fraction", "train rows", "transfer", "baseline"], _curve_rows(report)),
         "<h2>Training curves</h2>" + _img("training_curves", images["training_curves"], "training curves"),
