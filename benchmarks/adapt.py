@@ -5,8 +5,9 @@ adaptation method, on source->target pairs, with the embedded MiniLM.
     python benchmarks/adapt.py --pairs all --seeds 42,43,44       # all 12 pairs, 3 seeds (hours on 2 cores)
 
 Methods: source_only; mmd and mlm+ce (adapt.method, weight --weight / --mlm-weight); mlm (`nlptransfer.adapt`:
-masked-LM pretraining on the target texts, once per target and seed, the encoder then shared by every source that
-adapts to that target, as a user would: `model: <folder>/encoder`); mlm>mlm+ce (UDALM's full recipe: the mlm encoder,
+masked-LM pretraining on the target texts, once per target with the first seed, the encoder then shared by every
+source and seed that adapts to that target, as a user would: `model: <folder>/encoder`; so its seeds vary the
+classifier's training, not the pretraining); mlm>mlm+ce (UDALM's full recipe: the mlm encoder,
 then the mlm+ce objective).
 
 Protocol (transductive, as most BERT UDA papers): train on <source>/labelled.csv (its own 10% validation split
@@ -56,6 +57,8 @@ def main() -> None:
     parser.add_argument("--mlm-weight", type=float, default=1.0, help="adapt.weight for mlm+ce (UDALM's lambda)")
     parser.add_argument("--mlm-epochs", type=float, default=2, help="adapt.epochs of the masked-LM pretraining")
     parser.add_argument("--head-warmup", type=int, default=0, help="adapt.head_warmup_steps of the pretraining")
+    parser.add_argument("--single-seed", default="", help="methods run with the first seed only, e.g. mmd,mlm+ce")
+    parser.add_argument("--ramp", action="store_true", help="adapt.ramp: the mmd / mlm+ce weight grows from 0")
     parser.add_argument("--strategy", default="full")
     parser.add_argument("--pool", choices=["labelled", "unlabelled"], default="labelled")
     parser.add_argument("--keep", help="keep the run folders under this folder (default: a temporary one)")
@@ -67,34 +70,35 @@ def main() -> None:
     pairs = ([f"{s}:{t}" for s in DOMAINS for t in DOMAINS if s != t] if args.pairs == "all"
              else args.pairs.split(","))
     seeds = [int(s) for s in args.seeds.split(",")]
-    results, encoders = [], {}  # (target, seed) -> (encoder folder, pretraining seconds, masked-LM losses)
+    results, encoders = [], {}  # target -> (encoder folder, pretraining seconds, masked-LM losses)
     with tempfile.TemporaryDirectory() as tmp:
         out = args.keep or str(Path(tmp) / "runs")
         for pair in pairs:
             source, target = pair.split(":")
             pool = _pool(target, args.pool, Path(tmp))
             for method in args.methods.split(","):
-                for seed in seeds:
+                for seed in (seeds[:1] if method in args.single_seed.split(",") else seeds):
                     overrides = {"training.epochs": args.epochs, "training.seed": seed, "training.progress": False,
                                  "strategy": args.strategy, "data.max_length": args.max_length,
                                  "output.dir": out, "output.name": f"{pair}-{method}-{seed}"}
                     pretrained = 0.0
                     if method.startswith("mlm>") or method == "mlm":
-                        if (target, seed) not in encoders:
+                        if target not in encoders:
                             started = time.perf_counter()
                             folder = nlptransfer.adapt_encoder("sentiment-minilm", pool, overrides={
                                 **{k: v for k, v in overrides.items() if k != "output.name"},
-                                "output.name": f"{target}-encoder-{seed}", "adapt.epochs": args.mlm_epochs,
+                                "training.seed": seeds[0], "output.name": f"{target}-encoder",
+                                "adapt.epochs": args.mlm_epochs,
                                 "adapt.head_warmup_steps": args.head_warmup})
                             losses = json.loads((folder / "metrics.json").read_text())["masked_lm_loss"]
-                            encoders[(target, seed)] = (str(folder / "encoder"), time.perf_counter() - started, losses)
-                        encoder, pretrained, losses = encoders[(target, seed)]
-                        print(f"{target} encoder (seed {seed}): masked-LM loss {losses['before']} -> "
+                            encoders[target] = (str(folder / "encoder"), time.perf_counter() - started, losses)
+                        encoder, pretrained, losses = encoders[target]
+                        print(f"{target} encoder: masked-LM loss {losses['before']} -> "
                               f"{losses['after']}, {pretrained:.0f} s", file=sys.stderr, flush=True)
                         overrides["model"] = encoder
                     in_loop = method.split(">")[-1]
                     if in_loop in ("mmd", "mlm+ce"):
-                        overrides.update({"adapt.target": pool, "adapt.method": in_loop,
+                        overrides.update({"adapt.target": pool, "adapt.method": in_loop, "adapt.ramp": args.ramp,
                                           "adapt.weight": args.weight if in_loop == "mmd" else args.mlm_weight})
                     started = time.perf_counter()
                     run = nlptransfer.finetune("sentiment-minilm", data=str(DATA / source / "labelled.csv"),
@@ -119,9 +123,21 @@ def main() -> None:
             print(f"| {pair} | {method} | {100 * statistics.mean(acc):.2f} [{100 * min(acc):.2f}, {100 * max(acc):.2f}] "
                   f"| {100 * statistics.mean(r['source_accuracy'] for r in rows):.2f} "
                   f"| {statistics.mean(r['seconds'] for r in rows):.0f} |")
+    def mean_of(method, pair, key):
+        return statistics.mean(r[key] for r in results if r["method"] == method and r["pair"] == pair)
+
     for method in args.methods.split(","):
-        mean = statistics.mean(r["target_accuracy"] for r in results if r["method"] == method)
-        print(f"mean target accuracy over the pairs, {method}: {100 * mean:.2f}")
+        mean = statistics.mean(mean_of(method, pair, "target_accuracy") for pair in pairs)
+        line = f"mean target accuracy over the pairs, {method}: {100 * mean:.2f}"
+        if method != "source_only" and "source_only" in args.methods.split(","):
+            gains = [mean_of(method, p, "target_accuracy") - mean_of("source_only", p, "target_accuracy") for p in pairs]
+            forgetting = [mean_of(method, p, "source_accuracy") - mean_of("source_only", p, "source_accuracy")
+                          for p in pairs]
+            worst = min(range(len(pairs)), key=gains.__getitem__)
+            line += (f"; gain over source-only {100 * statistics.mean(gains):+.2f} points (worst pair {pairs[worst]} "
+                     f"{100 * gains[worst]:+.2f}); source test accuracy change (forgetting) "
+                     f"{100 * statistics.mean(forgetting):+.2f} points")
+        print(line)
     (HERE / "results").mkdir(exist_ok=True)
     (HERE / "results" / "adapt.json").write_text(json.dumps(results, indent=2))
 

@@ -129,7 +129,8 @@ def pretrain(recipe: Recipe, texts: list[str], held_out: list[str], folder: RunF
     except ValueError as e:
         raise RecipeError(f"adapt.method mlm: {e}") from None
     data = MaskedTexts(tokenize(tokenizer, texts, limit), collate)
-    held = MaskedTexts(tokenize(tokenizer, held_out, limit), collate) if held_out else None
+    held = (MaskedTexts(tokenize(tokenizer, held_out, limit), MaskingCollator(tokenizer, a.mask_rate, recipe.training.seed))
+            if held_out else None)  # its own collator: the same masks before and after
     prepared = Prepared(model, _groups(net, recipe, new), sum(p.numel() for p in net.parameters()),
                         sum(p.numel() for p in net.parameters()))
     loop = _loop_recipe(recipe, len(texts))

@@ -154,10 +154,11 @@ class Collator:
 
 
 class MaskingCollator:
-    """Pads like Collator, then masks `rate` of each batch's real, non-special tokens BERT's way (80% the mask token,
+    """Pads like Collator, then masks `rate` of each text's real, non-special tokens BERT's way (80% the mask token,
     10% a random token, 10% left as they are): batch["mlm_mask"] marks them and batch["labels"] holds their original
-    ids (-100 elsewhere). The masks are a pure function of the batch's token ids and `seed`, so a resumed run masks
-    exactly as the interrupted one did without saving anything more."""
+    ids (-100 elsewhere). A text's masks are a pure function of its token ids, `seed` and `epoch` (which whoever
+    batches sets: the loop, a BatchStream), not of the batch it is in: a resumed run masks exactly as the
+    interrupted one did, N processes mask as one does, and each epoch masks anew (dynamic masking)."""
 
     def __init__(self, tokenizer, rate: float, seed: int):
         if tokenizer.mask_token_id is None:
@@ -166,17 +167,24 @@ class MaskingCollator:
         self.mask_id, self.vocabulary = tokenizer.mask_token_id, len(tokenizer)
         self.special = torch.tensor(sorted(set(tokenizer.all_special_ids)), dtype=torch.long)
         self.rate, self.seed = rate, seed
+        self.epoch = 0
+
+    def _draws(self, ids: list[int], width: int) -> torch.Tensor:
+        """Three uniforms per token of one text, [width, 3] (zero-padded): the text's own random numbers."""
+        key = zlib.crc32(np.asarray(ids, dtype=np.int64).tobytes())
+        g = torch.Generator().manual_seed((key + (self.seed * 1_000_003 + self.epoch) * 4_294_967_311) % 2 ** 63)
+        draws = torch.zeros(width, 3)
+        draws[:len(ids)] = torch.rand(len(ids), 3, generator=g)
+        return draws
 
     def __call__(self, items: list[dict]) -> dict:
         batch = self.pad([{"input_ids": it["input_ids"]} for it in items])
         ids = batch["input_ids"]
-        g = torch.Generator().manual_seed(zlib.crc32(ids.numpy().tobytes()) + self.seed * 4_294_967_311)
+        draws = torch.stack([self._draws(it["input_ids"], ids.shape[1]) for it in items])
         candidates = batch["attention_mask"].bool() & ~torch.isin(ids, self.special)
-        chosen = (torch.rand(ids.shape, generator=g) < self.rate) & candidates
-        if not chosen.any() and candidates.any():  # a batch of very short texts: mask one token at least
-            chosen.view(-1)[candidates.view(-1).nonzero()[0]] = True
-        roll = torch.rand(ids.shape, generator=g)
-        replace = torch.randint(self.vocabulary, ids.shape, generator=g)
+        chosen = (draws[..., 0] < self.rate) & candidates
+        roll = draws[..., 1]
+        replace = (draws[..., 2] * self.vocabulary).long().clamp(max=self.vocabulary - 1)
         masked = torch.where(chosen & (roll < 0.8), self.mask_id, ids)
         masked = torch.where(chosen & (roll >= 0.8) & (roll < 0.9), replace, masked)
         return {"input_ids": masked, "attention_mask": batch["attention_mask"],
@@ -245,4 +253,6 @@ class BatchStream:
         key = epoch * 1_000_003 + cycle  # each pass through the stream is its own shuffle
         if self._cached is None or self._cached[0] != key:
             self._cached = (key, self.order.batches(key))
+        if hasattr(self.collate, "epoch"):  # masks anew on each pass through the stream
+            self.collate.epoch = key
         return self.collate([self.data[j] for j in self._cached[1][position]])

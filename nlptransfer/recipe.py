@@ -114,6 +114,8 @@ class AdaptSection:
     weight: float = 0.1
     text_columns: list[str] | None = None  #: the target file's text columns; None = inferred
     batch_size: int | None = None  #: target texts per training batch; None = training.batch_size
+    #: mmd, mlm+ce: grow the weight from 0 as 2 / (1 + exp(-10 p)) - 1 with training progress p (Ganin & Lempitsky)
+    ramp: bool = False
     #: masked-LM settings (mlm, mlm+ce): the share of tokens masked (BERT's 80/10/10 replacement)
     mask_rate: float = 0.15
     #: mlm: the pretraining budget, in epochs over its texts, or in steps when `steps` is set

@@ -141,7 +141,7 @@ def test_the_target_test_file_is_scored_after_training_and_never_trains(tiny_mod
     assert not (tmp_path / "out2").exists() or not any((tmp_path / "out2").iterdir())
 
 
-def test_masking_is_bert_style_seeded_by_the_batch_and_never_touches_padding_or_special_tokens(tiny_models):
+def test_masking_is_bert_style_seeded_per_text_and_never_touches_padding_or_special_tokens(tiny_models):
     from transformers import AutoTokenizer
 
     from nlptransfer.batching import MaskingCollator
@@ -152,8 +152,15 @@ def test_masking_is_bert_style_seeded_by_the_batch_and_never_touches_padding_or_
     collate = MaskingCollator(tokenizer, 0.15, seed=7)
     batch = collate(items)
     again = collate(items)
-    assert all(torch.equal(batch[k], again[k]) for k in batch)  # a pure function of the batch and the seed
+    assert all(torch.equal(batch[k], again[k]) for k in batch)  # a pure function of the texts, seed and epoch
     assert not torch.equal(MaskingCollator(tokenizer, 0.15, seed=8)(items)["mlm_mask"], batch["mlm_mask"])
+    collate.epoch = 1
+    assert not torch.equal(collate(items)["mlm_mask"], batch["mlm_mask"])  # each epoch masks anew
+    collate.epoch = 0
+    half = collate(items[:7])  # a text's masks do not depend on the batch it is in (N processes mask as one)
+    width = half["input_ids"].shape[1]
+    assert torch.equal(half["mlm_mask"], batch["mlm_mask"][:7, :width])
+    assert torch.equal(half["input_ids"], batch["input_ids"][:7, :width])
     original = collate.pad(items)["input_ids"]
     chosen = batch["mlm_mask"]
     special = torch.isin(original, torch.tensor(tokenizer.all_special_ids))
@@ -338,3 +345,55 @@ def test_the_report_of_an_adapted_run_compares_it_with_source_only_on_both_domai
     markdown = (run.path / "report" / "report.md").read_text()
     assert "## Domain adaptation (mlm+ce" in markdown and "a drop is forgetting" in markdown
     assert "Domain adaptation (mlm+ce" in (run.path / "report" / "report.html").read_text()
+
+
+def test_a_ramped_weight_grows_from_zero_with_training_progress(tiny_models, reviews_csv, target_csv, tmp_path):
+    from nlptransfer.objectives.registry import ramp
+
+    assert ramp(0.0) == 0.0 and ramp(0.5) == pytest.approx(0.98661, abs=1e-5) and ramp(1.0) > 0.9999
+    run = nlptransfer.finetune("sentiment-minilm", data=str(reviews_csv), overrides=quick_overrides(
+        tiny_models["bert"], tmp_path / "out", strategy="top_k",
+        **{"adapt.target": str(target_csv), "adapt.weight": 2.0, "adapt.ramp": True, "training.epochs": 1}))
+    steps = [r for r in _log(run.path) if "terms" in r]
+    total = steps[-1]["step"]
+    for r in steps:  # the loss of step k is computed at progress (k - 1) / total
+        weight = 2.0 * ramp((r["step"] - 1) / total)
+        assert r["loss"] == pytest.approx(r["terms"]["cross_entropy"] + weight * r["terms"]["mmd"], abs=2e-6)
+    assert steps[0]["loss"] == pytest.approx(steps[0]["terms"]["cross_entropy"], abs=2e-6)
+
+
+@pytest.mark.parametrize("method", ["mlm", "mlm+ce"])
+def test_two_processes_adapt_as_one_does(tmp_path, reviews_csv, target_csv, method):
+    """torchrun with 2 processes (gloo): the same masks (a text's own), the same steps and the losses of one process
+    (no dropout: the processes' RNG streams differ), and only the main process writes. Tolerance: each process
+    averages over its own masked tokens, and the two halves of a batch hold different numbers of them, so the
+    pretraining loss (a mean of two means) is within 3% of one process's (the mlm+ce target batch is not split)."""
+    import sys
+
+    from .conftest import build_tiny_model
+    from .test_resume_distributed import _args, _cli
+
+    model = build_tiny_model(tmp_path / "models", "bert-nodropout")
+    longer = write_csv(tmp_path / "longer.csv", [(f"plot {t} plot {t} plot {t}", "") for t, _ in sentiment_rows(40, 9)],
+                       header=("review", "x"))
+    extra = {"strategy": "full", "training.epochs": 2, "adapt.target": longer, "adapt.method": method,
+             "adapt.steps": 6, "adapt.mask_rate": 0.3}
+    one = _cli(_args(model, reviews_csv, tmp_path / "one", **extra), tmp_path)
+    assert one.returncode == 0, one.stderr[-3000:]
+    torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"]
+    two = _cli(_args(model, reviews_csv, tmp_path / "two", **extra), tmp_path, runner=torchrun)
+    assert two.returncode == 0, two.stderr[-3000:]
+    assert two.stdout.count("run folder:") == 1 and [p.name for p in (tmp_path / "two").iterdir()] == ["sentiment-minilm"]
+    a, b = tmp_path / "one" / "sentiment-minilm", tmp_path / "two" / "sentiment-minilm"
+    pairs = [(a / "adapt", b / "adapt", 0.03), (a, b, 0.03)] if method == "mlm" else [(a, b, 1e-4)]
+    for one_folder, two_folder, tolerance in pairs:
+        log_a, log_b = _log(one_folder), _log(two_folder)
+        assert [r["step"] for r in log_a] == [r["step"] for r in log_b] and log_a
+        for x, y in zip(log_a, log_b):
+            if "loss" in x:
+                assert abs(x["loss"] - y["loss"]) <= tolerance * x["loss"], (x, y)
+                assert set(x.get("terms", {})) == set(y.get("terms", {}))
+    ma, mb = json.loads((a / "metrics.json").read_text()), json.loads((b / "metrics.json").read_text())
+    assert ma["steps"] == mb["steps"] and ma["test"]["n"] == mb["test"]["n"]
+    if method == "mlm+ce":
+        assert ma["test"]["confusion_matrix"] == mb["test"]["confusion_matrix"]

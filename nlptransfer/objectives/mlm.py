@@ -15,7 +15,10 @@ def _mlm(context: ObjectiveContext) -> Objective:
             else (outputs, batch)
         if "mlm_logits" not in out:
             raise ValueError("the mlm objective needs masked-LM batches: set adapt.target and adapt.method mlm+ce")
-        return {"mlm": F.cross_entropy(out["mlm_logits"].float(), given["labels"][given["mlm_mask"]])}
+        labels = given["labels"][given["mlm_mask"]]
+        if not len(labels):  # a batch of a few very short texts drew no mask: nothing to learn from it
+            return {"mlm": out["mlm_logits"].float().sum() * 0.0}
+        return {"mlm": F.cross_entropy(out["mlm_logits"].float(), labels)}
 
     return mlm
 

@@ -65,16 +65,33 @@ class Losses:
     """A recipe's weighted objectives, built for one run: `losses(outputs, batch) -> (total, {term: value})`."""
 
     def __init__(self, weights: dict[str, float], context: ObjectiveContext):
-        load_plugins("nlptransfer.objectives")
-        self.terms = [(w, _OBJECTIVES[name].build(context)) for name, w in weights.items()]
-        self.needs_features = any(_OBJECTIVES[name].needs_features for name in weights)
+        from ..recipe import ADAPT_OBJECTIVES
 
-    def __call__(self, outputs: dict, batch: dict) -> tuple["torch.Tensor", "dict[str, torch.Tensor]"]:
+        load_plugins("nlptransfer.objectives")
+        self.terms = [(name, w, _OBJECTIVES[name].build(context)) for name, w in weights.items()]
+        self.needs_features = any(_OBJECTIVES[name].needs_features for name in weights)
+        adapt = context.recipe.adapt
+        #: the adaptation term, when adapt.ramp asks for its weight to grow from 0 over training
+        self.ramped = ADAPT_OBJECTIVES.get(adapt.method) if adapt.ramp else None
+
+    def __call__(self, outputs: dict, batch: dict, progress: float = 1.0
+                 ) -> tuple["torch.Tensor", "dict[str, torch.Tensor]"]:
+        """The weighted sum and each term; `progress` (0 at the first step, 1 at the last) scales a ramped term."""
         total, terms = 0.0, {}
-        for weight, objective in self.terms:
+        for name, weight, objective in self.terms:
+            if name == self.ramped:
+                weight = weight * ramp(progress)
             for key, value in objective(outputs, batch).items():
                 if key in terms or key in RESERVED:
                     raise ValueError(f"two loss terms are named '{key}' (or it is a name the log uses)")
                 terms[key] = value
                 total = total + weight * value
         return total, terms
+
+
+def ramp(progress: float) -> float:
+    """Ganin & Lempitsky (2015)'s schedule for an adaptation weight: 2 / (1 + exp(-10 p)) - 1, from 0 at p = 0 to
+    0.987 at p = 0.5 and 0.99991 at p = 1; the early steps, when the features are still poor, adapt little."""
+    import math
+
+    return 2 / (1 + math.exp(-10 * progress)) - 1

@@ -118,8 +118,8 @@ class _Loop:
         self.validation = validation
         device = accelerator.device
         self.sampler = LengthGroupedBatches(train.lengths, t.batch_size, t.seed, t.group_by_length)
-        train_loader = DataLoader(train, batch_sampler=self.sampler, collate_fn=collate_for(train, pad_id),
-                                  generator=own_generator())
+        self.collate = collate_for(train, pad_id)
+        train_loader = DataLoader(train, batch_sampler=self.sampler, collate_fn=self.collate, generator=own_generator())
         self.batches_per_epoch = len(self.sampler)
         self.updates_per_epoch = math.ceil(self.batches_per_epoch / t.grad_accum)
         self.total_steps = max(1, math.ceil(t.epochs * self.updates_per_epoch))
@@ -176,6 +176,8 @@ class _Loop:
         """The rest of the current epoch (all of it, unless resuming mid-epoch), or up to a stop."""
         state, t = self.state, self.t
         self.sampler.epoch, self.sampler.start = state.epoch, state.batch
+        if hasattr(self.collate, "epoch"):  # masked texts: each epoch masks anew
+            self.collate.epoch = state.epoch
         for batch in self.train_loader:
             state.batch += 1
             is_update = state.batch % t.grad_accum == 0 or state.batch == self.batches_per_epoch
@@ -211,7 +213,7 @@ class _Loop:
                 batch["streams"][name] = extra
                 stream_inputs = {k: v for k, v in extra.items() if k != "labels"}
                 outputs["streams"][name] = self.model(**stream_inputs, return_features=features)
-        return self.losses(outputs, batch)
+        return self.losses(outputs, batch, progress=self.state.step / self.total_steps)
 
     def _update(self, loss: torch.Tensor, terms: dict[str, torch.Tensor]) -> None:
         """One optimizer step, logged."""
