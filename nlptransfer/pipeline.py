@@ -146,23 +146,21 @@ def pretrain_encoder(recipe: Recipe, *, resume: bool | str | Path = False) -> Pa
     from .adapt import pretrain, pretraining_texts
     from .train.loop import make_accelerator
 
-    if recipe.adapt.target is None:
+    if recipe.adapt.target is None and not resume:
         raise RecipeError("nlptransfer adapt pretrains on the target domain's texts: give them as adapt.target=FILE "
                           "(or --target FILE)")
     accelerator = make_accelerator(recipe)
+    named = recipe.replace(**{"output.name": recipe.output.name or f"{recipe.name}-encoder"})
     with ExitStack() as held:
-        run = None
-        if resume:
-            run, _ = _open_run(recipe.replace(**{"output.name": recipe.output.name or f"{recipe.name}-encoder"}),
-                               resume, accelerator, held)
-            recipe = read_saved(run.path("recipe")) if run.path("recipe").exists() else recipe
+        run = _open_run(named, resume, accelerator, held)[0] if resume else None
+        if run is not None and run.path("recipe").exists():  # resumed: exactly as it was configured
+            recipe = read_saved(run.path("recipe"))
         set_seed(recipe.training.seed)
         source = list(load_data(recipe).train.texts) if recipe.adapt.include_source else []
         target = read_target(recipe.replace(**{"adapt.target_test": None}))
         texts, held_out = pretraining_texts(recipe, target, source)
-        if run is None:
-            run, _ = _open_run(recipe.replace(**{"output.name": recipe.output.name or f"{recipe.name}-encoder"}),
-                               False, accelerator, held)
+        if run is None:  # only now: the texts checked out, so bad input leaves no folder behind
+            run = _open_run(named, False, accelerator, held)[0]
         try:
             pretrain(recipe, texts, held_out, run, accelerator, resume=bool(resume),
                      listeners=_run_listeners(recipe, run, accelerator.is_main_process))

@@ -397,3 +397,29 @@ def test_two_processes_adapt_as_one_does(tmp_path, reviews_csv, target_csv, meth
     assert ma["steps"] == mb["steps"] and ma["test"]["n"] == mb["test"]["n"]
     if method == "mlm+ce":
         assert ma["test"]["confusion_matrix"] == mb["test"]["confusion_matrix"]
+
+
+def test_nlptransfer_adapt_resumes_a_killed_pretraining_to_the_same_encoder(tiny_models, target_csv, tmp_path):
+    import subprocess
+    import sys
+
+    from .test_resume_distributed import KILLER, _cli, _env
+
+    args = lambda out: ["adapt", "sentiment-minilm", "--target", str(target_csv), "--output", str(out),  # noqa: E731
+                        f"model={tiny_models['bert']}", "data.max_length=32", "training.batch_size=8",
+                        "adapt.steps=12", "training.checkpoint_every=5", "training.progress=false"]
+    whole = _cli(args(tmp_path / "whole"), tmp_path)
+    assert whole.returncode == 0, whole.stderr[-3000:]
+    killer = tmp_path / "killer.py"
+    killer.write_text(KILLER.format(step=8))
+    killed = subprocess.run([sys.executable, str(killer), *args(tmp_path / "killed")], cwd=tmp_path, env=_env(),
+                            capture_output=True, text=True, timeout=300)
+    assert killed.returncode == -9, killed.stderr[-3000:]
+    folder = tmp_path / "killed" / "sentiment-minilm-encoder"
+    assert not (folder / "encoder").exists() and not (folder / "metrics.json").exists()
+    resumed = _cli(["adapt", "sentiment-minilm", "--resume", str(folder)], tmp_path)
+    assert resumed.returncode == 0 and "resumed from step 5" in resumed.stdout, resumed.stderr[-3000:]
+    a, b = _weights(tmp_path / "whole" / "sentiment-minilm-encoder" / "encoder"), _weights(folder / "encoder")
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    again = _cli(["adapt", "sentiment-minilm", "--resume", str(folder)], tmp_path)
+    assert again.returncode == 2 and "already finished" in again.stderr
