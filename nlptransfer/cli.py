@@ -79,7 +79,7 @@ def _compare(args) -> int:
     if overrides and "=" not in overrides[0]:
         recipe, overrides = overrides[0], overrides[1:]
     strategies = [s.strip() for s in args.strategies.split(",") if s.strip()]
-    compare_strategies(recipe, args.data, strategies, overrides)
+    compare_strategies(recipe, args.data, strategies, overrides, adapt_weights=args.adapt_weights)
     return 0
 
 
@@ -190,6 +190,17 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _weights(text: str) -> list[float]:
+    """A comma-separated list of weights, each 0 or more (argparse type)."""
+    try:
+        weights = [float(w) for w in text.split(",") if w.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated numbers such as 0.03,0.1,0.3, got '{text}'") from None
+    if not weights or any(w < 0 for w in weights):
+        raise argparse.ArgumentTypeError(f"expected weights of 0 or more, got '{text}'")
+    return weights
+
+
 def _file_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--validation", metavar="FILE", help="validation file; overrides data.validation")
     parser.add_argument("--test", metavar="FILE", help="test file; overrides data.test")
@@ -250,6 +261,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("compare", help="fine-tune several strategies on the same splits and compare them")
     p.add_argument("--data", help="training file; overrides data.train")
     p.add_argument("--strategies", default="head,top_k,lora,full", help="comma-separated (default: %(default)s)")
+    p.add_argument("--adapt-weights", metavar="W,W,...", type=_weights, help="also compare these adapt.weight values (a recipe that "
+                   "adapts); the one kept is chosen by source validation, never by target labels")
     p.add_argument("overrides", nargs="*", metavar="[recipe] key=value",
                    help="a recipe name or YAML path first (default sentiment-minilm), then overrides")
     p.set_defaults(func=_compare)

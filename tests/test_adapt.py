@@ -1,8 +1,11 @@
-"""Domain adaptation (recipe `adapt:`): the multi-kernel MMD term on tiny models, the target stream inside the one
-loop (trained, logged, resumed exactly), and clear refusals. The amazon-domains benchmark is benchmarks/adapt.py."""
+"""Domain adaptation (recipe `adapt:`) on tiny models: the multi-kernel MMD term, masked-LM pretraining into a
+reusable encoder (`nlptransfer adapt`), the UDALM mlm+ce term, the target stream inside the one loop (trained, logged,
+resumed exactly, two processes as one), the report's and compare's adaptation parts, and clear refusals. The
+amazon-domains benchmark is benchmarks/adapt.py."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -423,3 +426,28 @@ def test_nlptransfer_adapt_resumes_a_killed_pretraining_to_the_same_encoder(tiny
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
     again = _cli(["adapt", "sentiment-minilm", "--resume", str(folder)], tmp_path)
     assert again.returncode == 2 and "already finished" in again.stderr
+
+
+def test_compare_selects_an_adaptation_weight_by_source_validation_only(tiny_models, reviews_csv, target_csv,
+                                                                       tmp_path, capsys):
+    from nlptransfer.cli import main
+
+    labelled = write_csv(tmp_path / "target_test.csv", [(f"plot {t} plot", y) for t, y in sentiment_rows(30, seed=21)])
+    code = main(["compare", "--data", str(reviews_csv), "--strategies", "full", "--adapt-weights", "0,0.5",
+                 "sentiment-minilm", f"model={tiny_models['bert']}", f"output.dir={tmp_path}", "training.epochs=1",
+                 "training.batch_size=8", "data.max_length=32", f"adapt.target={target_csv}",
+                 f"adapt.target_test={labelled}"])
+    printed = capsys.readouterr().out
+    assert code == 0
+    result = json.loads((tmp_path / "compare-sentiment-minilm" / "compare.json").read_text())
+    rows = [r for r in result["rows"] if r["kind"] == "transfer"]
+    assert [r["name"] for r in rows] == ["full weight=0", "full weight=0.5"]
+    best = max(rows, key=lambda r: r["validation"])  # ties: the first, as max keeps it
+    assert result["selected"] == best["name"] and [bool(r.get("selected")) for r in rows] == [r is best for r in rows]
+    for r in rows:
+        saved = json.loads((Path(r["run"]) / "metrics.json").read_text())
+        assert r["validation"] == saved["validation"]["accuracy"] and 0 <= r["target_test_accuracy"] <= 1
+    assert "no target label is used" in result["selection_rule"] and "Selected without target labels" in printed
+    with pytest.raises(SystemExit) as refused:
+        main(["compare", "--adapt-weights", "x,1", "--data", str(reviews_csv)])
+    assert refused.value.code == 2 and "comma-separated numbers" in capsys.readouterr().err

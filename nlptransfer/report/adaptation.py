@@ -52,7 +52,8 @@ def domain_distance(source: np.ndarray, target: np.ndarray, seed: int) -> dict:
     return {"mmd": round(mmd, 5), "proxy_a_distance": round(2 * (1 - 2 * (1 - float(accuracy))), 4), "texts": n}
 
 
-def _labelled(path: str, recipe: Recipe, names) -> Splits:
+def labelled_file(path: str, recipe: Recipe, names) -> Splits:
+    """A labelled file (adapt.target_test) read whole, with the run's label names."""
     spec = DataSpec(train=str(path), val_fraction=0.0, test_fraction=0.0, labels=list(names),
                     encoding=recipe.data.encoding, delimiter=recipe.data.delimiter, join_with=recipe.data.join_with)
     return load_splits(spec, purpose="evaluate")
@@ -100,7 +101,7 @@ def adaptation_section(run_root: Path, recipe: Recipe, splits: Splits, adapted_t
                    "target_texts": len(target), "selection_rule": selection_rule(recipe), "domain_distance": distance,
                    "source": _paired(splits.test.labels, adapted_test_probs, plain_test, names, recipe)}
         if recipe.adapt.target_test:
-            rows = _labelled(recipe.adapt.target_test, recipe, names).train
+            rows = labelled_file(recipe.adapt.target_test, recipe, names).train
             texts = list(rows.texts)
             section["target_test"] = {"file": recipe.adapt.target_test,
                                       **_paired(rows.labels, adapted.predict_proba(texts), reference.predict_proba(texts),

@@ -57,13 +57,24 @@ def table_rows(rows: list[dict], metric: str) -> list[list[str]]:
 HEADER = ["strategy", "accuracy", "macro-F1", "trainable parameters", "training s", "artifact bytes", "Pareto-best"]
 
 
+def _selection_lines(result: dict) -> list[str]:
+    """Adaptation weights compared: what was selected, by which rule, and each row's scores."""
+    if "selection_rule" not in result:
+        return []
+    rows = [[r["name"], "" if r.get("validation") is None else f"{r['validation']:.4f}",
+             "" if r.get("target_test_accuracy") is None else f"{r['target_test_accuracy']:.4f}",
+             "selected" if r.get("selected") else ""] for r in result["rows"] if r["kind"] == "transfer"]
+    return [f"Selected without target labels: **{escape(str(result['selected']))}** ({result['selection_rule']}).", "",
+            table(["variant", f"source validation {result['metric']}", "target test accuracy", ""], rows), ""]
+
+
 def _markdown(result: dict) -> str:
     return "\n".join([f"# Strategy comparison: {escape(result['recipe'])} on {escape(result['data'])}", "",
                       f"Same splits (train {result['rows_used']['train']}, test {result['rows_used']['test']} rows) "
                       f"and seed {result['seed']} for every strategy; test {result['metric']}. Pareto-best: no other "
                       "row scores at least as well with no more trainable parameters (params), no more training "
                       "time (time), or no more of both (params+time jointly), being better in one of them.", "",
-                      table(HEADER, table_rows(result["rows"], result["metric"])), ""])
+                      table(HEADER, table_rows(result["rows"], result["metric"])), "", *_selection_lines(result)])
 
 
 def _html(result: dict, image: str) -> str:
@@ -80,10 +91,47 @@ def _html(result: dict, image: str) -> str:
             "</body></html>\n")
 
 
+def _variants(base: Recipe, strategies: list[str], weights: list[float] | None, keep_lr: bool
+              ) -> list[tuple[str, Recipe]]:
+    """(row name, recipe) per strategy, and per adaptation weight when `weights` are given."""
+    if not weights:
+        return [(s, variant(base, s, keep_lr)) for s in strategies]
+    if base.adapt.target is None:
+        raise RecipeError("--adapt-weights compares adaptation weights: the recipe needs adapt.target (the target "
+                          "domain's unlabelled texts)")
+    return [(f"{s} weight={w:g}", variant(base, s, keep_lr).replace(**{"adapt.weight": w}))
+            for s in strategies for w in weights]
+
+
+def select_without_target_labels(rows: list[dict], metric: str) -> dict | None:
+    """The transfer row a user should keep, chosen by source-domain validation `metric` alone (the target domain's
+    labels, when given, are only reported): marks it `selected`, returns it."""
+    scored = [r for r in rows if r["kind"] == "transfer" and r.get("validation") is not None]
+    if not scored:
+        return None
+    best = max(scored, key=lambda r: r["validation"])
+    best["selected"] = True
+    return best
+
+
+def _target_accuracy(run_path, recipe: Recipe) -> float | None:
+    """Accuracy on adapt.target_test (scored for the table, never to choose), or None without one."""
+    if not recipe.adapt.target_test:
+        return None
+    from ..inference import TextClassifier
+    from .adaptation import labelled_file
+
+    classifier = TextClassifier.load(run_path, trust_remote_code=recipe.trust_remote_code)
+    rows = labelled_file(recipe.adapt.target_test, recipe, classifier.label_map.names).train
+    predicted = classifier.predict_proba(list(rows.texts)).argmax(1)
+    return round(float((predicted == rows.labels).mean()), 6)
+
+
 def compare_strategies(recipe: str | Recipe, data: str | None, strategies: list[str],
-                       overrides: list[str] | dict | None = None) -> dict:
-    """Fine-tune the recipe once per strategy on the same splits and seed, add the tf-idf baseline, and write
-    compare.json, compare.md and compare.html into a new folder; returns the comparison."""
+                       overrides: list[str] | dict | None = None, adapt_weights: list[float] | None = None) -> dict:
+    """Fine-tune the recipe once per strategy (and adaptation weight) on the same splits and seed, add the tf-idf
+    baseline, and write compare.json, compare.md and compare.html into a new folder; returns the comparison. With
+    adaptation weights, the row to keep is selected by source validation alone (`select_without_target_labels`)."""
     from ..pipeline import load_data, train
     from .figures import pareto_plot
 
@@ -91,22 +139,27 @@ def compare_strategies(recipe: str | Recipe, data: str | None, strategies: list[
         raise RecipeError("compare needs at least one strategy, e.g. --strategies head,top_k,lora,full")
     given = recipes.overrides(overrides)
     base = recipes.resolve(recipe, data, given)
-    planned = [variant(base, s, "training.lr" in given) for s in strategies]  # every variant validates first
+    named = _variants(base, strategies, adapt_weights, "training.lr" in given)  # every variant validates first
+    names, planned = [n for n, _ in named], [r for _, r in named]
     splits = load_data(base)
     if splits.test is None:
         raise RecipeError("compare scores the test split: set data.test or data.test_fraction > 0")
-    logger.info(f"compare: {len(planned)} trainings ({', '.join(strategies)}) on the same splits (train {len(splits.train)}, "
+    logger.info(f"compare: {len(planned)} trainings ({', '.join(names)}) on the same splits (train {len(splits.train)}, "
         f"test {len(splits.test)} rows, seed {base.training.seed}) + {3 if splits.validation else 1} baseline fit(s)")
     folder = RunFolder.new(base.output.dir, f"compare-{base.output.name or base.name}").root
     metric, rows = base.training.metric, []
-    for strategy, r in zip(strategies, planned):
+    for name, r in zip(names, planned):
         with quiet():
-            run = train(r.replace(**{"output.dir": str(folder), "output.name": strategy, "training.progress": False}))
+            run = train(r.replace(**{"output.dir": str(folder), "output.name": name.replace(" ", "-"),
+                                     "training.progress": False}))
         m = run.metrics
-        rows.append({"name": strategy, "kind": "transfer", "run": str(run.path), "accuracy": m["test"]["accuracy"],
+        rows.append({"name": name, "kind": "transfer", "run": str(run.path), "accuracy": m["test"]["accuracy"],
                      "macro_f1": m["test"]["macro_f1"], "trainable_parameters": m["trainable_parameters"],
-                     "train_seconds": m["train_seconds"], "artifact_bytes": folder_bytes(RunFolder(run.path).weights_dir)})
-        logger.info(f"compare: {strategy}: test {metric} {m['test'][metric]:.4f}, {m['trainable_parameters']:,} trainable, "
+                     "train_seconds": m["train_seconds"], "artifact_bytes": folder_bytes(RunFolder(run.path).weights_dir),
+                     "validation": (m.get("validation") or {}).get(metric)})
+        if adapt_weights:
+            rows[-1]["target_test_accuracy"] = _target_accuracy(run.path, r)
+        logger.info(f"compare: {name}: test {metric} {m['test'][metric]:.4f}, {m['trainable_parameters']:,} trainable, "
             f"{m['train_seconds']:.1f} s")
     b = fit_baseline(splits.train, splits.validation, splits.test, len(splits.label_map), metric, base.training.seed)
     rows.append({"name": "tf-idf baseline", "kind": "baseline", "run": None,
@@ -119,6 +172,12 @@ def compare_strategies(recipe: str | Recipe, data: str | None, strategies: list[
     result = {"recipe": base.name, "data": base.data.train, "metric": metric, "seed": base.training.seed,
               "rows_used": {"train": len(splits.train), "test": len(splits.test)}, "strategies": strategies,
               "rows": rows, "folder": str(folder)}
+    if adapt_weights:
+        chosen = select_without_target_labels(rows, metric)
+        result["adapt_weights"] = list(adapt_weights)
+        result["selected"] = chosen["name"] if chosen else None
+        result["selection_rule"] = (f"the row with the best source-domain validation {metric}; no target label is "
+                                    "used (target test accuracy, when adapt.target_test is given, is only reported)")
     atomic_write_text(Path(folder) / "compare.json", json.dumps(result, indent=2) + "\n")
     markdown = _markdown(result)
     atomic_write_text(Path(folder) / "compare.md", markdown)
