@@ -131,9 +131,10 @@ def pretrain(recipe: Recipe, texts: list[str], held_out: list[str], folder: RunF
     data = MaskedTexts(tokenize(tokenizer, texts, limit), collate)
     held = (MaskedTexts(tokenize(tokenizer, held_out, limit), MaskingCollator(tokenizer, a.mask_rate, recipe.training.seed))
             if held_out else None)  # its own collator: the same masks before and after
-    prepared = Prepared(model, _groups(net, recipe, new), sum(p.numel() for p in net.parameters()),
-                        sum(p.numel() for p in net.parameters()))
     loop = _loop_recipe(recipe, len(texts))
+    groups = _groups(net, recipe, math.ceil(loop.training.epochs * _updates(recipe, len(texts))))
+    prepared = Prepared(model, groups, sum(p.numel() for g in groups for p in g["params"]),
+                        sum(p.numel() for p in net.parameters()))
     logger.info(f"masked-LM pretraining of {recipe.model} on {len(texts)} texts ({len(held_out)} held out), "
                 f"{'new' if new else 'its own'} masked-LM head, mask rate {a.mask_rate:g}, lr {a.lr:g}, "
                 f"{math.ceil(loop.training.epochs * math.ceil(len(texts) / loop.training.batch_size))} steps")
@@ -144,7 +145,7 @@ def pretrain(recipe: Recipe, texts: list[str], held_out: list[str], folder: RunF
                  listeners=listeners)
     after = masked_lm_loss(result.model, held, loop.training.eval_batch_size, accelerator.device)
     accelerator.free_memory()  # forget the prepared model, optimizer and loaders: the next fit checkpoints its own only
-    metrics = {"method": "mlm", "model": recipe.model, "texts": len(texts), "held_out": len(held_out),
+    metrics = {"method": a.method, "model": recipe.model, "texts": len(texts), "held_out": len(held_out),
                "new_head_weights": len(new), "head_warmup_steps": a.head_warmup_steps, "mask_rate": a.mask_rate,
                "steps": result.steps, "masked_lm_loss": {"before": before, "after": after},
                "train_seconds": round(result.train_seconds, 3), "seconds": round(time.perf_counter() - started, 3)}
@@ -161,23 +162,32 @@ def pretrain(recipe: Recipe, texts: list[str], held_out: list[str], folder: RunF
 
 def _loop_recipe(recipe: Recipe, n_texts: int) -> Recipe:
     """The recipe the loop pretrains with: the mlm objective alone, the adapt budget, no evaluation."""
-    a, t = recipe.adapt, recipe.training
-    size = a.batch_size or t.batch_size
-    updates = math.ceil(math.ceil(n_texts / size) / t.grad_accum)
+    a, updates = recipe.adapt, _updates(recipe, n_texts)
     epochs = (a.steps - 1e-6) / updates if a.steps else a.epochs  # the loop runs ceil(epochs x updates) steps
-    return recipe.replace(**{"training.epochs": epochs, "training.batch_size": size, "training.objectives": {"mlm": 1.0},
+    return recipe.replace(**{"training.epochs": epochs, "training.batch_size": a.batch_size or recipe.training.batch_size,
+                             "training.objectives": {"mlm": 1.0},
                              "training.class_weights": False, "training.eval_every": 0, "training.early_stopping": 0,
                              "training.cache_features": False, "adapt.target": None, "adapt.target_test": None})
 
 
-def _groups(net, recipe: Recipe, new: list[str]) -> list[dict]:
+def _updates(recipe: Recipe, n_texts: int) -> int:
+    """Optimizer steps per epoch of masked-LM pretraining on `n_texts`."""
+    size = recipe.adapt.batch_size or recipe.training.batch_size
+    return math.ceil(math.ceil(n_texts / size) / recipe.training.grad_accum)
+
+
+def _groups(net, recipe: Recipe, steps: int) -> list[dict]:
     """Parameter groups of masked-LM pretraining: everything trains at adapt.lr (matrices weight-decayed); the
-    encoder's groups hold still for adapt.head_warmup_steps while the head alone trains."""
+    encoder's groups hold still for adapt.head_warmup_steps while the head alone trains. When that is every one of
+    the `steps`, the encoder is frozen instead (no gradient computed for it: the head trains at a third of the cost)."""
+    hold = recipe.adapt.head_warmup_steps
+    if hold >= steps:
+        net.base_model.requires_grad_(False)
     encoder = {id(p) for p in net.base_model.parameters()}
     groups: dict[tuple[bool, bool], list] = {}
     for p in net.parameters():
-        groups.setdefault((id(p) in encoder, p.ndim >= 2), []).append(p)
-    hold = recipe.adapt.head_warmup_steps
+        if p.requires_grad:
+            groups.setdefault((id(p) in encoder, p.ndim >= 2), []).append(p)
     return [{"params": ps, "lr": recipe.adapt.lr, "weight_decay": recipe.training.weight_decay if decayed else 0.0,
              "hold_steps": hold if in_encoder else 0} for (in_encoder, decayed), ps in groups.items()]
 
@@ -207,10 +217,15 @@ def masked_lm_loss(model, data: MaskedTexts | None, batch_size: int, device) -> 
 def adapted_encoder(recipe: Recipe, run: RunFolder, target: list[str] | None, source: list[str], accelerator,
                     listeners=()) -> models.ResolvedModel | None:
     """adapt.method mlm: the encoder pretrained on the target texts in run/adapt/ (done once: a resumed run reuses
-    it, or resumes its pretraining from its last checkpoint), as the model the classifier then loads; None for
-    other methods."""
-    if target is None or recipe.adapt.method != "mlm":
+    it, or resumes its pretraining from its last checkpoint), as the model the classifier then loads. mlm+ce with
+    adapt.head_warmup_steps: the same pretraining with the encoder held still throughout, so that only the masked-LM
+    head learns before the joint loop (a new head's loss starts near 11 and its gradient, 13x cross-entropy's on
+    MiniLM, would swamp the classifier's under gradient clipping). None for other methods."""
+    a = recipe.adapt
+    if target is None or not (a.method == "mlm" or (a.method == "mlm+ce" and a.head_warmup_steps)):
         return None
+    if a.method == "mlm+ce":
+        recipe = recipe.replace(**{"adapt.steps": a.head_warmup_steps})
     folder = RunFolder(run.path("adapt"))
     if not folder.is_complete:
         if accelerator.is_main_process:

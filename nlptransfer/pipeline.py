@@ -116,6 +116,7 @@ def train(recipe: Recipe, *, resume: bool | str | Path = False, listeners: Seque
                 set_seed(recipe.training.seed)  # its new head starts the same whether the pretraining ran or resumed
                 net, new_weights = models.load_classifier(encoder, splits.label_map, recipe.trust_remote_code)
                 prepared = strategy.prepare(net, recipe, new_weights)
+                attach_mlm_head(prepared, encoder, recipe)  # mlm+ce: the head warmed up with it
             model, metrics, probs = _train_in(run, resuming, recipe, splits, tokenizer, encoded, strategy, prepared,
                                               accelerator, listeners + _run_listeners(recipe, run, main), modules,
                                               target_stream(recipe, target, tokenizer,

@@ -125,8 +125,9 @@ class AdaptSection:
     lr: float = 1e-4  #: mlm: the pretraining learning rate (linear decay, training.warmup_fraction warm-up)
     #: mlm: also pretrain on the source training texts (the target texts alone when False)
     include_source: bool = False
-    #: mlm: steps that train the masked-LM head alone before the encoder moves (a head the checkpoint lacks starts
-    #: random; all-MiniLM-L6-v2 ships none)
+    #: mlm: steps that train the masked-LM head alone before the encoder moves; mlm+ce: steps that train the head
+    #: alone (on the target texts, encoder still) before the joint loop. A head the checkpoint lacks starts random:
+    #: all-MiniLM-L6-v2 ships none
     head_warmup_steps: int = 0
 
 
