@@ -57,7 +57,12 @@ def main() -> None:
     parser.add_argument("--mlm-weight", type=float, default=1.0, help="adapt.weight for mlm+ce (UDALM's lambda)")
     parser.add_argument("--mlm-epochs", type=float, default=2, help="adapt.epochs of the masked-LM pretraining")
     parser.add_argument("--head-warmup", type=int, default=0, help="adapt.head_warmup_steps of the pretraining")
+    parser.add_argument("--ce-head-warmup", type=int, default=0,
+                        help="adapt.head_warmup_steps of mlm+ce (the new masked-LM head alone, before the joint loop)")
     parser.add_argument("--single-seed", default="", help="methods run with the first seed only, e.g. mmd,mlm+ce")
+    parser.add_argument("--reuse", help="a file of earlier result rows (this script's JSON lines on stderr, or "
+                        "results/adapt.json) whose (pair, method, seed) rows of --reuse-methods are taken as they are")
+    parser.add_argument("--reuse-methods", default="source_only", help="methods whose earlier rows may be reused")
     parser.add_argument("--ramp", action="store_true", help="adapt.ramp: the mmd / mlm+ce weight grows from 0")
     parser.add_argument("--strategy", default="full")
     parser.add_argument("--pool", choices=["labelled", "unlabelled"], default="labelled")
@@ -71,6 +76,12 @@ def main() -> None:
              else args.pairs.split(","))
     seeds = [int(s) for s in args.seeds.split(",")]
     results, encoders = [], {}  # target -> (encoder folder, pretraining seconds, masked-LM losses)
+    earlier = {}
+    if args.reuse:
+        text = Path(args.reuse).read_text()
+        rows = json.loads(text) if text.lstrip().startswith("[") else [
+            json.loads(line) for line in text.splitlines() if line.startswith("{")]
+        earlier = {(r["pair"], r["method"], r["seed"]): r for r in rows if r["method"] in args.reuse_methods.split(",")}
     with tempfile.TemporaryDirectory() as tmp:
         out = args.keep or str(Path(tmp) / "runs")
         for pair in pairs:
@@ -78,6 +89,10 @@ def main() -> None:
             pool = _pool(target, args.pool, Path(tmp))
             for method in args.methods.split(","):
                 for seed in (seeds[:1] if method in args.single_seed.split(",") else seeds):
+                    if (pair, method, seed) in earlier:
+                        results.append({**earlier[(pair, method, seed)], "reused": True})
+                        print(json.dumps(results[-1]), file=sys.stderr, flush=True)
+                        continue
                     overrides = {"training.epochs": args.epochs, "training.seed": seed, "training.progress": False,
                                  "strategy": args.strategy, "data.max_length": args.max_length,
                                  "output.dir": out, "output.name": f"{pair}-{method}-{seed}"}
@@ -98,6 +113,8 @@ def main() -> None:
                         overrides["model"] = encoder
                     in_loop = method.split(">")[-1]
                     if in_loop in ("mmd", "mlm+ce"):
+                        if in_loop == "mlm+ce" and method == in_loop:
+                            overrides["adapt.head_warmup_steps"] = args.ce_head_warmup
                         overrides.update({"adapt.target": pool, "adapt.method": in_loop, "adapt.ramp": args.ramp,
                                           "adapt.weight": args.weight if in_loop == "mmd" else args.mlm_weight})
                     started = time.perf_counter()
@@ -112,7 +129,8 @@ def main() -> None:
                     print(json.dumps(row), file=sys.stderr, flush=True)
     print(f"\namazon-domains, embedded MiniLM, strategy {args.strategy}, {args.epochs:g} epochs, max_length "
           f"{args.max_length}, pool {args.pool}, mmd weight {args.weight:g}, mlm+ce weight {args.mlm_weight:g}, "
-          f"masked-LM pretraining {args.mlm_epochs:g} epochs (head warm-up {args.head_warmup} steps), seeds {args.seeds}")
+          f"masked-LM pretraining {args.mlm_epochs:g} epochs (head warm-up {args.head_warmup} steps), mlm+ce head "
+          f"warm-up {args.ce_head_warmup} steps, seeds {args.seeds} ({args.single_seed or 'none'}: the first only)")
     print("seconds: training (and, for mlm, the target's pretraining, shared by the sources that adapt to it)")
     print("| pair | method | target accuracy (mean [min, max]) | source test accuracy | seconds |")
     print("|---|---|---|---|---|")

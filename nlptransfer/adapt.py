@@ -152,12 +152,31 @@ def pretrain(recipe: Recipe, texts: list[str], held_out: list[str], folder: RunF
     if accelerator.is_main_process:
         with writing(folder.path("encoder")), atomic_dir(folder.path("encoder")) as tmp:
             result.model.net.save_pretrained(tmp, safe_serialization=True)
+            _keep_pooler(base, result.model.net, Path(tmp), recipe.trust_remote_code)
             tokenizer.save_pretrained(tmp)
         folder.write_json("metrics", metrics)
     accelerator.wait_for_everyone()
     logger.info(f"masked-LM loss on {len(held_out)} held-out target texts: {before} -> {after}; encoder saved to "
                 f"{folder.path('encoder')}")
     return metrics
+
+
+def _keep_pooler(base: models.ResolvedModel, masked_lm, folder: Path, trust_remote_code: bool) -> None:
+    """Copy the base checkpoint's encoder weights that a masked-LM model leaves out (BERT's pooler, which its
+    classification head reads) into the saved encoder, so that a classifier loaded from it starts from them instead
+    of from random ones. Masked-LM pretraining never trains them: they are the base model's, unchanged."""
+    from safetensors.torch import load_file, save_file
+    from transformers import AutoModel
+
+    weights = folder / "model.safetensors"
+    if not weights.is_file():  # sharded: a model this size has its own pooler story; nothing to add here
+        return
+    bare = AutoModel.from_pretrained(base.path, revision=base.revision, trust_remote_code=trust_remote_code)
+    present = set(masked_lm.base_model.state_dict())
+    missing = {f"{masked_lm.base_model_prefix}.{k}": v.contiguous() for k, v in bare.state_dict().items()
+               if k not in present}
+    if missing:
+        save_file({**load_file(str(weights)), **missing}, str(weights), metadata={"format": "pt"})
 
 
 def _loop_recipe(recipe: Recipe, n_texts: int) -> Recipe:
