@@ -23,8 +23,8 @@ from .data import DataSpec
 from .data.unlabelled import read_texts
 from .errors import DataError, RecipeError
 from .logs import get_logger
-from .objectives.registry import TARGET_STREAM
-from .recipe import ADAPT_OBJECTIVES, Recipe
+from .objectives.registry import ADAPT_OBJECTIVES, TARGET_STREAM
+from .recipe import Recipe
 from .run import RunFolder, atomic_dir, writing
 
 logger = get_logger(__name__)

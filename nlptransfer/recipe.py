@@ -95,8 +95,6 @@ class ReportSection:
 ADAPT_METHODS = ("mmd", "mlm", "mlm+ce")
 #: the methods that add a term to the classification loss (and so need gradients to reach the encoder)
 IN_LOOP_METHODS = ("mmd", "mlm+ce")
-#: the objective each in-loop method adds to training.objectives (weighted by adapt.weight)
-ADAPT_OBJECTIVES = {"mmd": "mmd", "mlm+ce": "mlm"}
 
 
 @dataclass(frozen=True)
@@ -350,6 +348,8 @@ def _check_adapt(recipe: Recipe) -> list[str]:
         problems.append(f"adapt.method {a.method} moves the encoder's features toward the target domain, but strategy "
                         "'head' trains only the classifier on fixed features: use top_k, full or an adapter (lora, ...), or "
                         "adapt.method mlm (it adapts the encoder before the head trains)")
+    from .objectives.registry import ADAPT_OBJECTIVES
+
     term = ADAPT_OBJECTIVES.get(a.method)
     if a.target is not None and term in recipe.training.objectives:
         problems.append(f"training.objectives names {term} and adapt.method {a.method} adds it too: set its weight "

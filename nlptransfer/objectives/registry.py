@@ -22,6 +22,8 @@ if TYPE_CHECKING:
 Objective = Callable[[dict, dict], "dict[str, torch.Tensor]"]
 #: the second batch stream domain adaptation adds: the target domain's texts (recipe adapt.target)
 TARGET_STREAM = "target"
+#: the objective each in-loop adaptation method (recipe adapt.method) adds, weighted by adapt.weight
+ADAPT_OBJECTIVES = {"mmd": "mmd", "mlm+ce": "mlm"}
 
 
 @dataclass(frozen=True)
@@ -65,8 +67,6 @@ class Losses:
     """A recipe's weighted objectives, built for one run: `losses(outputs, batch) -> (total, {term: value})`."""
 
     def __init__(self, weights: dict[str, float], context: ObjectiveContext):
-        from ..recipe import ADAPT_OBJECTIVES
-
         load_plugins("nlptransfer.objectives")
         self.terms = [(name, w, _OBJECTIVES[name].build(context)) for name, w in weights.items()]
         self.needs_features = any(_OBJECTIVES[name].needs_features for name in weights)
