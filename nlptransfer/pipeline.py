@@ -120,7 +120,10 @@ def train(recipe: Recipe, *, resume: bool | str | Path = False, listeners: Seque
                 _first_files(run, recipe, splits)
             encoder = adapted_encoder(recipe, run, target, splits.train.texts, accelerator,
                                       listeners=_run_listeners(recipe, RunFolder(run.path("adapt")), main))
-            if encoder is not None:  # adapt.method mlm: the classifier starts from the encoder adapted to the target
+            if encoder is None and strategy.encoder_stage is not None:  # contrastive: the body learns from pairs
+                encoder = strategy.encoder_stage(recipe, run, splits, encoded, tokenizer, accelerator,
+                                                 lambda folder: _run_listeners(recipe, folder, main))
+            if encoder is not None:  # adapt.method mlm (the encoder adapted to the target), or the strategy's own
                 set_seed(recipe.training.seed)  # its new head starts the same whether the pretraining ran or resumed
                 net, new_weights = models.load_classifier(encoder, splits.label_map, recipe.trust_remote_code)
                 prepared = strategy.prepare(net, recipe, new_weights)

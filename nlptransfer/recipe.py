@@ -113,6 +113,22 @@ class LabelsSection:
     balance: bool = True
 
 
+@dataclass(frozen=True)
+class ContrastiveSection:
+    """strategy contrastive (few-shot, SetFit's method in the one loop): the encoder first learns from pairs of the
+    labelled texts (same label: cosine similarity 1, different labels: 0), then the head trains on its frozen
+    features (training.*)."""
+
+    body: str = "full"  #: how the encoder trains on the pairs: full, or an adapter strategy (lora, ...; merged after)
+    #: rounds of pairs: in each, every labelled text is paired once with a text of its label and once with a text of
+    #: another (SetFit's num_iterations)
+    iterations: int = 20
+    pairs: int | None = None  #: a budget of pairs instead: this many of them, drawn from the rounds
+    epochs: float = 1.0  #: passes over the pairs
+    batch_size: int = 16  #: pairs per step
+    lr: float = 2.0e-5  #: the encoder's learning rate on the pairs
+
+
 #: adaptation methods: mmd (a feature-distance term), mlm (masked-LM pretraining on the target texts first),
 #: mlm+ce (the masked-LM loss on target batches beside cross-entropy, UDALM)
 ADAPT_METHODS = ("mmd", "mlm", "mlm+ce")
@@ -174,6 +190,7 @@ class Recipe:
     report: ReportSection = field(default_factory=ReportSection)
     adapt: AdaptSection = field(default_factory=AdaptSection)
     labels: LabelsSection = field(default_factory=LabelsSection)
+    contrastive: ContrastiveSection = field(default_factory=ContrastiveSection)
 
     def to_dict(self) -> dict:
         """The resolved recipe as plain data (every default filled in)."""
@@ -311,7 +328,7 @@ def _check_combinations(recipe: Recipe, registered: bool) -> list[str]:
 
         problems += bins_problems(d.label_bins)
     problems += _check_report(recipe) + _check_finite(recipe) + _check_names(recipe) + _check_peft(recipe)
-    problems += _check_adapt(recipe) + _check_labels(recipe)
+    problems += _check_adapt(recipe) + _check_labels(recipe) + _check_contrastive(recipe)
     if not 0 <= t.seed < 2 ** 32:
         problems.append(f"training.seed must be in [0, 2**32), got {t.seed}")
     for key in ("weight_decay", "max_grad_norm"):
@@ -396,6 +413,17 @@ def _check_labels(recipe: Recipe) -> list[str]:
         if unknown:
             problems.append(f"labels.descriptions names {', '.join(map(repr, unknown))}, not in data.labels "
                             f"({', '.join(map(str, recipe.data.labels))})")
+    return problems
+
+
+def _check_contrastive(recipe: Recipe) -> list[str]:
+    c, problems = recipe.contrastive, []
+    if c.iterations < 1 or (c.pairs is not None and c.pairs < 1):
+        problems.append(f"contrastive.iterations must be at least 1 and contrastive.pairs at least 1, got "
+                        f"{c.iterations} and {c.pairs}")
+    if c.epochs <= 0 or c.lr <= 0 or c.batch_size < 1:
+        problems.append(f"contrastive.epochs and contrastive.lr must be positive and contrastive.batch_size at "
+                        f"least 1, got {c.epochs}, {c.lr} and {c.batch_size}")
     return problems
 
 

@@ -52,6 +52,10 @@ class Strategy:
     pseudo_labels: Callable | None = None
     #: the pooling it needs (recipe `pooling`; compare sets it for it), None for any
     pooling: str | None = None
+    #: a stage that trains the encoder before the classifier (contrastive: the body on pairs of texts), in the run
+    #: folder: (recipe, run, splits, encoded, tokenizer, accelerator, listeners_for(folder)) -> the encoder folder (a
+    #: models.ResolvedModel) the classifier then loads; None: the classifier starts from the recipe's model
+    encoder_stage: Callable | None = None
 
     def problems(self, recipe: "Recipe") -> list[str]:
         """What is wrong with `recipe` for this strategy."""
@@ -72,14 +76,14 @@ _FAMILIES: list[tuple[Callable[[str], Strategy | None], Callable[[], list[str]]]
 def register_strategy(name: str, *, prepare: Callable, default_lr: float, check: Callable | None = None,
                       cacheable: str | None = None, describe: Callable | None = None, adapter: bool = False,
                       labels_optional: bool = False, pseudo_labels: Callable | None = None,
-                      pooling: str | None = None) -> Strategy:
+                      pooling: str | None = None, encoder_stage: Callable | None = None) -> Strategy:
     """Register strategy `name` (recipes then accept `strategy: name`); returns it. Registering a name again replaces it."""
     if cacheable not in (None, *CACHEABLE):
         raise ValueError(f"cacheable must be None or one of {CACHEABLE}, got {cacheable!r}")
     if not default_lr > 0:
         raise ValueError(f"default_lr must be positive, got {default_lr!r}")
     strategy = Strategy(name, prepare, float(default_lr), check, cacheable, describe, adapter, labels_optional,
-                        pseudo_labels, pooling)
+                        pseudo_labels, pooling, encoder_stage)
     _STRATEGIES[name] = strategy
     return strategy
 
