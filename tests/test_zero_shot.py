@@ -219,3 +219,22 @@ def test_report_and_compare_treat_zero_shot_like_any_strategy(tiny_models, revie
     rows = json.loads((folder / "compare.json").read_text())["rows"]
     assert [r["name"] for r in rows] == ["head", "zero_shot", "tf-idf baseline"]
     assert rows[1]["accuracy"] == json.loads((folder / "zero_shot" / "metrics.json").read_text())["test"]["accuracy"]
+
+
+def test_a_zero_shot_run_exports_to_onnx_and_pushes_like_any_run(tiny_models, tmp_path):
+    """The ONNX export and a folder-hub push both check themselves against the run's predictions.csv (here the texts
+    of a file without labels): they pass, and the pulled classifier predicts as the run does."""
+    from nlptransfer.publish.export import export_onnx
+    from nlptransfer.publish.push import push
+
+    data = _texts_csv(tmp_path / "texts.csv")
+    run = nlptransfer.finetune("zero-shot-minilm", data=str(data), overrides=_zero_shot(
+        tiny_models["bert"], tmp_path / "runs", **{"labels.descriptions": DESCRIBED}))
+    check = export_onnx(run.path)
+    assert check["onnx"]["max_abs_prob_diff"] <= 1e-4 and check["onnx"]["label_agreement"] == 1.0
+    (tmp_path / "hub").mkdir()
+    push(run.path, "team/zero-shot", hub=tmp_path / "hub")
+    pulled = nlptransfer.TextClassifier.from_pretrained("team/zero-shot", hub=tmp_path / "hub")
+    np.testing.assert_allclose(pulled.predict_proba(TEXTS), run.classifier().predict_proba(TEXTS), atol=1e-5)
+    card = (tmp_path / "hub" / "team" / "zero-shot").rglob("README.md")
+    assert any("normalised mean (sentence embedding)" in p.read_text() for p in card)
