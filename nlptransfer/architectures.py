@@ -44,6 +44,9 @@ def _distilbert_mlm(model: nn.Module, hidden: torch.Tensor) -> torch.Tensor:
     return model.vocab_projector(model.vocab_layer_norm(model.activation(model.vocab_transform(hidden))))
 
 
+#: names of the classification head's top-level modules in the families' sequence classifiers
+HEAD_MODULES = ("classifier", "pre_classifier", "score")
+
 #: (target modules, feed-forward subset) of an adapter method; feed-forward is None for methods without one
 Targets = tuple[list[str], list[str] | None]
 _IA3_BERT: Targets = (["key", "value", "output.dense"], ["output.dense"])
@@ -110,6 +113,19 @@ def head_forward(model: nn.Module, seq: torch.Tensor) -> torch.Tensor:
     if found is None:
         raise NotImplementedError(f"mean pooling and cached features are not supported for model type '{kind}'")
     return found.head(model, seq)
+
+
+def final_linear(model: nn.Module) -> nn.Linear:
+    """The last linear layer of the model's own classification head (the one that gives the logits): what an
+    embedding head (pooling: embedding) keeps, reading the normalised sentence embedding directly."""
+    core = core_model(model)
+    n = core.config.num_labels
+    found = [m for name, m in core.named_modules() if name.split(".")[0] in HEAD_MODULES
+             and isinstance(m, nn.Linear) and m.out_features == n and m.in_features == core.config.hidden_size]
+    if not found:
+        raise NotImplementedError(f"cannot find the output layer of the classification head of model type "
+                                  f"'{core.config.model_type}' (a linear layer from hidden_size to the labels)")
+    return found[-1]
 
 
 def supports_head_path(model: nn.Module) -> bool:

@@ -1,6 +1,7 @@
 """Tokenize once; length-grouped batches in random order; dynamic padding."""
 from __future__ import annotations
 
+import random
 import weakref
 import zlib
 from dataclasses import dataclass, field
@@ -208,6 +209,54 @@ class MaskedTexts(Dataset):
     @property
     def lengths(self) -> list[int]:
         return self.encoded.lengths
+
+
+class TextPairs(Dataset):
+    """Pairs of labelled texts for contrastive training, SetFit's way: in each of `iterations` rounds every text is
+    paired once with a random other text of its label (target 1) and once with a random text of another label
+    (target 0), so the pairs are balanced; seeded by `seed`. `limit` keeps that many of them (a budget of pairs).
+    A batch holds each of its distinct texts once (`collate`): with few labelled rows most texts of a batch of pairs
+    repeat, and each is encoded once."""
+
+    def __init__(self, encoded: Encoded, iterations: int, seed: int, pad_id: int, limit: int | None = None):
+        rng = random.Random(seed)
+        self.encoded, self.pad = encoded, Collator(pad_id)
+        by_label: dict[int, list[int]] = {}
+        for i, y in enumerate(encoded.labels):
+            by_label.setdefault(y, []).append(i)
+        others = {y: [i for k, rows in by_label.items() if k != y for i in rows] for y in by_label}
+        self.pairs: list[tuple[int, int, float]] = []
+        for _ in range(iterations):
+            for i, y in enumerate(encoded.labels):
+                same = by_label[y]
+                j = rng.choice(same) if len(same) == 1 else rng.choice([k for k in same if k != i])
+                self.pairs.append((i, j, 1.0))
+                if others[y]:
+                    self.pairs.append((i, rng.choice(others[y]), 0.0))
+        if limit is not None and limit < len(self.pairs):
+            self.pairs = rng.sample(self.pairs, limit)
+        self.labels = [t for _, _, t in self.pairs]
+
+    def __len__(self) -> int:
+        return len(self.pairs)
+
+    def __getitem__(self, i: int) -> dict:
+        a, b, target = self.pairs[i]
+        return {"pair": (a, b), "target": target}
+
+    @property
+    def lengths(self) -> list[int]:
+        lengths = self.encoded.lengths
+        return [lengths[a] + lengths[b] for a, b, _ in self.pairs]
+
+    def collate(self, items: list[dict]) -> dict:
+        """The batch's distinct texts (padded), its pairs as positions into them, and their targets."""
+        rows = sorted({r for it in items for r in it["pair"]})
+        at = {r: k for k, r in enumerate(rows)}
+        batch = self.pad([{"input_ids": self.encoded.input_ids[r]} for r in rows])
+        batch["pairs"] = torch.tensor([[at[a], at[b]] for a, b in (it["pair"] for it in items)])
+        batch["labels"] = torch.tensor([it["target"] for it in items])
+        return batch
 
 
 def split_by_length(lengths: list[int], overhead_tokens: float) -> list[list[int]]:

@@ -9,7 +9,7 @@ from contextlib import contextmanager
 import torch
 from torch import nn
 
-from .architectures import architecture, core_model, head_forward, layer_stack
+from .architectures import architecture, core_model, final_linear, head_forward, layer_stack
 
 #: the name of the (one, for now) classification head in a model's outputs: outputs["logits"][HEAD]
 HEAD = "label"
@@ -123,7 +123,16 @@ class TransferModel(nn.Module):
         hidden = self.core.base_model(input_ids=input_ids, attention_mask=attention_mask, **extra).last_hidden_state
         if self.pooling == "mean":
             return mean_pool(hidden, attention_mask)
+        if self.pooling == "embedding":
+            return nn.functional.normalize(mean_pool(hidden, attention_mask), dim=-1)
         return hidden[:, :1]
+
+    def head(self, pooled: torch.Tensor) -> torch.Tensor:
+        """Logits from what the head reads [batch, 1, hidden]: through the architecture's own head, or (embedding
+        pooling) its output layer alone."""
+        if self.pooling == "embedding":
+            return final_linear(self.net)(pooled[:, 0])
+        return head_forward(self.core, pooled)
 
     @torch.no_grad()
     def frozen_states(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
@@ -192,12 +201,12 @@ class TransferModel(nn.Module):
             hidden = self.core.base_model(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
             return {"logits": {}, "mlm_logits": self.mlm_head(hidden[mlm_mask])}
         if features is not None:
-            return self._outputs(head_forward(self.core, features), features, return_features)
+            return self._outputs(self.head(features), features, return_features)
         with self._layers(states):
             if self.pooling == "native" and not return_features:
                 return self._outputs(self.net(input_ids=input_ids, attention_mask=attention_mask, **extra).logits)
             pooled = self._pool(input_ids, attention_mask, **extra)
-            return self._outputs(head_forward(self.core, pooled), pooled, return_features)
+            return self._outputs(self.head(pooled), pooled, return_features)
 
     @staticmethod
     def _outputs(logits: torch.Tensor, pooled: torch.Tensor | None = None, with_features: bool = False) -> dict:

@@ -45,8 +45,16 @@ class TrainedRun:
 
 
 def load_data(recipe: Recipe) -> Splits:
-    """The train/validation/test splits a run of `recipe` uses (the same files and seed give the same rows)."""
-    return load_splits(recipe.data, seed=recipe.training.seed)
+    """The train/validation/test splits a run of `recipe` uses (the same files and seed give the same rows). For a
+    strategy that needs no labels (zero_shot), a training file without a label column is read as texts alone."""
+    from .strategies import find_strategy
+
+    strategy = find_strategy(recipe.strategy)
+    unlabelled = None
+    if strategy is not None and strategy.labels_optional:
+        unlabelled = [str(n) for n in (recipe.data.labels or recipe.labels.descriptions
+                                       or recipe.report.label_descriptions)]
+    return load_splits(recipe.data, seed=recipe.training.seed, unlabelled=unlabelled)
 
 
 def check_data(recipe: Recipe) -> DataReport:
@@ -112,7 +120,10 @@ def train(recipe: Recipe, *, resume: bool | str | Path = False, listeners: Seque
                 _first_files(run, recipe, splits)
             encoder = adapted_encoder(recipe, run, target, splits.train.texts, accelerator,
                                       listeners=_run_listeners(recipe, RunFolder(run.path("adapt")), main))
-            if encoder is not None:  # adapt.method mlm: the classifier starts from the encoder adapted to the target
+            if encoder is None and strategy.encoder_stage is not None:  # contrastive: the body learns from pairs
+                encoder = strategy.encoder_stage(recipe, run, splits, encoded, tokenizer, accelerator,
+                                                 lambda folder: _run_listeners(recipe, folder, main))
+            if encoder is not None:  # adapt.method mlm (the encoder adapted to the target), or the strategy's own
                 set_seed(recipe.training.seed)  # its new head starts the same whether the pretraining ran or resumed
                 net, new_weights = models.load_classifier(encoder, splits.label_map, recipe.trust_remote_code)
                 prepared = strategy.prepare(net, recipe, new_weights)
@@ -132,6 +143,9 @@ def train(recipe: Recipe, *, resume: bool | str | Path = False, listeners: Seque
             _save_profile(run, model, tokenizer, splits, recipe, encoded)
             if probs is not None:
                 _write_predictions(run, splits, probs)
+            elif splits.train.labels is None:  # texts without labels (zero_shot): what it predicts for them
+                _write_predictions(run, splits, _probabilities(model, encoded["train"], recipe, tokenizer,
+                                                               accelerator), "train")
             run.write_json("metrics", metrics)
             _say_metrics(metrics, run)
         accelerator.wait_for_everyone()
@@ -175,12 +189,19 @@ def pretrain_encoder(recipe: Recipe, *, resume: bool | str | Path = False) -> Pa
 def _train_in(run, resuming, recipe, splits, tokenizer, encoded, strategy, prepared, accelerator, listeners, modules,
               streams=None):
     """Training and the test: (trained model, metrics, test probabilities or None)."""
-    result = _fit(prepared, strategy.cacheable, encoded, recipe, splits, tokenizer, accelerator, run, resuming,
-                  listeners, streams)
+    result, pseudo = _fit(prepared, strategy, encoded, recipe, splits, tokenizer, accelerator, run, resuming,
+                          listeners, streams)
     metrics = {"strategy": recipe.strategy, "model": recipe.model,
                "trainable_parameters": prepared.trainable, "total_parameters": prepared.total,
                "validation": result.best, "best_step": result.best_step, "steps": result.steps,
                "examples_seen": result.examples_seen, "train_seconds": round(result.train_seconds, 3)}
+    if strategy.pseudo_labels is not None:  # its own labels trained, so no gold label chose: validation is a score
+        metrics["self_training"] = pseudo
+        if "validation" in encoded and splits.validation.labels is not None:
+            metrics["validation"] = _score(result.model, encoded["validation"], splits.validation,
+                                           splits.label_map.names, recipe, tokenizer, accelerator)[0]
+    if splits.train.labels is None:
+        metrics["texts"] = len(splits.train)
     return result.model, metrics, _test(result.model, encoded, recipe, splits, tokenizer, accelerator, metrics,
                                         modules)
 
@@ -244,34 +265,39 @@ def _encode(tokenizer, config, recipe: Recipe, splits: Splits) -> dict[str, Enco
     return encoded
 
 
-def _fit(prepared, cacheable, encoded, recipe, splits, tokenizer, accelerator, run, resuming, listeners, streams=None):
+def _fit(prepared, strategy, encoded, recipe, splits, tokenizer, accelerator, run, resuming, listeners, streams=None):
     """The frozen part's output cached where the strategy allows it, then the loop (with the target domain's batch
-    stream and the adaptation term when the recipe adapts)."""
+    stream and the adaptation term when the recipe adapts). A strategy that labels its own training rows
+    (zero_shot's self-training) trains on those, with no validation split to choose by, or not at all. Returns the
+    loop's result and the strategy's summary of its labels (None when the data's labels trained)."""
     from .train.cache import cache_inputs
-    from .train.loop import fit
+    from .train.loop import FitResult, fit
 
     t = recipe.training
     pad_id = tokenizer.pad_token_id or 0
     parts = {name: encoded[name] for name in ("train", "validation") if name in encoded}
+    if strategy.pseudo_labels is not None:
+        parts.pop("validation", None)
     if t.cache_features:
-        parts = cache_inputs(prepared.model, cacheable, parts, t.eval_batch_size, pad_id, accelerator.device)
-    return fit(prepared, parts["train"], parts.get("validation"), loop_recipe(recipe), splits.label_map.names, pad_id,
-               accelerator, run, resume=resuming, listeners=listeners, streams=streams)
+        parts = cache_inputs(prepared.model, strategy.cacheable, parts, t.eval_batch_size, pad_id, accelerator.device)
+    pseudo = None
+    if strategy.pseudo_labels is not None:
+        chosen = strategy.pseudo_labels(prepared, parts["train"], recipe, splits.label_map.names, pad_id, accelerator)
+        if chosen is None:  # nothing trains: the prepared model is the classifier
+            return FitResult(prepared.model, None, 0, 0, 0.0, 0), None
+        parts["train"], pseudo = chosen
+    result = fit(prepared, parts["train"], parts.get("validation"), loop_recipe(recipe), splits.label_map.names,
+                 pad_id, accelerator, run, resume=resuming, listeners=listeners, streams=streams)
+    return result, pseudo
 
 
 def _test(model, encoded, recipe, splits, tokenizer, accelerator, metrics: dict, modules: dict
           ) -> np.ndarray | None:
     """Test metrics into `metrics` (with the recipe's extra metrics and slices); returns the test probabilities
     (None without a test split)."""
-    from .inference.loader import eval_loader
-    from .train.loop import evaluate
-
     if "test" not in encoded:
         return None
-    model = model.to(accelerator.device)
-    loader = accelerator.prepare(eval_loader(encoded["test"], recipe.training.eval_batch_size,
-                                             tokenizer.pad_token_id or 0))
-    test, probs = evaluate(model, loader, splits.test.labels, splits.label_map.names, accelerator)
+    test, probs = _score(model, encoded["test"], splits.test, splits.label_map.names, recipe, tokenizer, accelerator)
     gold, predicted, names = splits.test.labels, probs.argmax(1), splits.label_map.names
     if recipe.task == "sentiment":
         test["ordinal_error"] = ordinal_error(gold, predicted.tolist())
@@ -281,6 +307,16 @@ def _test(model, encoded, recipe, splits, tokenizer, accelerator, metrics: dict,
                           for column, values in splits.test.slices.items()]
     metrics["test"] = test
     return probs
+
+
+def _score(model, encoded, part, names, recipe, tokenizer, accelerator) -> tuple[dict, np.ndarray]:
+    """Metrics and class probabilities of `model` on one split (`part`, tokenized as `encoded`)."""
+    from .inference.loader import eval_loader
+    from .train.loop import evaluate
+
+    model = model.to(accelerator.device)
+    loader = accelerator.prepare(eval_loader(encoded, recipe.training.eval_batch_size, tokenizer.pad_token_id or 0))
+    return evaluate(model, loader, part.labels, names, accelerator)
 
 
 def _save_profile(run: RunFolder, model, tokenizer, splits: Splits, recipe: Recipe, encoded) -> None:
@@ -295,11 +331,21 @@ def _save_profile(run: RunFolder, model, tokenizer, splits: Splits, recipe: Reci
     save_profile(build_profile(classifier, list(part.texts), source, recipe.training.seed), run.root)
 
 
-def _write_predictions(run: RunFolder, splits: Splits, probs: np.ndarray) -> None:
-    names = splits.label_map.names
-    rows = [[text, names[gold], names[int(p.argmax())], *[f"{x:.6f}" for x in p]]
-            for text, gold, p in zip(splits.test.texts, splits.test.labels, probs)]
-    run.write_csv("predictions", ["text", "gold", "predicted", *[f"prob_{n}" for n in names]], rows)
+def _probabilities(model, encoded, recipe, tokenizer, accelerator) -> np.ndarray:
+    from .inference.loader import eval_loader, predict_logits, softmax
+
+    loader = eval_loader(encoded, recipe.training.eval_batch_size, tokenizer.pad_token_id or 0)
+    return softmax(predict_logits(model.to(accelerator.device), loader)[0])
+
+
+def _write_predictions(run: RunFolder, splits: Splits, probs: np.ndarray, split: str = "test") -> None:
+    """predictions.csv: the test rows (text, gold, predicted, probability per class), or the texts of an unlabelled
+    training file (without gold)."""
+    names, part = splits.label_map.names, getattr(splits, split)
+    gold = [[names[g]] for g in part.labels] if part.labels is not None else [[] for _ in part.texts]
+    rows = [[text, *g, names[int(p.argmax())], *[f"{x:.6f}" for x in p]] for text, g, p in zip(part.texts, gold, probs)]
+    header = ["text", *(["gold"] if part.labels is not None else []), "predicted", *[f"prob_{n}" for n in names]]
+    run.write_csv("predictions", header, rows)
 
 
 def _say_metrics(metrics: dict, run: RunFolder) -> None:
@@ -308,4 +354,6 @@ def _say_metrics(metrics: dict, run: RunFolder) -> None:
         logger.info(f"test: accuracy {test['accuracy']:.4f}, macro-F1 {test['macro_f1']:.4f} on {test['n']} rows")
     elif metrics.get("validation"):
         logger.info(f"validation: accuracy {metrics['validation']['accuracy']:.4f} (no test split)")
+    elif "texts" in metrics:
+        logger.info(f"{metrics['texts']} texts without labels: their predictions are in {run.path('predictions')}")
     logger.info(f"run folder: {run.root}")

@@ -18,6 +18,10 @@ from .data.schema import DataSpec
 from .errors import RecipeError
 
 METRICS = ("accuracy", "macro_f1")
+#: what the head reads: native (the architecture's own head input, the first token), mean (the masked mean of the
+#: token states, through the architecture's head), embedding (the sentence embedding: the masked mean, L2-normalised,
+#: read by the head's output layer alone, as sentence-transformers models such as all-MiniLM-L6-v2 embed)
+POOLINGS = ("native", "mean", "embedding")
 _SCIENTIFIC = re.compile(r"[-+]?\d+(\.\d*)?[eE][-+]?\d+")
 
 
@@ -83,11 +87,46 @@ class ReportSection:
     enabled: bool = False  #: build report/ in the run folder after training
     price_per_hour: float = 0.5  #: machine price per hour, for the cost per 1,000 predictions
     learning_curve: list[float] = field(default_factory=lambda: [0.05, 0.2, 0.5, 1.0])  #: training-data fractions
-    label_descriptions: dict[str, str] = field(default_factory=dict)  #: zero-shot text per label; default its name
+    #: zero-shot text per label, read when labels.descriptions is empty (its place before labels.descriptions)
+    label_descriptions: dict[str, str] = field(default_factory=dict)
     bootstrap: int = 2000  #: paired bootstrap resamples of the test rows
     alpha: float = 0.05  #: significance level of the verdict (95% interval, McNemar p < alpha)
     latency_texts: int = 50  #: texts timed one at a time for latency p50/p95
     mistakes: int = 10  #: most confident mistakes listed
+
+
+@dataclass(frozen=True)
+class LabelsSection:
+    """What the labels mean, for the strategies that read it: zero_shot embeds each label's descriptions and gives a
+    text the label whose descriptions it is nearest to."""
+
+    #: label -> a description or a list of them (their embeddings averaged); a label without one is described by its
+    #: name. Without a label column in the data, the keys are the labels (in this order)
+    descriptions: dict[str, Any] = field(default_factory=dict)
+    #: zero_shot probabilities: softmax(cosine similarity / temperature)
+    temperature: float = 0.05
+    #: zero_shot: pseudo-label the training texts it is confident on, then fit the head on them (labels never read)
+    self_train: bool = False
+    confidence: float = 0.8  #: self_train: the least probability of a pseudo-label kept
+    #: self_train: keep as many pseudo-labels of every label (the most confident ones), so that one label predicted
+    #: more often does not teach the head to predict it always
+    balance: bool = True
+
+
+@dataclass(frozen=True)
+class ContrastiveSection:
+    """strategy contrastive (few-shot, SetFit's method in the one loop): the encoder first learns from pairs of the
+    labelled texts (same label: cosine similarity 1, different labels: 0), then the head trains on its frozen
+    features (training.*)."""
+
+    body: str = "full"  #: how the encoder trains on the pairs: full, or an adapter strategy (lora, ...; merged after)
+    #: rounds of pairs: in each, every labelled text is paired once with a text of its label and once with a text of
+    #: another (SetFit's num_iterations)
+    iterations: int = 20
+    pairs: int | None = None  #: a budget of pairs instead: this many of them, drawn from the rounds
+    epochs: float = 1.0  #: passes over the pairs
+    batch_size: int = 16  #: pairs per step
+    lr: float = 2.0e-5  #: the encoder's learning rate on the pairs
 
 
 #: adaptation methods: mmd (a feature-distance term), mlm (masked-LM pretraining on the target texts first),
@@ -142,7 +181,7 @@ class Recipe:
     strategy: str = "full"  #: head | top_k | full | lora | ia3 | any PEFT method name | a registered strategy
     top_k: int = 2  #: top_k: encoder layers that train (from the top)
     layer_lr_decay: float = 1.0  #: top_k/full: lr multiplier per layer going down (1 = none)
-    pooling: str = "native"  #: native (the architecture's own head input) | mean (masked mean of tokens)
+    pooling: str = "native"  #: native | mean | embedding (POOLINGS)
     data: DataSpec = field(default_factory=DataSpec)
     peft: PeftSection = field(default_factory=PeftSection)
     training: TrainingSection = field(default_factory=TrainingSection)
@@ -150,6 +189,8 @@ class Recipe:
     output: OutputSection = field(default_factory=OutputSection)
     report: ReportSection = field(default_factory=ReportSection)
     adapt: AdaptSection = field(default_factory=AdaptSection)
+    labels: LabelsSection = field(default_factory=LabelsSection)
+    contrastive: ContrastiveSection = field(default_factory=ContrastiveSection)
 
     def to_dict(self) -> dict:
         """The resolved recipe as plain data (every default filled in)."""
@@ -248,8 +289,8 @@ def _check_combinations(recipe: Recipe, registered: bool) -> list[str]:
         problems.append(f"task must be 'classification' or 'sentiment', got '{recipe.task}'")
     if registered:
         problems += _check_strategy(recipe)
-    if recipe.pooling not in ("native", "mean"):
-        problems.append(f"pooling must be 'native' or 'mean', got '{recipe.pooling}'")
+    if recipe.pooling not in POOLINGS:
+        problems.append(f"pooling must be one of {', '.join(POOLINGS)}, got '{recipe.pooling}'")
     if not 0 < recipe.layer_lr_decay <= 1:
         problems.append(f"layer_lr_decay must be in (0, 1], got {recipe.layer_lr_decay}")
     if t.metric not in METRICS:
@@ -287,7 +328,7 @@ def _check_combinations(recipe: Recipe, registered: bool) -> list[str]:
 
         problems += bins_problems(d.label_bins)
     problems += _check_report(recipe) + _check_finite(recipe) + _check_names(recipe) + _check_peft(recipe)
-    problems += _check_adapt(recipe)
+    problems += _check_adapt(recipe) + _check_labels(recipe) + _check_contrastive(recipe)
     if not 0 <= t.seed < 2 ** 32:
         problems.append(f"training.seed must be in [0, 2**32), got {t.seed}")
     for key in ("weight_decay", "max_grad_norm"):
@@ -354,6 +395,35 @@ def _check_adapt(recipe: Recipe) -> list[str]:
     if a.target is not None and term in recipe.training.objectives:
         problems.append(f"training.objectives names {term} and adapt.method {a.method} adds it too: set its weight "
                         "as adapt.weight")
+    return problems
+
+
+def _check_labels(recipe: Recipe) -> list[str]:
+    s, problems = recipe.labels, []
+    for name, value in s.descriptions.items():
+        texts = [value] if isinstance(value, str) else value
+        if not (isinstance(texts, list) and texts and all(isinstance(t, str) and t.strip() for t in texts)):
+            problems.append(f"labels.descriptions.{name} must be a text or a list of texts, got {value!r}")
+    if not s.temperature > 0:
+        problems.append(f"labels.temperature must be positive, got {s.temperature}")
+    if not 0 < s.confidence < 1:
+        problems.append(f"labels.confidence must be in (0, 1), got {s.confidence}")
+    if recipe.data.labels and s.descriptions:
+        unknown = [n for n in s.descriptions if str(n) not in map(str, recipe.data.labels)]
+        if unknown:
+            problems.append(f"labels.descriptions names {', '.join(map(repr, unknown))}, not in data.labels "
+                            f"({', '.join(map(str, recipe.data.labels))})")
+    return problems
+
+
+def _check_contrastive(recipe: Recipe) -> list[str]:
+    c, problems = recipe.contrastive, []
+    if c.iterations < 1 or (c.pairs is not None and c.pairs < 1):
+        problems.append(f"contrastive.iterations must be at least 1 and contrastive.pairs at least 1, got "
+                        f"{c.iterations} and {c.pairs}")
+    if c.epochs <= 0 or c.lr <= 0 or c.batch_size < 1:
+        problems.append(f"contrastive.epochs and contrastive.lr must be positive and contrastive.batch_size at "
+                        f"least 1, got {c.epochs}, {c.lr} and {c.batch_size}")
     return problems
 
 

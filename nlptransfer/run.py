@@ -32,6 +32,7 @@ LAYOUT = {
     "reference_embeddings": "reference.safetensors",
     "encoder": "encoder",  # `nlptransfer adapt` (masked-LM pretraining): the adapted encoder, a model folder
     "adapt": "adapt",  # adapt.method mlm: the run's masked-LM pretraining, itself a run folder with its encoder/
+    "body": "body",  # strategy contrastive: the encoder trained on pairs, itself a run folder with its encoder/
 }
 
 

@@ -288,7 +288,7 @@ def test_11_the_report_says_when_the_transfer_model_is_under_trained_or_zero_sho
     assert len(notes) == 3
     assert notes[0].startswith("the transfer model predicts 'pos' for every test text: it is under-trained")
     assert "still rising when training stopped (0.5000 -> 0.6100)" in notes[1]
-    assert "carry no meaning" in notes[2] and "report.label_descriptions" in notes[2]
+    assert "carry no meaning" in notes[2] and "labels.descriptions" in notes[2]
     fine = np.array([[0.8, 0.2], [0.2, 0.8]] * 5)
     flat = [{"step": 1, "eval": {"accuracy": 0.7}}, {"step": 2, "eval": {"accuracy": 0.69}}]
     assert caveats(fine, [0, 1] * 5, ("neg", "pos"), flat, "accuracy", {"label_texts": {"neg": "bad"}}) == []

@@ -50,7 +50,7 @@ def test_unknown_keys_and_wrong_types_are_listed_together():
     (["training.metric=f1"], "training.metric must be one of accuracy, macro_f1"),
     (["data.val_fraction=0", "training.early_stopping=2"], "early_stopping needs a validation split"),
     (["strategy=top_k", "top_k=0"], "top_k must be at least 1"),
-    (["pooling=max"], "pooling must be 'native' or 'mean'"),
+    (["pooling=max"], "pooling must be one of native, mean, embedding"),
     (["training.batch_size=0"], "training.batch_size must be at least 1"),
 ])
 def test_impossible_combinations_are_rejected(overrides, message):

@@ -400,7 +400,7 @@ def test_full_finetuning_on_1000_sst2_sentences_is_positive_transfer(tmp_path, c
     code = main(["run", "sentiment-minilm", "--data", str(data), "--report", f"data.test={SHARED_SST2 / 'dev.tsv'}",
                  "data.test_fraction=0", "training.eval_every=10", "training.progress=false",
                  f"output.dir={tmp_path / 'runs'}", "report.learning_curve=[0.2, 1.0]",
-                 "report.label_descriptions={0: negative, 1: positive}"])
+                 "labels.descriptions={0: negative, 1: positive}"])
     printed = capsys.readouterr().out
     assert code == 0
     report = json.loads((tmp_path / "runs" / "sentiment-minilm" / "report" / "report.json").read_text())

@@ -72,7 +72,7 @@ class LabelledTexts:
     """One split: texts and their label ids (and the 1-based data row each came from)."""
 
     texts: list[str]
-    labels: list[int]
+    labels: list[int] | None  #: None: texts without labels (a training file for zero_shot)
     rows: list[int] = field(default_factory=list)
     slices: dict[str, list[str]] = field(default_factory=dict)  #: column -> each row's value (data.slice_columns)
 

@@ -9,7 +9,7 @@ import pandas as pd
 from ..logs import get_logger
 from ..errors import DataError
 from .checks import conflicting, drop_share_problems, leaking_columns, text_key
-from .columns import infer_label_column, infer_text_columns, missing_column
+from .columns import LABEL_NAMES, infer_label_column, infer_text_columns, missing_column
 from .labels import DROPPED_BY_MAP, NOT_BINNED, bins_problems, map_labels, numeric_hint, sort_labels
 from .read import Table, cell_text, read_table
 from .schema import DataReport, DataSpec, LabelledTexts, LabelMap, Splits
@@ -138,10 +138,13 @@ def table_rows(table: Table, text_columns: list[str] | None, label_column: str |
 NO_TRAIN = "no training data: pass --data FILE (or data=... in Python, or data.train in the recipe)"
 
 
-def load_splits(spec: DataSpec, seed: int = 42, purpose: str = "train") -> Splits:
+def load_splits(spec: DataSpec, seed: int = 42, purpose: str = "train", unlabelled: list[str] | None = None
+                ) -> Splits:
     """Read, check and split the data files (carved splits seeded by `seed`); raises one DataError listing every
     problem found (with the report so far). purpose "evaluate": the file is scored as a whole, may hold a single
-    class, and messages name an evaluation's flags."""
+    class, and messages name an evaluation's flags. `unlabelled` (a strategy that needs no labels: the label names
+    it knows, maybe none): a training file with no label column named or inferred, or an inferred one that shares
+    no value with those names, is read as texts: the train split alone, without labels, labelled by these names."""
     if not spec.train:
         raise DataError(NO_TRAIN)
     problems: list[str] = []
@@ -155,6 +158,8 @@ def load_splits(spec: DataSpec, seed: int = 42, purpose: str = "train") -> Split
     tables = {name: t for name, path in files.items() if path for t in [_read(spec, path, problems)] if t is not None}
     for name, table in tables.items():
         report.files[name] = table.info()
+    if unlabelled is not None and "train" in tables and _without_labels(spec, tables["train"], unlabelled):
+        return _texts_only(spec, tables["train"], unlabelled, report)
     words = EVALUATION if purpose == "evaluate" else TRAINING
     text_columns, label_column = _choose_columns(spec, tables, report, problems, words)
     if "train" not in tables:
@@ -184,6 +189,57 @@ def load_splits(spec: DataSpec, seed: int = 42, purpose: str = "train") -> Split
     if carve:
         _carve(frames, carve, seed, report)
     return _splits(frames, names, report)
+
+
+def _without_labels(spec: DataSpec, table: Table, names: list[str]) -> bool:
+    """True when the training file has no label column: none named, and none inferred, or an inferred one not named
+    like labels none of whose values is one of `names` (a category column of texts to classify zero-shot, not their
+    labels; a column named like labels is always the labels, so a misspelt description is reported, not guessed)."""
+    if spec.label_column is not None:
+        return False
+    column, _ = infer_label_column(table.frame, set(spec.text_columns or []))
+    if column is None:
+        return True
+    if column.lower().strip() in LABEL_NAMES:
+        return False
+    values = set(table.frame[column].map(cell_text).str.strip())
+    return bool(names) and not values & set(names)
+
+
+def _texts_only(spec: DataSpec, table: Table, names: list[str], report: DataReport) -> Splits:
+    """The training file's texts as the train split, without labels (and no validation or test split)."""
+    if len(names) < 2:
+        raise DataError(f"{table.path} has no label column, so the labels must be named: give each a description "
+                        f"(labels.descriptions={{label: description, ...}}; at least two) or data.labels=[...]",
+                        report)
+    if spec.validation or spec.test:
+        raise DataError(f"{table.path} has no label column: data.validation and data.test score a classifier "
+                        f"against labels, so they need a labelled training file too (or leave them out)", report)
+    columns = list(spec.text_columns or [])
+    if not columns:
+        columns, why = infer_text_columns(table.frame, set())
+        if not columns:
+            raise DataError(f"cannot infer the text column of {table.path} ({why}): set data.text_columns", report)
+        report.inferred["text_columns"] = {"columns": columns, "reason": why}
+    missing = [missing_column(c, [str(x) for x in table.frame.columns], "data.text_columns")
+               for c in columns if c not in table.frame.columns]
+    if missing:
+        raise DataError([f"train file {table.path}: {m}" for m in missing], report)
+    frame = table_rows(table, columns, None, spec.join_with)
+    empty = frame["text"] == ""
+    if empty.any() and not spec.drop_invalid:
+        raise DataError(f"train: {int(empty.sum())} row(s) have an empty or missing text "
+                        f"({_rows(frame.loc[empty, 'row'].tolist())}); {FIX_ROWS}", report)
+    report.drop("train", "empty or missing text", int(empty.sum()))
+    frame = frame[~empty]
+    if not len(frame):
+        raise DataError(f"{table.path} has no texts", report)
+    report.rows_used["train"] = len(frame)
+    report.inferred["labels"] = {"column": None, "reason": f"no label column: the texts are classified into "
+                                                            f"{', '.join(names)}"}
+    logger.info(f"{table.path}: {len(frame)} texts without labels, classified into {', '.join(names)}")
+    return Splits(LabelledTexts(frame["text"].tolist(), None, frame["row"].tolist()), None, None, LabelMap(names),
+                  report)
 
 
 def _frames(tables: dict[str, Table], text_columns: list[str], label_column: str | None, join_with: str

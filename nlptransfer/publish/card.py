@@ -180,9 +180,10 @@ def _limits_section(meta: dict, metrics: dict, report: dict) -> str:
         where = "on this hub" if base["source"] == "hub" else (
             "installed with nlptransfer" if base["source"] == "embedded" else f"at {code(base['name'])} (a local folder)")
         items.append(f"The adapter needs its exact base model, {where}; loading checks it.")
-    if meta["pooling"] == "mean":
-        items.append("It was trained with mean pooling: loading it with plain transformers (which reads the first "
-                     "token) gives different predictions. Load it with nlptransfer.")
+    if meta["pooling"] != "native":
+        items.append(f"It reads the {'normalised mean (sentence embedding)' if meta['pooling'] == 'embedding' else 'mean'}"
+                     " of the token states: loading it with plain transformers (which reads the first token) gives "
+                     "different predictions. Load it with nlptransfer.")
     items.append("Biases of the base model and of the training data carry over; check it on your own data first.")
     return "\n".join(f"- {i}" for i in items)
 

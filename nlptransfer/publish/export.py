@@ -26,9 +26,10 @@ def export_merged(run_path: str | Path, out: str | Path, trust_remote_code: bool
     from peft import PeftModel
 
     run = RunFolder.existing(run_path, need=("labels", "recipe", "tokenizer"))
-    if read_saved(run.path("recipe")).pooling == "mean":
-        raise RunError(f"{run.root} uses pooling: mean, which plain transformers models cannot do (their head reads "
-                       f"the first token), so a merged export would predict differently. Share it with "
+    pooling = read_saved(run.path("recipe")).pooling
+    if pooling != "native":
+        raise RunError(f"{run.root} uses pooling: {pooling}, which plain transformers models cannot do (their head "
+                       f"reads the first token), so a merged export would predict differently. Share it with "
                        f"`nlptransfer push` instead (it loads with nlptransfer), or train with pooling: native")
     out = Path(out)
     if out.exists() and (not out.is_dir() or any(out.iterdir())):

@@ -49,8 +49,12 @@ class ReportPlan:
 
 
 def plan(recipe: Recipe, splits: Splits) -> ReportPlan:
-    """What building the report of a run of `recipe` on `splits` will cost."""
+    """What building the report of a run of `recipe` on `splits` will cost; RecipeError for data without labels."""
     from .baseline import stratified_subset
+
+    if splits.train.labels is None:
+        raise RecipeError("the report compares test scores against labels, and the data has no label column "
+                          "(zero_shot classified its texts): report on a labelled file, or leave out --report")
 
     fractions = sorted(set(recipe.report.learning_curve) | {1.0})
     partial = [f for f in fractions if f < 1]
@@ -99,7 +103,7 @@ def caveats(probs: np.ndarray, gold: list[int], names, log: list[dict], metric: 
     label_texts = list(knowledge.get("label_texts", {}).values())
     if label_texts and all(t.strip().replace(".", "", 1).isdigit() or len(t.strip()) <= 1 for t in label_texts):
         notes.append(f"zero-shot compares texts with the label names ({', '.join(map(repr, label_texts))}), which "
-                     "carry no meaning; describe each label in report.label_descriptions for a fair zero-shot score")
+                     "carry no meaning; describe each label in labels.descriptions for a fair zero-shot score")
     return notes
 
 

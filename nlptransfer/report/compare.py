@@ -26,8 +26,11 @@ def variant(base: Recipe, strategy: str, keep_lr: bool) -> Recipe:
     changes: dict = {"strategy": strategy, "report.enabled": False}
     if not keep_lr and strategy != base.strategy:
         changes["training.lr"] = None
-    if not get_strategy(strategy).adapter:
+    chosen = get_strategy(strategy)
+    if not chosen.adapter:
         changes["peft"] = PeftSection().__dict__
+    if chosen.pooling:  # zero_shot reads sentence embeddings, whatever the others read
+        changes["pooling"] = chosen.pooling
     return base.replace(**changes)
 
 

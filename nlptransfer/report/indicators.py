@@ -10,6 +10,7 @@ from .. import models
 from ..data import LabelledTexts
 from ..recipe import Recipe
 from ..heads import mean_pool
+from ..strategies.zero_shot import descriptions
 from .baseline import scores
 
 
@@ -71,14 +72,17 @@ def knowledge_alone(recipe: Recipe, train: LabelledTexts, test: LabelledTexts, n
     """Indicator 1: zero-shot and linear-probe test scores of the frozen pretrained encoder."""
     started = time.perf_counter()
     encoder = FrozenEncoder(recipe)
-    described = {str(k): str(v) for k, v in recipe.report.label_descriptions.items()}
-    label_texts = [described.get(n, n) for n in names]
+    described = descriptions(recipe, names)  # as strategy zero_shot reads them: labels.descriptions, else the name
+    flat = encoder.embed([t for group in described for t in group])
+    flat /= np.clip(np.linalg.norm(flat, axis=1, keepdims=True), 1e-12, None)
+    bounds = np.cumsum([0] + [len(g) for g in described])
+    label_features = np.stack([flat[a:b].mean(0) for a, b in zip(bounds, bounds[1:])])
     test_features = encoder.embed(test.texts)
     result = {
         "encoder": recipe.model,
         "pooling": "mean",
-        "label_texts": dict(zip(names, label_texts)),
-        "zero_shot": zero_shot(test_features, encoder.embed(label_texts), test.labels),
+        "label_texts": {n: " | ".join(g) for n, g in zip(names, described)},
+        "zero_shot": zero_shot(test_features, label_features, test.labels),
         "linear_probe": linear_probe(encoder.embed(train.texts), train.labels, test_features, test.labels,
                                      recipe.training.seed),
     }

@@ -6,16 +6,13 @@ from typing import TYPE_CHECKING
 
 from torch import nn
 
-from ..architectures import layer_stack, supports_head_path
+from ..architectures import HEAD_MODULES, layer_stack, supports_head_path
 from ..errors import RecipeError
 from ..heads import TransferModel
 from .registry import Prepared, learning_rate
 
 if TYPE_CHECKING:
     from ..recipe import Recipe
-
-#: Names of head modules (trained by every strategy, saved with adapters).
-HEAD_MODULES = ("classifier", "pre_classifier", "score")
 
 
 def encoder_layers(model: nn.Module) -> nn.ModuleList:
@@ -81,15 +78,41 @@ def plain_groups(model: nn.Module, recipe: "Recipe", lr: float) -> list[dict]:
 
 
 def check_pooling(net: nn.Module, recipe: "Recipe") -> None:
-    """RecipeError when the recipe asks for mean pooling on an architecture whose head path is unknown."""
+    """RecipeError when the recipe asks for mean pooling on an architecture whose head path is unknown (embedding
+    pooling needs only the head's output layer)."""
     if recipe.pooling == "mean" and not supports_head_path(net):
         raise RecipeError(f"pooling: mean is not supported for model type '{net.config.model_type}'; "
-                          "use pooling: native")
+                          "use pooling: native or embedding")
+    if recipe.pooling == "embedding":
+        from ..architectures import final_linear
+
+        try:
+            final_linear(net)
+        except NotImplementedError as e:
+            raise RecipeError(f"pooling: embedding: {e}; use pooling: native") from None
+
+
+def _freeze_unread(net: nn.Module) -> None:
+    """Embedding pooling reads the encoder's token states and the head's output layer alone: the rest of the head
+    (BERT's pooler, RoBERTa's dense layer, DistilBERT's pre-classifier) is frozen, as it gets no gradient (and under
+    DDP an unused trained parameter is an error)."""
+    from ..architectures import core_model, final_linear
+
+    core = core_model(net)
+    keep = {id(p) for p in final_linear(net).parameters()}
+    unread = [m for name, m in core.named_children() if name in (*HEAD_MODULES, "pooler")]  # DeBERTa's pooler
+    unread += [m for name, m in core.base_model.named_children() if name == "pooler" and m is not None]
+    for module in unread:
+        for p in module.parameters():
+            if id(p) not in keep:
+                p.requires_grad_(False)
 
 
 def prepared(net: nn.Module, recipe: "Recipe", frozen: list[nn.Module] | None = None,
              first_trained_layer: int | None = None, layer_decay: bool = False) -> Prepared:
     """`net` (its trainable parameters already chosen) as the loop's TransferModel, with its parameter groups."""
+    if recipe.pooling == "embedding":
+        _freeze_unread(net)
     model = TransferModel(net, recipe.pooling, frozen, first_trained_layer)
     lr = learning_rate(recipe)
     use_decay = layer_decay and recipe.layer_lr_decay < 1

@@ -45,10 +45,24 @@ class Strategy:
     describe: Callable[["Recipe"], str] | None = None
     #: trains a PEFT adapter: the recipe's `peft` section applies, and the run saves adapter/ (with the head)
     adapter: bool = False
+    #: needs no labels in the data: a training file without a label column is read as texts (zero_shot)
+    labels_optional: bool = False
+    #: (prepared, train Encoded, recipe, label names, pad id, accelerator) -> (the rows to train on, labelled by the
+    #: strategy itself, and a summary for metrics.json) or None to train nothing; None: the data's labels train
+    pseudo_labels: Callable | None = None
+    #: the pooling it needs (recipe `pooling`; compare sets it for it), None for any
+    pooling: str | None = None
+    #: a stage that trains the encoder before the classifier (contrastive: the body on pairs of texts), in the run
+    #: folder: (recipe, run, splits, encoded, tokenizer, accelerator, listeners_for(folder)) -> the encoder folder (a
+    #: models.ResolvedModel) the classifier then loads; None: the classifier starts from the recipe's model
+    encoder_stage: Callable | None = None
 
     def problems(self, recipe: "Recipe") -> list[str]:
         """What is wrong with `recipe` for this strategy."""
-        return list(self.check(recipe)) if self.check else []
+        found = list(self.check(recipe)) if self.check else []
+        if self.pooling and recipe.pooling != self.pooling:
+            found.append(f"strategy {self.name} needs pooling: {self.pooling} (got '{recipe.pooling}')")
+        return found
 
     def description(self, recipe: "Recipe") -> str:
         return self.describe(recipe) if self.describe else ""
@@ -60,13 +74,16 @@ _FAMILIES: list[tuple[Callable[[str], Strategy | None], Callable[[], list[str]]]
 
 
 def register_strategy(name: str, *, prepare: Callable, default_lr: float, check: Callable | None = None,
-                      cacheable: str | None = None, describe: Callable | None = None, adapter: bool = False) -> Strategy:
+                      cacheable: str | None = None, describe: Callable | None = None, adapter: bool = False,
+                      labels_optional: bool = False, pseudo_labels: Callable | None = None,
+                      pooling: str | None = None, encoder_stage: Callable | None = None) -> Strategy:
     """Register strategy `name` (recipes then accept `strategy: name`); returns it. Registering a name again replaces it."""
     if cacheable not in (None, *CACHEABLE):
         raise ValueError(f"cacheable must be None or one of {CACHEABLE}, got {cacheable!r}")
     if not default_lr > 0:
         raise ValueError(f"default_lr must be positive, got {default_lr!r}")
-    strategy = Strategy(name, prepare, float(default_lr), check, cacheable, describe, adapter)
+    strategy = Strategy(name, prepare, float(default_lr), check, cacheable, describe, adapter, labels_optional,
+                        pseudo_labels, pooling, encoder_stage)
     _STRATEGIES[name] = strategy
     return strategy
 

@@ -25,6 +25,8 @@ from .events import notify
 from .state import TrainState, load_checkpoint, load_weights, save_best, save_checkpoint
 
 logger = get_logger(__name__)
+#: what a batch holds for the objectives, never given to the model: labels (and the text pairs of contrastive batches)
+TARGETS = ("labels", "pairs")
 
 
 @dataclass
@@ -203,7 +205,7 @@ class _Loop:
     def _losses(self, batch: dict) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """The model's outputs on `batch` (and on each stream's batch), then every weighted loss term."""
         features = self.losses.needs_features
-        inputs = {k: v for k, v in batch.items() if k != "labels"}
+        inputs = {k: v for k, v in batch.items() if k not in TARGETS}
         outputs = self.model(**inputs, return_features=True) if features else self.model(**inputs)
         if self.streams:
             device = self.accelerator.device
@@ -211,7 +213,7 @@ class _Loop:
             for name, stream in self.streams.items():
                 extra = {k: v.to(device) for k, v in stream.batch(self.state.epoch, self.state.batch - 1).items()}
                 batch["streams"][name] = extra
-                stream_inputs = {k: v for k, v in extra.items() if k != "labels"}
+                stream_inputs = {k: v for k, v in extra.items() if k not in TARGETS}
                 outputs["streams"][name] = self.model(**stream_inputs, return_features=features)
         return self.losses(outputs, batch, progress=self.state.step / self.total_steps)
 

@@ -1,0 +1,158 @@
+"""Few-shot and zero-shot, side by side in one run: SetFit 1.2 (the PyPI package, its documented few-shot defaults:
+batch 16, 1 epoch, 20 iterations; the same embedded all-MiniLM-L6-v2 body) against nlptransfer's `contrastive`
+(recipe few-shot-minilm), `head`, `full` and `zero_shot`, at k labelled rows per class, several seeds.
+
+    pip install setfit==1.2.0        # or: pip install -e ".[bench]"
+    python benchmarks/few_shot.py                                   # SST-2 and kitchen, 8/16/32/64 per class, 3 seeds
+    python benchmarks/few_shot.py --data sst2 --sizes 8 --seeds 42 --methods setfit,contrastive   # a quick look
+
+Data: SST-2 (../shared/data/sst2: k per class drawn from train.tsv, accuracy on dev.tsv) and the kitchen domain of
+../shared/data/amazon-domains (its labelled.csv shuffled with seed 0: k per class drawn from the first half, accuracy
+on the second half). max_length 128 everywhere. Each seed draws its own rows; every method sees the same rows.
+Seconds: SetFit's model load + `Trainer.train()`; nlptransfer's whole `finetune` call (load, tokenize, train, save the
+run folder), so ours also pays for what SetFit does not do. Prints, per data set and size, accuracy mean and standard
+deviation over the seeds and mean seconds; writes benchmarks/results/few_shot.json.
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import random
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+SHARED = HERE.parent.parent / "shared" / "data"
+#: zero_shot's label descriptions: untuned (the obvious words) and tuned by hand on SST-2 dev (reported as such)
+UNTUNED = {"0": "a negative review", "1": "a positive review"}
+TUNED = {"0": ["i hated this film", "a bad, boring film", "terrible, boring and awful"],
+         "1": ["i loved this film", "a good, entertaining film", "wonderful, brilliant and moving"]}
+
+
+def _rows(path: Path, delimiter: str, text: str, label: str) -> list[tuple[str, str]]:
+    with open(path, newline="", encoding="utf-8") as f:
+        return [(r[text], str(r[label])) for r in csv.DictReader(f, delimiter=delimiter)]
+
+
+def load(name: str) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
+    """(pool to draw training rows from, test rows) of a data set."""
+    if name == "sst2":
+        return (_rows(SHARED / "sst2" / "train.tsv", "\t", "sentence", "label"),
+                _rows(SHARED / "sst2" / "dev.tsv", "\t", "sentence", "label"))
+    rows = _rows(SHARED / "amazon-domains" / "kitchen" / "labelled.csv", ",", "text", "label")
+    random.Random(0).shuffle(rows)
+    return rows[:len(rows) // 2], rows[len(rows) // 2:]
+
+
+def draw(pool: list[tuple[str, str]], k: int, seed: int) -> list[tuple[str, str]]:
+    """k rows of each label, seeded."""
+    rng = random.Random(seed)
+    out = []
+    for label in sorted({y for _, y in pool}):
+        out += rng.sample([r for r in pool if r[1] == label], k)
+    rng.shuffle(out)
+    return out
+
+
+def write(rows, path: Path) -> Path:
+    with open(path, "w", newline="", encoding="utf-8") as f:
+        w = csv.writer(f)
+        w.writerow(["text", "label"])
+        w.writerows(rows)
+    return path
+
+
+def run_setfit(train, test, seed: int, max_length: int) -> tuple[float, float]:
+    from datasets import Dataset
+    from setfit import SetFitModel, Trainer, TrainingArguments
+
+    from nlptransfer.models import embedded_path
+
+    started = time.perf_counter()
+    model = SetFitModel.from_pretrained(str(embedded_path()))
+    args = TrainingArguments(batch_size=16, num_epochs=1, num_iterations=20, seed=seed, max_length=max_length)
+    trainer = Trainer(model=model, args=args, train_dataset=Dataset.from_dict(
+        {"text": [t for t, _ in train], "label": [int(y) for _, y in train]}))
+    trainer.train()
+    seconds = time.perf_counter() - started
+    predicted = model.predict([t for t, _ in test], batch_size=64)
+    return sum(int(p) == int(y) for p, (_, y) in zip(list(predicted), test)) / len(test), seconds
+
+
+def run_ours(method: str, train_file: Path, test_file: Path, seed: int, max_length: int, out: str
+             ) -> tuple[float, float]:
+    import nlptransfer
+
+    recipe = {"contrastive": "few-shot-minilm", "head": "sentiment-minilm-head", "full": "sentiment-minilm",
+              "zero_shot": "zero-shot-minilm", "zero_shot_tuned": "zero-shot-minilm"}[method]
+    overrides = {"training.seed": seed, "training.progress": False, "data.max_length": max_length,
+                 "data.val_fraction": 0, "data.test_fraction": 0, "output.dir": out,
+                 "output.name": f"{method}-{train_file.stem}-{seed}", "task": "classification"}
+    if method.startswith("zero_shot"):
+        overrides["labels.descriptions"] = TUNED if method == "zero_shot_tuned" else UNTUNED
+    started = time.perf_counter()
+    run = nlptransfer.finetune(recipe, data=str(train_file), overrides=overrides)
+    seconds = time.perf_counter() - started
+    return nlptransfer.evaluate_run(run.path, str(test_file))["accuracy"], seconds
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", default="sst2,kitchen")
+    parser.add_argument("--sizes", default="8,16,32,64", help="labelled rows per class")
+    parser.add_argument("--seeds", default="42,43,44")
+    parser.add_argument("--methods", default="setfit,contrastive,head,full,zero_shot,zero_shot_tuned")
+    parser.add_argument("--max-length", type=int, default=128)
+    args = parser.parse_args()
+    results = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for name in args.data.split(","):
+            if not (SHARED / ("sst2" if name == "sst2" else "amazon-domains")).exists():
+                raise SystemExit(f"{name}: data not found under {SHARED}")
+            pool, test = load(name)
+            test_file = write(test, Path(tmp) / f"{name}-test.csv")
+            for k in [int(s) for s in args.sizes.split(",")]:
+                for seed in [int(s) for s in args.seeds.split(",")]:
+                    train = draw(pool, k, seed)
+                    train_file = write(train, Path(tmp) / f"{name}-{k}-{seed}.csv")
+                    for method in args.methods.split(","):
+                        if method.startswith("zero_shot") and (name != "sst2" and method == "zero_shot_tuned"):
+                            continue  # the tuned descriptions are SST-2's (movie reviews)
+                        if method == "setfit":
+                            accuracy, seconds = run_setfit(train, test, seed, args.max_length)
+                        else:
+                            accuracy, seconds = run_ours(method, train_file, test_file, seed, args.max_length,
+                                                         str(Path(tmp) / "runs"))
+                        row = {"data": name, "per_class": k, "seed": seed, "method": method,
+                               "accuracy": round(accuracy, 4), "seconds": round(seconds, 1)}
+                        results.append(row)
+                        print(json.dumps(row), file=sys.stderr, flush=True)
+    print(f"\nfew-shot, embedded all-MiniLM-L6-v2, max_length {args.max_length}, seeds {args.seeds}; accuracy mean "
+          "(standard deviation) over the seeds; seconds: mean per run (SetFit: load + train; nlptransfer: the whole "
+          "finetune call)")
+    methods = [m for m in args.methods.split(",")]
+    print("| data | per class | " + " | ".join(methods) + " |")
+    print("|---|---|" + "---|" * len(methods))
+    for name in args.data.split(","):
+        for k in [int(s) for s in args.sizes.split(",")]:
+            cells = []
+            for method in methods:
+                rows = [r for r in results if (r["data"], r["per_class"], r["method"]) == (name, k, method)]
+                if not rows:
+                    cells.append("")
+                    continue
+                acc = [r["accuracy"] for r in rows]
+                spread = statistics.stdev(acc) if len(acc) > 1 else 0.0
+                cells.append(f"{statistics.mean(acc):.3f} ({spread:.3f}), "
+                             f"{statistics.mean(r['seconds'] for r in rows):.0f} s")
+            print(f"| {name} | {k} | " + " | ".join(cells) + " |")
+    (HERE / "results").mkdir(exist_ok=True)
+    (HERE / "results" / "few_shot.json").write_text(json.dumps(results, indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,133 @@
+"""zero_shot: a classifier from what the labels mean, with no labelled training data.
+
+Each label's descriptions (recipe `labels.descriptions`, the label's name when it has none) and each text are
+embedded by the encoder as sentence embeddings (pooling: embedding, the normalised mean all-MiniLM-L6-v2 was trained
+for); a text's probabilities are softmax(cosine similarity / labels.temperature). That is a linear layer on the
+embedding, its rows the labels' mean description embeddings / temperature: the head's output layer is set to it, so
+the run folder is an ordinary one (predict, evaluate, serve, push and ONNX read it like any other). With
+labels.self_train it then pseudo-labels the training texts it is confident on and fits that layer on them (the
+encoder frozen, its features cached, as strategy `head`); the data's labels are never read for training."""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+import torch
+
+from ..architectures import final_linear
+from ..errors import DataError, RecipeError
+from ..logs import get_logger
+from .parameters import check_pooling, freeze_all_but, head_modules, prepared
+from .registry import Prepared, register_strategy
+
+if TYPE_CHECKING:
+    from torch import nn
+
+    from ..recipe import Recipe
+
+logger = get_logger(__name__)
+
+
+def descriptions(recipe: "Recipe", names) -> list[list[str]]:
+    """Each label's description texts, in label order: labels.descriptions (report.label_descriptions, its older
+    place, when that is empty), else the label's name."""
+    given = {str(k): v for k, v in (recipe.labels.descriptions or recipe.report.label_descriptions).items()}
+    out = []
+    for name in names:
+        value = given.get(str(name), str(name))
+        out.append([str(value)] if isinstance(value, str) else [str(v) for v in value])
+    return out
+
+
+@torch.no_grad()
+def label_embeddings(model, tokenizer, texts: list[list[str]], max_length: int) -> torch.Tensor:
+    """[labels, hidden]: the normalised mean of each label's description embeddings (`model` a TransferModel with
+    embedding pooling)."""
+    flat = [t for group in texts for t in group]
+    was_training = model.training
+    model.eval()
+    batch = tokenizer(flat, truncation=True, max_length=max_length, padding=True, return_tensors="pt")
+    device = next(model.parameters()).device
+    embedded = model.encode(batch["input_ids"].to(device), batch["attention_mask"].to(device))[:, 0].float()
+    model.train(was_training)
+    rows, start = [], 0
+    for group in texts:
+        rows.append(embedded[start:start + len(group)].mean(0))
+        start += len(group)
+    return torch.nn.functional.normalize(torch.stack(rows), dim=-1)
+
+
+def prepare_zero_shot(net: "nn.Module", recipe: "Recipe", new_weights: list[str]) -> Prepared:
+    """The encoder frozen; the head's output layer set from the label descriptions (and trained when self-training)."""
+    from .. import models
+
+    check_pooling(net, recipe)
+    freeze_all_but(net, head_modules(net, new_weights))
+    ready = prepared(net, recipe, [net.base_model])
+    base = models.resolve(recipe.model, recipe.model_revision)
+    tokenizer = models.load_tokenizer(base, recipe.trust_remote_code)
+    limit = models.max_length(tokenizer, net.config, recipe.data.max_length)
+    names = [net.config.id2label[i] for i in range(net.config.num_labels)]
+    unknown = [str(k) for k in recipe.labels.descriptions if str(k) not in names]
+    if unknown:
+        raise RecipeError(f"labels.descriptions names {', '.join(map(repr, unknown))}, which the data's labels "
+                          f"({', '.join(names)}) lack: correct the names, or add rows of those labels")
+    embedded = label_embeddings(ready.model, tokenizer, descriptions(recipe, names), limit)
+    layer = final_linear(net)
+    with torch.no_grad():
+        layer.weight.copy_(embedded / recipe.labels.temperature)
+        layer.bias.zero_()
+    return ready
+
+
+def pseudo_labels(prepared_model: Prepared, train, recipe: "Recipe", names, pad_id: int, accelerator
+                  ) -> tuple[object, dict] | None:
+    """labels.self_train: the training rows (token ids or cached features) the zero-shot classifier is confident on,
+    labelled with its own predictions (with `balance`, the same number of the most confident of each label), and
+    what was kept; None when it does not self-train (nothing trains)."""
+    from ..inference.loader import predict_logits, softmax
+    from ..train.cache import evaluation_batches
+
+    s = recipe.labels
+    if not s.self_train:
+        return None
+    model = prepared_model.model.to(accelerator.device)
+    logits, _ = predict_logits(model, evaluation_batches(train, recipe.training.eval_batch_size, pad_id))
+    model.train()
+    probs = softmax(logits)
+    predicted, confidence = probs.argmax(1), probs.max(1)
+    order = np.argsort(-confidence, kind="stable")
+    confident = {k: [int(i) for i in order if predicted[i] == k and confidence[i] >= s.confidence]
+                 for k in range(len(names))}
+    missing = [names[k] for k, rows in confident.items() if not rows]
+    if missing:
+        raise DataError(f"self-training: no training text is predicted {', '.join(map(repr, missing))} with "
+                        f"probability >= {s.confidence:g} (labels.confidence), so the head would learn never to "
+                        f"predict it: lower labels.confidence, describe that label better (labels.descriptions), or "
+                        f"set labels.self_train=false")
+    keep = min(len(rows) for rows in confident.values()) if s.balance else None
+    chosen = sorted(i for rows in confident.values() for i in rows[:keep])
+    summary = {"texts": len(train), "used": len(chosen), "confidence": s.confidence, "balance": s.balance,
+               "per_label": {names[k]: len(rows[:keep]) for k, rows in confident.items()}}
+    logger.info(f"self-training: {len(chosen)} of {len(train)} training texts pseudo-labelled (probability >= "
+                f"{s.confidence:g}{', balanced' if s.balance else ''}: "
+                + ", ".join(f"{k} {v}" for k, v in summary["per_label"].items()) + ")")
+    return _relabelled(train, chosen, [int(predicted[i]) for i in chosen]), summary
+
+
+def _relabelled(data, rows: list[int], labels: list[int]):
+    """The rows `rows` of `data` (token ids or cached features) with `labels`."""
+    from ..batching import Encoded
+    from ..train.cache import Features
+
+    if isinstance(data, Features):
+        return Features(data.features[rows], labels, [data.lengths[i] for i in rows])
+    return Encoded([data.input_ids[i] for i in rows], labels)
+
+
+def _describe(recipe: "Recipe") -> str:
+    return "self-trained" if recipe.labels.self_train else "no training"
+
+
+register_strategy("zero_shot", prepare=prepare_zero_shot, default_lr=1e-2, cacheable="features", describe=_describe,
+                  labels_optional=True, pseudo_labels=pseudo_labels, pooling="embedding")

@@ -1,0 +1,138 @@
+"""strategy contrastive (few-shot, SetFit's method in the one loop) on tiny random models: pair sampling is balanced
+and seeded, a batch encodes each text once, the pair loss has known answers and falls, the body can be an adapter,
+a killed run resumes exactly, and the run folder reloads with identical predictions."""
+from __future__ import annotations
+
+import csv
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+import nlptransfer
+from nlptransfer.batching import Encoded, TextPairs
+from nlptransfer.errors import RecipeError
+from nlptransfer.objectives.pairs import cosine_pairs_loss
+
+from .conftest import quick_overrides
+
+
+def _few_shot(model, out, **extra):
+    return {**quick_overrides(model, out), "data.test_fraction": 0.2, "contrastive.iterations": 4,
+            "contrastive.lr": 1e-3, "contrastive.batch_size": 8, "training.epochs": 5, **extra}
+
+
+def test_pairs_are_balanced_seeded_and_well_formed():
+    labels = [0, 0, 0, 1, 1, 2]
+    data = Encoded([[2, 5 + i, 3] for i in range(len(labels))], labels)
+    pairs = TextPairs(data, iterations=3, seed=7, pad_id=0)
+    assert len(pairs) == 2 * 3 * len(labels) and sum(pairs.labels) == len(pairs) / 2  # one of each kind per text
+    for a, b, target in pairs.pairs:
+        assert (labels[a] == labels[b]) == (target == 1.0)
+        assert a != b or labels.count(labels[a]) == 1  # a text is paired with itself only when alone in its label
+    assert all(sum(1 for a, _, t in pairs.pairs if a == i and t == 1.0) == 3 for i in range(len(labels)))
+    assert TextPairs(data, 3, 7, 0).pairs == pairs.pairs and TextPairs(data, 3, 8, 0).pairs != pairs.pairs
+    budget = TextPairs(data, 3, 7, 0, limit=10)
+    assert len(budget) == 10 and set(budget.pairs) <= set(pairs.pairs)
+    assert pairs.lengths == [6] * len(pairs)
+
+
+def test_a_batch_holds_each_text_once_with_its_pairs_as_positions():
+    data = Encoded([[2, 5, 3], [2, 6, 6, 3], [2, 7, 3], [2, 8, 9, 9, 3]], [0, 0, 1, 1])
+    pairs = TextPairs(data, iterations=2, seed=0, pad_id=0)
+    items = [pairs[i] for i in range(len(pairs))]
+    batch = pairs.collate(items)
+    rows = sorted({r for a, b, _ in pairs.pairs for r in (a, b)})
+    assert batch["input_ids"].shape[0] == len(rows) == 4 < 2 * len(items)
+    for (a, b, target), (i, j), t in zip(pairs.pairs, batch["pairs"].tolist(), batch["labels"].tolist()):
+        width = len(data.input_ids[a])
+        assert batch["input_ids"][i, :width].tolist() == data.input_ids[a] and t == target
+        assert batch["input_ids"][j, :len(data.input_ids[b])].tolist() == data.input_ids[b]
+
+
+def test_the_pair_loss_has_known_answers():
+    x = torch.tensor([[1.0, 0.0], [0.0, 2.0], [3.0, 0.0]])
+    pairs = torch.tensor([[0, 2], [0, 1]])
+    assert float(cosine_pairs_loss(x, pairs, torch.tensor([1.0, 0.0]))) == pytest.approx(0.0)
+    assert float(cosine_pairs_loss(x, pairs, torch.tensor([0.0, 1.0]))) == pytest.approx(1.0)
+    assert float(cosine_pairs_loss(x, torch.tensor([[0, 1]]), torch.tensor([0.5]))) == pytest.approx(0.25)
+
+
+def test_the_body_learns_from_pairs_then_the_head_alone_and_the_run_reloads(tiny_models, reviews_csv, tmp_path):
+    model = tiny_models["bert"]
+    run = nlptransfer.finetune("few-shot-minilm", data=str(reviews_csv), overrides=_few_shot(model, tmp_path / "runs"))
+    body = json.loads((run.path / "body" / "metrics.json").read_text())
+    assert body["pairs"] == 2 * 4 * 96 and body["same_label_pairs"] == 4 * 96 and body["steps"] == 96
+    assert body["loss"]["last"] < body["loss"]["first"]
+    log = [json.loads(line) for line in (run.path / "body" / "train_log.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in log if "loss" in r] == list(range(1, 97))
+    assert run.metrics["trainable_parameters"] == 2 * 32 + 2  # the head's output layer alone, on frozen features
+    assert run.metrics["steps"] == 5 * 12
+    with open(run.path / "predictions.csv", newline="", encoding="utf-8") as f:
+        rows = list(csv.DictReader(f))
+    clf = nlptransfer.TextClassifier.load(run.path)
+    got = clf.predict_proba([r["text"] for r in rows])
+    np.testing.assert_allclose(got, [[float(r["prob_negative"]), float(r["prob_positive"])] for r in rows], atol=1e-5)
+    from transformers import AutoModel
+
+    base = clf.model.core.base_model.state_dict()
+    encoder = AutoModel.from_pretrained(run.path / "body" / "encoder").state_dict()
+    assert encoder.keys() <= base.keys()
+    assert all(torch.equal(base[k], v) for k, v in encoder.items())  # the head trained; the body stayed as saved
+    start = AutoModel.from_pretrained(model).state_dict()
+    assert not torch.equal(start["encoder.layer.0.attention.self.query.weight"],
+                           encoder["encoder.layer.0.attention.self.query.weight"])  # the pairs moved the body
+
+
+def test_a_lora_body_trains_fewer_weights_and_is_merged_into_the_encoder(tiny_models, reviews_csv, tmp_path):
+    model = tiny_models["bert"]
+    run = nlptransfer.finetune("few-shot-minilm", data=str(reviews_csv), overrides=_few_shot(
+        model, tmp_path / "runs", **{"contrastive.body": "lora", "contrastive.lr": 5e-3}))
+    body = json.loads((run.path / "body" / "metrics.json").read_text())
+    assert body["body"] == "lora" and body["loss"]["last"] < body["loss"]["first"]
+    files = {p.name for p in (run.path / "body" / "encoder").iterdir()}
+    assert "model.safetensors" in files and not any(n.startswith("adapter_") for n in files)
+    assert (run.path / "model").is_dir() and not (run.path / "adapter").exists()
+
+
+def test_a_run_killed_in_the_body_stage_resumes_exactly(tiny_models, reviews_csv, tmp_path):
+    from .test_resume_distributed import KILLER, _cli, _env
+
+    model = tiny_models["bert"]
+    values = {**_few_shot(model, tmp_path), "training.checkpoint_every": 10, "contrastive.iterations": 2}
+    args = lambda out: ["run", "few-shot-minilm", "--data", str(reviews_csv),  # noqa: E731
+                        *[f"{k}={v}" for k, v in {**values, "output.dir": out}.items()]]
+    whole = _cli(args(tmp_path / "whole"), tmp_path)
+    assert whole.returncode == 0, whole.stderr[-3000:]
+    killer = tmp_path / "killer.py"
+    killer.write_text(KILLER.format(step=23))
+    killed = subprocess.run([sys.executable, str(killer), *args(tmp_path / "killed")], cwd=tmp_path, env=_env(),
+                            capture_output=True, text=True, timeout=300)
+    assert killed.returncode == -9, killed.stderr[-3000:]
+    folder, reference = tmp_path / "killed" / "few-shot-minilm", tmp_path / "whole" / "few-shot-minilm"
+    assert not (folder / "body" / "metrics.json").exists()
+    resumed = _cli(["run", "few-shot-minilm", "--resume", str(folder)], tmp_path)
+    assert resumed.returncode == 0 and "resumed from step 20" in resumed.stdout, resumed.stderr[-3000:]
+
+    def untimed(path):
+        return [{k: v for k, v in json.loads(line).items() if k != "seconds"}
+                for line in path.read_text().splitlines()]
+
+    assert untimed(folder / "body" / "train_log.jsonl") == untimed(reference / "body" / "train_log.jsonl")
+    assert untimed(folder / "train_log.jsonl") == untimed(reference / "train_log.jsonl")
+    test = lambda f: json.loads((f / "metrics.json").read_text())["test"]  # noqa: E731
+    assert test(folder) == test(reference)
+
+
+def test_messages(tiny_models, reviews_csv, tmp_path):
+    model = tiny_models["bert"]
+    with pytest.raises(RecipeError, match="contrastive.body must be full or an adapter strategy .*got 'head'"):
+        nlptransfer.finetune("few-shot-minilm", data=str(reviews_csv), overrides=_few_shot(
+            model, tmp_path / "runs", **{"contrastive.body": "head"}))
+    with pytest.raises(RecipeError, match=r"strategy contrastive needs pooling: embedding \(got 'mean'\)"):
+        nlptransfer.finetune("few-shot-minilm", data=str(reviews_csv), overrides=_few_shot(
+            model, tmp_path / "runs", pooling="mean"))
+    assert not (tmp_path / "runs").exists()
