@@ -245,3 +245,15 @@ def max_length(tokenizer, config, wanted: int | None) -> int:
         limits[0] -= 2  # RoBERTa positions start after the padding index
     limit = min(limits)
     return min(wanted, limit) if wanted else limit
+
+
+def merge_adapter(net: torch.nn.Module) -> torch.nn.Module:
+    """`net` with its adapter folded into the base weights, or `net` itself when the method cannot merge
+    (prompt tuning, methods that add inputs rather than weight deltas, and PEFT's IA3 with a RoBERTa-style head).
+    The merge runs on a copy, so a merge that fails half way leaves `net` as it was."""
+    import copy
+
+    try:
+        return copy.deepcopy(net).merge_and_unload()
+    except (AttributeError, ValueError, NotImplementedError, TypeError):
+        return net

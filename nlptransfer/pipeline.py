@@ -16,6 +16,7 @@ from .adapt import adapted_encoder, attach_mlm_head, loop_recipe, read_target, t
 from .batching import Encoded, tokenize
 from .data import DataReport, LabelMap, Splits, load_splits
 from .errors import DataError, NlpTransferError, RecipeError, RunError
+from .fewshot import body_stage
 from .logs import get_logger
 from .metrics import LOCAL_METRICS, extra_metrics, load_metric, ordinal_error, slice_metrics
 from .recipe import Recipe, read_saved, refuse_untrusted_code
@@ -120,9 +121,9 @@ def train(recipe: Recipe, *, resume: bool | str | Path = False, listeners: Seque
                 _first_files(run, recipe, splits)
             encoder = adapted_encoder(recipe, run, target, splits.train.texts, accelerator,
                                       listeners=_run_listeners(recipe, RunFolder(run.path("adapt")), main))
-            if encoder is None and strategy.encoder_stage is not None:  # contrastive: the body learns from pairs
-                encoder = strategy.encoder_stage(recipe, run, splits, encoded, tokenizer, accelerator,
-                                                 lambda folder: _run_listeners(recipe, folder, main))
+            if encoder is None and strategy.body_on_pairs:  # contrastive: the body learns from pairs first
+                encoder = body_stage(recipe, run, splits, encoded, tokenizer, accelerator,
+                                     lambda folder: _run_listeners(recipe, folder, main))
             if encoder is not None:  # adapt.method mlm (the encoder adapted to the target), or the strategy's own
                 set_seed(recipe.training.seed)  # its new head starts the same whether the pretraining ran or resumed
                 net, new_weights = models.load_classifier(encoder, splits.label_map, recipe.trust_remote_code)
@@ -282,13 +283,32 @@ def _fit(prepared, strategy, encoded, recipe, splits, tokenizer, accelerator, ru
         parts = cache_inputs(prepared.model, strategy.cacheable, parts, t.eval_batch_size, pad_id, accelerator.device)
     pseudo = None
     if strategy.pseudo_labels is not None:
-        chosen = strategy.pseudo_labels(prepared, parts["train"], recipe, splits.label_map.names, pad_id, accelerator)
+        def probabilities() -> np.ndarray:
+            from .inference.loader import predict_logits, softmax
+            from .train.cache import evaluation_batches
+
+            model = prepared.model.to(accelerator.device)
+            logits, _ = predict_logits(model, evaluation_batches(parts["train"], t.eval_batch_size, pad_id))
+            model.train()
+            return softmax(logits)
+
+        chosen = strategy.pseudo_labels(probabilities, recipe, splits.label_map.names)
         if chosen is None:  # nothing trains: the prepared model is the classifier
             return FitResult(prepared.model, None, 0, 0, 0.0, 0), None
-        parts["train"], pseudo = chosen
+        rows, labels, pseudo = chosen
+        parts["train"] = _relabelled(parts["train"], rows, labels)
     result = fit(prepared, parts["train"], parts.get("validation"), loop_recipe(recipe), splits.label_map.names,
                  pad_id, accelerator, run, resume=resuming, listeners=listeners, streams=streams)
     return result, pseudo
+
+
+def _relabelled(data, rows: list[int], labels: list[int]):
+    """The rows `rows` of `data` (token ids or cached features) with `labels` (a strategy's own)."""
+    from .train.cache import Features
+
+    if isinstance(data, Features):
+        return Features(data.features[rows], labels, [data.lengths[i] for i in rows])
+    return Encoded([data.input_ids[i] for i in rows], labels)
 
 
 def _test(model, encoded, recipe, splits, tokenizer, accelerator, metrics: dict, modules: dict

@@ -12,6 +12,7 @@ import numpy as np
 import torch
 
 from .. import models
+from ..models import merge_adapter
 from ..batching import Collator, split_by_length, tokenize
 from ..data import LabelMap
 from ..errors import HubError, RunError
@@ -251,15 +252,3 @@ def _apply_adapter(net: torch.nn.Module, folder: Path, merge: bool) -> torch.nn.
                        f"({', '.join(missing[:4])}{' ...' if len(missing) > 4 else ''}); loading would predict with "
                        "random weights")
     return merge_adapter(wrapped) if merge else wrapped
-
-
-def merge_adapter(net: torch.nn.Module) -> torch.nn.Module:
-    """`net` with its adapter folded into the base weights, or `net` itself when the method cannot merge
-    (prompt tuning, methods that add inputs rather than weight deltas, and PEFT's IA3 with a RoBERTa-style head).
-    The merge runs on a copy, so a merge that fails half way leaves `net` as it was."""
-    import copy
-
-    try:
-        return copy.deepcopy(net).merge_and_unload()
-    except (AttributeError, ValueError, NotImplementedError, TypeError):
-        return net

@@ -47,15 +47,15 @@ class Strategy:
     adapter: bool = False
     #: needs no labels in the data: a training file without a label column is read as texts (zero_shot)
     labels_optional: bool = False
-    #: (prepared, train Encoded, recipe, label names, pad id, accelerator) -> (the rows to train on, labelled by the
-    #: strategy itself, and a summary for metrics.json) or None to train nothing; None: the data's labels train
+    #: (probabilities, recipe, label names) -> (training rows to train on, their labels, a summary for metrics.json),
+    #: or None to train nothing; `probabilities()` gives the prepared model's class probabilities of the training
+    #: rows. None: the data's labels train
     pseudo_labels: Callable | None = None
     #: the pooling it needs (recipe `pooling`; compare sets it for it), None for any
     pooling: str | None = None
-    #: a stage that trains the encoder before the classifier (contrastive: the body on pairs of texts), in the run
-    #: folder: (recipe, run, splits, encoded, tokenizer, accelerator, listeners_for(folder)) -> the encoder folder (a
-    #: models.ResolvedModel) the classifier then loads; None: the classifier starts from the recipe's model
-    encoder_stage: Callable | None = None
+    #: the encoder first learns from pairs of the labelled texts (contrastive; the stage is nlptransfer/fewshot.py),
+    #: and the classifier starts from it
+    body_on_pairs: bool = False
 
     def problems(self, recipe: "Recipe") -> list[str]:
         """What is wrong with `recipe` for this strategy."""
@@ -76,14 +76,14 @@ _FAMILIES: list[tuple[Callable[[str], Strategy | None], Callable[[], list[str]]]
 def register_strategy(name: str, *, prepare: Callable, default_lr: float, check: Callable | None = None,
                       cacheable: str | None = None, describe: Callable | None = None, adapter: bool = False,
                       labels_optional: bool = False, pseudo_labels: Callable | None = None,
-                      pooling: str | None = None, encoder_stage: Callable | None = None) -> Strategy:
+                      pooling: str | None = None, body_on_pairs: bool = False) -> Strategy:
     """Register strategy `name` (recipes then accept `strategy: name`); returns it. Registering a name again replaces it."""
     if cacheable not in (None, *CACHEABLE):
         raise ValueError(f"cacheable must be None or one of {CACHEABLE}, got {cacheable!r}")
     if not default_lr > 0:
         raise ValueError(f"default_lr must be positive, got {default_lr!r}")
     strategy = Strategy(name, prepare, float(default_lr), check, cacheable, describe, adapter, labels_optional,
-                        pseudo_labels, pooling, encoder_stage)
+                        pseudo_labels, pooling, body_on_pairs)
     _STRATEGIES[name] = strategy
     return strategy
 

@@ -80,21 +80,14 @@ def prepare_zero_shot(net: "nn.Module", recipe: "Recipe", new_weights: list[str]
     return ready
 
 
-def pseudo_labels(prepared_model: Prepared, train, recipe: "Recipe", names, pad_id: int, accelerator
-                  ) -> tuple[object, dict] | None:
-    """labels.self_train: the training rows (token ids or cached features) the zero-shot classifier is confident on,
-    labelled with its own predictions (with `balance`, the same number of the most confident of each label), and
-    what was kept; None when it does not self-train (nothing trains)."""
-    from ..inference.loader import predict_logits, softmax
-    from ..train.cache import evaluation_batches
-
+def pseudo_labels(probabilities, recipe: "Recipe", names) -> tuple[list[int], list[int], dict] | None:
+    """labels.self_train: the training rows the zero-shot classifier is confident on (`probabilities()`: its class
+    probabilities of them), labelled with its own predictions (with `balance`, the same number of the most confident
+    of each label), and what was kept; None when it does not self-train (nothing trains)."""
     s = recipe.labels
     if not s.self_train:
         return None
-    model = prepared_model.model.to(accelerator.device)
-    logits, _ = predict_logits(model, evaluation_batches(train, recipe.training.eval_batch_size, pad_id))
-    model.train()
-    probs = softmax(logits)
+    probs = probabilities()
     predicted, confidence = probs.argmax(1), probs.max(1)
     order = np.argsort(-confidence, kind="stable")
     confident = {k: [int(i) for i in order if predicted[i] == k and confidence[i] >= s.confidence]
@@ -107,22 +100,12 @@ def pseudo_labels(prepared_model: Prepared, train, recipe: "Recipe", names, pad_
                         f"set labels.self_train=false")
     keep = min(len(rows) for rows in confident.values()) if s.balance else None
     chosen = sorted(i for rows in confident.values() for i in rows[:keep])
-    summary = {"texts": len(train), "used": len(chosen), "confidence": s.confidence, "balance": s.balance,
+    summary = {"texts": len(probs), "used": len(chosen), "confidence": s.confidence, "balance": s.balance,
                "per_label": {names[k]: len(rows[:keep]) for k, rows in confident.items()}}
-    logger.info(f"self-training: {len(chosen)} of {len(train)} training texts pseudo-labelled (probability >= "
+    logger.info(f"self-training: {len(chosen)} of {len(probs)} training texts pseudo-labelled (probability >= "
                 f"{s.confidence:g}{', balanced' if s.balance else ''}: "
                 + ", ".join(f"{k} {v}" for k, v in summary["per_label"].items()) + ")")
-    return _relabelled(train, chosen, [int(predicted[i]) for i in chosen]), summary
-
-
-def _relabelled(data, rows: list[int], labels: list[int]):
-    """The rows `rows` of `data` (token ids or cached features) with `labels`."""
-    from ..batching import Encoded
-    from ..train.cache import Features
-
-    if isinstance(data, Features):
-        return Features(data.features[rows], labels, [data.lengths[i] for i in rows])
-    return Encoded([data.input_ids[i] for i in rows], labels)
+    return chosen, [int(predicted[i]) for i in chosen], summary
 
 
 def _describe(recipe: "Recipe") -> str:
