@@ -66,7 +66,7 @@ def write(rows, path: Path) -> Path:
     return path
 
 
-def run_setfit(train, test, seed: int, max_length: int) -> tuple[float, float]:
+def run_setfit(train, test, seed: int, max_length: int, out: str) -> tuple[float, float]:
     from datasets import Dataset
     from setfit import SetFitModel, Trainer, TrainingArguments
 
@@ -74,7 +74,8 @@ def run_setfit(train, test, seed: int, max_length: int) -> tuple[float, float]:
 
     started = time.perf_counter()
     model = SetFitModel.from_pretrained(str(embedded_path()))
-    args = TrainingArguments(batch_size=16, num_epochs=1, num_iterations=20, seed=seed, max_length=max_length)
+    args = TrainingArguments(batch_size=16, num_epochs=1, num_iterations=20, seed=seed, max_length=max_length,
+                             output_dir=out)  # its checkpoints, in the temporary folder (not the working directory)
     trainer = Trainer(model=model, args=args, train_dataset=Dataset.from_dict(
         {"text": [t for t, _ in train], "label": [int(y) for _, y in train]}))
     trainer.train()
@@ -123,7 +124,8 @@ def main() -> None:
                         if method.startswith("zero_shot") and (name != "sst2" and method == "zero_shot_tuned"):
                             continue  # the tuned descriptions are SST-2's (movie reviews)
                         if method == "setfit":
-                            accuracy, seconds = run_setfit(train, test, seed, args.max_length)
+                            accuracy, seconds = run_setfit(train, test, seed, args.max_length,
+                                                           str(Path(tmp) / "setfit"))
                         else:
                             accuracy, seconds = run_ours(method, train_file, test_file, seed, args.max_length,
                                                          str(Path(tmp) / "runs"))
