@@ -145,8 +145,9 @@ def train(recipe: Recipe, *, resume: bool | str | Path = False, listeners: Seque
             if probs is not None:
                 _write_predictions(run, splits, probs)
             elif splits.train.labels is None:  # texts without labels (zero_shot): what it predicts for them
-                _write_predictions(run, splits, _probabilities(model, encoded["train"], recipe, tokenizer,
-                                                               accelerator), "train")
+                probs = _probabilities(model, encoded["train"], recipe.training.eval_batch_size,
+                                       tokenizer.pad_token_id or 0, accelerator.device)
+                _write_predictions(run, splits, probs, "train")
             run.write_json("metrics", metrics)
             _say_metrics(metrics, run)
         accelerator.wait_for_everyone()
@@ -284,13 +285,9 @@ def _fit(prepared, strategy, encoded, recipe, splits, tokenizer, accelerator, ru
     pseudo = None
     if strategy.pseudo_labels is not None:
         def probabilities() -> np.ndarray:
-            from .inference.loader import predict_logits, softmax
-            from .train.cache import evaluation_batches
-
-            model = prepared.model.to(accelerator.device)
-            logits, _ = predict_logits(model, evaluation_batches(parts["train"], t.eval_batch_size, pad_id))
-            model.train()
-            return softmax(logits)
+            probs = _probabilities(prepared.model, parts["train"], t.eval_batch_size, pad_id, accelerator.device)
+            prepared.model.train()
+            return probs
 
         chosen = strategy.pseudo_labels(probabilities, recipe, splits.label_map.names)
         if chosen is None:  # nothing trains: the prepared model is the classifier
@@ -351,11 +348,12 @@ def _save_profile(run: RunFolder, model, tokenizer, splits: Splits, recipe: Reci
     save_profile(build_profile(classifier, list(part.texts), source, recipe.training.seed), run.root)
 
 
-def _probabilities(model, encoded, recipe, tokenizer, accelerator) -> np.ndarray:
-    from .inference.loader import eval_loader, predict_logits, softmax
+def _probabilities(model, data, batch_size: int, pad_id: int, device) -> np.ndarray:
+    """Class probabilities of `model` (left in eval mode) on the rows of `data` (token ids or cached features)."""
+    from .inference.loader import predict_logits, softmax
+    from .train.cache import evaluation_batches
 
-    loader = eval_loader(encoded, recipe.training.eval_batch_size, tokenizer.pad_token_id or 0)
-    return softmax(predict_logits(model.to(accelerator.device), loader)[0])
+    return softmax(predict_logits(model.to(device), evaluation_batches(data, batch_size, pad_id))[0])
 
 
 def _write_predictions(run: RunFolder, splits: Splits, probs: np.ndarray, split: str = "test") -> None:
