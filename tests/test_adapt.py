@@ -81,21 +81,14 @@ def test_the_mmd_gradient_reaches_exactly_the_parameters_the_strategy_trains(tin
 def test_a_resumed_adapted_run_ends_where_an_uninterrupted_one_does(tiny_models, reviews_csv, target_csv, tmp_path):
     """SIGKILL two steps after a checkpoint, resume: the same target batches come back (the stream is a pure
     function of seed, epoch and position), so the log and metrics equal an uninterrupted run's."""
-    import subprocess
-    import sys
-
-    from .test_resume_distributed import KILLER, _args, _cli, _env, _without_timings
+    from .test_resume_distributed import _args, _cli, _killed_at, _without_timings
 
     model = tiny_models["bert"]
     extra = {"strategy": "full", "training.checkpoint_every": 5, "adapt.target": target_csv}
     whole = _cli(_args(model, reviews_csv, tmp_path / "whole", **extra), tmp_path)
     assert whole.returncode == 0, whole.stderr[-3000:]
-    killer = tmp_path / "killer.py"
-    killer.write_text(KILLER.format(step=17))
     out = tmp_path / "killed"
-    killed = subprocess.run([sys.executable, str(killer), *_args(model, reviews_csv, out, **extra)], cwd=tmp_path,
-                            env=_env(), capture_output=True, text=True, timeout=300)
-    assert killed.returncode == -9, killed.stderr[-3000:]
+    _killed_at(17, _args(model, reviews_csv, out, **extra), tmp_path)
     folder = out / "sentiment-minilm"
     resumed = _cli(["run", "sentiment-minilm", "--resume", str(folder)], tmp_path)
     assert resumed.returncode == 0 and "resumed from step 15" in resumed.stdout, resumed.stderr[-3000:]
@@ -284,22 +277,15 @@ def test_mlm_ce_adds_the_target_masked_lm_loss_and_its_gradient_reaches_only_wha
 def test_a_killed_masked_lm_run_resumes_exactly(tiny_models, reviews_csv, target_csv, tmp_path, method, kill):
     """mlm: killed inside its pretraining (step 7 of 12, checkpoint at 5); mlm+ce: in the classification loop. The
     resumed run ends with the metrics and log of an uninterrupted one."""
-    import subprocess
-    import sys
-
-    from .test_resume_distributed import KILLER, _args, _cli, _env, _without_timings
+    from .test_resume_distributed import _args, _cli, _killed_at, _without_timings
 
     model = tiny_models["bert"]
     extra = {"strategy": "full", "training.checkpoint_every": 5, "adapt.target": target_csv, "adapt.method": method,
              "adapt.steps": 12, "training.epochs": 2}
     whole = _cli(_args(model, reviews_csv, tmp_path / "whole", **extra), tmp_path)
     assert whole.returncode == 0, whole.stderr[-3000:]
-    killer = tmp_path / "killer.py"
-    killer.write_text(KILLER.format(step=kill))
     out = tmp_path / "killed"
-    killed = subprocess.run([sys.executable, str(killer), *_args(model, reviews_csv, out, **extra)], cwd=tmp_path,
-                            env=_env(), capture_output=True, text=True, timeout=300)
-    assert killed.returncode == -9, killed.stderr[-3000:]
+    _killed_at(kill, _args(model, reviews_csv, out, **extra), tmp_path)
     folder, reference = out / "sentiment-minilm", tmp_path / "whole" / "sentiment-minilm"
     assert not (folder / "metrics.json").exists()
     resumed = _cli(["run", "sentiment-minilm", "--resume", str(folder)], tmp_path)
@@ -404,21 +390,14 @@ def test_two_processes_adapt_as_one_does(tmp_path, reviews_csv, target_csv, meth
 
 
 def test_nlptransfer_adapt_resumes_a_killed_pretraining_to_the_same_encoder(tiny_models, target_csv, tmp_path):
-    import subprocess
-    import sys
-
-    from .test_resume_distributed import KILLER, _cli, _env
+    from .test_resume_distributed import _cli, _killed_at
 
     args = lambda out: ["adapt", "sentiment-minilm", "--target", str(target_csv), "--output", str(out),  # noqa: E731
                         f"model={tiny_models['bert']}", "data.max_length=32", "training.batch_size=8",
                         "adapt.steps=12", "training.checkpoint_every=5", "training.progress=false"]
     whole = _cli(args(tmp_path / "whole"), tmp_path)
     assert whole.returncode == 0, whole.stderr[-3000:]
-    killer = tmp_path / "killer.py"
-    killer.write_text(KILLER.format(step=8))
-    killed = subprocess.run([sys.executable, str(killer), *args(tmp_path / "killed")], cwd=tmp_path, env=_env(),
-                            capture_output=True, text=True, timeout=300)
-    assert killed.returncode == -9, killed.stderr[-3000:]
+    _killed_at(8, args(tmp_path / "killed"), tmp_path)
     folder = tmp_path / "killed" / "sentiment-minilm-encoder"
     assert not (folder / "encoder").exists() and not (folder / "metrics.json").exists()
     resumed = _cli(["adapt", "sentiment-minilm", "--resume", str(folder)], tmp_path)

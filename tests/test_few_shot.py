@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import csv
 import json
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -99,7 +97,7 @@ def test_a_lora_body_trains_fewer_weights_and_is_merged_into_the_encoder(tiny_mo
 
 
 def test_a_run_killed_in_the_body_stage_resumes_exactly(tiny_models, reviews_csv, tmp_path):
-    from .test_resume_distributed import KILLER, _cli, _env
+    from .test_resume_distributed import _cli, _killed_at
 
     model = tiny_models["bert"]
     values = {**_few_shot(model, tmp_path), "training.checkpoint_every": 10, "contrastive.iterations": 2}
@@ -107,11 +105,7 @@ def test_a_run_killed_in_the_body_stage_resumes_exactly(tiny_models, reviews_csv
                         *[f"{k}={v}" for k, v in {**values, "output.dir": out}.items()]]
     whole = _cli(args(tmp_path / "whole"), tmp_path)
     assert whole.returncode == 0, whole.stderr[-3000:]
-    killer = tmp_path / "killer.py"
-    killer.write_text(KILLER.format(step=23))
-    killed = subprocess.run([sys.executable, str(killer), *args(tmp_path / "killed")], cwd=tmp_path, env=_env(),
-                            capture_output=True, text=True, timeout=300)
-    assert killed.returncode == -9, killed.stderr[-3000:]
+    _killed_at(23, args(tmp_path / "killed"), tmp_path)
     folder, reference = tmp_path / "killed" / "few-shot-minilm", tmp_path / "whole" / "few-shot-minilm"
     assert not (folder / "body" / "metrics.json").exists()
     resumed = _cli(["run", "few-shot-minilm", "--resume", str(folder)], tmp_path)

@@ -35,6 +35,15 @@ def _args(model: Path, data: Path, out: Path, **extra) -> list[str]:
     return ["run", "sentiment-minilm", "--data", str(data), *[f"{k}={v}" for k, v in values.items()]]
 
 
+def _killed_at(step: int, args: list[str], cwd: Path) -> None:
+    """Run the CLI with `args`, SIGKILLed right after optimizer step `step` is logged (KILLER); check it was."""
+    killer = cwd / "killer.py"
+    killer.write_text(KILLER.format(step=step))
+    killed = subprocess.run([sys.executable, str(killer), *args], cwd=cwd, env=_env(), capture_output=True, text=True,
+                            timeout=300)
+    assert killed.returncode == -9, killed.stderr[-3000:]
+
+
 def _without_timings(metrics: dict) -> dict:
     return {k: v for k, v in metrics.items() if k not in TIMINGS}
 
@@ -62,12 +71,9 @@ def test_sigkill_mid_epoch_then_resume_gives_the_same_metrics(tiny_models, revie
     whole = _cli(_args(model, reviews_csv, tmp_path / "whole", **extra), tmp_path)
     assert whole.returncode == 0, whole.stderr[-3000:]
 
-    killer = tmp_path / "killer.py"
-    killer.write_text(KILLER.format(step=17))  # epoch 2 of 3 (12 steps per epoch), 2 steps after a checkpoint
     out = tmp_path / "killed"
-    killed = subprocess.run([sys.executable, str(killer), *_args(model, reviews_csv, out, **extra)], cwd=tmp_path,
-                            env=_env(), capture_output=True, text=True, timeout=300)
-    assert killed.returncode == -9, killed.stderr[-3000:]
+    # killed at step 17: epoch 2 of 3 (12 steps per epoch), 2 steps after a checkpoint
+    _killed_at(17, _args(model, reviews_csv, out, **extra), tmp_path)
     folder = out / "sentiment-minilm"
     state = json.loads((folder / "checkpoints" / "last" / "trainer_state.json").read_text())
     assert (state["step"], state["epoch"], state["batch"]) == (15, 1, 3)
