@@ -4,6 +4,7 @@ objectives only add loss terms, which the loop sums and backpropagates once; lis
 evaluation."""
 from __future__ import annotations
 
+import atexit
 import math
 import time
 from contextlib import nullcontext
@@ -56,8 +57,22 @@ def make_accelerator(recipe):
     # with no accelerator, say so: Accelerate then runs processes started by torchrun on gloo (MULTI_CPU)
     cpu_only = not (torch.cuda.is_available() or torch.backends.mps.is_available()
                     or (hasattr(torch, "xpu") and torch.xpu.is_available()))
-    return Accelerator(mixed_precision=precision, cpu=cpu_only,
-                       dataloader_config=DataLoaderConfiguration(split_batches=True))
+    accelerator = Accelerator(mixed_precision=precision, cpu=cpu_only,
+                              dataloader_config=DataLoaderConfiguration(split_batches=True))
+    if accelerator.num_processes > 1:
+        atexit.unregister(_leave_process_group)  # once, however many runs this process makes
+        atexit.register(_leave_process_group)
+    return accelerator
+
+
+def _leave_process_group() -> None:
+    """At exit, while the interpreter still runs: a process that ends with its gloo group alive can abort in the
+    group's worker threads during interpreter teardown (SIGABRT, "terminate called without an active exception"), and
+    torchrun then kills the others, the main one mid-save. Destroying the group first is what torch asks of scripts."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
 
 
 def evaluate(model, loader, labels: list[int], names, accelerator=None) -> tuple[dict, np.ndarray]:
