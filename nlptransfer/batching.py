@@ -212,27 +212,28 @@ class MaskedTexts(Dataset):
 
 
 class TextPairs(Dataset):
-    """Pairs of labelled texts for contrastive training, SetFit's way: in each of `iterations` rounds every text is
-    paired once with a random other text of its label (target 1) and once with a random text of another label
-    (target 0), so the pairs are balanced; seeded by `seed`. `limit` keeps that many of them (a budget of pairs).
-    A batch holds each of its distinct texts once (`collate`): with few labelled rows most texts of a batch of pairs
-    repeat, and each is encoded once."""
+    """Pairs of labelled texts for contrastive training, SetFit's way: every distinct pair of two texts, those of the
+    same label (target 1) and those of different labels (target 0) each in a seeded random order, taken in turn one of
+    each kind, `iterations` x the number of texts of each kind (a list that runs out starts again), so the pairs are
+    balanced and cover as many distinct pairs as the budget allows before any repeats. A text alone in its label is
+    paired with itself. `limit` keeps that many of them (a budget of pairs). A batch holds each of its distinct texts
+    once (`collate`): with few labelled rows most texts of a batch of pairs repeat, and each is encoded once."""
 
     def __init__(self, encoded: Encoded, iterations: int, seed: int, pad_id: int, limit: int | None = None):
         rng = random.Random(seed)
         self.encoded, self.pad = encoded, Collator(pad_id)
-        by_label: dict[int, list[int]] = {}
-        for i, y in enumerate(encoded.labels):
-            by_label.setdefault(y, []).append(i)
-        others = {y: [i for k, rows in by_label.items() if k != y for i in rows] for y in by_label}
+        labels = encoded.labels
+        counts = {y: labels.count(y) for y in set(labels)}
+        same = [(i, j) for i in range(len(labels)) for j in range(i, len(labels))
+                if labels[i] == labels[j] and (i != j or counts[labels[i]] == 1)]
+        other = [(i, j) for i in range(len(labels)) for j in range(i + 1, len(labels)) if labels[i] != labels[j]]
+        rng.shuffle(same)
+        rng.shuffle(other)
         self.pairs: list[tuple[int, int, float]] = []
-        for _ in range(iterations):
-            for i, y in enumerate(encoded.labels):
-                same = by_label[y]
-                j = rng.choice(same) if len(same) == 1 else rng.choice([k for k in same if k != i])
-                self.pairs.append((i, j, 1.0))
-                if others[y]:
-                    self.pairs.append((i, rng.choice(others[y]), 0.0))
+        for k in range(iterations * len(labels)):
+            self.pairs.append((*same[k % len(same)], 1.0))
+            if other:
+                self.pairs.append((*other[k % len(other)], 0.0))
         if limit is not None and limit < len(self.pairs):
             self.pairs = rng.sample(self.pairs, limit)
         self.labels = [t for _, _, t in self.pairs]

@@ -282,6 +282,14 @@ def _fit(prepared, strategy, encoded, recipe, splits, tokenizer, accelerator, ru
         parts.pop("validation", None)
     if t.cache_features:
         parts = cache_inputs(prepared.model, strategy.cacheable, parts, t.eval_batch_size, pad_id, accelerator.device)
+    if strategy.init_head is not None:
+        from .train.cache import Features, cache_features
+
+        train = parts["train"]
+        if not isinstance(train, Features):
+            train = cache_features(prepared.model, train, t.eval_batch_size, pad_id, accelerator.device)
+            prepared.model.train()
+        strategy.init_head(prepared.model, train.features, train.labels, recipe)
     pseudo = None
     if strategy.pseudo_labels is not None:
         def probabilities() -> np.ndarray:

@@ -23,15 +23,27 @@ def _few_shot(model, out, **extra):
             "contrastive.lr": 1e-3, "contrastive.batch_size": 8, "training.epochs": 5, **extra}
 
 
+def _pair_losses(run) -> list[float]:
+    """The body stage's loss at each step, in order (checked to be each step once)."""
+    log = [json.loads(line) for line in (run.path / "body" / "train_log.jsonl").read_text().splitlines()]
+    steps = [r["step"] for r in log if "loss" in r]
+    assert steps == list(range(1, len(steps) + 1))
+    return [r["loss"] for r in log if "loss" in r]
+
+
 def test_pairs_are_balanced_seeded_and_well_formed():
     labels = [0, 0, 0, 1, 1, 2]
     data = Encoded([[2, 5 + i, 3] for i in range(len(labels))], labels)
     pairs = TextPairs(data, iterations=3, seed=7, pad_id=0)
-    assert len(pairs) == 2 * 3 * len(labels) and sum(pairs.labels) == len(pairs) / 2  # one of each kind per text
+    assert len(pairs) == 2 * 3 * len(labels) and sum(pairs.labels) == len(pairs) / 2  # as many of each kind
     for a, b, target in pairs.pairs:
         assert (labels[a] == labels[b]) == (target == 1.0)
         assert a != b or labels.count(labels[a]) == 1  # a text is paired with itself only when alone in its label
-    assert all(sum(1 for a, _, t in pairs.pairs if a == i and t == 1.0) == 3 for i in range(len(labels)))
+    # every distinct pair comes before any repeats: 3 + 1 + 1 (label 2 alone) same-label pairs, 11 different-label
+    same = [(a, b) for a, b, t in pairs.pairs if t == 1.0]
+    other = [(a, b) for a, b, t in pairs.pairs if t == 0.0]
+    assert len(set(same[:5])) == 5 and set(same) == {(0, 1), (0, 2), (1, 2), (3, 4), (5, 5)}
+    assert len(set(other[:11])) == 11 and same[5:10] == same[:5] and other[11:18] == other[:7]
     assert TextPairs(data, 3, 7, 0).pairs == pairs.pairs and TextPairs(data, 3, 8, 0).pairs != pairs.pairs
     budget = TextPairs(data, 3, 7, 0, limit=10)
     assert len(budget) == 10 and set(budget.pairs) <= set(pairs.pairs)
@@ -59,14 +71,37 @@ def test_the_pair_loss_has_known_answers():
     assert float(cosine_pairs_loss(x, torch.tensor([[0, 1]]), torch.tensor([0.5]))) == pytest.approx(0.25)
 
 
+def test_the_head_starts_as_the_nearest_class_centroid(tiny_models):
+    from types import SimpleNamespace
+
+    from transformers import AutoModelForSequenceClassification
+
+    from nlptransfer.architectures import final_linear
+    from nlptransfer.recipe import load
+    from nlptransfer.strategies.contrastive import init_head
+
+    net = AutoModelForSequenceClassification.from_pretrained(tiny_models["bert"], num_labels=3)
+    features = torch.nn.functional.normalize(torch.randn(9, 1, net.config.hidden_size), dim=-1)
+    labels = [0, 0, 0, 1, 1, 1, 2, 2, 2]
+    recipe = load("few-shot-minilm", {"labels.temperature": 0.1})
+    init_head(SimpleNamespace(net=net), features, labels, recipe)
+    layer = final_linear(net)
+    centroids = torch.stack([torch.nn.functional.normalize(features[3 * k:3 * k + 3, 0].mean(0), dim=-1)
+                             for k in range(3)])
+    torch.testing.assert_close(layer.weight.detach(), centroids / 0.1)
+    assert torch.equal(layer.bias.detach(), torch.zeros(3))
+    probe = torch.nn.functional.normalize(centroids[1] + 0.1 * torch.randn_like(centroids[1]), dim=-1)
+    assert int(layer(probe).argmax()) == int((centroids @ probe).argmax()) == 1
+
+
 def test_the_body_learns_from_pairs_then_the_head_alone_and_the_run_reloads(tiny_models, reviews_csv, tmp_path):
     model = tiny_models["bert"]
     run = nlptransfer.finetune("few-shot-minilm", data=str(reviews_csv), overrides=_few_shot(model, tmp_path / "runs"))
     body = json.loads((run.path / "body" / "metrics.json").read_text())
     assert body["pairs"] == 2 * 4 * 96 and body["same_label_pairs"] == 4 * 96 and body["steps"] == 96
-    assert body["loss"]["last"] < body["loss"]["first"]
-    log = [json.loads(line) for line in (run.path / "body" / "train_log.jsonl").read_text().splitlines()]
-    assert [r["step"] for r in log if "loss" in r] == list(range(1, 97))
+    losses = _pair_losses(run)
+    assert len(losses) == 96 and (body["loss"]["first"], body["loss"]["last"]) == (losses[0], losses[-1])
+    assert np.mean(losses[-24:]) < 0.8 * np.mean(losses[:24])  # the pair loss falls (one batch's own is noisy)
     assert run.metrics["trainable_parameters"] == 2 * 32 + 2  # the head's output layer alone, on frozen features
     assert run.metrics["steps"] == 5 * 12
     with open(run.path / "predictions.csv", newline="", encoding="utf-8") as f:
@@ -90,7 +125,8 @@ def test_a_lora_body_trains_fewer_weights_and_is_merged_into_the_encoder(tiny_mo
     run = nlptransfer.finetune("few-shot-minilm", data=str(reviews_csv), overrides=_few_shot(
         model, tmp_path / "runs", **{"contrastive.body": "lora", "contrastive.lr": 5e-3}))
     body = json.loads((run.path / "body" / "metrics.json").read_text())
-    assert body["body"] == "lora" and body["loss"]["last"] < body["loss"]["first"]
+    losses = _pair_losses(run)
+    assert body["body"] == "lora" and np.mean(losses[-24:]) < 0.8 * np.mean(losses[:24])
     files = {p.name for p in (run.path / "body" / "encoder").iterdir()}
     assert "model.safetensors" in files and not any(n.startswith("adapter_") for n in files)
     assert (run.path / "model").is_dir() and not (run.path / "adapter").exists()

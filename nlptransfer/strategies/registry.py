@@ -56,6 +56,10 @@ class Strategy:
     #: the encoder first learns from pairs of the labelled texts (contrastive; the stage is nlptransfer/fewshot.py),
     #: and the classifier starts from it
     body_on_pairs: bool = False
+    #: (model, features [rows, width] of the training rows as the head's output layer reads them, their labels,
+    #: recipe) -> None: sets the head's starting weights from the training rows before the loop (contrastive: the
+    #: class centroids); None: the head starts as the model made it
+    init_head: Callable | None = None
 
     def problems(self, recipe: "Recipe") -> list[str]:
         """What is wrong with `recipe` for this strategy."""
@@ -76,14 +80,15 @@ _FAMILIES: list[tuple[Callable[[str], Strategy | None], Callable[[], list[str]]]
 def register_strategy(name: str, *, prepare: Callable, default_lr: float, check: Callable | None = None,
                       cacheable: str | None = None, describe: Callable | None = None, adapter: bool = False,
                       labels_optional: bool = False, pseudo_labels: Callable | None = None,
-                      pooling: str | None = None, body_on_pairs: bool = False) -> Strategy:
+                      pooling: str | None = None, body_on_pairs: bool = False,
+                      init_head: Callable | None = None) -> Strategy:
     """Register strategy `name` (recipes then accept `strategy: name`); returns it. Registering a name again replaces it."""
     if cacheable not in (None, *CACHEABLE):
         raise ValueError(f"cacheable must be None or one of {CACHEABLE}, got {cacheable!r}")
     if not default_lr > 0:
         raise ValueError(f"default_lr must be positive, got {default_lr!r}")
     strategy = Strategy(name, prepare, float(default_lr), check, cacheable, describe, adapter, labels_optional,
-                        pseudo_labels, pooling, body_on_pairs)
+                        pseudo_labels, pooling, body_on_pairs, init_head)
     _STRATEGIES[name] = strategy
     return strategy
 
