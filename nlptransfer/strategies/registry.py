@@ -56,7 +56,7 @@ class Strategy:
     #: the encoder first learns from pairs of the labelled texts (contrastive; the stage is nlptransfer/fewshot.py),
     #: and the classifier starts from it
     body_on_pairs: bool = False
-    #: (model, features [rows, width] of the training rows as the head's output layer reads them, their labels,
+    #: (model, features [rows, ...] of the training rows as the head's output layer reads them, their labels,
     #: recipe) -> None: sets the head's starting weights from the training rows before the loop (contrastive: the
     #: class centroids); None: the head starts as the model made it
     init_head: Callable | None = None
