@@ -78,6 +78,15 @@ def test_sigkill_mid_epoch_then_resume_gives_the_same_metrics(tiny_models, revie
     state = json.loads((folder / "checkpoints" / "last" / "trainer_state.json").read_text())
     assert (state["step"], state["epoch"], state["batch"]) == (15, 1, 3)
     assert not (folder / "metrics.json").exists()
+    from safetensors import safe_open
+
+    with safe_open(str(folder / "checkpoints" / "last" / "model.safetensors"), framework="pt") as f:
+        held = set(f.keys())
+    if strategy == "lora":  # the checkpoint holds what trains: the adapter and the head, not the frozen base
+        assert {k for k in held if "lora_" not in k} == {f"net.base_model.model.classifier.modules_to_save.default.{w}"
+                                                         for w in ("weight", "bias")} and len(held) == 14
+    else:
+        assert "net.bert.embeddings.word_embeddings.weight" in held
 
     resumed = _cli(["run", "sentiment-minilm", "--resume", str(folder)], tmp_path)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
