@@ -28,7 +28,8 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 SHARED = HERE.parent.parent / "shared" / "data"
 #: zero_shot's label descriptions: untuned (the obvious words) and tuned by hand on SST-2 dev (reported as such)
-UNTUNED = {"0": "a negative review", "1": "a positive review"}
+UNTUNED = {"sst2": {"0": "a negative review", "1": "a positive review"},
+           "kitchen": {"negative": "a negative review", "positive": "a positive review"}}
 TUNED = {"0": ["i hated this film", "a bad, boring film", "terrible, boring and awful"],
          "1": ["i loved this film", "a good, entertaining film", "wonderful, brilliant and moving"]}
 
@@ -76,15 +77,16 @@ def run_setfit(train, test, seed: int, max_length: int, out: str) -> tuple[float
     model = SetFitModel.from_pretrained(str(embedded_path()))
     args = TrainingArguments(batch_size=16, num_epochs=1, num_iterations=20, seed=seed, max_length=max_length,
                              output_dir=out)  # its checkpoints, in the temporary folder (not the working directory)
+    names = sorted({y for _, y in train})  # kitchen's labels are words: SetFit gets their positions
     trainer = Trainer(model=model, args=args, train_dataset=Dataset.from_dict(
-        {"text": [t for t, _ in train], "label": [int(y) for _, y in train]}))
+        {"text": [t for t, _ in train], "label": [names.index(y) for _, y in train]}))
     trainer.train()
     seconds = time.perf_counter() - started
     predicted = model.predict([t for t, _ in test], batch_size=64)
-    return sum(int(p) == int(y) for p, (_, y) in zip(list(predicted), test)) / len(test), seconds
+    return sum(names[int(p)] == y for p, (_, y) in zip(list(predicted), test)) / len(test), seconds
 
 
-def run_ours(method: str, train_file: Path, test_file: Path, seed: int, max_length: int, out: str
+def run_ours(method: str, name: str, train_file: Path, test_file: Path, seed: int, max_length: int, out: str
              ) -> tuple[float, float]:
     import nlptransfer
 
@@ -94,7 +96,7 @@ def run_ours(method: str, train_file: Path, test_file: Path, seed: int, max_leng
                  "data.val_fraction": 0, "data.test_fraction": 0, "output.dir": out,
                  "output.name": f"{method}-{train_file.stem}-{seed}", "task": "classification"}
     if method.startswith("zero_shot"):
-        overrides["labels.descriptions"] = TUNED if method == "zero_shot_tuned" else UNTUNED
+        overrides["labels.descriptions"] = TUNED if method == "zero_shot_tuned" else UNTUNED[name]
     started = time.perf_counter()
     run = nlptransfer.finetune(recipe, data=str(train_file), overrides=overrides)
     seconds = time.perf_counter() - started
@@ -127,7 +129,7 @@ def main() -> None:
                             accuracy, seconds = run_setfit(train, test, seed, args.max_length,
                                                            str(Path(tmp) / "setfit"))
                         else:
-                            accuracy, seconds = run_ours(method, train_file, test_file, seed, args.max_length,
+                            accuracy, seconds = run_ours(method, name, train_file, test_file, seed, args.max_length,
                                                          str(Path(tmp) / "runs"))
                         row = {"data": name, "per_class": k, "seed": seed, "method": method,
                                "accuracy": round(accuracy, 4), "seconds": round(seconds, 1)}
