@@ -75,6 +75,9 @@ def run_setfit(train, test, seed: int, max_length: int, out: str) -> tuple[float
 
     started = time.perf_counter()
     model = SetFitModel.from_pretrained(str(embedded_path()))
+    # SetFit 1.2 applies TrainingArguments.max_length to its head phase only: its pair training and predict use the
+    # body's max_seq_length (256 for all-MiniLM-L6-v2), so both sides see max_length tokens only when it is set here
+    model.model_body.max_seq_length = max_length
     args = TrainingArguments(batch_size=16, num_epochs=1, num_iterations=20, seed=seed, max_length=max_length,
                              output_dir=out)  # its checkpoints, in the temporary folder (not the working directory)
     names = sorted({y for _, y in train})  # kitchen's labels are words: SetFit gets their positions
