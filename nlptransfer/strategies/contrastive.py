@@ -10,8 +10,8 @@ embeddings, through the same loop. The head starts as a nearest-centroid classif
 embedding of its training texts / labels.temperature, as zero_shot's rows are of its descriptions): replaying the
 head's training on the saved body embeddings of SST-2 at 8 labelled rows per class (seeds 42-44), that start gave
 0.640 dev accuracy against 0.628 from the random one, and within half a point of it at 16 to 64. The body stage
-of training (nlptransfer/fewshot.py), like the masked-LM pretraining of domain adaptation: a strategy only says what
-trains."""
+itself is a stage of training (nlptransfer/fewshot.py), like the masked-LM pretraining of domain adaptation: a
+strategy only says what trains."""
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
@@ -24,6 +24,7 @@ from .registry import find_strategy, register_strategy
 
 if TYPE_CHECKING:
     from ..recipe import Recipe
+
 
 def body_recipe(recipe: "Recipe") -> "Recipe":
     """The recipe the body trains with on the pairs: contrastive.body as the strategy, the contrastive budget, the
