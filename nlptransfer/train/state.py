@@ -80,7 +80,7 @@ def save_checkpoint(accelerator, run: RunFolder, state: TrainState) -> None:
 def _keep_trained(models, weights: list[dict], output_dir) -> None:
     """Accelerate's save-state hook: each model's weights in the checkpoint are the parameters that train; the frozen
     rest is what the run loads its model from. A head on a frozen MiniLM otherwise wrote its 91 MB encoder again at
-    every checkpoint (each epoch: 0.14-0.21 s each here, most of a 50-epoch few-shot head's time)."""
+    every checkpoint (each epoch: 0.14-0.21 s each here; about 1.2 s of a 13-14 s few-shot run at 8 rows per class)."""
     for i, model in enumerate(models):
         trained = {name for name, p in model.named_parameters() if p.requires_grad}
         if len(trained) < len(weights[i]):
