@@ -5,13 +5,15 @@ batch 16, 1 epoch, 20 iterations; the same embedded all-MiniLM-L6-v2 body) again
     pip install setfit==1.2.0        # or: pip install -e ".[bench]"
     python benchmarks/few_shot.py                                   # SST-2 and kitchen, 8/16/32/64 per class, 3 seeds
     python benchmarks/few_shot.py --data sst2 --sizes 8 --seeds 42 --methods setfit,contrastive   # a quick look
+    python benchmarks/few_shot.py --table        # the table of every row saved so far, from several runs
 
 Data: SST-2 (../shared/data/sst2: k per class drawn from train.tsv, accuracy on dev.tsv) and the kitchen domain of
 ../shared/data/amazon-domains (its labelled.csv shuffled with seed 0: k per class drawn from the first half, accuracy
 on the second half). max_length 128 everywhere. Each seed draws its own rows; every method sees the same rows.
 Seconds: SetFit's model load + `Trainer.train()`; nlptransfer's whole `finetune` call (load, tokenize, train, save the
 run folder), so ours also pays for what SetFit does not do. Prints, per data set and size, accuracy mean and standard
-deviation over the seeds and mean seconds; writes benchmarks/results/few_shot.json.
+deviation over the seeds and mean seconds; merges its rows into benchmarks/results/few_shot.json (a row of the same
+data set, size, seed and method replaces the saved one), so a grid too long for one sitting runs size by size.
 """
 from __future__ import annotations
 
@@ -27,6 +29,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 SHARED = HERE.parent.parent / "shared" / "data"
+RESULTS = HERE / "results" / "few_shot.json"
 #: zero_shot's label descriptions: untuned (the obvious words) and tuned by hand on SST-2 dev (reported as such)
 UNTUNED = {"sst2": {"0": "a negative review", "1": "a positive review"},
            "kitchen": {"negative": "a negative review", "positive": "a positive review"}}
@@ -113,7 +116,12 @@ def main() -> None:
     parser.add_argument("--seeds", default="42,43,44")
     parser.add_argument("--methods", default="setfit,contrastive,head,full,zero_shot,zero_shot_tuned")
     parser.add_argument("--max-length", type=int, default=128)
+    parser.add_argument("--table", action="store_true", help="print the table of the saved rows and stop")
     args = parser.parse_args()
+    if args.table:
+        if not RESULTS.exists():
+            raise SystemExit(f"no results yet: {RESULTS} is written by a run")
+        return table(_saved(), args.max_length)
     results = []
     with tempfile.TemporaryDirectory() as tmp:
         for name in args.data.split(","):
@@ -138,14 +146,29 @@ def main() -> None:
                                "accuracy": round(accuracy, 4), "seconds": round(seconds, 1)}
                         results.append(row)
                         print(json.dumps(row), file=sys.stderr, flush=True)
-    print(f"\nfew-shot, embedded all-MiniLM-L6-v2, max_length {args.max_length}, seeds {args.seeds}; accuracy mean "
+    table(results, args.max_length)
+    saved = [r for r in _saved() if all((r["data"], r["per_class"], r["seed"], r["method"]) !=
+                                          (n["data"], n["per_class"], n["seed"], n["method"]) for n in results)]
+    RESULTS.parent.mkdir(exist_ok=True)
+    RESULTS.write_text(json.dumps(saved + results, indent=2))
+
+
+def _saved() -> list[dict]:
+    return json.loads(RESULTS.read_text()) if RESULTS.exists() else []
+
+
+def table(results: list[dict], max_length: int) -> None:
+    """Accuracy mean (standard deviation) and mean seconds, per data set and size (rows) and method (columns)."""
+    seeds = ",".join(str(s) for s in sorted({r["seed"] for r in results}))
+    print(f"\nfew-shot, embedded all-MiniLM-L6-v2, max_length {max_length}, seeds {seeds}; accuracy mean "
           "(standard deviation) over the seeds; seconds: mean per run (SetFit: load + train; nlptransfer: the whole "
           "finetune call)")
-    methods = [m for m in args.methods.split(",")]
-    print("| data | per class | " + " | ".join(methods) + " |")
-    print("|---|---|" + "---|" * len(methods))
-    for name in args.data.split(","):
-        for k in [int(s) for s in args.sizes.split(",")]:
+    methods = list(dict.fromkeys(r["method"] for r in results))
+    ratio = {"setfit", "contrastive"} <= set(methods)
+    print("| data | per class | " + " | ".join(methods) + (" | contrastive / setfit seconds" if ratio else "") + " |")
+    print("|---|---|" + "---|" * (len(methods) + ratio))
+    for name in dict.fromkeys(r["data"] for r in results):
+        for k in sorted({r["per_class"] for r in results if r["data"] == name}):
             cells = []
             for method in methods:
                 rows = [r for r in results if (r["data"], r["per_class"], r["method"]) == (name, k, method)]
@@ -156,9 +179,12 @@ def main() -> None:
                 spread = statistics.stdev(acc) if len(acc) > 1 else 0.0
                 cells.append(f"{statistics.mean(acc):.3f} ({spread:.3f}), "
                              f"{statistics.mean(r['seconds'] for r in rows):.0f} s")
+            if ratio:
+                seconds = {m: [r["seconds"] for r in results if (r["data"], r["per_class"], r["method"]) == (name, k, m)]
+                           for m in ("contrastive", "setfit")}
+                cells.append(f"{statistics.mean(seconds['contrastive']) / statistics.mean(seconds['setfit']):.2f}"
+                             if all(seconds.values()) else "")
             print(f"| {name} | {k} | " + " | ".join(cells) + " |")
-    (HERE / "results").mkdir(exist_ok=True)
-    (HERE / "results" / "few_shot.json").write_text(json.dumps(results, indent=2))
 
 
 if __name__ == "__main__":

@@ -41,14 +41,15 @@ def body_stage(recipe: "Recipe", run, splits, encoded, tokenizer, accelerator, l
             folder.truncate_log(0)  # stopped before its first checkpoint: it starts over
     c, loop = recipe.contrastive, body_recipe(recipe)
     pad_id = tokenizer.pad_token_id or 0
-    pairs = TextPairs(encoded["train"], c.iterations, recipe.training.seed, pad_id, c.pairs)
+    pairs = TextPairs(encoded["train"], c.iterations, recipe.training.seed, pad_id, c.pairs, c.all_pairs)
     set_seed(recipe.training.seed)
     net, new = models.load_classifier(models.resolve(recipe.model, recipe.model_revision), splits.label_map,
                                       recipe.trust_remote_code)
     prepared = find_strategy(c.body).prepare(net, loop, new)
     logger.info(f"contrastive: the body ({c.body}, {prepared.trainable:,} trainable parameters) on {len(pairs):,} pairs "
                 f"of {len(encoded['train'])} labelled texts ({c.iterations} rounds"
-                + (f", {c.pairs:,} kept" if c.pairs else "") + f"), lr {c.lr:g}")
+                + (f", {c.pairs:,} kept" if c.pairs else "")
+                + ("; the loss over every two texts of a batch" if c.all_pairs else "") + f"), lr {c.lr:g}")
     if accelerator.is_main_process:
         folder.write_text("recipe", loop.to_yaml())
     result = fit(prepared, pairs, None, loop, splits.label_map.names, pad_id, accelerator, folder, resume=True,

@@ -124,6 +124,9 @@ class ContrastiveSection:
     #: another (SetFit's num_iterations)
     iterations: int = 20
     pairs: int | None = None  #: a budget of pairs instead: this many of them, drawn from the rounds
+    #: the loss over every two distinct texts of a batch (same label: 1, different: 0, each kind weighing half), not
+    #: only its drawn pairs, which then choose the texts of each batch: many more pairs per step at the same cost
+    all_pairs: bool = True
     epochs: float = 1.0  #: passes over the pairs
     batch_size: int = 16  #: pairs per step
     lr: float = 2.0e-5  #: the encoder's learning rate on the pairs

@@ -63,12 +63,31 @@ def test_a_batch_holds_each_text_once_with_its_pairs_as_positions():
         assert batch["input_ids"][j, :len(data.input_ids[b])].tolist() == data.input_ids[b]
 
 
+def test_with_all_pairs_a_batch_learns_from_every_two_of_its_texts():
+    data = Encoded([[2, 5, 3], [2, 6, 6, 3], [2, 7, 3], [2, 8, 9, 9, 3], [2, 4, 3]], [0, 0, 1, 1, 2])
+    pairs = TextPairs(data, iterations=2, seed=0, pad_id=0, all_pairs=True)
+    assert pairs.pairs == TextPairs(data, iterations=2, seed=0, pad_id=0).pairs  # the same draw chooses the texts
+    items = [pairs[i] for i in range(3)]
+    rows = sorted({r for it in items for r in it["pair"]})
+    batch = pairs.collate(items)
+    got = {(rows[i], rows[j]): t for (i, j), t in zip(batch["pairs"].tolist(), batch["labels"].tolist())}
+    assert len(got) == len(rows) * (len(rows) - 1) // 2 > len(items)
+    assert got == {(a, b): float(data.labels[a] == data.labels[b]) for a in rows for b in rows if a < b}
+    alone = pairs.collate([{"pair": (4, 4), "target": 1.0}])  # one text alone in its label: paired with itself
+    assert alone["pairs"].tolist() == [[0, 0]] and alone["labels"].tolist() == [1.0]
+
+
 def test_the_pair_loss_has_known_answers():
     x = torch.tensor([[1.0, 0.0], [0.0, 2.0], [3.0, 0.0]])
     pairs = torch.tensor([[0, 2], [0, 1]])
     assert float(cosine_pairs_loss(x, pairs, torch.tensor([1.0, 0.0]))) == pytest.approx(0.0)
     assert float(cosine_pairs_loss(x, pairs, torch.tensor([0.0, 1.0]))) == pytest.approx(1.0)
     assert float(cosine_pairs_loss(x, torch.tensor([[0, 1]]), torch.tensor([0.5]))) == pytest.approx(0.25)
+    # one same-label pair right (error 0) and three different-label pairs all wrong (error 1 each): each kind weighs
+    # half, 0.5, not the plain mean 0.75
+    y = torch.tensor([[1.0, 0.0], [2.0, 0.0], [3.0, 0.0], [4.0, 0.0]])
+    four = torch.tensor([[0, 1], [0, 2], [1, 2], [2, 3]])
+    assert float(cosine_pairs_loss(y, four, torch.tensor([1.0, 0.0, 0.0, 0.0]))) == pytest.approx(0.5)
 
 
 def test_the_head_starts_as_the_nearest_class_centroid(tiny_models):

@@ -10,10 +10,15 @@ from .registry import Objective, ObjectiveContext, register_objective
 
 
 def cosine_pairs_loss(features: torch.Tensor, pairs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-    """MSE between cos(features[a], features[b]) and the target of each pair (a, b)."""
+    """MSE between cos(features[a], features[b]) and the target of each pair (a, b), the pairs of the same label
+    (target 1) and those of different labels weighing half each when a batch holds both: with every pair of a batch's
+    texts (contrastive.all_pairs) and several labels, most pairs are of different labels."""
     a, b = features[pairs[:, 0]].float(), features[pairs[:, 1]].float()
-    cosine = torch.nn.functional.cosine_similarity(a, b, dim=-1)
-    return torch.nn.functional.mse_loss(cosine, targets.float())
+    errors = (torch.nn.functional.cosine_similarity(a, b, dim=-1) - targets.float()) ** 2
+    same = targets > 0.5
+    if bool(same.any()) and not bool(same.all()):
+        return (errors[same].mean() + errors[~same].mean()) / 2
+    return errors.mean()
 
 
 def _cosine_pairs(context: ObjectiveContext) -> Objective:
