@@ -2,8 +2,9 @@
 
 First the body: the encoder (all of it, or an adapter: recipe `contrastive.body`) learns from pairs of the labelled
 texts, the cosine similarity of their sentence embeddings pulled to 1 for two texts of the same label and to 0 for two
-of different labels (`batching.TextPairs`, the `cosine_pairs` objective), into `body/` in the run folder (its own
-checkpoints and log, so a stopped run resumes where it was; an adapter is merged into the encoder it saves). Then the
+of different labels (`batching.TextPairs`, the `cosine_pairs` objective; with contrastive.all_pairs every two texts
+of a batch, not only its drawn pairs), into `body/` in the run folder (its own checkpoints and log, so a stopped
+run resumes where it was; an adapter is merged into the encoder it saves). Then the
 classifier loads that encoder and its head's output layer trains on the frozen sentence embeddings (pooling:
 embedding, features cached, as strategy `head`) with training.*: SetFit's logistic regression on the body's
 embeddings, through the same loop. The head starts as a nearest-centroid classifier (each label's row the mean
@@ -56,6 +57,8 @@ def _check(recipe: "Recipe") -> list[str]:
     return []
 
 
-register_strategy("contrastive", prepare=prepare_head, default_lr=1e-2, check=_check, cacheable="features",
-                  describe=lambda r: f"body {r.contrastive.body}, {r.contrastive.iterations} rounds of pairs",
+register_strategy("contrastive", prepare=prepare_head, default_lr=1e-3, check=_check, cacheable="features",
+                  describe=lambda r: f"body {r.contrastive.body}, {r.contrastive.iterations} rounds of pairs"
+                  + (f" (at most {r.contrastive.pairs:,})" if r.contrastive.pairs else "")
+                  + (", every two texts of a batch" if r.contrastive.all_pairs else ""),
                   pooling="embedding", body_on_pairs=True, init_head=init_head)
