@@ -257,7 +257,6 @@ class TextPairs(Dataset):
     def collate(self, items: list[dict]) -> dict:
         """The batch's distinct texts (padded), its pairs as positions into them, and their targets."""
         rows = sorted({r for it in items for r in it["pair"]})
-        at = {r: k for k, r in enumerate(rows)}
         batch = self.pad([{"input_ids": self.encoded.input_ids[r]} for r in rows])
         if self.all_pairs:
             labels = self.encoded.labels
@@ -265,6 +264,7 @@ class TextPairs(Dataset):
             batch["pairs"] = torch.tensor(pairs)
             batch["labels"] = torch.tensor([float(labels[rows[i]] == labels[rows[j]]) for i, j in pairs])
             return batch
+        at = {r: k for k, r in enumerate(rows)}
         batch["pairs"] = torch.tensor([[at[a], at[b]] for a, b in (it["pair"] for it in items)])
         batch["labels"] = torch.tensor([it["target"] for it in items])
         return batch

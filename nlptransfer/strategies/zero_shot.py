@@ -73,11 +73,19 @@ def prepare_zero_shot(net: "nn.Module", recipe: "Recipe", new_weights: list[str]
         raise RecipeError(f"labels.descriptions names {', '.join(map(repr, unknown))}, which the data's labels "
                           f"({', '.join(names)}) lack: correct the names, or add rows of those labels")
     embedded = label_embeddings(ready.model, tokenizer, descriptions(recipe, names), limit)
-    layer = final_linear(net)
-    with torch.no_grad():
-        layer.weight.copy_(embedded / recipe.labels.temperature)
-        layer.bias.zero_()
+    set_prototypes(net, dict(enumerate(embedded)), recipe.labels.temperature)
     return ready
+
+
+@torch.no_grad()
+def set_prototypes(net: "nn.Module", rows: dict[int, torch.Tensor], temperature: float) -> None:
+    """The head's output layer as a cosine classifier on the (normalised) sentence embedding: row k of the weight the
+    normalised rows[k] / temperature, the bias 0; a label not in `rows` keeps its row. zero_shot's rows are the labels'
+    description embeddings, contrastive's start its training texts' mean embedding per label."""
+    layer = final_linear(net)
+    for k, row in rows.items():
+        layer.weight[k] = torch.nn.functional.normalize(row.float(), dim=-1).to(layer.weight) / temperature
+    layer.bias.zero_()
 
 
 def pseudo_labels(probabilities, recipe: "Recipe", names) -> tuple[list[int], list[int], dict] | None:
