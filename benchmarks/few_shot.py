@@ -12,8 +12,9 @@ Data: SST-2 (../shared/data/sst2: k per class drawn from train.tsv, accuracy on 
 on the second half). max_length 128 everywhere. Each seed draws its own rows; every method sees the same rows.
 Seconds: SetFit's model load + `Trainer.train()`; nlptransfer's whole `finetune` call (load, tokenize, train, save the
 run folder), so ours also pays for what SetFit does not do. Prints, per data set and size, accuracy mean and standard
-deviation over the seeds and mean seconds; merges its rows into benchmarks/results/few_shot.json (a row of the same
-data set, size, seed and method replaces the saved one), so a grid too long for one sitting runs size by size.
+deviation over the seeds and mean seconds; merges each row into benchmarks/results/few_shot.json as it is measured (a
+row of the same data set, size, seed and method replaces the saved one), so a grid too long for one sitting runs size
+by size, and a run stopped part way keeps what it measured.
 """
 from __future__ import annotations
 
@@ -146,15 +147,20 @@ def main() -> None:
                                "accuracy": round(accuracy, 4), "seconds": round(seconds, 1)}
                         results.append(row)
                         print(json.dumps(row), file=sys.stderr, flush=True)
+                        _save(row)  # as it goes: a run stopped part way keeps the rows it measured
     table(results, args.max_length)
-    saved = [r for r in _saved() if all((r["data"], r["per_class"], r["seed"], r["method"]) !=
-                                          (n["data"], n["per_class"], n["seed"], n["method"]) for n in results)]
-    RESULTS.parent.mkdir(exist_ok=True)
-    RESULTS.write_text(json.dumps(saved + results, indent=2))
 
 
 def _saved() -> list[dict]:
     return json.loads(RESULTS.read_text()) if RESULTS.exists() else []
+
+
+def _save(row: dict) -> None:
+    """Merge one row into the results file (it replaces a saved row of the same data set, size, seed and method)."""
+    key = ("data", "per_class", "seed", "method")
+    saved = [r for r in _saved() if [r[k] for k in key] != [row[k] for k in key]]
+    RESULTS.parent.mkdir(exist_ok=True)
+    RESULTS.write_text(json.dumps(saved + [row], indent=2))
 
 
 def table(results: list[dict], max_length: int) -> None:
