@@ -170,6 +170,9 @@ def main() -> None:
                         if not (args.held_out or extra):
                             _save(row)  # as it goes: a run stopped part way keeps the rows it measured
     table(results, args.max_length)
+    if args.held_out or extra:
+        print(f"(accuracy on {args.held_out} held-out rows of the training pool, not the test rows; " if args.held_out
+              else "(", f"overrides: {', '.join(args.set) or 'none'}; not saved)", sep="")
 
 
 def _saved() -> list[dict]:
