@@ -130,6 +130,7 @@ def main() -> None:
     args = parser.parse_args()
     from nlptransfer.recipe import overrides
     extra = overrides(args.set)
+    trial = bool(args.held_out or extra)  # choosing settings: its rows are printed, never saved
     if args.table:
         if not RESULTS.exists():
             raise SystemExit(f"no results yet: {RESULTS} is written by a run")
@@ -163,14 +164,14 @@ def main() -> None:
                                                          str(Path(tmp) / "runs"), extra)
                         row = {"data": name, "per_class": k, "seed": seed, "method": method,
                                "accuracy": round(accuracy, 4), "seconds": round(seconds, 1)}
-                        if args.held_out or extra:
+                        if trial:
                             row.update(held_out=args.held_out, set=args.set)
                         results.append(row)
                         print(json.dumps(row), file=sys.stderr, flush=True)
-                        if not (args.held_out or extra):
+                        if not trial:
                             _save(row)  # as it goes: a run stopped part way keeps the rows it measured
     table(results, args.max_length)
-    if args.held_out or extra:
+    if trial:
         print(f"(accuracy on {args.held_out} held-out rows of the training pool, not the test rows; " if args.held_out
               else "(", f"overrides: {', '.join(args.set) or 'none'}; not saved)", sep="")
 
