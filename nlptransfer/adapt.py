@@ -18,7 +18,8 @@ from pathlib import Path
 import torch
 
 from . import models
-from .batching import BatchStream, Collator, MaskedTexts, MaskingCollator, tokenize
+from .batching import BatchStream, Collator, MaskedTexts, MaskingCollator
+from .tokens import tokenize
 from .data import DataSpec
 from .data.unlabelled import read_texts
 from .errors import DataError, RecipeError

@@ -1,85 +1,15 @@
-"""Tokenize once; length-grouped batches in random order; dynamic padding."""
+"""Length-grouped batches in random order; dynamic padding; pairs and masked texts for the extra objectives (the
+token ids come from tokens.py)."""
 from __future__ import annotations
 
 import random
-import weakref
 import zlib
-from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-
-@dataclass
-class Encoded(Dataset):
-    """Token ids of every text (unpadded), their labels, and how many texts were truncated."""
-
-    input_ids: list[list[int]]
-    labels: list[int] | None
-    truncated: int = 0
-    cut: list[int] = field(default_factory=list)  #: positions of the texts that were truncated
-
-    def __len__(self) -> int:
-        return len(self.input_ids)
-
-    def __getitem__(self, i: int) -> dict:
-        item = {"input_ids": self.input_ids[i]}
-        if self.labels is not None:
-            item["labels"] = self.labels[i]
-        return item
-
-    @property
-    def lengths(self) -> list[int]:
-        return [len(ids) for ids in self.input_ids]
-
-
-#: a fast tokenizer's Rust backend, copied without truncation or padding (what `tokenize` measures with)
-_PLAIN: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
-
-
-def _plain_backend(tokenizer):
-    """A copy of a fast tokenizer's `tokenizers.Tokenizer`, set to neither truncate nor pad, or None (a slow
-    tokenizer). Calling it directly skips the Python of `tokenizer(...)`: 20 us for a sentence instead of 150, which
-    a server pays on every request; the copy keeps the shared tokenizer's settings untouched (thread-safe)."""
-    try:
-        return _PLAIN[tokenizer]
-    except (KeyError, TypeError):
-        pass
-    backend = getattr(tokenizer, "_tokenizer", None)
-    if backend is None or not hasattr(backend, "encode_batch") or not hasattr(backend, "to_str"):
-        return None
-    from tokenizers import Tokenizer
-
-    plain = Tokenizer.from_str(backend.to_str())
-    plain.no_truncation()
-    plain.no_padding()
-    plain.encode_special_tokens = bool(getattr(tokenizer, "split_special_tokens", False))
-    try:
-        _PLAIN[tokenizer] = plain
-    except TypeError:
-        pass
-    return plain
-
-
-def tokenize(tokenizer, texts: list[str], max_length: int, labels: list[int] | None = None) -> Encoded:
-    """Token ids of `texts`, truncated to `max_length`, counting the truncated ones."""
-    plain = _plain_backend(tokenizer)
-    if plain is not None:
-        full = [e.ids for e in plain.encode_batch(texts, add_special_tokens=True)]
-    else:
-        saved_limit = tokenizer.model_max_length
-        tokenizer.model_max_length = 10**9  # measure full lengths without the "too long" warning
-        try:
-            full = tokenizer(texts, truncation=False, add_special_tokens=True)["input_ids"]
-        finally:
-            tokenizer.model_max_length = saved_limit
-    long_rows = [i for i, ids in enumerate(full) if len(ids) > max_length]
-    if long_rows:
-        cut = tokenizer([texts[i] for i in long_rows], truncation=True, max_length=max_length)["input_ids"]
-        for i, ids in zip(long_rows, cut):
-            full[i] = ids
-    return Encoded(full, labels, len(long_rows), long_rows)
+from .tokens import Encoded
 
 
 class LengthGroupedBatches:

@@ -13,7 +13,7 @@ import numpy as np
 
 from . import models
 from .adapt import adapted_encoder, attach_mlm_head, loop_recipe, read_target, target_stream
-from .batching import Encoded, tokenize
+from .tokens import Encoded, cache_root, tokenize_cached
 from .data import DataReport, LabelMap, Splits, load_splits
 from .errors import DataError, NlpTransferError, RecipeError, RunError
 from .fewshot import body_stage
@@ -257,10 +257,16 @@ def _open_run(recipe: Recipe, resume: bool | str | Path, accelerator, held: Exit
 def _encode(tokenizer, config, recipe: Recipe, splits: Splits) -> dict[str, Encoded]:
     """Token ids of every split, cut at the recipe's (or the model's) limit; truncations counted in the report."""
     limit = models.max_length(tokenizer, config, recipe.data.max_length)
-    encoded = {name: tokenize(tokenizer, part.texts, limit, part.labels)
+    started = time.perf_counter()
+    encoded = {name: tokenize_cached(tokenizer, part.texts, limit, part.labels)
                for name, part in (("train", splits.train), ("validation", splits.validation), ("test", splits.test))
                if part is not None}
     splits.report.truncated = {name: e.truncated for name, e in encoded.items()}
+    splits.report.tokenized = {name: "cached" if e.cached else "tokenized" for name, e in encoded.items()}
+    how = ("cached" if all(e.cached for e in encoded.values())
+           else ", ".join(f"{name} {splits.report.tokenized[name]}" for name in encoded))
+    logger.info(f"tokenized: {how} ({sum(map(len, encoded.values())):,} texts, {time.perf_counter() - started:.1f} s;"
+                f" cache {cache_root()})")
     truncated = sum(splits.report.truncated.values())
     if truncated:
         logger.info(f"truncated {truncated} texts to {limit} tokens ({splits.report.truncated})")

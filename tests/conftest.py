@@ -1,9 +1,12 @@
 """Shared fixtures: tiny random encoders built from configs, an in-memory tokenizer, small labelled files."""
 from __future__ import annotations
 
+import atexit
 import logging
 import os
 import random
+import shutil
+import tempfile
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
@@ -12,6 +15,9 @@ import pytest
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+_CACHE = tempfile.mkdtemp(prefix="nlptransfer-cache-")  # token ids the tests' runs cache: not the user's ~/.cache
+os.environ["NLPTRANSFER_CACHE"] = _CACHE
+atexit.register(shutil.rmtree, _CACHE, ignore_errors=True)
 
 POSITIVE = "good great excellent lovely superb amazing wonderful fantastic brilliant perfect".split()
 NEGATIVE = "bad awful terrible poor horrible boring broken useless dreadful worst".split()

@@ -137,7 +137,8 @@ def test_an_installed_plugin_package_registers_its_strategy_for_the_cli(tiny_mod
 
 
 def test_a_second_batch_stream_is_a_pure_function_of_seed_epoch_and_position():
-    from nlptransfer.batching import BatchStream, Collator, Encoded
+    from nlptransfer.batching import BatchStream, Collator
+    from nlptransfer.tokens import Encoded
 
     data = Encoded([[2] + [5 + i % 7] * (1 + i % 9) + [3] for i in range(50)], None)
 

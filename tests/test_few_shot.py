@@ -11,7 +11,8 @@ import pytest
 import torch
 
 import nlptransfer
-from nlptransfer.batching import Encoded, TextPairs
+from nlptransfer.batching import TextPairs
+from nlptransfer.tokens import Encoded
 from nlptransfer.errors import RecipeError
 from nlptransfer.objectives.pairs import cosine_pairs_loss
 

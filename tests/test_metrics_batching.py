@@ -4,7 +4,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from nlptransfer.batching import Collator, LengthGroupedBatches, tokenize
+from nlptransfer.batching import Collator, LengthGroupedBatches
+from nlptransfer.tokens import tokenize
 from nlptransfer.metrics import classification_metrics, expected_calibration_error
 
 from .conftest import sentiment_rows
@@ -119,7 +120,7 @@ def test_tokenize_gives_what_the_tokenizer_gives(tiny_models):
     settings alone."""
     from transformers import AutoTokenizer
 
-    from nlptransfer.batching import _plain_backend
+    from nlptransfer.tokens import _plain_backend
     from nlptransfer.models import embedded_path
 
     texts = [t for t, _ in sentiment_rows(30, seed=4)] + ["", "  spaces  ", "Émile's café, naïve!", "very " * 50,
@@ -132,6 +133,38 @@ def test_tokenize_gives_what_the_tokenizer_gives(tiny_models):
         assert encoded.input_ids == expected
         assert encoded.cut == [i for i, t in enumerate(tok(texts)["input_ids"]) if len(t) > 24] and encoded.cut
         assert tok(["good movie"], padding="max_length", max_length=8)["input_ids"][0][-1] == tok.pad_token_id
+
+
+def test_cached_token_ids_are_the_tokenized_ones_read_back_memory_mapped(tiny_models, tmp_path):
+    """tokenize_cached stores the ids in an Arrow file keyed by texts, tokenizer and limit: the first call tokenizes,
+    the second reads the same ids, cut positions and lengths back; another limit or other texts are another entry; a
+    damaged entry is made again."""
+    from transformers import AutoTokenizer
+
+    from nlptransfer.tokens import TokenIds, cache_key, tokenize_cached
+
+    tok = AutoTokenizer.from_pretrained(tiny_models["bert"])
+    texts = [t for t, _ in sentiment_rows(25, seed=5)] + ["very " * 30, ""]
+    plain = tokenize(tok, texts, max_length=12)
+    first = tokenize_cached(tok, texts, 12, labels=list(range(len(texts))), folder=tmp_path)
+    second = tokenize_cached(tok, texts, 12, folder=tmp_path)
+    entries = sorted(tmp_path.glob("*.arrow"))
+    assert [p.name for p in entries] == [f"{cache_key(tok, texts, 12)}.arrow"]
+    assert (first.cached, second.cached) == (False, True)
+    assert isinstance(second.input_ids, TokenIds)
+    for got in (first, second):
+        assert [got.input_ids[i] for i in range(len(texts))] == plain.input_ids
+        assert got.lengths == plain.lengths and got.cut == plain.cut and got.truncated == plain.truncated > 0
+    assert first[3] == {"input_ids": plain.input_ids[3], "labels": 3}
+    assert second.input_ids[-1] == plain.input_ids[-1] and second.input_ids[1:3] == plain.input_ids[1:3]
+    with pytest.raises(IndexError):
+        second.input_ids[len(texts)]
+    assert not tokenize_cached(tok, texts, 16, folder=tmp_path).cached
+    assert not tokenize_cached(tok, texts[:-1], 12, folder=tmp_path).cached
+    assert len(list(tmp_path.glob("*.arrow"))) == 3
+    entries[0].write_bytes(entries[0].read_bytes()[:100])  # cut short, as by a full disk
+    again = tokenize_cached(tok, texts, 12, folder=tmp_path)
+    assert not again.cached and list(again.input_ids) == plain.input_ids
 
 
 def test_split_by_length_cuts_where_padding_costs_more_than_a_pass():

@@ -223,6 +223,25 @@ def test_second_run_gets_a_new_folder(tiny_models, reviews_csv, tmp_path):
     assert (first.path / "metrics.json").exists()
 
 
+def test_a_second_run_over_the_same_data_reads_its_token_ids_from_the_cache(tiny_models, reviews_csv, tmp_path,
+                                                                           monkeypatch):
+    monkeypatch.setenv("NLPTRANSFER_CACHE", str(tmp_path / "cache"))
+    runs, said = [], []
+    for _ in range(2):
+        with captured_messages() as lines:
+            runs.append(_finetune(tiny_models, "bert", "full", reviews_csv, tmp_path, **{"training.epochs": 1}))
+        said.append([line for line in lines if line.startswith("tokenized: ")])
+    reports = [json.loads((run.path / "data_report.json").read_text())["tokenized"] for run in runs]
+    assert reports == [dict.fromkeys(("train", "validation", "test"), "tokenized"),
+                       dict.fromkeys(("train", "validation", "test"), "cached")]
+    assert said[0][0].startswith("tokenized: train tokenized, validation tokenized, test tokenized (")
+    rows = len(reviews_csv.read_text().splitlines()) - 1
+    assert said[1][0].startswith(f"tokenized: cached ({rows:,} texts, ")
+    assert len(list((tmp_path / "cache" / "tokens").glob("*.arrow"))) == 3
+    assert _step_losses(runs[0]) == _step_losses(runs[1])  # the cached ids train exactly as the tokenized ones
+    assert _predictions_csv(runs[0].path / "predictions.csv") == _predictions_csv(runs[1].path / "predictions.csv")
+
+
 @pytest.mark.parametrize("args, message", [
     (["run", "sentiment-minilm", "--data", "missing.csv"], "missing.csv"),
     (["run", "nope", "--data", "x.csv"], "no recipe named 'nope'"),

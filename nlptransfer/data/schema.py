@@ -90,6 +90,7 @@ class DataReport:
     rows_used: dict = field(default_factory=dict)
     class_balance: dict = field(default_factory=dict)
     truncated: dict = field(default_factory=dict)
+    tokenized: dict = field(default_factory=dict)  #: per split: "tokenized", or "cached" (read from the token cache)
     leaks: list = field(default_factory=list)  #: columns that give the label away (see data.checks)
     hints: list = field(default_factory=list)  #: what a setting could do better (numeric labels...)
     problems: list = field(default_factory=list)  #: what stops a run (filled when the check fails)
@@ -102,7 +103,7 @@ class DataReport:
     def to_dict(self) -> dict:
         return {"files": self.files, "inferred": self.inferred, "dropped": self.dropped,
                 "rows_used": self.rows_used, "class_balance": self.class_balance, "truncated": self.truncated,
-                "leaks": self.leaks, "hints": self.hints, "problems": self.problems}
+                "tokenized": self.tokenized, "leaks": self.leaks, "hints": self.hints, "problems": self.problems}
 
     def rows_before(self, split: str) -> int:
         """Rows of `split` before any was dropped: its file's rows (train: before validation and test were carved)."""

@@ -13,7 +13,8 @@ import torch
 
 from .. import models
 from ..models import merge_adapter
-from ..batching import Collator, split_by_length, tokenize
+from ..batching import Collator, split_by_length
+from ..tokens import tokenize
 from ..data import LabelMap
 from ..errors import HubError, RunError
 from ..heads import TransferModel

@@ -6,7 +6,8 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from ..batching import Collator, Encoded, LengthGroupedBatches
+from ..batching import Collator, LengthGroupedBatches
+from ..tokens import Encoded
 from ..heads import HEAD
 
 
