@@ -9,7 +9,8 @@ from typing import Any
 from . import recipe as recipes
 import numpy as np
 
-from .data import LabelMap, load_splits, read_texts
+from .data import LabelMap, load_splits
+from .data.unlabelled import iter_texts
 from .errors import DataError, RunError
 from .inference import TextClassifier
 from .logs import get_logger
@@ -148,41 +149,47 @@ OUTPUT_FORMATS = {".csv": "csv", ".tsv": "tsv", ".jsonl": "jsonl", ".parquet": "
 
 def predict_file(run_path: str | Path, input_path: str, output_path: str, *,
                  text_columns: list[str] | None = None, batch_size: int = 64, backend: str = "torch",
-                 trust_remote_code: bool = False, changes: dict | None = None) -> int:
+                 trust_remote_code: bool = False, changes: dict | None = None, rows: int = 50_000) -> int:
     """Write every input row, its columns as they were, with the predicted label and the probability of each label
     to `output_path` (.csv, .tsv, .jsonl or .parquet); returns the row count. Rows without text get no prediction.
     The input is read as the run read its data (and with its text columns) unless `changes` (data.* keys) say
-    otherwise."""
+    otherwise. It is read and written `rows` rows at a time (memory bounded by that, not by the file), into a file
+    beside `output_path` renamed onto it at the end: a failure leaves no partial output."""
     out = Path(output_path)
     fmt = _output_format(out)
     if batch_size < 1:
         raise RunError(f"batch size must be at least 1, got {batch_size}")
     clf = TextClassifier.load(run_path, backend=backend, trust_remote_code=trust_remote_code)
-    texts, table = read_texts(input_path, reading_spec(Path(run_path), clf.recipe, input_path, changes),
-                              text_columns=text_columns)
-    logger.info(f"read {len(texts)} rows of {input_path} ({table.format}"
-                + (f", {table.encoding}" if table.encoding else "") + ")")
+    chunks = iter_texts(input_path, reading_spec(Path(run_path), clf.recipe, input_path, changes),
+                        text_columns=text_columns, rows=rows)
     names = clf.label_map.names
     added = ["predicted", *[f"prob_{n}" for n in names]]
-    taken = [c for c in added if c in map(str, table.frame.columns)]
-    if taken:
-        raise DataError(f"{input_path} already has columns named {', '.join(taken)}: they would be overwritten; "
-                        "rename them first")
-    has_text = [i for i, t in enumerate(texts) if t]
-    empty = len(texts) - len(has_text)
-    if empty:
-        rows = [i + 1 for i, t in enumerate(texts) if not t]
-        logger.warning(f"{empty} of {len(texts)} rows have no text (rows {', '.join(map(str, rows[:8]))}"
-                       f"{' ...' if len(rows) > 8 else ''}): they are written without a prediction")
-    probs = np.full((len(texts), len(names)), np.nan)
-    probs[has_text] = clf.predict_proba([texts[i] for i in has_text], batch_size)
-    frame = table.frame.copy()
-    with_text = set(has_text)
-    frame["predicted"] = [names[int(p.argmax())] if i in with_text else None for i, p in enumerate(probs)]
-    for j, name in enumerate(names):
-        frame[f"prob_{name}"] = probs[:, j].round(6)
-    _write_frame(frame, out, fmt)
-    return len(frame)
+    total, empty, table = 0, [], None
+    with _FrameWriter(out, fmt) as writer:
+        for texts, table in chunks:
+            if total == 0:
+                taken = [c for c in added if c in map(str, table.frame.columns)]
+                if taken:
+                    raise DataError(f"{input_path} already has columns named {', '.join(taken)}: they would be "
+                                    "overwritten; rename them first")
+            has_text = [i for i, t in enumerate(texts) if t]
+            writer.empty += len(texts) - len(has_text)
+            empty += [total + i + 1 for i, t in enumerate(texts) if not t][:max(0, 8 - len(empty))]
+            probs = np.full((len(texts), len(names)), np.nan)
+            probs[has_text] = clf.predict_proba([texts[i] for i in has_text], batch_size)
+            frame = table.frame.copy()
+            with_text = set(has_text)
+            frame["predicted"] = [names[int(p.argmax())] if i in with_text else None for i, p in enumerate(probs)]
+            for j, name in enumerate(names):
+                frame[f"prob_{name}"] = probs[:, j].round(6)
+            writer.write(frame)
+            total += len(texts)
+    logger.info(f"read {total} rows of {input_path} ({table.format}"
+                + (f", {table.encoding}" if table.encoding else "") + ")")
+    if writer.empty:
+        logger.warning(f"{writer.empty} of {total} rows have no text (rows {', '.join(map(str, empty))}"
+                       f"{' ...' if writer.empty > len(empty) else ''}): they are written without a prediction")
+    return total
 
 
 def _output_format(out: Path) -> str:
@@ -195,20 +202,49 @@ def _output_format(out: Path) -> str:
     return fmt
 
 
-def _write_frame(frame, out: Path, fmt: str) -> None:
-    """Write `frame` to `out` atomically in `fmt`."""
-    from .run import atomic_write_bytes, atomic_write_text
+class _FrameWriter:
+    """Writes DataFrames one after another into one file of `fmt` (CSV/TSV with one header row, JSONL, Parquet with
+    the first frame's schema), atomically: the file appears whole when the block ends without an error, else not at
+    all (run.atomic_file)."""
 
-    if fmt == "parquet":
-        import io
+    def __init__(self, out: Path, fmt: str):
+        self.out, self.fmt, self.file, self.parquet, self.rows, self.empty = out, fmt, None, None, 0, 0
 
-        buffer = io.BytesIO()
-        frame.to_parquet(buffer, index=False)
-        atomic_write_bytes(out, buffer.getvalue())
-    elif fmt == "jsonl":
-        atomic_write_text(out, frame.to_json(orient="records", lines=True, force_ascii=False))
-    else:
-        atomic_write_text(out, frame.to_csv(index=False, sep="\t" if fmt == "tsv" else ","))
+    def __enter__(self) -> "_FrameWriter":
+        from .run import atomic_file
+
+        self._atomic = atomic_file(self.out)
+        self.file = self._atomic.__enter__()
+        return self
+
+    def write(self, frame) -> None:
+        if self.fmt == "parquet":
+            import pyarrow as pa
+            import pyarrow.parquet as pq
+
+            if self.parquet is None:
+                table = pa.Table.from_pandas(frame, preserve_index=False)
+                self.parquet = pq.ParquetWriter(self.file, table.schema)
+            else:
+                try:
+                    table = pa.Table.from_pandas(frame, schema=self.parquet.schema, preserve_index=False)
+                except (pa.ArrowInvalid, pa.ArrowTypeError) as e:
+                    raise DataError(f"cannot write {self.out.name}: rows from {self.rows + 1} on do not fit the column "
+                                    f"types of the rows before them ({e}); write .csv or .jsonl instead")
+            self.parquet.write_table(table)
+        elif self.fmt == "jsonl":
+            self.file.write(frame.to_json(orient="records", lines=True, force_ascii=False).encode("utf-8"))
+        else:
+            text = frame.to_csv(index=False, header=self.rows == 0, sep="\t" if self.fmt == "tsv" else ",")
+            self.file.write(text.encode("utf-8"))
+        self.rows += len(frame)
+
+    def __exit__(self, *failure) -> bool:
+        try:
+            if self.parquet is not None:
+                self.parquet.close()
+        finally:
+            return self._atomic.__exit__(*failure)
 
 
 __all__ = ["finetune", "evaluate_run", "predict_file", "TrainedRun", "TextClassifier", "LabelMap"]

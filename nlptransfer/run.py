@@ -12,7 +12,7 @@ import shutil
 import socket
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, BinaryIO, Iterator
 
 from .errors import RunError
 
@@ -155,22 +155,30 @@ def is_temporary(name: str) -> bool:
     return name.startswith(".")
 
 
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write `data` to `path` so that readers see the old file or the whole new one, never a part (with the
-    permissions the process umask gives). A full disk or a denied write is one RunError; nothing is left behind."""
+@contextmanager
+def atomic_file(path: Path) -> Iterator[BinaryIO]:
+    """A file to write `path` through, bit by bit: readers see the old file or the whole new one, never a part (with
+    the permissions the process umask gives). A full disk or a denied write is one RunError; an error inside leaves
+    nothing behind."""
     tmp = temp_path(path)
     try:
         with writing(path):
             path.parent.mkdir(parents=True, exist_ok=True)
             fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
             with os.fdopen(fd, "wb") as f:
-                f.write(data)
+                yield f
                 f.flush()
                 os.fsync(f.fileno())
             os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write `data` to `path` atomically: see atomic_file."""
+    with atomic_file(path) as f:
+        f.write(data)
 
 
 def atomic_write_text(path: Path, text: str) -> None:

@@ -376,6 +376,28 @@ def test_11_predict_refuses_a_file_without_texts_and_lists_as_texts(trained, tmp
                     "holds lists or mappings, not texts")
 
 
+def test_11_predict_writes_in_chunks_what_it_writes_whole_and_a_failure_part_way_keeps_the_old_output(trained,
+                                                                                                         tmp_path):
+    rows = [(f"{'good' if i % 2 else 'bad'} film {i}" if i % 7 else "", str(i)) for i in range(23)]
+    source = write_csv(tmp_path / "in.csv", rows, header=("text", "id"))
+    for suffix, read in ((".csv", lambda p: pd.read_csv(p, dtype=str, keep_default_na=False)),
+                         (".jsonl", lambda p: pd.read_json(p, lines=True, dtype=False)), (".parquet", pd.read_parquet)):
+        whole, chunked = tmp_path / f"whole{suffix}", tmp_path / f"chunked{suffix}"
+        assert nlptransfer.predict_file(trained["full"], str(source), str(whole)) == 23
+        assert nlptransfer.predict_file(trained["full"], str(source), str(chunked), rows=5) == 23
+        pd.testing.assert_frame_equal(read(chunked), read(whole))
+        assert read(whole)["id"].astype(str).tolist() == [str(i) for i in range(23)]
+    mixed = tmp_path / "mixed.jsonl"  # "id" a number in the first rows and a text from row 13 on
+    mixed.write_text("".join(json.dumps({"text": "good film", "id": i if i < 12 else f"x{i}"}) + "\n"
+                             for i in range(20)))
+    out = tmp_path / "o.parquet"
+    out.write_bytes(b"the user's earlier file")
+    with pytest.raises(nlptransfer.errors.DataError, match="rows from 11 on do not fit the column types"):
+        nlptransfer.predict_file(trained["full"], str(mixed), str(out), rows=10)
+    assert out.read_bytes() == b"the user's earlier file"
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []
+
+
 def test_11_predict_flags_empty_texts_keeps_every_row_and_column_type_and_writes_parquet(trained, tmp_path, capsys):
     source = tmp_path / "in.jsonl"
     records = [{"id": 7, "text": "good film", "score": 0.5}, {"id": 8, "text": None, "score": None},

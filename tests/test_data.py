@@ -780,3 +780,55 @@ def test_read_texts_keeps_every_row_in_order(tmp_path):
     frame = table.frame
     assert texts == ["x", "", ""]
     assert frame["n"].tolist() == [1, 2, 3]
+
+
+# ---------------------------------------------------------------- reading in chunks
+
+
+def _chunked_equals_whole(path: Path, **given) -> list:
+    """iter_table with a first part smaller than the file (the chunked path) gives read_table's rows and columns."""
+    from nlptransfer.data.read import iter_table
+
+    whole = read_table(path, **given)
+    chunks = list(iter_table(path, rows=7, sniff_bytes=300, **given))
+    assert len(chunks) == -(-len(whole.frame) // 7) and all(len(c.frame) <= 7 for c in chunks)
+    joined = pd.concat([c.frame for c in chunks], ignore_index=True)
+    pd.testing.assert_frame_equal(joined, whole.frame)
+    first = chunks[0]
+    assert (first.format, first.encoding, first.header, first.delimiter) == (
+        whole.format, whole.encoding, whole.header, whole.delimiter)
+    return chunks
+
+
+def test_a_large_file_reads_in_chunks_as_it_reads_whole(tmp_path):
+    rows = [(f"review {i}, \"quoted\" and long enough to fill the first part of the file", "pos" if i % 3 else "neg")
+            for i in range(40)]
+    rows[25] = ("a review over\ntwo lines", "pos")
+    _chunked_equals_whole(write_rows(tmp_path / "a.csv", rows))
+    _chunked_equals_whole(write_rows(tmp_path / "b.tsv", rows, header=None, delimiter="\t"))
+    latin = "".join(f"café crème n°{i} était très bon;{i % 2}\n" for i in range(40))
+    chunks = _chunked_equals_whole(write(tmp_path / "c.csv", latin, "latin-1"))
+    assert chunks[0].encoding == "latin-1" and chunks[0].delimiter == ";"
+    records = [{"text": f"line {i}\u2028with a line separator inside its JSON string", "label": "x"} for i in range(30)]
+    records[20] = {"label": "y", "other": 1}  # a chunk without a key the others have
+    path = tmp_path / "d.jsonl"
+    path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records), encoding="utf-8")
+    whole = read_table(path).frame
+    assert whole["text"][0] == "line 0\u2028with a line separator inside its JSON string" and len(whole) == 30
+    from nlptransfer.data.read import iter_table
+    from nlptransfer.data.unlabelled import iter_texts
+
+    assert sum(len(c.frame) for c in iter_table(path, rows=7, sniff_bytes=300)) == 30
+    texts = [t for chunk, _ in iter_texts(str(path), rows=7) for t in chunk]
+    assert texts == read_texts(str(path))[0] and texts[20] == ""
+
+
+def test_a_bad_json_line_past_the_first_part_is_named_by_its_line_in_the_file(tmp_path):
+    from nlptransfer.data.read import iter_table
+
+    path = tmp_path / "e.jsonl"
+    lines = [json.dumps({"text": f"row {i} " * 5, "label": "a"}) for i in range(30)]
+    lines[22] = "{not json"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    with pytest.raises(DataError, match=r"1 lines are not JSON objects \(lines 23\)"):
+        list(iter_table(path, rows=7, sniff_bytes=300))

@@ -1,9 +1,14 @@
 """Read one tabular file (CSV, TSV, JSONL, Parquet) into a DataFrame of raw cells, detecting what is unsaid."""
 from __future__ import annotations
 
+import codecs
+import csv
+import dataclasses
+import itertools
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Iterator
 
 import pandas as pd
 
@@ -73,7 +78,7 @@ def _read_delimited(text: str, path: Path, delimiter: str | None, default: str, 
     return Table(frame, str(path), "", None, bool(header), delimiter, reasons, quoting.value, lines)
 
 
-def _read_jsonl(text: str, path: Path) -> pd.DataFrame:
+def _read_jsonl(text: str, path: Path, first_line: int = 1) -> pd.DataFrame:
     stripped = text.lstrip()
     if stripped.startswith("["):  # a JSON array of objects
         try:
@@ -83,7 +88,7 @@ def _read_jsonl(text: str, path: Path) -> pd.DataFrame:
         bad = [i + 1 for i, r in enumerate(records) if not isinstance(r, dict)]
     else:
         records, bad = [], []
-        for number, line in enumerate(text.splitlines(), 1):
+        for number, line in enumerate(text.split("\n"), first_line):  # not splitlines: JSON strings may hold U+2028
             if not line.strip():
                 continue
             try:
@@ -125,6 +130,76 @@ def read_table(path: str | Path, format: str | None = None, header: bool | None 
     table.format, table.encoding = fmt, used.value
     table.reasons = {**reasons, **table.reasons}
     return table
+
+
+def iter_table(path: str | Path, format: str | None = None, header: bool | None = None,
+               encoding: str | None = None, delimiter: str | None = None, rows: int = 50_000,
+               sniff_bytes: int = 8 << 20) -> Iterator[Table]:
+    """The file as Tables of at most `rows` rows each, read as it goes (memory bounded by a chunk, not the file):
+    Parquet by record batches; CSV/TSV/JSONL with the encoding, delimiter, quoting and header `read_table` finds in
+    the file's first `sniff_bytes` (a file no larger is read whole, exactly as `read_table` reads it). Every chunk
+    has the first one's columns; `lines` is not counted."""
+    path = Path(path)
+    fmt = detect_format(path, format)
+    if fmt != "parquet" and path.is_file() and path.stat().st_size > sniff_bytes:
+        with path.open("rb") as f:
+            raw = f.read(sniff_bytes)
+        raw = raw[:raw.rfind(b"\n") + 1] or raw
+        wide = raw.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)) or (encoding or "").lower().startswith("utf-16")
+        text, used = ("", None) if wide else decode(raw, path, encoding)  # UTF-16 (two bytes a newline): read whole
+        if used is not None and not (fmt == "jsonl" and text.lstrip().startswith("[")):  # a JSON array is read whole
+            yield from _iter_text_file(path, fmt, text, used, header, delimiter, rows)
+            return
+    if fmt == "parquet":
+        import pyarrow.parquet as pq
+
+        try:
+            batches = pq.ParquetFile(path).iter_batches(batch_size=rows)
+            for batch in batches:
+                yield Table(batch.to_pandas(), str(path), fmt, None, True)
+            return
+        except FileNotFoundError:
+            pass  # read_table says what is wrong
+        except Exception as e:  # pyarrow raises several types for a bad file
+            raise DataError(f"cannot read {path} as Parquet: {e}")
+    table = read_table(path, format, header, encoding, delimiter)
+    for start in range(0, max(len(table.frame), 1), rows):
+        yield dataclasses.replace(table, frame=table.frame.iloc[start:start + rows].reset_index(drop=True))
+
+
+def _iter_text_file(path: Path, fmt: str, text: str, used, header: bool | None, delimiter: str | None,
+                    rows: int) -> Iterator[Table]:
+    """A large CSV/TSV/JSONL file in chunks, read as its first part `text` (decoded as `used` says) was read."""
+    reasons = {"encoding": used.reason}
+    opened = {"encoding": used.value, "errors": "strict", "newline": "\n"}
+    try:
+        if fmt == "jsonl":
+            with path.open(**opened) as f:
+                number = 1
+                while lines := list(itertools.islice(f, rows)):
+                    frame = _read_jsonl("".join(lines), path, number)
+                    number += len(lines)
+                    yield Table(frame, str(path), fmt, used.value, True, reasons=reasons)
+            return
+        if fmt not in DELIMITERS and not delimiter:
+            raise DataError(f"unknown data.format '{fmt}': use csv, tsv, jsonl or parquet")
+        first = _read_delimited(text, path, delimiter, DELIMITERS.get(fmt, ","), header)
+        columns = list(first.frame.columns)
+        chunks = pd.read_csv(path, sep=first.delimiter, header=None, dtype=str, keep_default_na=False, na_filter=False,
+                             skip_blank_lines=True, quotechar='"', encoding=used.value, chunksize=rows,
+                             quoting=csv.QUOTE_NONE if first.quoting == "none" else csv.QUOTE_MINIMAL,
+                             skiprows=1 if first.header else 0, engine="python" if len(first.delimiter) > 1 else "c")
+        for frame in chunks:
+            if frame.shape[1] != len(columns):
+                raise DataError(f"{path}: rows with {frame.shape[1]} fields where the file's first part has "
+                                f"{len(columns)}; check quoting, or set data.delimiter")
+            frame.columns = columns
+            yield Table(frame, str(path), fmt, used.value, first.header, first.delimiter,
+                        {**reasons, **first.reasons}, first.quoting)
+    except UnicodeDecodeError as e:
+        raise DataError(f"cannot decode {path} as {used.value} past its first part ({e}); set data.encoding")
+    except pd.errors.ParserError as e:
+        raise DataError(f"cannot parse {path} as {fmt.upper()}: {e}; check quoting, or set data.delimiter")
 
 
 def cell_text(value) -> str:
