@@ -33,14 +33,25 @@ class _ReportPlan(Listener):
             logger.info(plan(recipe, splits).describe())
 
 
-def finetune(recipe: str | Recipe = "sentiment-minilm", data: str | None = None, *,
+def resolve_data(recipe: str | Recipe, data: Any, overrides) -> Recipe:
+    """The recipe with `overrides`, reading `data`: a file path, or a data set (a datasets.Dataset / DatasetDict,
+    a Dataset.save_to_disk folder, hf://datasets/NAME[:config]) written once as Parquet files in the cache."""
+    from .data.sources import data_settings
+
+    settings = data_settings(data) if data is not None else None
+    if settings is None:
+        return recipes.resolve(recipe, None if data is None else str(data), overrides)
+    return recipes.resolve(recipe, None, overrides).replace(**settings)
+
+
+def finetune(recipe: str | Recipe = "sentiment-minilm", data: Any = None, *,
              overrides: list[str] | dict[str, Any] | None = None, resume: bool | str = False,
              listeners: list[Listener] | None = None) -> TrainedRun:
-    """Run a recipe on a data file end to end (and write its transfer report when report.enabled); returns the
-    finished run (folder + test metrics). Messages go to the "nlptransfer" logger."""
+    """Run a recipe on a data file (or a data set: see resolve_data) end to end (and write its transfer report when
+    report.enabled); returns the finished run (folder + test metrics). Messages go to the "nlptransfer" logger."""
     from . import pipeline
 
-    resolved = recipes.resolve(recipe, data, overrides)
+    resolved = resolve_data(recipe, data, overrides)
     run = pipeline.train(resolved, resume=resume, listeners=[_ReportPlan(), *(listeners or [])])
     if run.recipe.adapt.target_test and run.main_process:
         _score_target_test(run)

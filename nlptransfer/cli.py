@@ -46,11 +46,11 @@ def _adapt(args) -> int:
 
 
 def _check(args) -> int:
+    from .api import resolve_data
     from .logs import quiet
     from .pipeline import check_data
-    from .recipe import resolve
 
-    recipe = resolve(args.recipe, args.data, _data_changes(args))
+    recipe = resolve_data(args.recipe, args.data, _data_changes(args))
     with quiet():
         report = check_data(recipe)
     if args.json:
@@ -217,7 +217,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("run", help="fine-tune a recipe on a data file")
     p.add_argument("recipe", help="shipped recipe name (see `nlptransfer recipes list`) or a YAML path")
-    p.add_argument("--data", help="training file (CSV, TSV, JSONL, Parquet); overrides data.train")
+    p.add_argument("--data", help="training file (CSV, TSV, JSONL, Parquet), a Dataset.save_to_disk folder or "
+                   "hf://datasets/NAME[:config]; overrides data.train")
     p.add_argument("--resume", nargs="?", const=True, default=None, metavar="RUN",
                    help="continue an interrupted run (its folder, or the recipe's output name) from its last checkpoint")
     p.add_argument("--report", action="store_true",
@@ -245,7 +246,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("check", help="check the data as a run would read it, without training (like spaCy's "
                        "debug data): exit 0 when a run could start, 2 when not")
     p.add_argument("recipe", help="shipped recipe name or a YAML path (its data settings and model's tokenizer)")
-    p.add_argument("--data", help="training file (CSV, TSV, JSONL, Parquet); overrides data.train")
+    p.add_argument("--data", help="training file (CSV, TSV, JSONL, Parquet), a Dataset.save_to_disk folder or "
+                   "hf://datasets/NAME[:config]; overrides data.train")
     _file_flags(p)
     p.add_argument("--json", action="store_true", help="print the data report (the schema of data_report.json)")
     p.add_argument("overrides", nargs="*", metavar="key=value", help="recipe overrides, e.g. data.delimiter=';'")

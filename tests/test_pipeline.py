@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -293,3 +294,40 @@ def test_jsonl_joined_columns_integer_labels_truncation_and_accumulation(tiny_mo
     assert metrics["examples_seen"] == 2 * 72
     preds = _predictions_csv(run / "predictions.csv")
     assert preds[0]["text"].startswith("the film\n") and set(preds[0]) >= {"prob_0", "prob_1"}
+
+
+def test_a_dataset_dict_a_saved_data_set_folder_and_an_offline_hub_id(tiny_models, tmp_path, monkeypatch, capsys):
+    datasets = pytest.importorskip("datasets")
+    monkeypatch.setenv("NLPTRANSFER_CACHE", str(tmp_path / "cache"))
+    rows = sentiment_rows(90, seed=3)
+    features = datasets.Features({"text": datasets.Value("string"),
+                                  "label": datasets.ClassLabel(names=["negative", "positive"])})
+
+    def part(chunk):
+        return datasets.Dataset.from_dict({"text": [t for t, _ in chunk], "label": [y for _, y in chunk]},
+                                          features=features)
+
+    data = datasets.DatasetDict({"train": part(rows[:60]), "dev": part(rows[60:75]), "test": part(rows[75:]),
+                                 "unsupervised": part(rows[:5])})
+    with captured_messages() as said:
+        run = nlptransfer.finetune("sentiment-minilm", data=data, overrides=quick_overrides(
+            tiny_models["bert"], tmp_path / "a", strategy="full", **{"training.epochs": 1}))
+    assert "data set splits left out (only train, validation and test are used): unsupervised" in said
+    report = json.loads((run.path / "data_report.json").read_text())
+    assert report["rows_used"] == {"train": 60, "validation": 15, "test": 15}
+    assert {Path(report["files"][s]["path"]).name for s in ("train", "validation", "test")} == {
+        "train.parquet", "validation.parquet", "test.parquet"}
+    assert sorted(report["class_balance"]["train"]) == ["negative", "positive"]  # the ClassLabel's names, not 0 / 1
+    assert set(run.recipe.data.train.split("/")[:-1]) >= {"cache", "datasets"}
+
+    data.save_to_disk(str(tmp_path / "saved"))
+    assert main(["run", "sentiment-minilm", "--data", str(tmp_path / "saved"),
+                 *[f"{k}={v}" for k, v in quick_overrides(tiny_models["bert"], tmp_path / "b", strategy="full",
+                                                          **{"training.epochs": 1}).items()]]) == 0
+    again = json.loads((tmp_path / "b" / "sentiment-minilm" / "metrics.json").read_text())
+    assert again["test"]["accuracy"] == run.metrics["test"]["accuracy"]  # the same rows, the same seed
+    capsys.readouterr()
+    assert main(["check", "sentiment-minilm", "--data", "hf://datasets/nobody/nothing:plain"]) == 2
+    err = capsys.readouterr().err
+    assert "could not load the hub data set 'nobody/nothing' (config 'plain') with datasets.load_dataset" in err
+    assert "pass the folder Dataset.save_to_disk wrote" in err and len(err.strip().splitlines()) == 1
