@@ -13,7 +13,7 @@ import numpy as np
 
 from . import models
 from .adapt import adapted_encoder, attach_mlm_head, loop_recipe, read_target, target_stream
-from .tokens import Encoded, cache_root, tokenize_cached
+from .tokens import Encoded, cache_root, tokenize, tokenize_cached
 from .data import DataReport, LabelMap, Splits, load_splits
 from .errors import DataError, NlpTransferError, RecipeError, RunError
 from .fewshot import body_stage
@@ -55,6 +55,10 @@ def load_data(recipe: Recipe) -> Splits:
     if strategy is not None and strategy.labels_optional:
         unlabelled = [str(n) for n in (recipe.data.labels or recipe.labels.descriptions
                                        or recipe.report.label_descriptions)]
+    if recipe.data.cache:
+        from .data.store import load_splits_cached
+
+        return load_splits_cached(recipe.data, recipe.training.seed, unlabelled, cache_root() / "splits")
     return load_splits(recipe.data, seed=recipe.training.seed, unlabelled=unlabelled)
 
 
@@ -258,15 +262,15 @@ def _encode(tokenizer, config, recipe: Recipe, splits: Splits) -> dict[str, Enco
     """Token ids of every split, cut at the recipe's (or the model's) limit; truncations counted in the report."""
     limit = models.max_length(tokenizer, config, recipe.data.max_length)
     started = time.perf_counter()
-    encoded = {name: tokenize_cached(tokenizer, part.texts, limit, part.labels)
+    encode = tokenize_cached if recipe.data.cache else tokenize
+    encoded = {name: encode(tokenizer, part.texts, limit, part.labels)
                for name, part in (("train", splits.train), ("validation", splits.validation), ("test", splits.test))
                if part is not None}
     splits.report.truncated = {name: e.truncated for name, e in encoded.items()}
-    splits.report.tokenized = {name: "cached" if e.cached else "tokenized" for name, e in encoded.items()}
     how = ("cached" if all(e.cached for e in encoded.values())
-           else ", ".join(f"{name} {splits.report.tokenized[name]}" for name in encoded))
+           else ", ".join(f"{name} {'cached' if e.cached else 'tokenized'}" for name, e in encoded.items()))
     logger.info(f"tokenized: {how} ({sum(map(len, encoded.values())):,} texts, {time.perf_counter() - started:.1f} s;"
-                f" cache {cache_root()})")
+                f" cache {cache_root() if recipe.data.cache else 'off'})")
     truncated = sum(splits.report.truncated.values())
     if truncated:
         logger.info(f"truncated {truncated} texts to {limit} tokens ({splits.report.truncated})")

@@ -15,9 +15,15 @@ import pytest
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-_CACHE = tempfile.mkdtemp(prefix="nlptransfer-cache-")  # token ids the tests' runs cache: not the user's ~/.cache
+_CACHE = tempfile.mkdtemp(prefix="nlptransfer-cache-")  # what the tests' runs cache: not the user's ~/.cache
 os.environ["NLPTRANSFER_CACHE"] = _CACHE
 atexit.register(shutil.rmtree, _CACHE, ignore_errors=True)
+
+
+@pytest.fixture(autouse=True)
+def _own_cache(tmp_path_factory, monkeypatch):
+    """Each test starts with an empty cache (data stage, token ids): a test sees what its own runs cached."""
+    monkeypatch.setenv("NLPTRANSFER_CACHE", str(tmp_path_factory.mktemp("cache")))
 
 POSITIVE = "good great excellent lovely superb amazing wonderful fantastic brilliant perfect".split()
 NEGATIVE = "bad awful terrible poor horrible boring broken useless dreadful worst".split()

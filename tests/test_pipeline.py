@@ -224,23 +224,33 @@ def test_second_run_gets_a_new_folder(tiny_models, reviews_csv, tmp_path):
     assert (first.path / "metrics.json").exists()
 
 
-def test_a_second_run_over_the_same_data_reads_its_token_ids_from_the_cache(tiny_models, reviews_csv, tmp_path,
-                                                                           monkeypatch):
-    monkeypatch.setenv("NLPTRANSFER_CACHE", str(tmp_path / "cache"))
+def test_a_second_run_over_the_same_files_reads_its_splits_and_token_ids_from_the_cache(tiny_models, reviews_csv,
+                                                                                       tmp_path, monkeypatch):
+    cache = tmp_path / "cache"
+    monkeypatch.setenv("NLPTRANSFER_CACHE", str(cache))
     runs, said = [], []
-    for _ in range(2):
+    for extra in ({}, {}, {"data.cache": False}):
         with captured_messages() as lines:
-            runs.append(_finetune(tiny_models, "bert", "full", reviews_csv, tmp_path, **{"training.epochs": 1}))
-        said.append([line for line in lines if line.startswith("tokenized: ")])
-    reports = [json.loads((run.path / "data_report.json").read_text())["tokenized"] for run in runs]
-    assert reports == [dict.fromkeys(("train", "validation", "test"), "tokenized"),
-                       dict.fromkeys(("train", "validation", "test"), "cached")]
-    assert said[0][0].startswith("tokenized: train tokenized, validation tokenized, test tokenized (")
+            runs.append(_finetune(tiny_models, "bert", "full", reviews_csv, tmp_path, **{"training.epochs": 1}, **extra))
+        said.append([line for line in lines if line.startswith(("tokenized: ", "data: ", "label column", "text col"))])
     rows = len(reviews_csv.read_text().splitlines()) - 1
-    assert said[1][0].startswith(f"tokenized: cached ({rows:,} texts, ")
-    assert len(list((tmp_path / "cache" / "tokens").glob("*.arrow"))) == 3
-    assert _step_losses(runs[0]) == _step_losses(runs[1])  # the cached ids train exactly as the tokenized ones
+    first, second, off = said
+    assert first[0].startswith("label column: 'label' (inferred: ") and not any(s.startswith("data: ") for s in first)
+    assert first[-1].startswith(f"tokenized: train tokenized, validation tokenized, test tokenized ({rows:,} texts, ")
+    assert second[0].startswith("data: read, checked and split as by an earlier run with the same files and settings")
+    assert second[1:3] == first[:2]  # the inferred columns, said again
+    assert second[-1].startswith(f"tokenized: cached ({rows:,} texts, ")
+    assert off[-1].endswith("cache off)") and not any(s.startswith("data: ") for s in off)
+    assert len(list((cache / "tokens").glob("*.arrow"))) == 3 and len(list((cache / "splits").iterdir())) == 1
+    reports = [(run.path / "data_report.json").read_text() for run in runs]
+    assert reports[0] == reports[1] == reports[2]
+    assert _step_losses(runs[0]) == _step_losses(runs[1]) == _step_losses(runs[2])  # cached trains as read
     assert _predictions_csv(runs[0].path / "predictions.csv") == _predictions_csv(runs[1].path / "predictions.csv")
+    changed = tmp_path / "reviews.csv"  # one more row: another file, read again
+    changed.write_text(reviews_csv.read_text() + "a good film indeed,positive\n", encoding="utf-8")
+    with captured_messages() as lines:
+        _finetune(tiny_models, "bert", "full", changed, tmp_path, **{"training.epochs": 1})
+    assert not any(line.startswith("data: ") for line in lines) and len(list((cache / "splits").iterdir())) == 2
 
 
 @pytest.mark.parametrize("args, message", [

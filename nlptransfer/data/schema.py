@@ -29,6 +29,9 @@ class DataSpec:
     max_drop_fraction: float = 0.5  #: drop_invalid refuses to drop more than this share of a split's rows
     allow_leaks: bool = False  #: let data.text_columns join a column that gives the label away
     slice_columns: list[str] | None = None  #: columns to report metrics per value of (accuracy, macro-F1, recall)
+    #: keep what the data stage and tokenization made in the cache ($NLPTRANSFER_CACHE, else ~/.cache/nlptransfer),
+    #: keyed by the files' bytes and these settings: a second run over the same files skips both
+    cache: bool = True
 
 
 class LabelMap:
@@ -90,7 +93,6 @@ class DataReport:
     rows_used: dict = field(default_factory=dict)
     class_balance: dict = field(default_factory=dict)
     truncated: dict = field(default_factory=dict)
-    tokenized: dict = field(default_factory=dict)  #: per split: "tokenized", or "cached" (read from the token cache)
     leaks: list = field(default_factory=list)  #: columns that give the label away (see data.checks)
     hints: list = field(default_factory=list)  #: what a setting could do better (numeric labels...)
     problems: list = field(default_factory=list)  #: what stops a run (filled when the check fails)
@@ -103,7 +105,7 @@ class DataReport:
     def to_dict(self) -> dict:
         return {"files": self.files, "inferred": self.inferred, "dropped": self.dropped,
                 "rows_used": self.rows_used, "class_balance": self.class_balance, "truncated": self.truncated,
-                "tokenized": self.tokenized, "leaks": self.leaks, "hints": self.hints, "problems": self.problems}
+                "leaks": self.leaks, "hints": self.hints, "problems": self.problems}
 
     def rows_before(self, split: str) -> int:
         """Rows of `split` before any was dropped: its file's rows (train: before validation and test were carved)."""
