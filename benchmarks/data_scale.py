@@ -81,14 +81,17 @@ def child(mode: str, path: str, cache: str, out: str) -> dict:
     from nlptransfer import models, pipeline
     from nlptransfer.recipe import resolve
 
+    recipe_file = str(ROOT / "recipes" / "sentiment-minilm.yaml")  # the same file for old and new code
     overrides = {"data.max_length": 128, "output.dir": out, "training.progress": False, "report.enabled": False}
     if mode == "footprint":
         base = models.resolve("minilm", None)
-        models.load_classifier(base, nlptransfer.LabelMap(["negative", "positive"]), False)
+        from nlptransfer.data import LabelMap
+
+        models.load_classifier(base, LabelMap(["negative", "positive"]), False)
         models.load_tokenizer(base, False)
         return {"peak_mb": _peak_mb()}
     if mode in ("data", "again"):
-        recipe = resolve("sentiment-minilm", path, overrides)
+        recipe = resolve(recipe_file, path, overrides)
         started = time.perf_counter()
         splits = pipeline.load_data(recipe)
         read = time.perf_counter() - started
@@ -108,7 +111,7 @@ def child(mode: str, path: str, cache: str, out: str) -> dict:
         overrides.update({"training.epochs": 200 * 32 / (rows * 0.98), "training.batch_size": 32,
                           "data.val_fraction": 0.01, "data.test_fraction": 0.01, "training.eval_every": 0})
         started = time.perf_counter()
-        run = nlptransfer.finetune("sentiment-minilm", data=path, overrides=overrides)
+        run = nlptransfer.finetune(recipe_file, data=path, overrides=overrides)
         return {"train_s": time.perf_counter() - started, "peak_mb": _peak_mb(), "run": str(run.path)}
     if mode == "predict":
         run = json.loads(Path(out, "run.json").read_text())["run"]
@@ -158,7 +161,7 @@ def main() -> None:
         work = Path(work)
         old = old_tree(args.old, work / "old")
         footprint = measure(ROOT, "footprint", Path("-"), work / "c0", work / "o0")
-        print(f"model footprint (MiniLM loaded, no data): {footprint.get('peak_mb', 0):.0f} MB peak RSS", flush=True)
+        print(f"model footprint (MiniLM loaded, no data): {footprint}", flush=True)
         results["footprint_mb"] = footprint.get("peak_mb")
         for kind in args.kinds.split(","):
             for rows in map(int, args.rows.split(",")):
