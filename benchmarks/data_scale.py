@@ -1,9 +1,9 @@
 """The data stage at scale: today's path (an earlier commit, default the one before the Arrow token store) against this
 one, on synthetic files of 100k, 1M and 3M rows.
 
-    python benchmarks/data_scale.py                                  # short rows 100k/1M/3M, long 100k/1M; old at 100k, 1M
+    python benchmarks/data_scale.py                                  # short rows 100k/1M/3M, long 100k; old at 100k, 1M
     python benchmarks/data_scale.py --rows 100000 --kinds short      # a quick look
-    python benchmarks/data_scale.py --train --predict                # also 200 training steps and predict, peak memory
+    python benchmarks/data_scale.py --train --predict                # also 200 training steps and predict at 1M rows
 
 Files: `short` is SST-2's training sentences (../shared/data/sst2/train.tsv) each with a unique suffix (" #<row>"),
 `long` the reviews of ../shared/data/amazon-domains (all four domains, labelled and unlabelled, labels from the
@@ -149,9 +149,10 @@ def main() -> None:
     ap.add_argument("--kinds", default="short,long")
     ap.add_argument("--old", default="2959be1~1", help="the commit of today's path (default: before this change)")
     ap.add_argument("--old-max-rows", type=int, default=1_000_000, help="today's path only up to this size")
-    ap.add_argument("--long-max-rows", type=int, default=1_000_000, help="long reviews only up to this size")
+    ap.add_argument("--long-max-rows", type=int, default=100_000, help="long reviews only up to this size")
     ap.add_argument("--train", action="store_true", help="peak RSS of 200 training steps (new path)")
     ap.add_argument("--predict", action="store_true", help="peak RSS of predict over the whole file (new path)")
+    ap.add_argument("--run-rows", default="1000000", help="sizes (short rows) that --train and --predict measure at")
     ap.add_argument("--scratch", default=str(Path(tempfile.gettempdir()) / "nlptransfer-data-scale"))
     args = ap.parse_args()
     scratch = Path(args.scratch)
@@ -175,7 +176,7 @@ def main() -> None:
                 row["new_again"] = measure(ROOT, "again", path, cache, work)
                 if rows <= args.old_max_rows:
                     row["old"] = measure(old, "data", path, work / "old-cache", work)
-                if args.train or args.predict:
+                if (args.train or args.predict) and kind == "short" and str(rows) in args.run_rows.split(","):
                     out = work / f"run-{kind}-{rows}"
                     row["train"] = measure(ROOT, "train", path, cache, out)
                     if args.predict and "run" in row["train"]:
