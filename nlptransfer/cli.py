@@ -157,6 +157,26 @@ def _evaluate(args) -> int:
     return 0
 
 
+def _cache(args) -> int:
+    import shutil
+
+    from .tokens import cache_root
+
+    root = cache_root()
+    kinds = {"splits": "data stage results", "tokens": "token ids", "datasets": "data sets written as Parquet"}
+    if args.clear:
+        for kind in kinds:
+            shutil.rmtree(root / kind, ignore_errors=True)
+        print(f"cleared {root}")
+        return 0
+    print(f"cache: {root} (set NLPTRANSFER_CACHE to move it; `nlptransfer cache --clear` empties it)")
+    for kind, what in kinds.items():
+        files = [f for f in (root / kind).rglob("*") if f.is_file()] if (root / kind).is_dir() else []
+        entries = len(list((root / kind).iterdir())) if (root / kind).is_dir() else 0
+        print(f"  {kind:9} {entries:5} entries {sum(f.stat().st_size for f in files) / 2**20:10.1f} MB  ({what})")
+    return 0
+
+
 def _recipes(args) -> int:
     from . import recipe as recipes
 
@@ -343,6 +363,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="how to read the file, e.g. data.delimiter=';' (default: as the run read its data)")
     _trust_flag(p)
     p.set_defaults(func=_evaluate)
+
+    p = sub.add_parser("cache", help="what the cache of data stage results and token ids holds, or --clear it")
+    p.add_argument("--clear", action="store_true", help="delete every entry (always safe: runs make them again)")
+    p.set_defaults(func=_cache)
 
     p = sub.add_parser("recipes", help="list, show, validate or copy shipped recipes")
     rsub = p.add_subparsers(dest="action", required=True)

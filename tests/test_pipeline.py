@@ -225,7 +225,7 @@ def test_second_run_gets_a_new_folder(tiny_models, reviews_csv, tmp_path):
 
 
 def test_a_second_run_over_the_same_files_reads_its_splits_and_token_ids_from_the_cache(tiny_models, reviews_csv,
-                                                                                       tmp_path, monkeypatch):
+                                                                                       tmp_path, monkeypatch, capsys):
     cache = tmp_path / "cache"
     monkeypatch.setenv("NLPTRANSFER_CACHE", str(cache))
     runs, said = [], []
@@ -246,11 +246,15 @@ def test_a_second_run_over_the_same_files_reads_its_splits_and_token_ids_from_th
     assert reports[0] == reports[1] == reports[2]
     assert _step_losses(runs[0]) == _step_losses(runs[1]) == _step_losses(runs[2])  # cached trains as read
     assert _predictions_csv(runs[0].path / "predictions.csv") == _predictions_csv(runs[1].path / "predictions.csv")
+    main(["cache"])
+    shown = capsys.readouterr().out
+    assert shown.startswith(f"cache: {cache} (") and "  splits        1 entries" in shown and "  tokens        3 entries" in shown
+    assert main(["cache", "--clear"]) == 0 and not (cache / "splits").exists() and not (cache / "tokens").exists()
     changed = tmp_path / "reviews.csv"  # one more row: another file, read again
     changed.write_text(reviews_csv.read_text() + "a good film indeed,positive\n", encoding="utf-8")
     with captured_messages() as lines:
         _finetune(tiny_models, "bert", "full", changed, tmp_path, **{"training.epochs": 1})
-    assert not any(line.startswith("data: ") for line in lines) and len(list((cache / "splits").iterdir())) == 2
+    assert not any(line.startswith("data: ") for line in lines) and len(list((cache / "splits").iterdir())) == 1
 
 
 @pytest.mark.parametrize("args, message", [
