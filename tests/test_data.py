@@ -806,6 +806,13 @@ def test_a_large_file_reads_in_chunks_as_it_reads_whole(tmp_path):
     rows[25] = ("a review over\ntwo lines", "pos")
     _chunked_equals_whole(write_rows(tmp_path / "a.csv", rows))
     _chunked_equals_whole(write_rows(tmp_path / "b.tsv", rows, header=None, delimiter="\t"))
+    from nlptransfer.data.read import iter_table
+
+    lines = [(f"review {i} first line\nsecond line, with a comma\nthird \"quoted\" line", "pos") for i in range(60)]
+    multi = write_rows(tmp_path / "multi.csv", lines)
+    for size in (300, 1000, 1500, 2999):  # first parts that end inside a quoted field over several lines
+        frames = [c.frame for c in iter_table(multi, rows=7, sniff_bytes=size)]
+        pd.testing.assert_frame_equal(pd.concat(frames, ignore_index=True), read_table(multi).frame)
     latin = "".join(f"café crème n°{i} était très bon;{i % 2}\n" for i in range(40))
     chunks = _chunked_equals_whole(write(tmp_path / "c.csv", latin, "latin-1"))
     assert chunks[0].encoding == "latin-1" and chunks[0].delimiter == ";"
@@ -815,7 +822,6 @@ def test_a_large_file_reads_in_chunks_as_it_reads_whole(tmp_path):
     path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records), encoding="utf-8")
     whole = read_table(path).frame
     assert whole["text"][0] == "line 0\u2028with a line separator inside its JSON string" and len(whole) == 30
-    from nlptransfer.data.read import iter_table
     from nlptransfer.data.unlabelled import iter_texts
 
     assert sum(len(c.frame) for c in iter_table(path, rows=7, sniff_bytes=300)) == 30

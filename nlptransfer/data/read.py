@@ -144,7 +144,7 @@ def iter_table(path: str | Path, format: str | None = None, header: bool | None 
     if fmt != "parquet" and path.is_file() and path.stat().st_size > sniff_bytes:
         with path.open("rb") as f:
             raw = f.read(sniff_bytes)
-        raw = raw[:raw.rfind(b"\n") + 1] or raw
+        raw = _rows_only(raw) or raw
         wide = raw.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)) or (encoding or "").lower().startswith("utf-16")
         text, used = ("", None) if wide else decode(raw, path, encoding)  # UTF-16 (two bytes a newline): read whole
         if used is not None and not (fmt == "jsonl" and text.lstrip().startswith("[")):  # a JSON array is read whole
@@ -165,6 +165,19 @@ def iter_table(path: str | Path, format: str | None = None, header: bool | None 
     table = read_table(path, format, header, encoding, delimiter)
     for start in range(0, max(len(table.frame), 1), rows):
         yield dataclasses.replace(table, frame=table.frame.iloc[start:start + rows].reset_index(drop=True))
+
+
+def _rows_only(raw: bytes) -> bytes:
+    """`raw` cut after its last line break outside double quotes (an even number of quote characters before it), so
+    a quoted field over several lines is not cut in two; after its last line break when there is none such (a file
+    whose quotes delimit nothing)."""
+    end = raw.rfind(b"\n") + 1
+    cut, quotes = end, raw.count(b'"', 0, end)
+    while cut > 0 and quotes % 2:
+        start = raw.rfind(b"\n", 0, cut - 1) + 1
+        quotes -= raw.count(b'"', start, cut)
+        cut = start
+    return raw[:cut] if cut > 0 else raw[:end]
 
 
 def _iter_text_file(path: Path, fmt: str, text: str, used, header: bool | None, delimiter: str | None,
