@@ -250,12 +250,15 @@ class _FrameWriter:
             self.file.write(text.encode("utf-8"))
         self.rows += len(frame)
 
-    def __exit__(self, *failure) -> bool:
-        try:
-            if self.parquet is not None:
-                self.parquet.close()
-        finally:
-            return self._atomic.__exit__(*failure)
+    def __exit__(self, kind, error, trace) -> bool:
+        if self.parquet is not None:
+            try:
+                self.parquet.close()  # writes the Parquet footer
+            except Exception as e:
+                if kind is None:  # a file without its footer must not appear: the write fails as a whole
+                    self._atomic.__exit__(type(e), e, e.__traceback__)
+                    raise
+        return self._atomic.__exit__(kind, error, trace)
 
 
 __all__ = ["finetune", "evaluate_run", "predict_file", "TrainedRun", "TextClassifier", "LabelMap"]
