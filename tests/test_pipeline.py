@@ -246,6 +246,7 @@ def test_a_second_run_over_the_same_files_reads_its_splits_and_token_ids_from_th
     assert reports[0] == reports[1] == reports[2]
     assert _step_losses(runs[0]) == _step_losses(runs[1]) == _step_losses(runs[2])  # cached trains as read
     assert _predictions_csv(runs[0].path / "predictions.csv") == _predictions_csv(runs[1].path / "predictions.csv")
+    capsys.readouterr()  # what the runs printed (the command line's logging, when a test before set it up)
     main(["cache"])
     shown = capsys.readouterr().out
     assert shown.startswith(f"cache: {cache} (") and "  splits        1 entries" in shown and "  tokens        3 entries" in shown
