@@ -214,23 +214,19 @@ def tokenize_cached(tokenizer, texts: Sequence[str], max_length: int, labels: li
 
 
 def _write(path: Path, chunks) -> None:
-    """The chunks' ids (list<int32>) and truncated flags as one Arrow IPC file, written next to `path` and renamed
-    onto it (a killed run leaves no half entry)."""
+    """The chunks' ids (list<int32>) and truncated flags as one Arrow IPC file, through run.atomic_file (a killed run
+    leaves no half entry)."""
     import pyarrow as pa
 
-    path.parent.mkdir(parents=True, exist_ok=True)
+    from .run import atomic_file
+
     schema = pa.schema([("input_ids", pa.list_(pa.int32())), ("truncated", pa.bool_())])
-    temp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with pa.OSFile(str(temp), "wb") as sink, pa.ipc.new_file(sink, schema) as writer:
-            for ids, long_rows in chunks:
-                flags = np.zeros(len(ids), dtype=bool)
-                flags[long_rows] = True
-                writer.write_batch(pa.record_batch([pa.array(ids, type=pa.list_(pa.int32())), pa.array(flags)],
-                                                   schema=schema))
-        os.replace(temp, path)
-    finally:
-        temp.unlink(missing_ok=True)
+    with atomic_file(path) as sink, pa.ipc.new_file(sink, schema) as writer:
+        for ids, long_rows in chunks:
+            flags = np.zeros(len(ids), dtype=bool)
+            flags[long_rows] = True
+            writer.write_batch(pa.record_batch([pa.array(ids, type=pa.list_(pa.int32())), pa.array(flags)],
+                                               schema=schema))
 
 
 def _read(path: Path) -> tuple[TokenIds, list[int]]:

@@ -4,7 +4,6 @@ per split (train / validation / test), into the cache under the data's fingerpri
 like any file: every check and the data report apply, and the run's recipe names files a resume reads again."""
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 from typing import Any
 
@@ -96,24 +95,20 @@ def _from_hub(spec: str):
 
 def _write(splits: dict, folder: Path) -> None:
     """Each split as `folder`/<split>.parquet, class-label columns as their label names (a missing label, -1, as
-    none); written into a temporary folder renamed onto `folder`."""
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    temp = folder.with_name(f".{folder.name}.tmp")
-    shutil.rmtree(temp, ignore_errors=True)
-    temp.mkdir()
+    none); written into a temporary folder renamed onto `folder` (run.atomic_dir)."""
     from datasets.utils.logging import disable_progress_bar, enable_progress_bar, is_progress_bar_enabled
+
+    from ..run import atomic_dir
 
     bars = is_progress_bar_enabled()
     disable_progress_bar()  # a few "Map" / "Creating parquet" bars would say nothing the run's log does not
     try:
-        for name, ds in splits.items():
-            _named_labels(ds).to_parquet(str(temp / f"{name}.parquet"))
-        shutil.rmtree(folder, ignore_errors=True)
-        temp.rename(folder)
+        with atomic_dir(folder) as temp:
+            for name, ds in splits.items():
+                _named_labels(ds).to_parquet(str(temp / f"{name}.parquet"))
         logger.info(f"data set written as Parquet ({', '.join(f'{k} {len(v):,} rows' for k, v in splits.items())}): "
                     f"{folder}")
     finally:
-        shutil.rmtree(temp, ignore_errors=True)
         if bars:
             enable_progress_bar()
 

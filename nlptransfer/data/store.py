@@ -8,7 +8,6 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-import os
 import shutil
 from pathlib import Path
 
@@ -74,13 +73,12 @@ def _key(spec: DataSpec, seed: int, unlabelled: list[str] | None) -> str | None:
 
 def _write(entry: Path, splits: Splits) -> None:
     """Each split as Arrow (text, label, row, slice columns) and meta.json (label map, report), in a temporary
-    folder renamed onto `entry`."""
+    folder renamed onto `entry` (run.atomic_dir)."""
     import pyarrow as pa
 
-    temp = entry.with_name(f".{entry.name}.{os.getpid()}.tmp")
-    shutil.rmtree(temp, ignore_errors=True)
-    temp.mkdir(parents=True)
-    try:
+    from ..run import atomic_dir
+
+    with atomic_dir(entry) as temp:
         present = {}
         for name in SPLITS:
             part = getattr(splits, name)
@@ -90,17 +88,12 @@ def _write(entry: Path, splits: Splits) -> None:
             if part.labels is not None:
                 columns["label"] = pa.array(part.labels, pa.int32())
             columns.update({f"slice:{c}": pa.array(v, pa.string()) for c, v in part.slices.items()})
-            with pa.OSFile(str(temp / f"{name}.arrow"), "wb") as sink:
-                table = pa.table(columns)
-                with pa.ipc.new_file(sink, table.schema) as writer:
-                    writer.write_table(table)
+            table = pa.table(columns)
+            with pa.OSFile(str(temp / f"{name}.arrow"), "wb") as sink, pa.ipc.new_file(sink, table.schema) as writer:
+                writer.write_table(table)
             present[name] = {"labels": part.labels is not None, "slices": list(part.slices)}
         (temp / "meta.json").write_text(json.dumps({"splits": present, "labels": list(splits.label_map.names),
                                                     "report": splits.report.to_dict()}, ensure_ascii=False))
-        shutil.rmtree(entry, ignore_errors=True)
-        os.replace(temp, entry)
-    finally:
-        shutil.rmtree(temp, ignore_errors=True)
 
 
 def _read(entry: Path) -> Splits:
