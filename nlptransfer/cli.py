@@ -443,13 +443,29 @@ def main(argv: list[str] | None = None) -> int:
     # peft 0.21 calls an attribute transformers 5 renamed; the warning is theirs and says nothing to a user
     warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
     try:
-        return args.func(args)
+        code = args.func(args)
     except NlpTransferError as e:
         print(f"error: {e}", file=sys.stderr)
-        return 2
+        code = 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
-        return 130
+        code = 130
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        _leave(code)
+    return code
+
+
+def _leave(code: int) -> None:
+    """End a process of a multi-process run (torchrun, accelerate launch) once its work is done and written: the exit
+    handlers run (the process group is destroyed), then the process ends without the interpreter's teardown, where
+    gloo's threads can still abort it (SIGABRT, "terminate called without an active exception") and make torchrun
+    report a finished run as failed."""
+    import atexit
+
+    atexit._run_exitfuncs()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code or 0)
 
 
 if __name__ == "__main__":

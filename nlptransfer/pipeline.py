@@ -14,7 +14,7 @@ import numpy as np
 from . import models
 from .adapt import adapted_encoder, attach_mlm_head, loop_recipe, read_target, target_stream
 from .tokens import Encoded, cache_root, tokenize, tokenize_cached
-from .data import DataReport, LabelMap, Splits, load_splits
+from .data import DataReport, LabelMap, Splits
 from .errors import DataError, NlpTransferError, RecipeError, RunError
 from .fewshot import body_stage
 from .logs import get_logger
@@ -55,11 +55,10 @@ def load_data(recipe: Recipe) -> Splits:
     if strategy is not None and strategy.labels_optional:
         unlabelled = [str(n) for n in (recipe.data.labels or recipe.labels.descriptions
                                        or recipe.report.label_descriptions)]
-    if recipe.data.cache:
-        from .data.store import load_splits_cached
+    from .data.store import load_splits_cached
 
-        return load_splits_cached(recipe.data, recipe.training.seed, unlabelled, cache_root() / "splits")
-    return load_splits(recipe.data, seed=recipe.training.seed, unlabelled=unlabelled)
+    return load_splits_cached(recipe.data, recipe.training.seed, unlabelled, cache_root() / "splits",
+                              cache=recipe.data.cache)
 
 
 def check_data(recipe: Recipe) -> DataReport:

@@ -26,31 +26,68 @@ def conflicting(frame: pd.DataFrame) -> pd.Series:
 
 
 def leaking_columns(frame: pd.DataFrame, labels: pd.Series, exclude: set[str]) -> list[dict]:
+    """Columns other than the texts and labels whose values give the label away (see LeakCounter)."""
+    counter = LeakCounter(exclude)
+    counter.add(frame, labels)
+    return counter.leaks()
+
+
+class LeakCounter:
     """Columns other than the texts and labels whose values give the label away: where such a column has a value
     (on at least LEAK_ROWS rows), each value's most common label is right for LEAK_ACCURACY of them, well above
     what guessing the most common label gets. Columns with a different value almost per row (ids, texts) are not
-    counted: a value per row predicts nothing (a value must cover 3 rows on average)."""
-    labels = labels.reset_index(drop=True)
-    has_label = labels.notna() & (labels != "")
-    base = labels[has_label].value_counts(normalize=True).max() if has_label.any() else 1.0
-    found = []
-    for column in map(str, frame.columns):
-        if column in exclude:
-            continue
-        cells = frame[column].reset_index(drop=True).map(cell_text).str.strip()
-        filled = (cells != "") & has_label
-        n = int(filled.sum())
-        if n < LEAK_ROWS or cells[filled].nunique() > n / 3 or kind_of(frame, column) in ("id", "timestamp"):
-            continue  # values shared by too few rows (or ids, timestamps) predict nothing
-        pairs = pd.DataFrame({"value": cells[filled], "label": labels[filled]})
-        right = int(pairs.groupby("value")["label"].agg(lambda s: s.value_counts().iloc[0]).sum())
-        accuracy = right / n
-        if accuracy >= LEAK_ACCURACY and accuracy >= base + 0.1:
-            only = pairs["label"].unique()
-            why = (f"it is filled only for label '{only[0]}' ({n} rows)" if len(only) == 1 else
-                   f"its value predicts the label for {accuracy:.1%} of the {n} rows that have one")
-            found.append({"column": column, "rows": n, "accuracy": round(accuracy, 4), "why": why})
-    return found
+    counted: a value per row predicts nothing (a value must cover 3 rows on average). Fed a chunk of rows at a
+    time (`add`), it counts (value, label) pairs; a column with more than `most` distinct values is given up (a
+    value per row, or nearly: it predicts nothing), so memory stays bounded on any file."""
+
+    def __init__(self, exclude: set[str], most: int = 100_000):
+        self.exclude, self.most = exclude, most
+        self.pairs: dict[str, dict[tuple[str, str], int]] = {}
+        self.values: dict[str, set[str]] = {}
+        self.skipped: set[str] = set()
+        self.label_counts: dict[str, int] = {}
+
+    def add(self, frame: pd.DataFrame, labels: pd.Series) -> None:
+        labels = labels.reset_index(drop=True)
+        has_label = labels.notna() & (labels != "")
+        for label, n in labels[has_label].value_counts(sort=False).items():
+            self.label_counts[label] = self.label_counts.get(label, 0) + int(n)
+        for column in map(str, frame.columns):
+            if column in self.exclude or column in self.skipped:
+                continue
+            if column not in self.pairs:
+                if kind_of(frame, column) in ("id", "timestamp"):  # judged on the first rows seen
+                    self.skipped.add(column)
+                    continue
+                self.pairs[column], self.values[column] = {}, set()
+            cells = frame[column].reset_index(drop=True).map(cell_text).str.strip()
+            filled = (cells != "") & has_label
+            pairs, values = self.pairs[column], self.values[column]
+            for key, n in pd.DataFrame({"v": cells[filled], "l": labels[filled]}).value_counts(sort=False).items():
+                pairs[key] = pairs.get(key, 0) + int(n)
+                values.add(key[0])
+            if len(values) > self.most:
+                self.skipped.add(column)
+                del self.pairs[column], self.values[column]
+
+    def leaks(self) -> list[dict]:
+        total = sum(self.label_counts.values())
+        base = max(self.label_counts.values()) / total if total else 1.0
+        found = []
+        for column, pairs in self.pairs.items():
+            n = sum(pairs.values())
+            if n < LEAK_ROWS or len(self.values[column]) > n / 3:
+                continue  # values shared by too few rows predict nothing
+            best: dict[str, int] = {}
+            for (value, _), count in pairs.items():
+                best[value] = max(best.get(value, 0), count)
+            accuracy = sum(best.values()) / n
+            if accuracy >= LEAK_ACCURACY and accuracy >= base + 0.1:
+                only = list(dict.fromkeys(label for _, label in pairs))
+                why = (f"it is filled only for label '{only[0]}' ({n} rows)" if len(only) == 1 else
+                       f"its value predicts the label for {accuracy:.1%} of the {n} rows that have one")
+                found.append({"column": column, "rows": n, "accuracy": round(accuracy, 4), "why": why})
+        return found
 
 
 def drop_share_problems(read: dict[str, int], dropped: dict[str, dict[str, int]], limit: float) -> list[str]:

@@ -76,12 +76,15 @@ def bins_problems(bins: dict) -> list[str]:
     return problems
 
 
-def numeric_hint(labels: pd.Series) -> str | None:
+def numeric_hint(counts: dict[str, int]) -> str | None:
     """For labels that look numeric or ordinal (ratings, stars): what they are, and the data.label_bins setting that
-    would make them negative/neutral/positive classes."""
-    values = labels[labels != ""].dropna().astype(str)
+    would make them negative/neutral/positive classes. `counts`: rows per label value, in order of appearance."""
+    counts = {str(v): n for v, n in counts.items() if v is not None and v == v and v != ""}
+    values = pd.Series(list(counts), dtype=object)
     numbers = values.map(_number)
-    if len(values) == 0 or numbers.isna().mean() > 0.05 or values.nunique() < 4:
+    rows = sum(counts.values())
+    odd_rows = sum(n for v, n in counts.items() if _number(v) is None)
+    if len(values) == 0 or odd_rows / rows > 0.05 or len(values) < 4:
         return None
     low, high = float(numbers.min()), float(numbers.max())
     third = (high - low) / 3
@@ -92,7 +95,7 @@ def numeric_hint(labels: pd.Series) -> str | None:
     setting = (f"data.label_bins={{negative: [{low:g}, {below:g}], neutral: [{below + step:g}, {above - step:g}], "
                f"positive: [{above:g}, {high:g}]}}" if above - step >= below + step else
                f"data.label_bins={{negative: [{low:g}, {below:g}], positive: [{below + step:g}, {high:g}]}}")
-    odd = values[numbers.isna()].unique().tolist()
+    odd = values[numbers.isna()].tolist()
     extra = f" ({len(odd)} non-numeric: {', '.join(map(repr, odd[:3]))}: map them with data.label_map)" if odd else ""
-    return (f"the labels look numeric or ordinal ({values.nunique()} values from {low:g} to {high:g}{extra}): "
+    return (f"the labels look numeric or ordinal ({len(values)} values from {low:g} to {high:g}{extra}): "
             f"each value is its own class; to make ranges of them classes, set {setting}")

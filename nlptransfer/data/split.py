@@ -317,7 +317,7 @@ def _check_columns_and_labels(spec: DataSpec, table: Table, frame: pd.DataFrame,
                             "the model would learn that column, not the texts; remove it from data.text_columns, "
                             "or set data.allow_leaks=true if you mean it")
     if not spec.label_bins and not spec.labels:
-        hint = numeric_hint(frame["label"])
+        hint = numeric_hint(frame["label"].value_counts(sort=False).to_dict())
         if hint:
             report.hints.append(hint)
 
@@ -365,6 +365,7 @@ def _check_labels(frames: dict[str, pd.DataFrame], given: list[str] | None, purp
 CONFLICT = "the same text as another row with another label (label noise)"
 IN_TRAIN = "the same text as a training row (whitespace aside)"
 IN_TRAIN_CONFLICT = "the same text as a training row, with another label (label noise)"
+DUPLICATE = "the same text and label as an earlier row (kept the first, so no text is in two splits)"
 
 
 def _check_duplicates(frames: dict[str, pd.DataFrame], drop: bool, report: DataReport, problems: list[str],
@@ -415,8 +416,7 @@ def _drop_duplicates_before_carving(frames: dict[str, pd.DataFrame], carve: list
     pool = pool[(pool["text"] != "") & (pool["label"] != "")]  # invalid rows: a problem already, not a class
     classes = pool["label"].nunique()
     duplicated = text_key(pool["text"]).duplicated(keep="first")
-    report.drop("train", "the same text and label as an earlier row (kept the first, so no text is in two splits)",
-                int(duplicated.sum()))
+    report.drop("train", DUPLICATE, int(duplicated.sum()))
     frames["train"] = pool = pool[~duplicated]
     if pool["label"].notna().all() and classes > 1:
         problems.extend(_split_sizes_problem(pool["label"].value_counts(), carve))

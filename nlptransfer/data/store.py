@@ -5,32 +5,36 @@ The key is a sha256 of every data file's bytes, the data settings, the seed, the
 label-free strategy knows, and this code's version: change any and the stage runs again."""
 from __future__ import annotations
 
+import atexit
 import dataclasses
 import hashlib
 import json
 import shutil
+import tempfile
 from pathlib import Path
 
 from ..logs import get_logger
 from ..version import __version__
-from .schema import DataReport, DataSpec, LabelledTexts, LabelMap, Splits
+from .schema import DataSpec, Splits
+from .splitfiles import FORMAT, SPLITS, read_entry, write_meta, write_split
 from .split import load_splits
 
 logger = get_logger(__name__)
 
-FORMAT = "1"  #: part of the key: a change to what is stored makes old entries unreachable
-SPLITS = ("train", "validation", "test")
 
-
-def load_splits_cached(spec: DataSpec, seed: int, unlabelled: list[str] | None, folder: Path) -> Splits:
+def load_splits_cached(spec: DataSpec, seed: int, unlabelled: list[str] | None, folder: Path, cache: bool = True
+                       ) -> Splits:
     """load_splits(spec, seed, unlabelled=unlabelled) through the cache under `folder`: an entry with the same key
     is read back (report.files then says `cached`); a new result is stored. Problems raise as from load_splits,
-    and nothing is stored for them."""
-    key = _key(spec, seed, unlabelled)
+    and nothing is stored for them. A data file larger than streamed.STREAM_BYTES (of a labelled run) goes through
+    the streamed stage, into the cache entry, or with `cache` False into a temporary folder removed at exit."""
+    from .streamed import load_splits_streamed, streams
+
+    key = _key(spec, seed, unlabelled) if cache else None
     entry = folder / key if key else None
     if entry is not None and (entry / "meta.json").is_file():
         try:
-            splits = _read(entry)
+            splits = read_entry(entry)
             logger.info(f"data: read, checked and split as by an earlier run with the same files and settings "
                         f"(cached: {entry})")
             inferred = splits.report.inferred
@@ -43,6 +47,11 @@ def load_splits_cached(spec: DataSpec, seed: int, unlabelled: list[str] | None, 
             return splits
         except (OSError, ValueError, KeyError, TypeError):  # damaged: made again
             shutil.rmtree(entry, ignore_errors=True)
+    if unlabelled is None and streams(spec):
+        if entry is None:
+            temp = Path(tempfile.mkdtemp(prefix="nlptransfer-splits-"))
+            atexit.register(shutil.rmtree, temp, True)
+        return load_splits_streamed(spec, seed, entry or temp / "splits")
     splits = load_splits(spec, seed=seed, unlabelled=unlabelled)
     if entry is not None:
         try:
@@ -72,41 +81,15 @@ def _key(spec: DataSpec, seed: int, unlabelled: list[str] | None) -> str | None:
 
 
 def _write(entry: Path, splits: Splits) -> None:
-    """Each split as Arrow (text, label, row, slice columns) and meta.json (label map, report), in a temporary
-    folder renamed onto `entry` (run.atomic_dir)."""
-    import pyarrow as pa
-
+    """Each split as an Arrow file (SplitWriter) and meta.json (label map, report), in a temporary folder renamed
+    onto `entry` (run.atomic_dir)."""
     from ..run import atomic_dir
 
     with atomic_dir(entry) as temp:
-        present = {}
         for name in SPLITS:
             part = getattr(splits, name)
-            if part is None:
-                continue
-            columns = {"text": pa.array(part.texts, pa.large_string()), "row": pa.array(part.rows, pa.int64())}
-            if part.labels is not None:
-                columns["label"] = pa.array(part.labels, pa.int32())
-            columns.update({f"slice:{c}": pa.array(v, pa.string()) for c, v in part.slices.items()})
-            table = pa.table(columns)
-            with pa.OSFile(str(temp / f"{name}.arrow"), "wb") as sink, pa.ipc.new_file(sink, table.schema) as writer:
-                writer.write_table(table)
-            present[name] = {"labels": part.labels is not None, "slices": list(part.slices)}
-        (temp / "meta.json").write_text(json.dumps({"splits": present, "labels": list(splits.label_map.names),
-                                                    "report": splits.report.to_dict()}, ensure_ascii=False))
+            if part is not None:
+                write_split(temp / f"{name}.arrow", part)
+        write_meta(temp, splits)
 
 
-def _read(entry: Path) -> Splits:
-    import pyarrow as pa
-
-    meta = json.loads((entry / "meta.json").read_text())
-    parts = {}
-    for name, info in meta["splits"].items():
-        table = pa.ipc.open_file(pa.memory_map(str(entry / f"{name}.arrow"), "r")).read_all()
-        parts[name] = LabelledTexts(texts=table.column("text").to_pylist(),
-                                    labels=table.column("label").to_pylist() if info["labels"] else None,
-                                    rows=table.column("row").to_pylist(),
-                                    slices={c: table.column(f"slice:{c}").to_pylist() for c in info["slices"]})
-    report = DataReport(**meta["report"])
-    return Splits(train=parts["train"], validation=parts.get("validation"), test=parts.get("test"),
-                  label_map=LabelMap(meta["labels"]), report=report)

@@ -1,0 +1,192 @@
+"""The streamed data stage (data.streamed, for files larger than memory) gives what the in-memory one gives: the
+same splits, rows, report and problems, read a few rows at a time; and the split files (data.store) it writes."""
+from __future__ import annotations
+
+import pickle
+import random
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from nlptransfer.data import DataSpec, LabelledTexts, load_splits, streamed
+from nlptransfer.data.splitfiles import ArrowColumn, read_entry, write_split
+from nlptransfer.errors import DataError
+
+from .test_data import write_jsonl, write_rows
+
+SST2 = Path(__file__).resolve().parents[2] / "shared" / "data" / "sst2" / "train.tsv"
+
+
+def both(spec: DataSpec, tmp_path: Path, chunk: int = 7, seed: int = 42):
+    """(in-memory result, streamed result), each Splits or the DataError's problems."""
+    def run(f):
+        try:
+            return f()
+        except DataError as e:
+            return e.problems
+
+    plain = run(lambda: load_splits(spec, seed=seed))
+    old = streamed.CHUNK_ROWS
+    streamed.CHUNK_ROWS = chunk
+    try:
+        folder = tmp_path / f"streamed-{random.random()}"
+        stream = run(lambda: streamed.load_splits_streamed(spec, seed, folder))
+    finally:
+        streamed.CHUNK_ROWS = old
+    if isinstance(plain, list) or isinstance(stream, list):
+        assert not folder.exists()  # a failed stage leaves nothing
+    return plain, stream
+
+
+def assert_same(plain, stream) -> None:
+    assert not isinstance(plain, list), plain
+    assert not isinstance(stream, list), stream
+    assert stream.label_map.names == plain.label_map.names
+    for name in ("train", "validation", "test"):
+        a, b = getattr(plain, name), getattr(stream, name)
+        assert (a is None) == (b is None), name
+        if a is None:
+            continue
+        assert isinstance(b.texts, ArrowColumn)
+        assert list(b.texts) == a.texts and b.labels == a.labels and list(b.rows) == a.rows, name
+        assert {c: list(v) for c, v in b.slices.items()} == a.slices, name
+    want, got = plain.report.to_dict(), stream.report.to_dict()
+    for info in (*want["files"].values(), *got["files"].values()):
+        info.pop("lines", None)  # counted when a file is read whole
+    for inferred in (want["inferred"], got["inferred"]):  # the reasons quote shares of the rows seen: a chunk's
+        for why in inferred.values():
+            why.pop("reason")
+    assert got == want
+
+
+def messy_rows(n: int = 120) -> list[tuple[str, str, str]]:
+    """Texts with a duplicate, a conflict, extra whitespace, an empty text and an empty label; a category column."""
+    rows = [(f"text number {i} is {'fine' if i % 3 else 'poor'}", "pos" if i % 3 else "neg", f"c{i % 4}")
+            for i in range(n)]
+    rows[10] = ("text  number 3 is poor ", "neg", "c1")  # the same text as row 3 (whitespace aside), same label
+    rows[20] = ("text number 5 is   fine", "neg", "c0")  # row 5's text with another label
+    rows[30] = ("", "pos", "c2")
+    rows[40] = ("a text without its label", "", "c3")
+    return rows
+
+
+@pytest.mark.parametrize("drop", [True, False])
+@pytest.mark.parametrize("chunk", [1, 7, 1000])
+def test_carved_splits_and_report_match_the_in_memory_stage(tmp_path, drop, chunk):
+    train = write_rows(tmp_path / "train.csv", messy_rows(), header=("text", "label", "shop"))
+    spec = DataSpec(train=str(train), val_fraction=0.15, test_fraction=0.15, drop_invalid=drop, max_drop_fraction=0.5,
+                    slice_columns=["shop"])
+    plain, stream = both(spec, tmp_path, chunk)
+    if drop:
+        assert_same(plain, stream)
+        assert sum(stream.report.dropped["train"].values()) == 5  # 2 conflicting, 1 empty text, 1 no label, 1 duplicate
+    else:
+        assert stream == plain and len(plain) == 3, plain  # empty text, missing label, conflict: the same messages
+
+
+def test_given_files_unknown_labels_and_texts_also_in_train(tmp_path):
+    rows = [(f"train text {i}", ["a", "b", "c"][i % 3]) for i in range(60)]
+    train = write_rows(tmp_path / "train.csv", rows)
+    val = write_rows(tmp_path / "val.csv", [("train text 1", "b"), ("train  text 2", "a"), ("new text", "d"),
+                                            *[(f"val text {i}", "a") for i in range(5)]])
+    test = write_rows(tmp_path / "test.csv", [(f"test text {i}", "b") for i in range(4)])
+    spec = DataSpec(train=str(train), validation=str(val), test=str(test))
+    plain, stream = both(spec, tmp_path, 9)
+    assert stream == plain and len(plain) == 3, plain  # unknown 'd', one text in train, one with another label
+    plain, stream = both(DataSpec(train=str(train), validation=str(val), test=str(test), drop_invalid=True,
+                                  labels=["a", "b", "c", "d"]), tmp_path, 9)
+    assert_same(plain, stream)
+    assert stream.report.dropped["validation"] == {
+        "the same text as a training row (whitespace aside)": 1,
+        "the same text as a training row, with another label (label noise)": 1}
+
+
+@pytest.mark.parametrize("drop", [True, False])
+def test_label_map_bins_and_the_numeric_hint(tmp_path, drop):
+    rows = [(f"review {i}", str(1 + i % 5)) for i in range(80)] + [(f"odd {i}", "n/a") for i in range(3)]
+    train = write_rows(tmp_path / "stars.csv", rows)
+    spec = DataSpec(train=str(train), label_map={"3": None}, drop_invalid=drop,
+                    label_bins={"negative": [1, 2], "positive": [4, 5]})
+    plain, stream = both(spec, tmp_path, 11)
+    if drop:
+        assert_same(plain, stream)
+        assert stream.report.dropped["train"]["label dropped by data.label_map"] == 16
+    else:
+        assert stream == plain and "no data.label_bins range holds ('n/a'" in plain[0]
+    plain, stream = both(DataSpec(train=str(train), test_fraction=0.2, val_fraction=0.2), tmp_path, 11)
+    assert_same(plain, stream)
+    assert "look numeric or ordinal (6 values from 1 to 5" in stream.report.hints[0]
+
+
+def test_a_column_that_gives_the_label_away(tmp_path):
+    rows = [(f"text {i}", "pos" if i % 2 else "neg", "shop" if i % 2 else "", f"t{i % 5}") for i in range(100)]
+    train = write_rows(tmp_path / "leak.csv", rows, header=("text", "label", "source", "topic"))
+    plain, stream = both(DataSpec(train=str(train), text_columns=["text", "source"]), tmp_path, 13)
+    assert stream == plain and "gives the label away (it is filled only for label 'pos' (50 rows))" in plain[0]
+    plain, stream = both(DataSpec(train=str(train), val_fraction=0.1, test_fraction=0.1), tmp_path, 13)
+    assert_same(plain, stream)
+    assert [leak["column"] for leak in stream.report.leaks] == ["source"]
+
+
+@pytest.mark.parametrize("fmt", ["jsonl", "parquet", "tsv"])
+def test_other_formats(tmp_path, fmt):
+    records = [{"review": f"the {i}th item", "stars": "good" if i % 4 else "bad"} for i in range(90)]
+    path = tmp_path / f"data.{fmt}"
+    if fmt == "jsonl":
+        write_jsonl(path, records)
+    elif fmt == "parquet":
+        pd.DataFrame(records).to_parquet(path)
+    else:
+        write_rows(path, [tuple(r.values()) for r in records], header=("review", "stars"), delimiter="\t")
+    plain, stream = both(DataSpec(train=str(path), val_fraction=0.2, test_fraction=0.2), tmp_path, 16)
+    assert_same(plain, stream)
+
+
+def test_column_problems_stop_at_once(tmp_path):
+    train = write_rows(tmp_path / "train.csv", [("a", "x"), ("b", "y")] * 20)
+    _, stream = both(DataSpec(train=str(train), label_column="stars", slice_columns=["shop"]), tmp_path)
+    assert len(stream) == 2 and "'stars'" in stream[0] and "data.slice_columns" in stream[1]
+    _, stream = both(DataSpec(train=str(tmp_path / "missing.csv")), tmp_path)
+    assert stream == [f"data file not found: {tmp_path / 'missing.csv'}"]
+
+
+@pytest.mark.skipif(not SST2.is_file(), reason=f"needs {SST2} (../shared/data/sst2)")
+def test_sst2_in_chunks_matches(tmp_path):
+    spec = DataSpec(train=str(SST2), val_fraction=0.1, test_fraction=0.1, drop_invalid=True)
+    plain, stream = both(spec, tmp_path, 5000)
+    assert_same(plain, stream)
+    assert len(stream.train) > 50_000
+
+
+def test_arrow_column_reads_a_batch_at_a_time(tmp_path, monkeypatch):
+    from nlptransfer.data import splitfiles
+
+    monkeypatch.setattr(splitfiles, "BATCH", 4)
+    texts = [f"t{i}" for i in range(10)]
+    write_split(tmp_path / "s.arrow", LabelledTexts(texts, list(range(10)), list(range(1, 11)), {"k": ["x"] * 10}))
+    column = ArrowColumn(tmp_path / "s.arrow", "text", 10)
+    assert len(column) == 10 and column[5] == "t5" and column[-1] == "t9"
+    assert column[3:9] == texts[3:9] and column[::3] == texts[::3] and column[8:100] == ["t8", "t9"]
+    assert column == texts and texts == column and column != texts[:9] and list(column) == texts
+    with pytest.raises(IndexError):
+        column[10]
+    again = pickle.loads(pickle.dumps(column))
+    assert again == texts
+
+
+def test_large_files_go_through_the_streamed_stage_and_the_cache(tmp_path, monkeypatch):
+    from nlptransfer import pipeline
+    from nlptransfer.recipe import resolve
+
+    monkeypatch.setattr(streamed, "STREAM_BYTES", 0)
+    monkeypatch.setattr(streamed, "CHUNK_ROWS", 10)
+    train = write_rows(tmp_path / "train.csv", [(f"text {i}", "pos" if i % 2 else "neg") for i in range(60)])
+    for cache in (True, False):
+        recipe = resolve("sentiment-minilm", str(train), {"data.cache": cache, "output.dir": str(tmp_path)})
+        first = pipeline.load_data(recipe)
+        second = pipeline.load_data(recipe)
+        assert isinstance(first.train.texts, ArrowColumn) and first.train.texts == second.train.texts
+        assert ("cache" in first.train.texts.path) == cache
+        assert (first.train.texts.path == second.train.texts.path) == cache  # without the cache, made again
+    assert read_entry(Path(first.train.texts.path).parent).train.texts == first.train.texts
