@@ -77,6 +77,8 @@ def make_file(kind: str, rows: int, scratch: Path) -> Path:
 
 def child(mode: str, path: str, cache: str, out: str) -> dict:
     os.environ["NLPTRANSFER_CACHE"] = cache
+    # only the tree on PYTHONPATH: an editable install's finder would fill in modules the old tree lacks from this one
+    sys.meta_path = [f for f in sys.meta_path if "editable" not in repr(f).lower()]
     import nlptransfer
     from nlptransfer import models, pipeline
     from nlptransfer.recipe import resolve
@@ -148,6 +150,8 @@ def main() -> None:
     ap.add_argument("--rows", default="100000,1000000,3000000")
     ap.add_argument("--kinds", default="short,long")
     ap.add_argument("--old", default="2959be1~1", help="the commit of today's path (default: before this change)")
+    ap.add_argument("--old-key", default="old", help="where the --old measurements go in the results (a second "
+                    "baseline, e.g. the code the issue measured: --old dd5acd1~1 --old-key older)")
     ap.add_argument("--old-max-rows", type=int, default=1_000_000, help="today's path only up to this size")
     ap.add_argument("--long-max-rows", type=int, default=100_000, help="long reviews only up to this size")
     ap.add_argument("--train", action="store_true", help="peak RSS of 200 training steps (new path)")
@@ -172,10 +176,11 @@ def main() -> None:
                 key = f"{kind}/{rows}"
                 row = {"file_mb": path.stat().st_size / 2**20}
                 cache = work / f"cache-{kind}-{rows}"
-                row["new"] = measure(ROOT, "data", path, cache, work)
-                row["new_again"] = measure(ROOT, "again", path, cache, work)
+                if args.old_key == "old":  # else a second baseline alone: the other sides stay as measured before
+                    row["new"] = measure(ROOT, "data", path, cache, work)
+                    row["new_again"] = measure(ROOT, "again", path, cache, work)
                 if rows <= args.old_max_rows:
-                    row["old"] = measure(old, "data", path, work / "old-cache", work)
+                    row[args.old_key] = {**measure(old, "data", path, work / "old-cache", work), "ref": args.old}
                 if (args.train or args.predict) and kind == "short" and str(rows) in args.run_rows.split(","):
                     out = work / f"run-{kind}-{rows}"
                     row["train"] = measure(ROOT, "train", path, cache, out)
@@ -184,7 +189,7 @@ def main() -> None:
                         row["predict"] = measure(ROOT, "predict", path, cache, out)
                     shutil.rmtree(out, ignore_errors=True)
                 shutil.rmtree(cache, ignore_errors=True)
-                results.setdefault("rows", {})[key] = row
+                results.setdefault("rows", {}).setdefault(key, {}).update(row)
                 print(json.dumps({key: row}), flush=True)
                 results_path.parent.mkdir(exist_ok=True)
                 results_path.write_text(json.dumps(results, indent=1))
@@ -207,7 +212,7 @@ def print_table(results: dict) -> None:
     print("|---|---|---|---|---|---|---|---|---|")
     for key, row in results.get("rows", {}).items():
         kind, rows = key.split("/")
-        for side in ("old", "new"):
+        for side in ("older", "old", "new"):
             m = row.get(side)
             if not m:
                 continue
@@ -217,7 +222,8 @@ def print_table(results: dict) -> None:
                 second += " (cached)" if again.get("cached") else " (not cached)"
             extra = [_fmt(row.get("train"), "peak_mb", "MB"), _fmt(row.get("predict"), "peak_mb", "MB")] \
                 if side == "new" else ["", ""]
-            print(f"| {kind} ({row['file_mb']:.0f} MB) | {int(rows):,} | {'today' if side == 'old' else 'new'} | "
+            name = "new" if side == "new" else f"before ({m.get('ref', '?')})"
+            print(f"| {kind} ({row['file_mb']:.0f} MB) | {int(rows):,} | {name} | "
                   f"{_fmt(m, 'read_s')} | {_fmt(m, 'tokenize_s')} | {second} | {_fmt(m, 'peak_mb', 'MB')} | "
                   + " | ".join(extra) + " |")
 

@@ -2,6 +2,7 @@
 same splits, rows, report and problems, read a few rows at a time; and the split files (data.store) it writes."""
 from __future__ import annotations
 
+import math
 import pickle
 import random
 from pathlib import Path
@@ -190,3 +191,34 @@ def test_large_files_go_through_the_streamed_stage_and_the_cache(tmp_path, monke
         assert ("cache" in first.train.texts.path) == cache
         assert (first.train.texts.path == second.train.texts.path) == cache  # without the cache, made again
     assert read_entry(Path(first.train.texts.path).parent).train.texts == first.train.texts
+
+
+@pytest.mark.parametrize("counts", [[50, 50], [700, 20, 3], [5, 9, 400, 2000], [2, 2]])
+def test_stratified_picks_the_rows_sklearn_picks(counts):
+    """split.stratified (on arrays, for files of millions of rows) gives the rows of sklearn's train_test_split."""
+    from sklearn.model_selection import train_test_split
+
+    from nlptransfer.data.split import stratified
+
+    rng = random.Random(sum(counts))
+    labels = [f"class {k}" for k, n in enumerate(counts) for _ in range(n)]
+    rng.shuffle(labels)
+    carve = [("test", 0.1), ("validation", 0.25)]
+    for seed in (0, 42):
+        try:
+            got = stratified(pd.Series(labels).to_numpy(), carve, seed)
+        except ValueError as e:
+            got = str(e)
+        try:
+            rest, want, rest_labels, total = list(range(len(labels))), {}, labels, len(labels)
+            for name, fraction in carve:
+                rest, want[name], rest_labels, _ = train_test_split(
+                    rest, rest_labels, test_size=math.ceil(fraction * total), stratify=rest_labels, random_state=seed)
+            want["train"] = rest
+            want = {k: sorted(v) for k, v in want.items()}
+        except ValueError as e:
+            want = str(e)
+        if isinstance(want, str):
+            assert got == want
+        else:
+            assert {k: v.tolist() for k, v in got.items()} == want

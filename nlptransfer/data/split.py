@@ -4,6 +4,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+import numpy as np
 import pandas as pd
 
 from ..logs import get_logger
@@ -112,15 +113,48 @@ def _split_sizes_problem(counts: pd.Series, carve: list[tuple[str, float]]) -> l
     return problems
 
 
-def _stratified(frame: pd.DataFrame, fractions: list[tuple[str, float]], seed: int) -> dict[str, pd.DataFrame]:
-    from sklearn.model_selection import train_test_split
+def stratified(labels: np.ndarray, fractions: list[tuple[str, float]], seed: int) -> dict[str, np.ndarray]:
+    """The sorted positions of each carved split (ceil(fraction x rows) rows, stratified by `labels`, seeded) and of
+    the rows left for train: the rows sklearn's train_test_split(..., test_size=n, stratify=labels, random_state=seed)
+    picks, one split after another (its StratifiedShuffleSplit step by step, on arrays: sklearn gathers the picked
+    rows in a Python list, 40 bytes a row). Only the order of the label values matters (names, or their ranks in
+    sorted order, give the same splits). Raises ValueError as sklearn does (too few rows or classes)."""
+    from sklearn.model_selection._split import _approximate_mode, _validate_shuffle_split
 
-    parts, rest, total = {}, frame, len(frame)
+    total = len(labels)
+    parts, rest, rest_labels = {}, np.arange(total, dtype=np.int32 if total < 2**31 else np.int64), np.asarray(labels)
     for name, fraction in fractions:
-        size = math.ceil(fraction * total)
-        rest, parts[name] = train_test_split(rest, test_size=size, stratify=rest["label"], random_state=seed)
+        n_train, n_test = _validate_shuffle_split(len(rest), math.ceil(fraction * total), None, default_test_size=0.25)
+        if rest_labels.dtype.kind in "iu":  # ranks: no inverse to build (y_indices sorts as they do)
+            class_counts = np.bincount(rest_labels)
+            classes = np.flatnonzero(class_counts)
+            class_counts, y_indices = class_counts[classes], rest_labels
+        else:
+            classes, y_indices, class_counts = np.unique(rest_labels, return_inverse=True, return_counts=True)
+        if np.min(class_counts) < 2:
+            raise ValueError(f"The least populated classes in y have only 1 member, which is too few. The minimum "
+                             f"number of groups for any class cannot be less than 2. Classes with too few members "
+                             f"are: {classes[class_counts < 2].tolist()}")
+        for what, n in (("train_size", n_train), ("test_size", n_test)):
+            if n < len(classes):
+                raise ValueError(f"The {what} = {n} should be greater or equal to the number of classes = "
+                                 f"{len(classes)}")
+        by_class = np.split(np.argsort(y_indices, kind="stable").astype(rest.dtype), np.cumsum(class_counts)[:-1])
+        del y_indices
+        rng = np.random.RandomState(seed)
+        n_i = _approximate_mode(class_counts, n_train, rng)
+        t_i = _approximate_mode(class_counts - n_i, n_test, rng)
+        train, test = [], []
+        for i, members in enumerate(by_class):
+            picked = members.take(rng.permutation(class_counts[i]), mode="clip")
+            train.append(picked[:n_i[i]])
+            test.append(picked[n_i[i]:n_i[i] + t_i[i]])
+        del by_class, picked
+        train = rng.permutation(np.concatenate(train))
+        test = rng.permutation(np.concatenate(test))
+        rest, parts[name], rest_labels = rest[train], rest[test], rest_labels[train]
     parts["train"] = rest
-    return {k: v.sort_index() for k, v in parts.items()}
+    return {k: np.sort(v) for k, v in parts.items()}
 
 
 def table_rows(table: Table, text_columns: list[str] | None, label_column: str | None, join_with: str
@@ -425,7 +459,8 @@ def _drop_duplicates_before_carving(frames: dict[str, pd.DataFrame], carve: list
 def _carve(frames: dict[str, pd.DataFrame], carve: list[tuple[str, float]], seed: int, report: DataReport) -> None:
     """Stratified, seeded validation/test splits carved from train."""
     try:
-        frames.update(_stratified(frames["train"], carve, seed))
+        train = frames["train"]
+        frames.update({k: train.iloc[v] for k, v in stratified(train["label"].to_numpy(), carve, seed).items()})
     except ValueError as e:  # large fractions of tiny classes: sklearn cannot stratify what is left
         raise DataError(f"cannot make stratified splits of {len(frames['train'])} train rows: {e}; "
                         f"lower data.val_fraction / data.test_fraction, or add rows")

@@ -23,7 +23,7 @@ from .labels import DROPPED_BY_MAP, NOT_BINNED, bins_problems, map_labels, numer
 from .read import cell_text, iter_table
 from .schema import DataReport, DataSpec, LabelMap, Splits
 from .split import (CONFLICT, DUPLICATE, FIX_ROWS, IN_TRAIN, IN_TRAIN_CONFLICT, NO_TRAIN, TRAINING, _choose_columns,
-                    _rows, _split_sizes_problem, _stratified, table_rows)
+                    _rows, _split_sizes_problem, stratified, table_rows)
 from .splitfiles import SPLITS, SplitWriter, read_entry, write_meta
 
 logger = get_logger(__name__)
@@ -76,7 +76,7 @@ class Read:
     def done(self) -> None:
         self.hashes = np.concatenate(self.hashes or [np.zeros(0, np.uint64)])
         self.codes = np.concatenate(self.codes or [np.zeros(0, np.int32)])
-        self.numbers = np.concatenate(self.numbers or [np.zeros(0, np.int64)])
+        self.numbers = np.concatenate(self.numbers or [np.zeros(0, np.int32)])
         self.empty = np.concatenate(self.empty or [np.zeros(0, bool)])
 
 
@@ -190,7 +190,7 @@ def _read_file(name: str, chunks, spec: DataSpec, text_columns: list[str], label
         keys = np.array([" ".join(t.split()) for t in frame["text"]], dtype=object)
         out.hashes.append(pd.util.hash_array(keys, categorize=False))
         out.codes.append(chunk_codes)
-        out.numbers.append(frame["row"].to_numpy(np.int64))
+        out.numbers.append(frame["row"].to_numpy(np.int32 if offset < 2**31 else np.int64))
         out.empty.append((frame["text"] == "").to_numpy())
         writer.add(frame["text"].tolist(), frame["row"].tolist(), chunk_codes.tolist(),
                    *(frame[c].tolist() for c in slices))
@@ -208,6 +208,14 @@ def _map(frame: pd.DataFrame, spec: DataSpec, name: str, out: Read) -> pd.DataFr
     out.unbinned.add(frame.loc[unbinned, "row"].tolist(), frame.loc[unbinned, "label"].tolist())
     out.map_dropped += dropped.get(DROPPED_BY_MAP, 0)
     return frame.assign(label=labels)[labels.notna()]
+
+
+def _groups(hashes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The order that sorts `hashes` (stable: equal ones keep their order) and where each run of equal ones starts in
+    it."""
+    order = np.argsort(hashes, kind="stable").astype(np.int32 if len(hashes) < 2**31 else np.int64)
+    ordered = hashes[order]
+    return order, np.flatnonzero(np.r_[True, ordered[1:] != ordered[:-1]]) if len(order) else order
 
 
 def _counts(codes: np.ndarray, names_of: np.ndarray) -> pd.Series:
@@ -267,26 +275,32 @@ def _check(spec: DataSpec, seed: int, read: dict[str, Read], codes: dict, names_
 
     keep = {name: np.ones(len(r.codes), bool) for name, r in read.items()}
     for name, r in read.items():
-        valid = (r.codes >= 0) & ~r.empty
-        groups = pd.Series(r.codes[valid]).groupby(r.hashes[valid]).transform("nunique").to_numpy()
+        valid = np.flatnonzero((r.codes >= 0) & ~r.empty)
+        order, starts = _groups(r.hashes[valid])
+        codes = r.codes[valid][order]
+        mixed = np.minimum.reduceat(codes, starts) != np.maximum.reduceat(codes, starts) if len(codes) else codes
         clash = np.zeros(len(r.codes), bool)
-        clash[np.flatnonzero(valid)[groups > 1]] = True
+        clash[valid[order[np.repeat(mixed, np.diff(np.r_[starts, len(codes)]))]]] = True
         if clash.any() and drop:
             report.drop(name, CONFLICT, int(clash.sum()))
             keep[name] &= ~clash
         elif clash.any():
-            problems.append(f"{words.split(name)}: {len(np.unique(r.hashes[clash]))} text(s) appear with different "
-                            f"labels ({int(clash.sum())} rows: {_rows(r.numbers[clash][:9].tolist())}): label noise; "
+            problems.append(f"{words.split(name)}: {int(mixed.sum())} text(s) appear with different labels "
+                            f"({int(clash.sum())} rows: {_rows(r.numbers[clash][:9].tolist())}): label noise; "
                             f"{words.fix_rows}")
-    seen = pd.Series(train.codes[keep["train"]], index=train.hashes[keep["train"]])
-    seen = seen[~seen.index.duplicated(keep="last")]
+    del valid, order, codes, mixed
+    kept = np.flatnonzero(keep["train"])
+    order, starts = _groups(train.hashes[kept])
+    seen = train.hashes[kept][order][starts]  # each text once (sorted), with the label of its last row in train
+    last = train.codes[kept][order[np.r_[starts[1:], len(order)] - 1]] if len(order) else train.codes[:0]
+    del kept, order, starts
     for name in ("validation", "test"):
         r = read.get(name)
         if r is None:
             continue
-        shared = np.isin(r.hashes, seen.index.to_numpy()) & ~r.empty
-        other = shared.copy()
-        other[shared] = seen.reindex(r.hashes[shared]).to_numpy() != r.codes[shared]
+        at = np.minimum(np.searchsorted(seen, r.hashes), max(len(seen) - 1, 0))
+        shared = (seen[at] == r.hashes) & ~r.empty if len(seen) else np.zeros(len(r.hashes), bool)
+        other = shared & (last[at] != r.codes) if len(seen) else shared
         for mask, reason, what in ((shared & ~other, IN_TRAIN, f"which inflates the {name} score"),
                                    (other, IN_TRAIN_CONFLICT, "label noise, not a leak")):
             if mask.any() and drop:
@@ -301,14 +315,16 @@ def _check(spec: DataSpec, seed: int, read: dict[str, Read], codes: dict, names_
     carve = [(n, f) for n, f in (("test", spec.test_fraction), ("validation", spec.val_fraction))
              if not getattr(spec, n) and f > 0]
     if carve:
-        pool = keep["train"] & ~train.empty & (train.codes >= 0)
+        pool = np.flatnonzero(keep["train"] & ~train.empty & (train.codes >= 0))
         classes = len(np.unique(train.codes[pool]))
-        duplicated = pd.Series(train.hashes[pool]).duplicated(keep="first").to_numpy()
-        report.drop("train", DUPLICATE, int(duplicated.sum()))
-        pool[np.flatnonzero(pool)[duplicated]] = False
-        keep["train"] = pool
+        order, starts = _groups(train.hashes[pool])
+        later = np.ones(len(pool), bool)
+        later[starts] = False  # the first row of each text (a stable sort keeps their order)
+        report.drop("train", DUPLICATE, int(later.sum()))
+        keep["train"] = np.zeros(len(train.codes), bool)
+        keep["train"][pool[order[~later]]] = True
         if classes > 1:
-            problems.extend(_split_sizes_problem(_counts(train.codes[pool], names_of), carve))
+            problems.extend(_split_sizes_problem(_counts(train.codes[keep["train"]], names_of), carve))
     if drop:
         problems += drop_share_problems({n: r.rows_read for n, r in read.items()}, report.dropped,
                                         spec.max_drop_fraction)
@@ -317,14 +333,14 @@ def _check(spec: DataSpec, seed: int, read: dict[str, Read], codes: dict, names_
     where = {name: np.where(keep[name], SPLITS.index(name), -1).astype(np.int8) for name in read}
     if carve:
         positions = np.flatnonzero(keep["train"])
-        frame = pd.DataFrame({"label": names_of[train.codes[positions]]}, index=positions)
+        rank = np.argsort(np.argsort(names_of.astype(str))).astype(np.int32)  # a label's place in sorted order
         try:
-            parts = _stratified(frame, carve, seed)
+            parts = stratified(rank[train.codes[positions]], carve, seed)
         except ValueError as e:
-            raise DataError(f"cannot make stratified splits of {len(frame)} train rows: {e}; "
+            raise DataError(f"cannot make stratified splits of {len(positions)} train rows: {e}; "
                             f"lower data.val_fraction / data.test_fraction, or add rows")
         for split, _ in carve:
-            where["train"][parts[split].index.to_numpy()] = SPLITS.index(split)
+            where["train"][positions[parts[split]]] = SPLITS.index(split)
             report.files[split] = {"made_from": "train", "fraction": dict(carve)[split], "seed": seed}
     balance = {s: {} for s in SPLITS}
     for name, r in read.items():
