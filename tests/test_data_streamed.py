@@ -222,3 +222,17 @@ def test_stratified_picks_the_rows_sklearn_picks(counts):
             assert got == want
         else:
             assert {k: v.tolist() for k, v in got.items()} == want
+
+
+def test_a_cache_it_cannot_write_is_one_clear_message(tmp_path, monkeypatch):
+    from nlptransfer import pipeline
+    from nlptransfer.recipe import resolve
+
+    monkeypatch.setattr(streamed, "STREAM_BYTES", 0)
+    train = write_rows(tmp_path / "train.csv", [(f"text {i}", "pos" if i % 2 else "neg") for i in range(60)])
+    blocked = tmp_path / "blocked"
+    blocked.write_text("a file where the cache folder would be")
+    monkeypatch.setenv("NLPTRANSFER_CACHE", str(blocked))
+    with pytest.raises(DataError, match=r"cannot write the splits of .*train.csv to .*blocked.*: .*NLPTRANSFER_CACHE"):
+        pipeline.load_data(resolve("sentiment-minilm", str(train), {"output.dir": str(tmp_path)}))
+    assert blocked.read_text() == "a file where the cache folder would be"

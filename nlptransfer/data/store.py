@@ -13,6 +13,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
+from ..errors import DataError
 from ..logs import get_logger
 from ..version import __version__
 from .schema import DataSpec, Splits
@@ -51,7 +52,12 @@ def load_splits_cached(spec: DataSpec, seed: int, unlabelled: list[str] | None, 
         if entry is None:
             temp = Path(tempfile.mkdtemp(prefix="nlptransfer-splits-"))
             atexit.register(shutil.rmtree, temp, True)
-        return load_splits_streamed(spec, seed, entry or temp / "splits")
+        target = entry or temp / "splits"
+        try:
+            return load_splits_streamed(spec, seed, target)
+        except OSError as e:  # the splits of a large file live on disk: it must take them
+            raise DataError(f"cannot write the splits of {spec.train} to {target.parent}: {e.strerror or e}; free "
+                            f"space there, or point NLPTRANSFER_CACHE at a disk with room")
     splits = load_splits(spec, seed=seed, unlabelled=unlabelled)
     if entry is not None:
         try:
