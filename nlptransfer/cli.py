@@ -436,7 +436,9 @@ def main(argv: list[str] | None = None) -> int:
         args.overrides = list(args.overrides or []) + extra
     elif extra:
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
-    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    if "TOKENIZERS_PARALLELISM" not in os.environ:  # off for what else runs here; on again for a bulk pass (tokens.py)
+        os.environ["TOKENIZERS_PARALLELISM"] = "false"
+        os.environ["NLPTRANSFER_TOKENIZER_THREADS"] = "bulk"  # tokens.BULK_THREADS
     configure_logging()
     import warnings
 

@@ -99,6 +99,39 @@ def test_tokenize_truncates_and_counts(tiny_models):
     assert encoded.input_ids[1][-1] == tok.sep_token_id  # truncation keeps the closing special token
 
 
+@pytest.mark.parametrize("cli_default", [True, False])
+def test_a_bulk_pass_uses_the_tokenizers_threads_unless_the_user_turned_them_off(tiny_models, monkeypatch, cli_default):
+    """The command line turns the fast tokenizer's threads off for its process (marking that it did); a bulk pass turns
+    them on for its duration and back off after. A user's own TOKENIZERS_PARALLELISM=false stays off."""
+    import os
+
+    from transformers import AutoTokenizer
+
+    from nlptransfer import tokens
+
+    tok = AutoTokenizer.from_pretrained(tiny_models["bert"])
+    backend = tokens._cutting_backend(tok, 16)
+    seen = []
+
+    class Recording:
+        def encode_batch_fast(self, texts, add_special_tokens):
+            seen.append(os.environ.get("TOKENIZERS_PARALLELISM"))
+            return backend.encode_batch_fast(texts, add_special_tokens=add_special_tokens)
+
+        encode_batch = encode_batch_fast
+
+    monkeypatch.setattr(tokens, "_cutting_backend", lambda tokenizer, limit: Recording())
+    monkeypatch.setattr(tokens, "CHUNK", 2)
+    monkeypatch.setenv("TOKENIZERS_PARALLELISM", "false")
+    if cli_default:
+        monkeypatch.setenv(tokens.BULK_THREADS, "bulk")
+    else:
+        monkeypatch.delenv(tokens.BULK_THREADS, raising=False)
+    encoded = tokenize(tok, ["good movie", "bad film", "fine"], max_length=16)
+    assert len(encoded) == 3 and seen == ["true" if cli_default else "false"] * 2
+    assert os.environ["TOKENIZERS_PARALLELISM"] == "false"
+
+
 def _byte_level_bpe():
     """A RoBERTa-style tokenizer (byte-level BPE, <s> ... </s>) trained in memory on a few sentences."""
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
