@@ -93,6 +93,53 @@ def _choose_columns(spec: DataSpec, tables: dict[str, Table], report: DataReport
     return text_columns, label_column
 
 
+# The problems of the checks across rows, worded once for both stages (this one and data.streamed).
+
+def unbinned_problem(name: str, count: int, values, rows: list[int]) -> str:
+    shown = ", ".join(repr(v) for v in list(values)[:5])
+    return (f"{name}: {count} row(s) have a label no data.label_bins range holds ({shown}; {_rows(rows)}): widen the "
+            "ranges, map them with data.label_map, or set data.drop_invalid=true to drop them")
+
+
+def empty_problem(words: Words, name: str, count: int, what: str, rows: list[int]) -> str:
+    return f"{words.split(name)}: {count} row(s) have {what} ({_rows(rows)}); {words.fix_rows}"
+
+
+def unknown_labels_problem(words: Words, name: str, counts: pd.Series, given: list[str] | None, purpose: str) -> str:
+    """Labels outside the known ones, with their rows (`counts`, most first)."""
+    listed = ", ".join(f"'{k}' ({v} rows)" for k, v in counts.items())
+    if purpose == "evaluate":
+        where = f"the run was not trained on (it knows {', '.join(map(repr, given or []))})"
+    else:
+        where = f"not in data.labels {list(given)}" if given else "never seen in training"
+    return f"{words.split(name)}: labels {where}: {listed}"
+
+
+def single_class_problem(label: str) -> str:
+    return f"train has a single class '{label}': a classifier needs at least two labels"
+
+
+def leak_problems(leaks: list[dict], text_columns: list[str], allowed: bool) -> list[str]:
+    """A problem for each column joined into the texts that gives the label away (unless data.allow_leaks)."""
+    return [] if allowed else [
+        f"data.text_columns joins {leak['column']!r}, which gives the label away ({leak['why']}): the model would "
+        "learn that column, not the texts; remove it from data.text_columns, or set data.allow_leaks=true if you "
+        "mean it" for leak in leaks if leak["column"] in text_columns]
+
+
+def clash_problem(words: Words, name: str, texts: int, count: int, rows: list[int]) -> str:
+    return (f"{words.split(name)}: {texts} text(s) appear with different labels ({count} rows: {_rows(rows)}): label "
+            f"noise; {words.fix_rows}")
+
+
+def in_train_problem(name: str, reason: str, count: int, rows: list[int]) -> str:
+    """Validation/test texts also in train: IN_TRAIN (a leak that inflates the score) or IN_TRAIN_CONFLICT (noise)."""
+    other = reason == IN_TRAIN_CONFLICT
+    what = "label noise, not a leak" if other else f"which inflates the {name} score"
+    return (f"{name}: {count} text(s) also appear in train{' with another label' if other else ''} ({_rows(rows)}), "
+            f"{what}; {FIX_ROWS}")
+
+
 def _split_sizes_problem(counts: pd.Series, carve: list[tuple[str, float]]) -> list[str]:
     """Problems that make a stratified split impossible: tiny classes, or too few rows for every class."""
     problems = []
@@ -325,10 +372,8 @@ def _map_labels(frames: dict[str, pd.DataFrame], spec: DataSpec, report: DataRep
             report.drop(name, DROPPED_BY_MAP, dropped[DROPPED_BY_MAP])
         unbinned = frame[frame["label"].isna() & ~frames[name]["label"].map(_mapped_to_null(spec.label_map))]
         if len(unbinned) and not spec.drop_invalid:
-            values = ", ".join(repr(v) for v in frames[name].loc[unbinned.index, "label"].unique()[:5])
-            problems.append(f"{name}: {len(unbinned)} row(s) have a label no data.label_bins range holds ({values}; "
-                            f"{_rows(unbinned['row'].tolist())}): widen the ranges, map them with data.label_map, "
-                            "or set data.drop_invalid=true to drop them")
+            problems.append(unbinned_problem(name, len(unbinned), frames[name].loc[unbinned.index, "label"].unique(),
+                                             unbinned["row"].tolist()))
         elif len(unbinned):
             report.drop(name, NOT_BINNED, len(unbinned))
         frames[name] = frame[frame["label"].notna()]
@@ -344,12 +389,7 @@ def _check_columns_and_labels(spec: DataSpec, table: Table, frame: pd.DataFrame,
     """Columns that give the label away (a problem when joined into the texts), and labels that look numeric."""
     source = table.frame.iloc[[r - 1 for r in frame["row"]]]
     report.leaks = leaking_columns(source, frame["label"], {label_column})  # texts: a value per row, never a leak
-    joined = [leak for leak in report.leaks if leak["column"] in text_columns]
-    if joined and not spec.allow_leaks:
-        for leak in joined:
-            problems.append(f"data.text_columns joins {leak['column']!r}, which gives the label away ({leak['why']}): "
-                            "the model would learn that column, not the texts; remove it from data.text_columns, "
-                            "or set data.allow_leaks=true if you mean it")
+    problems += leak_problems(report.leaks, text_columns, spec.allow_leaks)
     if not spec.label_bins and not spec.labels:
         hint = numeric_hint(frame["label"].value_counts(sort=False).to_dict())
         if hint:
@@ -367,8 +407,7 @@ def _check_empty(frames: dict[str, pd.DataFrame], drop: bool, report: DataReport
                 report.drop(name, reason, len(bad))
                 frame = frame[frame[column] != ""]
             elif len(bad):
-                problems.append(f"{words.split(name)}: {len(bad)} row(s) have {what} ({_rows(bad['row'].tolist())}); "
-                                f"{words.fix_rows}")
+                problems.append(empty_problem(words, name, len(bad), what, bad["row"].tolist()))
         frames[name] = frame
 
 
@@ -383,16 +422,9 @@ def _check_labels(frames: dict[str, pd.DataFrame], given: list[str] | None, purp
             continue
         unknown = frame[(frame["label"] != "") & ~frame["label"].isin(known)]
         if len(unknown):
-            counts = unknown["label"].value_counts()
-            listed = ", ".join(f"'{k}' ({v} rows)" for k, v in counts.items())
-            if purpose == "evaluate":
-                where = f"the run was not trained on (it knows {', '.join(map(repr, given or []))})"
-            else:
-                where = f"not in data.labels {list(given)}" if given else "never seen in training"
-            problems.append(f"{words.split(name)}: labels {where}: {listed}")
+            problems.append(unknown_labels_problem(words, name, unknown["label"].value_counts(), given, purpose))
     if purpose == "train" and len(train_labels) == 1:
-        only = next(iter(train_labels))
-        problems.append(f"train has a single class '{only}': a classifier needs at least two labels")
+        problems.append(single_class_problem(next(iter(train_labels))))
     return names
 
 
@@ -414,9 +446,8 @@ def _check_duplicates(frames: dict[str, pd.DataFrame], drop: bool, report: DataR
             report.drop(name, CONFLICT, int(clash.sum()))
             frames[name] = frame[~clash]
         elif clash.any():
-            texts = text_key(frame.loc[clash, "text"]).nunique()
-            problems.append(f"{words.split(name)}: {texts} text(s) appear with different labels ({int(clash.sum())} "
-                            f"rows: {_rows(frame.loc[clash, 'row'].tolist())}): label noise; {words.fix_rows}")
+            problems.append(clash_problem(words, name, text_key(frame.loc[clash, "text"]).nunique(),
+                                          int(clash.sum()), frame.loc[clash, "row"].tolist()))
     train = frames["train"]
     if not (train["text"].notna().all() and train["label"].notna().all()):
         return
@@ -428,14 +459,11 @@ def _check_duplicates(frames: dict[str, pd.DataFrame], drop: bool, report: DataR
         keys = text_key(frame["text"])
         shared = keys.isin(seen.keys()) & (keys != "")
         other = shared & (keys.map(seen) != frame["label"])
-        for mask, reason, what in ((shared & ~other, IN_TRAIN, f"which inflates the {name} score"),
-                                   (other, IN_TRAIN_CONFLICT, "label noise, not a leak")):
+        for mask, reason in ((shared & ~other, IN_TRAIN), (other, IN_TRAIN_CONFLICT)):
             if mask.any() and drop:
                 report.drop(name, reason, int(mask.sum()))
             elif mask.any():
-                problems.append(f"{name}: {int(mask.sum())} text(s) also appear in train"
-                                f"{' with another label' if reason == IN_TRAIN_CONFLICT else ''} "
-                                f"({_rows(frame.loc[mask, 'row'].tolist())}), {what}; {FIX_ROWS}")
+                problems.append(in_train_problem(name, reason, int(mask.sum()), frame.loc[mask, "row"].tolist()))
         if drop:
             frames[name] = frame[~shared]
 

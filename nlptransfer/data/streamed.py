@@ -22,8 +22,9 @@ from .columns import missing_column
 from .labels import DROPPED_BY_MAP, NOT_BINNED, bins_problems, map_labels, numeric_hint, sort_labels
 from .read import cell_text, iter_table
 from .schema import DataReport, DataSpec, LabelMap, Splits
-from .split import (CONFLICT, DUPLICATE, FIX_ROWS, IN_TRAIN, IN_TRAIN_CONFLICT, NO_TRAIN, TRAINING, _choose_columns,
-                    _rows, _split_sizes_problem, stratified, table_rows)
+from .split import (CONFLICT, DUPLICATE, IN_TRAIN, IN_TRAIN_CONFLICT, NO_TRAIN, TRAINING, _choose_columns,
+                    _split_sizes_problem, clash_problem, empty_problem, in_train_problem, leak_problems,
+                    single_class_problem, stratified, table_rows, unbinned_problem, unknown_labels_problem)
 from .splitfiles import SPLITS, SplitWriter, read_entry, write_meta
 
 logger = get_logger(__name__)
@@ -233,10 +234,7 @@ def _check(spec: DataSpec, seed: int, read: dict[str, Read], codes: dict, names_
         if r.map_dropped:
             report.drop(name, DROPPED_BY_MAP, r.map_dropped)
         if r.unbinned.count and not drop:
-            values = ", ".join(repr(v) for v in r.unbinned.values)
-            problems.append(f"{name}: {r.unbinned.count} row(s) have a label no data.label_bins range holds ({values}; "
-                            f"{_rows(r.unbinned.rows)}): widen the ranges, map them with data.label_map, "
-                            "or set data.drop_invalid=true to drop them")
+            problems.append(unbinned_problem(name, r.unbinned.count, r.unbinned.values, r.unbinned.rows))
         elif r.unbinned.count:
             report.drop(name, NOT_BINNED, r.unbinned.count)
     for name, r in read.items():
@@ -245,8 +243,7 @@ def _check(spec: DataSpec, seed: int, read: dict[str, Read], codes: dict, names_
             if found.count and drop:
                 report.drop(name, reason, found.count)
             elif found.count:
-                problems.append(f"{words.split(name)}: {found.count} row(s) have {what} ({_rows(found.rows)}); "
-                                f"{words.fix_rows}")
+                problems.append(empty_problem(words, name, found.count, what, found.rows))
     train = read["train"]
     train_codes = set(np.unique(train.codes[train.codes >= 0]).tolist())
     known = set(spec.labels) if spec.labels else {names_of[c] for c in train_codes}
@@ -255,19 +252,11 @@ def _check(spec: DataSpec, seed: int, read: dict[str, Read], codes: dict, names_
         unknown = _counts(r.codes, names_of)
         unknown = unknown[~unknown.index.isin(list(known))]
         if len(unknown):
-            listed = ", ".join(f"'{k}' ({v} rows)" for k, v in unknown.items())
-            where = f"not in data.labels {list(spec.labels)}" if spec.labels else "never seen in training"
-            problems.append(f"{words.split(name)}: labels {where}: {listed}")
+            problems.append(unknown_labels_problem(words, name, unknown, spec.labels, "train"))
     if len(train_codes) == 1:
-        problems.append(f"train has a single class '{names_of[next(iter(train_codes))]}': a classifier needs at least "
-                        "two labels")
+        problems.append(single_class_problem(names_of[next(iter(train_codes))]))
     report.leaks = leaks.leaks()
-    joined = [leak for leak in report.leaks if leak["column"] in text_columns]
-    if joined and not spec.allow_leaks:
-        for leak in joined:
-            problems.append(f"data.text_columns joins {leak['column']!r}, which gives the label away ({leak['why']}): "
-                            "the model would learn that column, not the texts; remove it from data.text_columns, "
-                            "or set data.allow_leaks=true if you mean it")
+    problems += leak_problems(report.leaks, text_columns, spec.allow_leaks)
     if not spec.label_bins and not spec.labels:
         hint = numeric_hint({names_of[c]: int((train.codes == c).sum()) for c in pd.unique(train.codes[train.codes >= 0])})
         if hint:
@@ -285,9 +274,8 @@ def _check(spec: DataSpec, seed: int, read: dict[str, Read], codes: dict, names_
             report.drop(name, CONFLICT, int(clash.sum()))
             keep[name] &= ~clash
         elif clash.any():
-            problems.append(f"{words.split(name)}: {int(mixed.sum())} text(s) appear with different labels "
-                            f"({int(clash.sum())} rows: {_rows(r.numbers[clash][:9].tolist())}): label noise; "
-                            f"{words.fix_rows}")
+            problems.append(clash_problem(words, name, int(mixed.sum()), int(clash.sum()),
+                                          r.numbers[clash][:9].tolist()))
     del valid, order, codes, mixed
     kept = np.flatnonzero(keep["train"])
     order, starts = _groups(train.hashes[kept])
@@ -301,14 +289,11 @@ def _check(spec: DataSpec, seed: int, read: dict[str, Read], codes: dict, names_
         at = np.minimum(np.searchsorted(seen, r.hashes), max(len(seen) - 1, 0))
         shared = (seen[at] == r.hashes) & ~r.empty if len(seen) else np.zeros(len(r.hashes), bool)
         other = shared & (last[at] != r.codes) if len(seen) else shared
-        for mask, reason, what in ((shared & ~other, IN_TRAIN, f"which inflates the {name} score"),
-                                   (other, IN_TRAIN_CONFLICT, "label noise, not a leak")):
+        for mask, reason in ((shared & ~other, IN_TRAIN), (other, IN_TRAIN_CONFLICT)):
             if mask.any() and drop:
                 report.drop(name, reason, int(mask.sum()))
             elif mask.any():
-                problems.append(f"{name}: {int(mask.sum())} text(s) also appear in train"
-                                f"{' with another label' if reason == IN_TRAIN_CONFLICT else ''} "
-                                f"({_rows(r.numbers[mask][:9].tolist())}), {what}; {FIX_ROWS}")
+                problems.append(in_train_problem(name, reason, int(mask.sum()), r.numbers[mask][:9].tolist()))
         if drop:
             keep[name] &= ~shared
 
