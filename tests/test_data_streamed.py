@@ -75,9 +75,10 @@ def messy_rows(n: int = 120) -> list[tuple[str, str, str]]:
 @pytest.mark.parametrize("drop", [True, False])
 @pytest.mark.parametrize("chunk", [1, 7, 1000])
 def test_carved_splits_and_report_match_the_in_memory_stage(tmp_path, drop, chunk):
-    train = write_rows(tmp_path / "train.csv", messy_rows(), header=("text", "label", "shop"))
+    rows = [(*row, f"r{i % 3}") for i, row in enumerate(messy_rows())]  # a slice column called row, as the stage's own
+    train = write_rows(tmp_path / "train.csv", rows, header=("text", "label", "shop", "row"))
     spec = DataSpec(train=str(train), val_fraction=0.15, test_fraction=0.15, drop_invalid=drop, max_drop_fraction=0.5,
-                    slice_columns=["shop"])
+                    slice_columns=["shop", "row"])
     plain, stream = both(spec, tmp_path, chunk)
     if drop:
         assert_same(plain, stream)

@@ -22,7 +22,7 @@ from .columns import missing_column
 from .labels import DROPPED_BY_MAP, NOT_BINNED, bins_problems, map_labels, numeric_hint, sort_labels
 from .read import cell_text, iter_table
 from .schema import DataReport, DataSpec, LabelMap, Splits
-from .split import (CONFLICT, DUPLICATE, IN_TRAIN, IN_TRAIN_CONFLICT, NO_TRAIN, TRAINING, _choose_columns,
+from .split import (CONFLICT, DUPLICATE, IN_TRAIN, IN_TRAIN_CONFLICT, NO_TRAIN, SLICE, TRAINING, _choose_columns,
                     _split_sizes_problem, clash_problem, empty_problem, in_train_problem, leak_problems,
                     single_class_problem, stratified, table_rows, unbinned_problem, unknown_labels_problem)
 from .splitfiles import SPLITS, SplitWriter, read_entry, write_meta
@@ -175,10 +175,10 @@ def _read_file(name: str, chunks, spec: DataSpec, text_columns: list[str], label
         frame = table_rows(table, text_columns, label_column, spec.join_with)
         frame["row"] += offset
         start, offset = offset, offset + len(table.frame)
-        for column in slices:
-            frame[column] = table.frame[column].map(cell_text).tolist()
+        for column in slices:  # prefixed: a slice column may be called text, label or row
+            frame[SLICE + column] = table.frame[column].map(cell_text).tolist()
         if spec.label_map or spec.label_bins:
-            frame = _map(frame, spec, name, out)
+            frame = _map(frame, spec, out)
         for column, found in (("text", out.empty_text), ("label", out.empty_label)):
             bad = frame[column] == ""
             found.add(frame.loc[bad, "row"].tolist())
@@ -194,14 +194,14 @@ def _read_file(name: str, chunks, spec: DataSpec, text_columns: list[str], label
         out.numbers.append(frame["row"].to_numpy(np.int32 if offset < 2**31 else np.int64))
         out.empty.append((frame["text"] == "").to_numpy())
         writer.add(frame["text"].tolist(), frame["row"].tolist(), chunk_codes.tolist(),
-                   *(frame[c].tolist() for c in slices))
+                   *(frame[SLICE + c].tolist() for c in slices))
     writer.close()
     out.rows_read = offset
     out.done()
     return out
 
 
-def _map(frame: pd.DataFrame, spec: DataSpec, name: str, out: Read) -> pd.DataFrame:
+def _map(frame: pd.DataFrame, spec: DataSpec, out: Read) -> pd.DataFrame:
     """data.label_map, then data.label_bins (as split._map_labels): dropped rows counted, unbinned ones found."""
     labels, dropped = map_labels(frame["label"], spec.label_map, spec.label_bins)
     nulls = {str(k) for k, v in (spec.label_map or {}).items() if v is None}
