@@ -11,7 +11,7 @@ import numpy as np
 
 from .data import LabelMap, load_splits
 from .data.unlabelled import iter_texts
-from .errors import DataError, RunError
+from .errors import DataError, RecipeError, RunError
 from .inference import TextClassifier
 from .logs import get_logger
 from .metrics import classification_metrics, extra_metrics
@@ -101,6 +101,14 @@ def evaluate_run(run_path: str | Path, data: str, *, text_columns: list[str] | N
 
     clf = TextClassifier.load(run_path, trust_remote_code=trust_remote_code)
     spec = reading_spec(Path(run_path), clf.recipe, data, changes)
+    if clf.tasks:
+        if label_column:
+            raise RecipeError(f"{run_path} is a multi-task run: it scores every one of its label columns "
+                              f"({', '.join(clf.tasks)}) the file has; leave out --label-column")
+        return _evaluate_tasks(clf, dataclasses.replace(
+            spec, train=str(data), validation=None, test=None, val_fraction=0.0, test_fraction=0.0,
+            text_columns=list(text_columns) if text_columns else spec.text_columns, label_column=None,
+            slice_columns=list(slice_by) if slice_by else spec.slice_columns))
     spec = dataclasses.replace(spec, train=str(data), validation=None, test=None, val_fraction=0.0, test_fraction=0.0,
                                text_columns=list(text_columns) if text_columns else spec.text_columns,
                                label_column=label_column or spec.label_column, labels=list(clf.label_map.names),
@@ -117,13 +125,43 @@ def evaluate_run(run_path: str | Path, data: str, *, text_columns: list[str] | N
     return result
 
 
+def _evaluate_tasks(clf: TextClassifier, spec) -> dict:
+    """A multi-task run's metrics on a file: every task whose label column the file has, on its rows labelled for it
+    (under "tasks"), their means, and the tasks the file lacks."""
+    from .data.multitask import load_multitask_splits
+    from .metrics import slice_metrics
+    from .train.loop import task_column
+
+    known = {task: list(m.names) for task, m in clf.tasks.items()}
+    splits = load_multitask_splits(dataclasses.replace(spec, label_columns=list(clf.tasks)), purpose="evaluate",
+                                   known=known)
+    probs = clf.predict_task_proba(splits.train.texts)
+    result = {"tasks": {}}
+    for i, task in enumerate(splits.tasks):
+        gold, present = task_column(splits.train.labels, i)
+        names, p = clf.tasks[task].names, probs[task][present]
+        gold, predicted = gold.tolist(), p.argmax(1)
+        scores = classification_metrics(gold, predicted, names, p)
+        scores.update(extra_metrics(clf.recipe.evaluation.metrics, gold, predicted, names, p))
+        if splits.train.slices:
+            scores["slices"] = [slice_metrics(gold, predicted, names, [values[k] for k in present], column)
+                                for column, values in splits.train.slices.items()]
+        result["tasks"][task] = scores
+    for key in ("accuracy", "macro_f1"):
+        result[key] = float(np.mean([m[key] for m in result["tasks"].values()]))
+    result["n"] = len(splits.train)
+    result["tasks_missing"] = [task for task in clf.tasks if task not in splits.tasks]
+    result["data_report"] = splits.report.to_dict()
+    return result
+
+
 def reading_spec(folder: Path, recipe: Recipe, path: str, changes: dict | None = None):
     """How to read `path` for a run: the run's own reading settings (delimiter, encoding, header, format, when the
     file has the training file's format) and its text and label columns (given, or as it inferred them, when the
     file has them), then `changes` (data.* keys)."""
     from .data import DataSpec, read_table
     from .data.read import detect_format
-    from .errors import DataError, RecipeError
+    from .errors import DataError
 
     given = recipe.data
     same = False
@@ -173,8 +211,8 @@ def predict_file(run_path: str | Path, input_path: str, output_path: str, *,
     clf = TextClassifier.load(run_path, backend=backend, trust_remote_code=trust_remote_code)
     chunks = iter_texts(input_path, reading_spec(Path(run_path), clf.recipe, input_path, changes),
                         text_columns=text_columns, rows=rows)
-    names = clf.label_map.names
-    added = ["predicted", *[f"prob_{n}" for n in names]]
+    heads = _output_columns(clf)
+    added = [c for predicted, prob, _ in heads.values() for c in (predicted, *prob)]
     total, empty, table = 0, [], None
     with _FrameWriter(out, fmt) as writer:
         for texts, table in chunks:
@@ -186,13 +224,15 @@ def predict_file(run_path: str | Path, input_path: str, output_path: str, *,
             has_text = [i for i, t in enumerate(texts) if t]
             writer.empty += len(texts) - len(has_text)
             empty += [total + i + 1 for i, t in enumerate(texts) if not t][:max(0, 8 - len(empty))]
-            probs = np.full((len(texts), len(names)), np.nan)
-            probs[has_text] = clf.predict_proba([texts[i] for i in has_text], batch_size)
+            given = clf.predict_task_proba([texts[i] for i in has_text], batch_size)
             frame = table.frame.copy()
             with_text = set(has_text)
-            frame["predicted"] = [names[int(p.argmax())] if i in with_text else None for i, p in enumerate(probs)]
-            for j, name in enumerate(names):
-                frame[f"prob_{name}"] = probs[:, j].round(6)
+            for task, (predicted, prob, names) in heads.items():
+                probs = np.full((len(texts), len(names)), np.nan)
+                probs[has_text] = given[task]
+                frame[predicted] = [names[int(p.argmax())] if i in with_text else None for i, p in enumerate(probs)]
+                for j, column in enumerate(prob):
+                    frame[column] = probs[:, j].round(6)
             writer.write(frame)
             total += len(texts)
     logger.info(f"read {total} rows of {input_path} ({table.format}"
@@ -201,6 +241,17 @@ def predict_file(run_path: str | Path, input_path: str, output_path: str, *,
         logger.warning(f"{writer.empty} of {total} rows have no text (rows {', '.join(map(str, empty))}"
                        f"{' ...' if writer.empty > len(empty) else ''}): they are written without a prediction")
     return total
+
+
+def _output_columns(clf: TextClassifier) -> dict[str, tuple[str, list[str], tuple[str, ...]]]:
+    """The columns predict adds, per head: (predicted, [probability per label], label names). One task: predicted
+    and prob_LABEL; a multi-task model's: predicted_TASK and prob_TASK_LABEL for each task."""
+    from .heads import HEAD
+
+    if not clf.tasks:
+        names = clf.label_map.names
+        return {HEAD: ("predicted", [f"prob_{n}" for n in names], names)}
+    return {task: (f"predicted_{task}", [f"prob_{task}_{n}" for n in m.names], m.names) for task, m in clf.tasks.items()}
 
 
 def _output_format(out: Path) -> str:

@@ -151,9 +151,14 @@ def _evaluate(args) -> int:
         from .run import atomic_write_json
 
         atomic_write_json(Path(args.output), result)
-    print(f"accuracy {result['accuracy']:.4f}  macro-F1 {result['macro_f1']:.4f}  rows {result['n']}")
-    for name, c in result["per_class"].items():
-        print(f"  {name:>16}  P {c['precision']:.3f}  R {c['recall']:.3f}  F1 {c['f1']:.3f}  n {c['support']}")
+    for task, scores in result.get("tasks", {None: result}).items():
+        if task is not None:
+            print(f"{task}:")
+        print(f"accuracy {scores['accuracy']:.4f}  macro-F1 {scores['macro_f1']:.4f}  rows {scores['n']}")
+        for name, c in scores["per_class"].items():
+            print(f"  {name:>16}  P {c['precision']:.3f}  R {c['recall']:.3f}  F1 {c['f1']:.3f}  n {c['support']}")
+    if result.get("tasks_missing"):
+        print(f"not scored (no such column in {args.data}): {', '.join(result['tasks_missing'])}")
     return 0
 
 

@@ -160,8 +160,11 @@ def load_tokenizer(model: ResolvedModel, trust_remote_code: bool = False):
         raise _hub_error(model, e) from None
 
 
-def load_classifier(model: ResolvedModel, label_map, trust_remote_code: bool = False):
-    """An AutoModelForSequenceClassification with a fresh head for the labels, and the names of new weights."""
+def load_classifier(model: ResolvedModel, label_map, trust_remote_code: bool = False, tasks: dict | None = None,
+                    uncertainty: bool = False):
+    """An AutoModelForSequenceClassification with a fresh head for the labels, and the names of new weights. With
+    `tasks` (multi-task: task -> LabelMap, the first one's being `label_map`), a head for every other task too (and
+    with `uncertainty`, learned task weights): see heads.add_task_heads."""
     from transformers import AutoModelForSequenceClassification
 
     names = label_map.names
@@ -184,6 +187,10 @@ def load_classifier(model: ResolvedModel, label_map, trust_remote_code: bool = F
             f"'{model.source}' has no sequence-classification head in transformers: {str(e).splitlines()[0]}"
         ) from None
     new = sorted(set(info["missing_keys"]) | {k for k, *_ in info.get("mismatched_keys", [])})
+    if tasks:
+        from .heads import add_task_heads
+
+        add_task_heads(net, tasks, uncertainty)
     return net, new
 
 
@@ -210,6 +217,7 @@ def load_trained(model: ResolvedModel, label_map, trust_remote_code: bool = Fals
 
     try:
         net, new = load_classifier(model, label_map, trust_remote_code)
+        new += _load_task_heads(net, Path(model.path))
     except ModelNotFound:
         raise
     except Exception as e:  # SafetensorError, OSError, RuntimeError: files cut short, overwritten or not weights
@@ -220,6 +228,26 @@ def load_trained(model: ResolvedModel, label_map, trust_remote_code: bool = Fals
                        f"labels.json: {', '.join(new)} missing or of another shape (loading would predict with random "
                        f"weights); the folder is incomplete or its labels.json belongs to another model")
     return net
+
+
+def _load_task_heads(net, folder: Path) -> list[str]:
+    """A trained multi-task model's other heads (and task weights), which transformers does not know of: built from
+    the tasks its config lists, their weights read from the folder's safetensors files. Returns the names of those
+    weights the files lack (none for a single-task model)."""
+    from safetensors.torch import load_file
+
+    from .heads import TASK_MODULES, add_task_heads, task_labels
+
+    tasks = task_labels(net)
+    if not tasks:
+        return []
+    saved = {}
+    for f in sorted(folder.glob("*.safetensors")):
+        saved.update({k: v for k, v in load_file(str(f)).items() if k.split(".")[0] in TASK_MODULES})
+    add_task_heads(net, tasks, uncertainty=any(k.startswith("task_weights.") for k in saved))
+    wanted = {k for k in net.state_dict() if k.split(".")[0] in TASK_MODULES}
+    net.load_state_dict(saved, strict=False)
+    return sorted(wanted - set(saved))
 
 
 def weights_sha256(folder: str | Path) -> str:

@@ -15,6 +15,7 @@ from . import models
 from .adapt import adapted_encoder, attach_mlm_head, loop_recipe, read_target, target_stream
 from .tokens import Encoded, cache_root, tokenize, tokenize_cached
 from .data import DataReport, LabelMap, Splits
+from .data.schema import labels_json
 from .errors import DataError, NlpTransferError, RecipeError, RunError
 from .fewshot import body_stage
 from .logs import get_logger
@@ -109,7 +110,7 @@ def train(recipe: Recipe, *, resume: bool | str | Path = False, listeners: Seque
         config = models.load_config(base, recipe.trust_remote_code)
         encoded = _encode(tokenizer, config, recipe, splits)
         strategy = get_strategy(recipe.strategy)
-        net, new_weights = models.load_classifier(base, splits.label_map, recipe.trust_remote_code)
+        net, new_weights = models.load_classifier(base, splits.label_map, recipe.trust_remote_code, **_tasks(recipe, splits))
         prepared = strategy.prepare(net, recipe, new_weights)
         attach_mlm_head(prepared, base, recipe)
         logger.info(f"model {recipe.model} ({config.model_type}), strategy {recipe.strategy}: "
@@ -129,7 +130,8 @@ def train(recipe: Recipe, *, resume: bool | str | Path = False, listeners: Seque
                                      lambda folder: _run_listeners(recipe, folder, main))
             if encoder is not None:  # adapt.method mlm (the encoder adapted to the target), or the strategy's own
                 set_seed(recipe.training.seed)  # its new head starts the same whether the pretraining ran or resumed
-                net, new_weights = models.load_classifier(encoder, splits.label_map, recipe.trust_remote_code)
+                net, new_weights = models.load_classifier(encoder, splits.label_map, recipe.trust_remote_code,
+                                                          **_tasks(recipe, splits))
                 prepared = strategy.prepare(net, recipe, new_weights)
                 attach_mlm_head(prepared, encoder, recipe)  # mlm+ce: the head warmed up with it
             model, metrics, probs = _train_in(run, resuming, recipe, splits, tokenizer, encoded, strategy, prepared,
@@ -211,16 +213,30 @@ def _train_in(run, resuming, recipe, splits, tokenizer, encoded, strategy, prepa
                                         modules)
 
 
+def _tasks(recipe: Recipe, splits: Splits) -> dict:
+    """load_classifier's multi-task arguments: every task's label map and whether task weights are learned."""
+    if not splits.tasks:
+        return {}
+    return {"tasks": splits.tasks, "uncertainty": recipe.training.task_weighting == "uncertainty"}
+
+
+def label_names(splits: Splits):
+    """What the loop and the scoring take as the labels: the label names, or a multi-task run's tasks (task ->
+    LabelMap)."""
+    return splits.tasks or splits.label_map.names
+
+
 def _first_files(run: RunFolder, recipe: Recipe, splits: Splits) -> None:
     """What a run folder holds from the start: the resolved recipe (so that it can be resumed), labels, data report."""
     run.write_text("recipe", recipe.to_yaml())
-    run.write_json("labels", splits.label_map.to_dict())
+    run.write_json("labels", labels_json(splits.label_map, splits.tasks))
     run.write_json("data_report", splits.report.to_dict())
 
 
 def _with_saved_labels(recipe: Recipe, run: RunFolder | None) -> Recipe:
-    """A resumed run keeps the label order it started with (labels.json), whatever the data gives now."""
-    if run is None or not run.path("labels").exists():
+    """A resumed run keeps the label order it started with (labels.json), whatever the data gives now (a multi-task
+    run's label orders follow from its files and seed alone)."""
+    if run is None or not run.path("labels").exists() or recipe.data.label_columns:
         return recipe
     names = list(LabelMap.from_dict(run.read_json("labels")).names)
     return recipe.replace(**{"data.labels": names})
@@ -311,7 +327,7 @@ def _fit(prepared, strategy, encoded, recipe, splits, tokenizer, accelerator, ru
             return FitResult(prepared.model, None, 0, 0, 0.0, 0), None
         rows, labels, pseudo = chosen
         parts["train"] = _relabelled(parts["train"], rows, labels)
-    result = fit(prepared, parts["train"], parts.get("validation"), loop_recipe(recipe), splits.label_map.names,
+    result = fit(prepared, parts["train"], parts.get("validation"), loop_recipe(recipe), label_names(splits),
                  pad_id, accelerator, run, resume=resuming, listeners=listeners, streams=streams)
     return result, pseudo
 
@@ -331,6 +347,8 @@ def _test(model, encoded, recipe, splits, tokenizer, accelerator, metrics: dict,
     (None without a test split)."""
     if "test" not in encoded:
         return None
+    if splits.tasks:
+        return _test_tasks(model, encoded, recipe, splits, tokenizer, accelerator, metrics, modules)
     test, probs = _score(model, encoded["test"], splits.test, splits.label_map.names, recipe, tokenizer, accelerator)
     gold, predicted, names = splits.test.labels, probs.argmax(1), splits.label_map.names
     if recipe.task == "sentiment":
@@ -339,6 +357,25 @@ def _test(model, encoded, recipe, splits, tokenizer, accelerator, metrics: dict,
     if splits.test.slices:
         test["slices"] = [slice_metrics(gold, predicted, names, values, column, seed=recipe.training.seed)
                           for column, values in splits.test.slices.items()]
+    metrics["test"] = test
+    return probs
+
+
+def _test_tasks(model, encoded, recipe, splits, tokenizer, accelerator, metrics: dict, modules: dict) -> dict:
+    """A multi-task run's test metrics (each task's, with the recipe's extra metrics and slices, on the rows labelled
+    for it; and their means); returns each task's test probabilities."""
+    from .train.loop import task_column
+
+    test, probs = _score(model, encoded["test"], splits.test, splits.tasks, recipe, tokenizer, accelerator)
+    for i, (task, label_map) in enumerate(splits.tasks.items()):
+        gold, present = task_column(splits.test.labels, i)
+        gold, predicted, names = gold.tolist(), probs[task][present].argmax(1), label_map.names
+        scores = test["tasks"][task]
+        scores.update(extra_metrics(recipe.evaluation.metrics, gold, predicted, names, probs[task][present], modules))
+        if splits.test.slices:
+            scores["slices"] = [slice_metrics(gold, predicted, names, [values[k] for k in present], column,
+                                              seed=recipe.training.seed)
+                                for column, values in splits.test.slices.items()]
     metrics["test"] = test
     return probs
 
@@ -373,9 +410,21 @@ def _probabilities(model, data, batch_size: int, pad_id: int, device) -> np.ndar
     return softmax(predict_logits(model.to(device), evaluation_batches(data, batch_size, pad_id))[0])
 
 
-def _write_predictions(run: RunFolder, splits: Splits, probs: np.ndarray, split: str = "test") -> None:
+def _write_predictions(run: RunFolder, splits: Splits, probs: np.ndarray | dict, split: str = "test") -> None:
     """predictions.csv: the test rows (text, gold, predicted, probability per class), or the texts of an unlabelled
-    training file (without gold)."""
+    training file (without gold). Multi-task: gold_TASK (empty where the row has no label), predicted_TASK and
+    prob_TASK_LABEL for every task."""
+    if splits.tasks:
+        part, header, columns = getattr(splits, split), ["text"], []
+        for i, (task, m) in enumerate(splits.tasks.items()):
+            header += [f"gold_{task}", f"predicted_{task}", *[f"prob_{task}_{n}" for n in m.names]]
+            columns.append((i, m.names, probs[task]))
+        rows = [[text] + [x for i, names, p in columns
+                          for x in ("" if gold[i] < 0 else names[gold[i]], names[int(p[r].argmax())],
+                                    *[f"{v:.6f}" for v in p[r]])]
+                for r, (text, gold) in enumerate(zip(part.texts, part.labels))]
+        run.write_csv("predictions", header, rows)
+        return
     names, part = splits.label_map.names, getattr(splits, split)
     gold = [[names[g]] for g in part.labels] if part.labels is not None else [[] for _ in part.texts]
     rows = [[text, *g, names[int(p.argmax())], *[f"{x:.6f}" for x in p]] for text, g, p in zip(part.texts, gold, probs)]
@@ -385,7 +434,13 @@ def _write_predictions(run: RunFolder, splits: Splits, probs: np.ndarray, split:
 
 def _say_metrics(metrics: dict, run: RunFolder) -> None:
     test = metrics.get("test")
-    if test:
+    for task, scores in (test or {}).get("tasks", {}).items():
+        logger.info(f"test, {task}: accuracy {scores['accuracy']:.4f}, macro-F1 {scores['macro_f1']:.4f} on "
+                    f"{scores['n']} rows")
+    if test and "tasks" in test:
+        logger.info(f"test, mean over {len(test['tasks'])} tasks: accuracy {test['accuracy']:.4f}, macro-F1 "
+                    f"{test['macro_f1']:.4f}")
+    elif test:
         logger.info(f"test: accuracy {test['accuracy']:.4f}, macro-F1 {test['macro_f1']:.4f} on {test['n']} rows")
     elif metrics.get("validation"):
         logger.info(f"validation: accuracy {metrics['validation']['accuracy']:.4f} (no test split)")

@@ -61,6 +61,11 @@ class TrainingSection:
     progress: bool = True  #: show a progress bar
     #: loss terms and their weights: registered objective names (nlptransfer.objectives), summed once
     objectives: dict[str, float] = field(default_factory=lambda: {"cross_entropy": 1.0})
+    #: multi-task (data.label_columns): each task's loss weight (1 for a task not named), with task_weighting fixed
+    task_weights: dict[str, float] = field(default_factory=dict)
+    #: multi-task: fixed (the task_weights) | uncertainty (learned per task, Kendall et al. 2018: each task's loss
+    #: times exp(-s), plus s, with s trained beside the heads)
+    task_weighting: str = "fixed"
 
 
 @dataclass(frozen=True)
@@ -331,7 +336,7 @@ def _check_combinations(recipe: Recipe, registered: bool) -> list[str]:
 
         problems += bins_problems(d.label_bins)
     problems += _check_report(recipe) + _check_finite(recipe) + _check_names(recipe) + _check_peft(recipe)
-    problems += _check_adapt(recipe) + _check_labels(recipe) + _check_contrastive(recipe)
+    problems += _check_adapt(recipe) + _check_labels(recipe) + _check_contrastive(recipe) + _check_tasks(recipe)
     if not 0 <= t.seed < 2 ** 32:
         problems.append(f"training.seed must be in [0, 2**32), got {t.seed}")
     for key in ("weight_decay", "max_grad_norm"):
@@ -339,6 +344,55 @@ def _check_combinations(recipe: Recipe, registered: bool) -> list[str]:
             problems.append(f"training.{key} must be 0 or more, got {getattr(t, key)}")
     if t.head_lr is not None and t.head_lr <= 0:
         problems.append(f"training.head_lr must be positive, got {t.head_lr}")
+    return problems
+
+
+#: strategies a multi-task run cannot use, and why
+NOT_MULTITASK = {"zero_shot": "it classifies by label descriptions, with no heads to train per task",
+                 "contrastive": "its pairs are of one label column (same label or not)"}
+
+
+def _check_tasks(recipe: Recipe) -> list[str]:
+    """Multi-task settings: data.label_columns (two or more distinct columns) and what works with it."""
+    d, t = recipe.data, recipe.training
+    problems = []
+    if t.task_weighting not in ("fixed", "uncertainty"):
+        problems.append(f"training.task_weighting must be fixed or uncertainty, got '{t.task_weighting}'")
+    for task, weight in t.task_weights.items():
+        if not 0 <= weight < float("inf"):
+            problems.append(f"training.task_weights.{task} must be a weight of 0 or more, got {weight!r}")
+    columns = d.label_columns or []
+    if len(columns) < 2:
+        if t.task_weights:
+            problems.append("training.task_weights is given but data.label_columns names fewer than two label columns")
+        return problems
+    if len(set(columns)) != len(columns):
+        problems.append(f"data.label_columns names a column twice: {columns}")
+    unknown = [k for k in t.task_weights if k not in columns]
+    if unknown:
+        problems.append(f"training.task_weights names {', '.join(map(repr, unknown))}, not in data.label_columns "
+                        f"{columns}")
+    if t.task_weights and all(t.task_weights.get(c, 1.0) == 0 for c in columns):
+        problems.append("training.task_weights gives every task weight 0: nothing would train")
+    single = [key for key, value in (("data.label_column", d.label_column), ("data.label_map", d.label_map),
+                                     ("data.label_bins", d.label_bins), ("data.labels", d.labels)) if value]
+    if single:
+        problems.append(f"{', '.join(single)} {'applies' if len(single) == 1 else 'apply'} to a single label column; with data.label_columns (multi-task) "
+                        "leave them out (each task's labels are its column's values)")
+    if recipe.strategy in NOT_MULTITASK:
+        problems.append(f"strategy {recipe.strategy} cannot train several label columns: "
+                        f"{NOT_MULTITASK[recipe.strategy]}; use head, top_k, full or an adapter (lora, ia3)")
+    if recipe.pooling == "embedding":
+        problems.append("pooling: embedding reads one output layer; multi-task heads need pooling native or mean")
+    if recipe.task == "sentiment":
+        problems.append("task: sentiment (ordered labels) is for one label column; use task: classification with "
+                        "data.label_columns")
+    if recipe.adapt.target:
+        problems.append("domain adaptation (adapt.*) trains one label column; leave it out with data.label_columns")
+    extra = [name for name in t.objectives if name != "cross_entropy"]
+    if extra:
+        problems.append(f"training.objectives {', '.join(extra)} with data.label_columns: a multi-task run trains "
+                        "cross_entropy per task (weighted by training.task_weights)")
     return problems
 
 

@@ -710,7 +710,7 @@ def test_report_is_json_and_summarises(tmp_path):
     splits = load_splits(DataSpec(train=str(path), val_fraction=0.1, test_fraction=0.1))
     data = json.loads(json.dumps(splits.report.to_dict()))
     assert set(data) == {"files", "inferred", "dropped", "rows_used", "class_balance", "truncated", "leaks", "hints",
-                         "problems"}
+                         "problems", "tasks"}
     assert data["rows_used"] == {"train": 16, "validation": 2, "test": 2}
     assert data["class_balance"] == {"train": {"neg": 8, "pos": 8}, "validation": {"neg": 1, "pos": 1},
                                      "test": {"neg": 1, "pos": 1}}

@@ -3,6 +3,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+#: a row's label id for a task it has no label for (multi-task): the loss and the metrics skip it
+MISSING = -100
+
 
 @dataclass(frozen=True)
 class DataSpec:
@@ -15,6 +18,8 @@ class DataSpec:
     format: str | None = None  #: csv | tsv | jsonl | parquet; None = from the file extension
     text_columns: list[str] | None = None  #: one or more text columns (joined); None = inferred
     label_column: str | None = None  #: None = inferred
+    #: multi-task: two or more label columns, one task (and one head) each; a row may lack some of its labels
+    label_columns: list[str] | None = None
     header: bool | None = None  #: False for files without a header row; None = detected
     encoding: str | None = None  #: None = detected (UTF-8, BOM, legacy encodings)
     delimiter: str | None = None  #: None = by format
@@ -70,12 +75,28 @@ class LabelMap:
         return cls(id2label[str(i)] for i in range(len(id2label)))
 
 
+def labels_json(label_map: LabelMap, tasks: dict[str, LabelMap] | None = None) -> dict:
+    """What labels.json holds: the label map (a multi-task run's first task's, so a reader of one label map reads
+    that), and for a multi-task run every task's map under "tasks", in order."""
+    data = label_map.to_dict()
+    if tasks:
+        data["tasks"] = {task: m.to_dict() for task, m in tasks.items()}
+    return data
+
+
+def tasks_from_json(data: dict) -> dict[str, LabelMap] | None:
+    """A multi-task run's task label maps from its labels.json (None for a single-task run)."""
+    tasks = data.get("tasks")
+    return {task: LabelMap.from_dict(m) for task, m in tasks.items()} if tasks else None
+
+
 @dataclass
 class LabelledTexts:
-    """One split: texts and their label ids (and the 1-based data row each came from)."""
+    """One split: texts and their label ids (and the 1-based data row each came from). Multi-task: each row's labels
+    are a list, one id per task in the order of Splits.tasks, MISSING where the row has none for that task."""
 
     texts: list[str]
-    labels: list[int] | None  #: None: texts without labels (a training file for zero_shot)
+    labels: list | None  #: None: texts without labels (a training file for zero_shot)
     rows: list[int] = field(default_factory=list)
     slices: dict[str, list[str]] = field(default_factory=dict)  #: column -> each row's value (data.slice_columns)
 
@@ -96,6 +117,8 @@ class DataReport:
     leaks: list = field(default_factory=list)  #: columns that give the label away (see data.checks)
     hints: list = field(default_factory=list)  #: what a setting could do better (numeric labels...)
     problems: list = field(default_factory=list)  #: what stops a run (filled when the check fails)
+    #: multi-task: task -> {"class_balance": {split: {label: rows}}, "missing": {split: rows without its label}}
+    tasks: dict = field(default_factory=dict)
 
     def drop(self, split: str, reason: str, count: int) -> None:
         if count:
@@ -105,7 +128,7 @@ class DataReport:
     def to_dict(self) -> dict:
         return {"files": self.files, "inferred": self.inferred, "dropped": self.dropped,
                 "rows_used": self.rows_used, "class_balance": self.class_balance, "truncated": self.truncated,
-                "leaks": self.leaks, "hints": self.hints, "problems": self.problems}
+                "leaks": self.leaks, "hints": self.hints, "problems": self.problems, "tasks": self.tasks}
 
     def rows_before(self, split: str) -> int:
         """Rows of `split` before any was dropped: its file's rows (train: before validation and test were carved)."""
@@ -138,23 +161,47 @@ class DataReport:
         lines = []
         for split, n in self.rows_used.items():
             balance = ", ".join(f"{k} {v}" for k, v in self.class_balance.get(split, {}).items())
-            lines.append(f"{split}: {n} rows ({balance})")
+            lines.append(f"{split}: {n} rows" + (f" ({balance})" if balance else ""))
+            for task, info in self.tasks.items():
+                counts = ", ".join(f"{k} {v}" for k, v in info["class_balance"].get(split, {}).items())
+                missing = info["missing"].get(split, 0)
+                lines.append(f"  {task}: {counts}" + (f"; {missing} rows without a {task} label" if missing else ""))
         for split, reasons in self.dropped.items():
             total = self.rows_before(split)
             for reason, count in reasons.items():
                 share = f" ({count / total:.1%} of {total:,})" if total else ""
                 lines.append(f"dropped {count} {split} rows{share}: {reason}")
-        lines += [f"warning: {leak['column']!r} gives the label away: {leak['why']}" for leak in self.leaks]
+        lines += [f"warning: {leak['column']!r} gives the {'label' if 'task' not in leak else repr(leak['task']) + ' label'}"
+                  f" away: {leak['why']}" for leak in self.leaks]
         lines += [f"hint: {hint}" for hint in self.hints]
         return lines
 
 
 @dataclass
 class Splits:
-    """Train, validation and test splits with one label map and the report of how they were made."""
+    """Train, validation and test splits with one label map and the report of how they were made. Multi-task: `tasks`
+    holds each task's label map in order (task name = its label column), and `label_map` is the first task's."""
 
     train: LabelledTexts
     validation: LabelledTexts | None
     test: LabelledTexts | None
     label_map: LabelMap
     report: DataReport
+    tasks: dict[str, LabelMap] | None = None
+
+    def task_split(self, task: str) -> "Splits":
+        """One task of a multi-task Splits as single-task splits: the rows labelled for it (the same rows, in the
+        same order, the multi-task run trained and was tested on), its labels and label map."""
+        index = list(self.tasks).index(task)
+
+        def part(split: LabelledTexts | None) -> LabelledTexts | None:
+            if split is None:
+                return None
+            keep = [i for i, row in enumerate(split.labels) if row[index] != MISSING]
+            if not keep and split is not self.train:
+                return None  # no validation (or test) row has this task's label
+            return LabelledTexts([split.texts[i] for i in keep], [split.labels[i][index] for i in keep],
+                                 [split.rows[i] for i in keep] if split.rows else [],
+                                 {k: [v[i] for i in keep] for k, v in split.slices.items()})
+
+        return Splits(part(self.train), part(self.validation), part(self.test), self.tasks[task], self.report)

@@ -101,35 +101,49 @@ def unbinned_problem(name: str, count: int, values, rows: list[int]) -> str:
             "ranges, map them with data.label_map, or set data.drop_invalid=true to drop them")
 
 
+def _of_task(where: str, task: str | None) -> str:
+    """`where` (a split) naming a multi-task run's task: "train, task 'category'"; as given for None."""
+    return where if task is None else f"{where}, task '{task}'"
+
+
+def _task_prefix(task: str | None) -> str:
+    """What starts a problem of a multi-task run's task: "task 'category': "; nothing for None."""
+    return "" if task is None else f"task '{task}': "
+
+
 def empty_problem(words: Words, name: str, count: int, what: str, rows: list[int]) -> str:
     return f"{words.split(name)}: {count} row(s) have {what} ({_rows(rows)}); {words.fix_rows}"
 
 
-def unknown_labels_problem(words: Words, name: str, counts: pd.Series, given: list[str] | None, purpose: str) -> str:
-    """Labels outside the known ones, with their rows (`counts`, most first)."""
+def unknown_labels_problem(words: Words, name: str, counts: pd.Series, given: list[str] | None, purpose: str,
+                           task: str | None = None) -> str:
+    """Labels outside the known ones, with their rows (`counts`, most first); `task`: the multi-task task they are
+    of."""
     listed = ", ".join(f"'{k}' ({v} rows)" for k, v in counts.items())
     if purpose == "evaluate":
         where = f"the run was not trained on (it knows {', '.join(map(repr, given or []))})"
     else:
         where = f"not in data.labels {list(given)}" if given else "never seen in training"
-    return f"{words.split(name)}: labels {where}: {listed}"
+    return f"{_of_task(words.split(name), task)}: labels {where}: {listed}"
 
 
-def single_class_problem(label: str) -> str:
-    return f"train has a single class '{label}': a classifier needs at least two labels"
+def single_class_problem(label: str, task: str | None = None) -> str:
+    return f"{_of_task('train', task)} has a single class '{label}': a classifier needs at least two labels"
 
 
-def leak_problems(leaks: list[dict], text_columns: list[str], allowed: bool) -> list[str]:
-    """A problem for each column joined into the texts that gives the label away (unless data.allow_leaks)."""
+def leak_problems(leaks: list[dict], text_columns: list[str], allowed: bool, task: str | None = None) -> list[str]:
+    """A problem for each column joined into the texts that gives the label (of `task`) away (unless
+    data.allow_leaks)."""
+    prefix = _task_prefix(task)
     return [] if allowed else [
-        f"data.text_columns joins {leak['column']!r}, which gives the label away ({leak['why']}): the model would "
-        "learn that column, not the texts; remove it from data.text_columns, or set data.allow_leaks=true if you "
-        "mean it" for leak in leaks if leak["column"] in text_columns]
+        f"{prefix}data.text_columns joins {leak['column']!r}, which gives the label away ({leak['why']}): the model "
+        "would learn that column, not the texts; remove it from data.text_columns, or set data.allow_leaks=true if "
+        "you mean it" for leak in leaks if leak["column"] in text_columns]
 
 
-def clash_problem(words: Words, name: str, texts: int, count: int, rows: list[int]) -> str:
-    return (f"{words.split(name)}: {texts} text(s) appear with different labels ({count} rows: {_rows(rows)}): label "
-            f"noise; {words.fix_rows}")
+def clash_problem(words: Words, name: str, texts: int, count: int, rows: list[int], task: str | None = None) -> str:
+    return (f"{_of_task(words.split(name), task)}: {texts} text(s) appear with different labels ({count} rows: "
+            f"{_rows(rows)}): label noise; {words.fix_rows}")
 
 
 def in_train_problem(name: str, reason: str, count: int, rows: list[int]) -> str:
@@ -140,23 +154,31 @@ def in_train_problem(name: str, reason: str, count: int, rows: list[int]) -> str
             f"{what}; {FIX_ROWS}")
 
 
-def _split_sizes_problem(counts: pd.Series, carve: list[tuple[str, float]]) -> list[str]:
-    """Problems that make a stratified split impossible: tiny classes, or too few rows for every class."""
-    problems = []
+def small_classes_problem(counts: pd.Series, carve: list[tuple[str, float]], task: str | None = None) -> list[str]:
+    """A problem naming the classes (of `task`) with fewer rows than the carved splits and train need, one each."""
     need = len(carve) + 1
     small = counts[counts < need]
-    if len(small):
-        listed = ", ".join(f"'{k}' has {v}" for k, v in small.items())
-        what = " and ".join(n for n, _ in carve)
-        problems.append(f"class too small to split: {listed} row(s) in train; making the {what} split(s) needs at "
-                        f"least {need} rows per class: add rows, supply data.validation/data.test files, "
-                        f"or set data.val_fraction / data.test_fraction to 0")
+    if not len(small):
+        return []
+    listed = ", ".join(f"'{k}' has {v}" for k, v in small.items())
+    what = " and ".join(n for n, _ in carve)
+    prefix = _task_prefix(task)
+    return [f"{prefix}class too small to split: {listed} row(s) in train; making the {what} split(s) needs at "
+            f"least {need} rows per class: add rows, supply data.validation/data.test files, "
+            f"or set data.val_fraction / data.test_fraction to 0"]
+
+
+def _split_sizes_problem(counts: pd.Series, carve: list[tuple[str, float]], task: str | None = None) -> list[str]:
+    """Problems that make a stratified split impossible: tiny classes, or too few rows for every class (of the
+    multi-task `task` the split is stratified on)."""
+    problems = small_classes_problem(counts, carve, task)
+    prefix = _task_prefix(task)
     n = int(counts.sum())
     for name, fraction in carve:
         size = math.ceil(fraction * n)
         if size < len(counts):
-            problems.append(f"a {name} split of {fraction:g} x {n} rows gives {size} rows for {len(counts)} classes: "
-                            f"raise data.{'val' if name == 'validation' else 'test'}_fraction or add rows")
+            problems.append(f"{prefix}a {name} split of {fraction:g} x {n} rows gives {size} rows for {len(counts)} "
+                            f"classes: raise data.{'val' if name == 'validation' else 'test'}_fraction or add rows")
     return problems
 
 

@@ -16,6 +16,7 @@ from pathlib import Path
 from ..errors import DataError
 from ..logs import get_logger
 from ..version import __version__
+from .multitask import load_multitask_splits
 from .schema import DataSpec, Splits
 from .splitfiles import FORMAT, SPLITS, read_entry, write_meta, write_split
 from .split import load_splits
@@ -28,9 +29,15 @@ def load_splits_cached(spec: DataSpec, seed: int, unlabelled: list[str] | None, 
     """load_splits(spec, seed, unlabelled=unlabelled) through the cache under `folder`: an entry with the same key
     is read back (report.files then says `cached`); a new result is stored. Problems raise as from load_splits,
     and nothing is stored for them. A data file larger than streamed.STREAM_BYTES (of a labelled run) goes through
-    the streamed stage, into the cache entry, or with `cache` False into a temporary folder removed at exit."""
+    the streamed stage, into the cache entry, or with `cache` False into a temporary folder removed at exit.
+    Multi-task (two or more data.label_columns): load_multitask_splits, uncached; one entry is data.label_column."""
     from .streamed import load_splits_streamed, streams
 
+    spec = _one_label_column(spec)
+    if len(spec.label_columns or []) >= 2:
+        # multi-task: the in-memory stage only, every run (split files hold one label per row, and the streamed
+        # stage reads one label column)
+        return load_multitask_splits(spec, seed)
     key = _key(spec, seed, unlabelled) if cache else None
     entry = folder / key if key else None
     if entry is not None and (entry / "meta.json").is_file():
@@ -65,6 +72,17 @@ def load_splits_cached(spec: DataSpec, seed: int, unlabelled: list[str] | None, 
         except OSError as e:  # a full or read-only cache never stops a run
             logger.warning(f"could not cache the data stage's result in {folder}: {e.strerror or e}")
     return splits
+
+
+def _one_label_column(spec: DataSpec) -> DataSpec:
+    """`spec` with a single entry of data.label_columns as data.label_column (the same run)."""
+    columns = spec.label_columns or []
+    if len(columns) != 1:
+        return spec
+    if spec.label_column not in (None, columns[0]):
+        raise DataError(f"data.label_column '{spec.label_column}' and data.label_columns {columns} name different "
+                        f"label columns: give one of them")
+    return dataclasses.replace(spec, label_column=columns[0], label_columns=None)
 
 
 def _key(spec: DataSpec, seed: int, unlabelled: list[str] | None) -> str | None:

@@ -34,10 +34,14 @@ class TorchBackend:
 
     @torch.inference_mode()
     def batch_outputs(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
-        """Logits and pooled features of one padded batch (no loader: the server's batches are made already)."""
+        """Logits and pooled features of one padded batch (no loader: the server's batches are made already); a
+        multi-task model's logits are every task's, side by side in task order."""
         out = self.model(input_ids=input_ids.to(self.device), attention_mask=attention_mask.to(self.device),
                          return_features=True)
-        return out["logits"][HEAD].float().cpu().numpy(), out["features"].float().cpu().numpy()
+        logits = out["logits"]
+        if HEAD not in logits:  # a multi-task model: every task's, side by side in task order
+            return (np.hstack([v.float().cpu().numpy() for v in logits.values()]), out["features"].float().cpu().numpy())
+        return logits[HEAD].float().cpu().numpy(), out["features"].float().cpu().numpy()
 
 
 class _OnDevice(torch.nn.Module):

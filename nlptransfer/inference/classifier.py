@@ -16,12 +16,13 @@ from ..models import merge_adapter
 from ..batching import Collator, split_by_length
 from ..tokens import tokenize
 from ..data import LabelMap
+from ..data.schema import tasks_from_json
 from ..errors import HubError, RunError
 from ..heads import TransferModel
 from ..hub import REPO_FORMAT, REPO_META
 from ..recipe import Recipe, read_saved, refuse_untrusted_code
 from ..run import RunFolder, read_json_file
-from .backends import BACKENDS, OnnxBackend, TorchBackend
+from .backends import BACKENDS, OnnxBackend, TorchBackend, _OnDevice
 from .loader import eval_loader, softmax
 
 @dataclass(frozen=True)
@@ -44,6 +45,7 @@ class TrainedFolder:
     weights: Path  #: model/ or adapter/ of a run; the repo folder itself
     adapter: bool
     base: models.ResolvedModel | None  #: for an adapter: the base model it applies to
+    tasks: dict[str, LabelMap] | None = None  #: a multi-task run's label map per task, in order
 
     @classmethod
     def read(cls, path: str | Path) -> "TrainedFolder":
@@ -57,8 +59,9 @@ class TrainedFolder:
             raise RunError(f"{path} has neither model/ nor adapter/: the run did not finish")
         adapter = run.weights_dir == run.path("adapter")
         base = models.resolve(recipe.model, recipe.model_revision) if adapter else None
-        return cls(root, recipe, _labels(run.read_json("labels"), run.path("labels")), run.path("tokenizer"),
-                   run.weights_dir, adapter, base)
+        labels = run.read_json("labels")
+        return cls(root, recipe, _labels(labels, run.path("labels")), run.path("tokenizer"), run.weights_dir, adapter,
+                   base, _tasks(labels, run.path("labels")))
 
     @classmethod
     def _repo(cls, root: Path) -> "TrainedFolder":
@@ -68,10 +71,11 @@ class TrainedFolder:
         if meta.get("format") != REPO_FORMAT:
             raise HubError(f"{root} was published in format {meta.get('format')}; this nlptransfer reads format "
                            f"{REPO_FORMAT}")
-        label_map = _labels(read_json_file(root / "labels.json"), root / "labels.json")
+        labels = read_json_file(root / "labels.json")
+        label_map = _labels(labels, root / "labels.json")
         adapter = meta["kind"] == "adapter"
         return cls(root, read_saved(root / "recipe.yaml", registered=False), label_map, root, root, adapter,
-                   resolve_recorded(meta["base_model"]) if adapter else None)
+                   resolve_recorded(meta["base_model"]) if adapter else None, _tasks(labels, root / "labels.json"))
 
 
 def _tokenizer(folder: TrainedFolder, trust_remote_code: bool):
@@ -87,6 +91,13 @@ def _labels(data, path: Path) -> LabelMap:
         return LabelMap.from_dict(data)
     except (KeyError, TypeError, AttributeError):
         raise RunError(f"{path} is damaged: it holds no label map (id2label)") from None
+
+
+def _tasks(data, path: Path) -> dict[str, LabelMap] | None:
+    try:
+        return tasks_from_json(data)
+    except (KeyError, TypeError, AttributeError):
+        raise RunError(f"{path} is damaged: its tasks hold no label maps (id2label)") from None
 
 
 def resolve_recorded(base: dict) -> models.ResolvedModel:
@@ -121,6 +132,9 @@ class TextClassifier:
         self.max_length = max_length
         self.recipe = recipe
         self.device = next(model.parameters()).device
+        #: a multi-task model's tasks, each with its label map, in order (the first is `label_map`); None for one task
+        self.tasks = ({task: LabelMap(names) for task, names in model.core.config.nlptransfer_tasks.items()}
+                      if model.tasks else None)
 
     @classmethod
     def load(cls, path: str | Path, device: str | None = None, merge: bool = True,
@@ -139,7 +153,8 @@ class TextClassifier:
         refuse_untrusted_code(folder.recipe, trust_remote_code, path)
         tokenizer = _tokenizer(folder, trust_remote_code)
         if folder.adapter:
-            net, _ = models.load_classifier(folder.base, folder.label_map, trust_remote_code)
+            net, _ = models.load_classifier(folder.base, folder.label_map, trust_remote_code, folder.tasks,
+                                            folder.recipe.training.task_weighting == "uncertainty")
             net = _apply_adapter(net, folder.weights, merge)
         else:
             net = models.load_trained(models.ResolvedModel(str(path), str(folder.weights)), folder.label_map,
@@ -148,6 +163,9 @@ class TextClassifier:
         if onnx is not None:
             device = "cpu"
         model = TransferModel(net, folder.recipe.pooling).to(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        if onnx is not None and model.tasks:
+            raise RunError(f"{path} is a multi-task run: its ONNX export would hold one head; predict with backend "
+                           "torch")
         return cls(model, tokenizer, folder.label_map, limit, folder.recipe, onnx)
 
     @classmethod
@@ -164,12 +182,35 @@ class TextClassifier:
         """The same classifier predicting through `backend` (a TorchBackend or OnnxBackend)."""
         return TextClassifier(self.model, self.tokenizer, self.label_map, self.max_length, self.recipe, backend)
 
-    def predict_proba(self, texts: list[str], batch_size: int = 64) -> np.ndarray:
-        """Class probabilities [texts, labels], columns in label-map order."""
+    def predict_proba(self, texts: list[str], batch_size: int = 64) -> np.ndarray | dict[str, np.ndarray]:
+        """Class probabilities [texts, labels], columns in label-map order; a multi-task model's: {task: [texts,
+        labels]}, in task order."""
+        if self.tasks:
+            return self.predict_task_proba(texts, batch_size)
         if not texts:
             return np.zeros((0, len(self.label_map)))
         encoded = tokenize(self.tokenizer, [str(t) for t in texts], self.max_length)
         return softmax(self.backend.logits(eval_loader(encoded, batch_size, self.tokenizer.pad_token_id or 0)))
+
+    def stacked_proba(self, texts: list[str], batch_size: int = 64) -> np.ndarray:
+        """Class probabilities [texts, labels]; a multi-task model's every task's, side by side in task order."""
+        probs = self.predict_proba(texts, batch_size)
+        return np.hstack(list(probs.values())) if isinstance(probs, dict) else probs
+
+    def predict_task_proba(self, texts: list[str], batch_size: int = 64) -> dict[str, np.ndarray]:
+        """Every task's class probabilities {task: [texts, labels]} (a single-task model's one task is "label")."""
+        from ..heads import HEAD
+        from .loader import predict_task_logits
+
+        tasks = self.tasks or {HEAD: self.label_map}
+        if not texts:
+            return {task: np.zeros((0, len(m))) for task, m in tasks.items()}
+        encoded = tokenize(self.tokenizer, [str(t) for t in texts], self.max_length)
+        loader = eval_loader(encoded, batch_size, self.tokenizer.pad_token_id or 0)
+        if not isinstance(self.backend, TorchBackend):
+            return {HEAD: softmax(self.backend.logits(loader))}
+        logits, _ = predict_task_logits(_OnDevice(self.model, self.device), loader)
+        return {task: softmax(v) for task, v in logits.items()}
 
     def encode(self, texts: list[str]):
         """Token ids of `texts` at this model's limit (an Encoded, with how many were truncated)."""
@@ -182,7 +223,7 @@ class TextClassifier:
 
     def batch_outputs(self, ids: list[list[int]], overhead_tokens: float = 0.0) -> tuple[np.ndarray, np.ndarray | None]:
         """Class probabilities (and pooled features, when the backend gives them) of token id lists, in the order
-        given. They run as one padded batch, or, with `overhead_tokens` (what a forward pass costs beyond its tokens;
+        given (a multi-task model's every task's, side by side in task order). They run as one padded batch, or, with `overhead_tokens` (what a forward pass costs beyond its tokens;
         `calibrate` measures it), as the length-sorted sub-batches that cost least (`split_by_length`)."""
         collate = Collator(self.tokenizer.pad_token_id or 0)
         parts = split_by_length([len(i) for i in ids], overhead_tokens) if overhead_tokens else [list(range(len(ids)))]
@@ -190,7 +231,7 @@ class TextClassifier:
         for part in parts:
             batch = collate([{"input_ids": ids[i]} for i in part])
             logits, feats = self.backend.batch_outputs(batch["input_ids"], batch["attention_mask"])
-            part_probs = softmax(logits)
+            part_probs = self._softmax_per_task(logits)
             if probs is None:
                 probs = np.empty((len(ids), part_probs.shape[1]), dtype=part_probs.dtype)
                 features = None if feats is None else np.empty((len(ids), feats.shape[1]), dtype=feats.dtype)
@@ -198,6 +239,13 @@ class TextClassifier:
             if features is not None:
                 features[part] = feats
         return probs, features
+
+    def _softmax_per_task(self, logits: np.ndarray) -> np.ndarray:
+        """Probabilities of logits [rows, labels]; a multi-task model's side-by-side logits task by task."""
+        if not self.tasks:
+            return softmax(logits)
+        bounds = np.cumsum([0] + [len(m) for m in self.tasks.values()])
+        return np.hstack([softmax(logits[:, a:b]) for a, b in zip(bounds[:-1], bounds[1:])])
 
     def calibrate(self, repeats: int = 3) -> float:
         """What one forward pass costs beyond its tokens, in token-equivalents (for `batch_outputs`): the fastest
@@ -221,14 +269,22 @@ class TextClassifier:
         loader = eval_loader(self.encode(texts), batch_size, self.tokenizer.pad_token_id or 0)
         return TorchBackend(self.model).outputs(loader)[1]
 
-    def predict(self, texts: list[str] | str, batch_size: int = 64) -> list[Prediction] | Prediction:
-        """The predicted label and probabilities of each text (one Prediction for a single string)."""
+    def predict(self, texts: list[str] | str, batch_size: int = 64) -> list[Prediction] | Prediction | list[dict] | dict:
+        """The predicted label and probabilities of each text (one Prediction for a single string). A multi-task
+        model's: each text's {task: Prediction}."""
         single = isinstance(texts, str)
         probs = self.predict_proba([texts] if single else list(texts), batch_size)
-        names = self.label_map.names
-        out = [Prediction(names[int(row.argmax())], float(row.max()), {n: float(p) for n, p in zip(names, row)})
-               for row in probs]
+        if self.tasks:
+            per_task = {task: _predictions(probs[task], m.names) for task, m in self.tasks.items()}
+            out = [{task: per_task[task][i] for task in self.tasks} for i in range(len(probs[next(iter(probs))]))]
+        else:
+            out = _predictions(probs, self.label_map.names)
         return out[0] if single else out
+
+
+def _predictions(probs: np.ndarray, names) -> list[Prediction]:
+    return [Prediction(names[int(row.argmax())], float(row.max()), {n: float(p) for n, p in zip(names, row)})
+            for row in probs]
 
 
 def _apply_adapter(net: torch.nn.Module, folder: Path, merge: bool) -> torch.nn.Module:

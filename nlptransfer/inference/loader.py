@@ -50,36 +50,44 @@ def eval_loader(data: Encoded, batch_size: int, pad_id: int) -> DataLoader:
     return sorted_loader(data, data.lengths, batch_size, Collator(pad_id))
 
 
-@torch.no_grad()
 def predict_logits(model, loader, accelerator=None) -> tuple[np.ndarray, np.ndarray]:
     """Logits and row indices, in file order, for every row the loader yields (gathered across processes)."""
+    logits, index = predict_task_logits(model, loader, accelerator)
+    return logits.get(HEAD, np.zeros((0, 0))), index
+
+
+@torch.no_grad()
+def predict_task_logits(model, loader, accelerator=None) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """Every head's logits (a multi-task model's: one per task; else {HEAD: ...}) and the row indices, in file
+    order, for every row the loader yields (gathered across processes)."""
     model.eval()
-    all_logits, all_index = [], []
+    all_logits, all_index = {}, []
     for batch in loader:
         index = batch.pop("index")
         batch.pop("labels", None)
-        logits = model(**batch)["logits"][HEAD].float()
+        heads = {name: v.float() for name, v in model(**batch)["logits"].items()}
         if accelerator is not None:
-            logits, index = accelerator.gather_for_metrics((logits, index))
-        all_logits.append(logits.cpu())
+            heads, index = accelerator.gather_for_metrics((heads, index))
+        for name, v in heads.items():
+            all_logits.setdefault(name, []).append(v.cpu())
         all_index.append(index.cpu())
-    if not all_logits:
-        return np.zeros((0, 0)), np.zeros(0, dtype=np.int64)
-    logits, index = torch.cat(all_logits), torch.cat(all_index)
-    order = torch.argsort(index)
-    return logits[order].numpy(), index[order].numpy()
+    if not all_index:
+        return {}, np.zeros(0, dtype=np.int64)
+    order = torch.argsort(torch.cat(all_index))
+    return {name: torch.cat(v)[order].numpy() for name, v in all_logits.items()}, torch.cat(all_index)[order].numpy()
 
 
 @torch.no_grad()
 def predict_outputs(model, loader) -> tuple[np.ndarray, np.ndarray]:
-    """Logits and pooled features (what the head reads) for every row of the loader, in file order."""
+    """Logits and pooled features (what the head reads) for every row of the loader, in file order (a multi-task
+    model's first task's logits: the drift profile and the server's monitoring follow that task)."""
     model.eval()
     logits, features, index = [], [], []
     for batch in loader:
         index.append(batch.pop("index"))
         batch.pop("labels", None)
         out = model(**batch, return_features=True)
-        logits.append(out["logits"][HEAD].float().cpu())
+        logits.append(next(iter(out["logits"].values())).float().cpu())
         features.append(out["features"].float().cpu())
     if not logits:
         return np.zeros((0, 0)), np.zeros((0, 0))

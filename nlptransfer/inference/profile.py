@@ -58,6 +58,8 @@ def build_profile(classifier, texts: list[str], source: str, seed: int = 0) -> P
     if len(texts) > TEXTS:
         texts = [texts[i] for i in sorted(rng.choice(len(texts), TEXTS, replace=False))]
     probs = classifier.predict_proba(texts)
+    if isinstance(probs, dict):  # a multi-task model: its first task's (the one the server's drift follows)
+        probs = next(iter(probs.values()))
     sample = [texts[i] for i in sorted(rng.choice(len(texts), min(SAMPLE, len(texts)), replace=False))]
     names = list(classifier.label_map.names)
     return Profile(names, mix(probs.argmax(1), len(names)), histogram(probs.max(1)),

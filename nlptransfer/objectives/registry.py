@@ -33,7 +33,7 @@ class ObjectiveContext:
 
     recipe: "Recipe"
     n_labels: int
-    class_weights: "torch.Tensor | None"
+    class_weights: "torch.Tensor | dict[str, torch.Tensor] | None"  #: multi-task: per task
     device: Any
 
 

@@ -9,6 +9,8 @@ from pathlib import Path
 
 import yaml
 
+from ..data.schema import tasks_from_json
+
 from ..hub import REPO_META
 from ..markdown import code, escape, fence, table
 from ..recipe import from_dict
@@ -100,9 +102,32 @@ def _data_section(report: dict, names: list[str]) -> str:
                  ", ".join(f"{k} {v}" for k, v in truncated.items()) + ").")
     balance = report.get("class_balance", {})
     splits = list(balance)
-    lines.append("Class balance:\n\n" + table(["label"] + splits, [[n] + [balance[s].get(n, 0) for s in splits]
-                                                                    for n in names]))
+    if splits:
+        lines.append("Class balance:\n\n" + table(["label"] + splits, [[n] + [balance[s].get(n, 0) for s in splits]
+                                                                        for n in names]))
     return "\n\n".join(lines)
+
+
+def _tasks_section(tasks: dict, metrics: dict, report: dict) -> str:
+    """A multi-task model's section per task: its labels with their rows per split (and rows without its label),
+    and its evaluation."""
+    split, scores = _evaluation(metrics)
+    parts = []
+    for task, label_map in tasks.items():
+        names = list(label_map.names)
+        info = report.get("tasks", {}).get(task, {})
+        balance, missing = info.get("class_balance", {}), info.get("missing", {})
+        splits = list(balance)
+        rows = [[n] + [balance[s].get(n, 0) for s in splits] for n in names]
+        if any(missing.values()):
+            rows.append(["(no label)"] + [missing.get(s, 0) for s in splits])
+        task_scores = (scores.get("tasks") or {}).get(task) or {}
+        parts += [f"### {escape(task)}", "",
+                  f"{len(names)} labels: {', '.join(code(n) for n in names)}. Rows per split:", "",
+                  table(["label"] + splits, rows), "",
+                  _evaluation_section({split: task_scores}, names) if task_scores else "No held-out split: no metrics.",
+                  ""]
+    return "\n".join(parts)
 
 
 def _training_section(meta: dict, recipe: dict, metrics: dict) -> str:
@@ -150,13 +175,16 @@ def usage_snippet(repo: str, revision: str | None, hub: str | None) -> str:
             f"print(clf.predict([{json.dumps(EXAMPLE_TEXT)}]))\n")
 
 
-def _usage_section(meta: dict, repo: str, revision: str | None, hub: str | None) -> str:
+def _usage_section(meta: dict, repo: str, revision: str | None, hub: str | None, multitask: bool = False) -> str:
     cli = f"nlptransfer predict {repo} --input texts.csv --output predicted.csv"
     cli += (f" --revision {revision}" if revision else "") + (f" --hub {shlex.quote(str(hub))}" if hub else "")
     parts = ["With nlptransfer installed, which fetches the files, resolves the base model, "
              "applies the adapter and predicts as the trained model did:",
              fence(usage_snippet(repo, revision, hub), "python"), f"From the command line:\n\n{fence(cli, 'bash')}"]
-    if meta["kind"] == "model" and meta["pooling"] == "native" and not hub:
+    if multitask:
+        parts.append("It predicts every task at once (`predict` gives each text a label per task). Plain transformers "
+                     "has one classification head per model: load it with nlptransfer.")
+    elif meta["kind"] == "model" and meta["pooling"] == "native" and not hub:
         parts.append("Plain transformers also works: `pipeline(\"text-classification\", model=\"" + repo + "\")`.")
     elif meta["kind"] == "adapter" and meta["pooling"] == "native":
         parts.append("For a standalone transformers model, merge the adapter from the run folder: "
@@ -194,6 +222,9 @@ def model_card(folder: Path, repo: str, revision: str | None = None, hub: str | 
     meta, recipe = _read(folder, REPO_META), _read(folder, "recipe.yaml")
     metrics, report = _read(folder, "metrics.json"), _read(folder, "data_report.json")
     names = [meta["labels"][k] for k in sorted(meta["labels"], key=int)]
+    tasks = tasks_from_json(_read(folder, "labels.json") or {})
+    if tasks:
+        return _multitask_card(folder, repo, revision, hub, license, check, tasks)
     counts = ((metrics.get("test") or {}).get("per_class") or {})
     labels = table(["id", "label", "test rows"], [[i, n, counts.get(n, {}).get("support", "-")] for i, n in enumerate(names)])
     verified = (f"\n\nBefore upload, this folder was reloaded in a fresh model and reproduced the trained model's "
@@ -210,5 +241,31 @@ def model_card(folder: Path, repo: str, revision: str | None = None, hub: str | 
         "## Training", "", _training_section(meta, recipe, metrics), "",
         "## Evaluation", "", _evaluation_section(metrics, names), "",
         "## How to use", "", _usage_section(meta, repo, revision, hub), "",
+        "## Limits", "", _limits_section(meta, metrics, report), "",
+    ])
+
+
+def _multitask_card(folder: Path, repo: str, revision: str | None, hub: str | None, license: str, check: dict | None,
+                    tasks: dict) -> str:
+    """model_card for a multi-task model: a section per task (labels, rows, evaluation) in place of one label set."""
+    meta, recipe = _read(folder, REPO_META), _read(folder, "recipe.yaml")
+    metrics, report = _read(folder, "metrics.json"), _read(folder, "data_report.json")
+    verified = (f"\n\nBefore upload, this folder was reloaded in a fresh model and reproduced the trained model's "
+                f"probabilities of every task on {check['rows']} test texts (largest difference "
+                f"{check['max_abs_diff']:.1e}).") if check else ""
+    kind = "a PEFT adapter (with every task's trained head)" if meta["kind"] == "adapter" else "a complete model"
+    split, scores = _evaluation(metrics)
+    mean = (f" Over the {split} split, the tasks' mean accuracy is {scores['accuracy']:.4f} and mean macro-F1 "
+            f"{scores['macro_f1']:.4f}." if scores.get("tasks") else "")
+    return "\n".join([
+        "---", front_matter(meta, metrics, report, repo, license).rstrip("\n"), "---", "",
+        f"# {escape(repo)}", "",
+        f"A multi-task text classifier: one shared encoder with a head for each of {len(tasks)} tasks "
+        f"({', '.join(code(t) for t in tasks)}), each giving a text one of its own labels. It was fine-tuned with "
+        f"nlptransfer from {_base_line(meta['base_model'])} and is published as {kind}.{mean}{verified}", "",
+        "## Tasks", "", _tasks_section(tasks, metrics, report),
+        "## Training data", "", _data_section(report, []), "",
+        "## Training", "", _training_section(meta, recipe, metrics), "",
+        "## How to use", "", _usage_section(meta, repo, revision, hub, multitask=True), "",
         "## Limits", "", _limits_section(meta, metrics, report), "",
     ])

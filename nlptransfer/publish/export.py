@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from ..logs import get_logger
+from ..data.schema import tasks_from_json
 from ..errors import RunError
 from ..heads import HEAD
 from ..inference import TextClassifier
@@ -31,6 +32,11 @@ def export_merged(run_path: str | Path, out: str | Path, trust_remote_code: bool
         raise RunError(f"{run.root} uses pooling: {pooling}, which plain transformers models cannot do (their head "
                        f"reads the first token), so a merged export would predict differently. Share it with "
                        f"`nlptransfer push` instead (it loads with nlptransfer), or train with pooling: native")
+    tasks = tasks_from_json(run.read_json("labels"))
+    if tasks:
+        raise RunError(f"{run.root} is a multi-task run ({', '.join(tasks)}): a plain transformers model has one "
+                       f"classification head, so a merged export would drop the other tasks. Share it with "
+                       f"`nlptransfer push` (it loads with nlptransfer, every head included)")
     out = Path(out)
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise RunError(f"{out} already exists; choose a new folder for the export")
@@ -75,6 +81,10 @@ def export_onnx(run_path: str | Path, trust_remote_code: bool = False) -> dict:
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     run = RunFolder.existing(run_path, need=("labels", "recipe", "tokenizer"))
+    tasks = tasks_from_json(run.read_json("labels"))
+    if tasks:
+        raise RunError(f"{run.root} is a multi-task run ({', '.join(tasks)}): its ONNX export is not supported (the "
+                       "ONNX path has one output); predict with the PyTorch backend")
     clf = TextClassifier.load(run.root, device="cpu", trust_remote_code=trust_remote_code)
     texts, _ = reference(run)
     expected = clf.predict_proba(texts)

@@ -11,6 +11,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ..data.schema import tasks_from_json
+
 from .. import models
 from ..errors import HubError, RunError
 from ..hub import REPO_FORMAT, REPO_META
@@ -117,8 +119,14 @@ def _strip_local_paths(dest: Path, base: dict | None) -> None:
 
 
 def reference(run: RunFolder) -> tuple[list[str], np.ndarray | None]:
-    """Texts to check a reload on, with the trained model's probabilities (predictions.csv, up to SAMPLE_ROWS)."""
-    names = [v for _, v in sorted(run.read_json("labels")["id2label"].items(), key=lambda kv: int(kv[0]))]
+    """Texts to check a reload on, with the trained model's probabilities (predictions.csv, up to SAMPLE_ROWS; a
+    multi-task run's every task's, side by side in task order, as TextClassifier.stacked_proba gives them)."""
+    labels = run.read_json("labels")
+    tasks = tasks_from_json(labels)
+    if tasks:
+        names = [f"{task}_{n}" for task, m in tasks.items() for n in m.names]
+    else:
+        names = [v for _, v in sorted(labels["id2label"].items(), key=lambda kv: int(kv[0]))]
     path = run.path("predictions")
     if path.is_file():
         with open(path, newline="", encoding="utf-8") as f:
@@ -132,9 +140,9 @@ def check_reproduces(folder: Path, run: RunFolder, trust_remote_code: bool = Fal
     """Reload `folder` in a fresh model and compare its probabilities with the trained model's; HubError if they differ."""
     texts, expected = reference(run)
     if expected is None:
-        expected = TextClassifier.load(run.root, trust_remote_code=trust_remote_code).predict_proba(texts)
+        expected = TextClassifier.load(run.root, trust_remote_code=trust_remote_code).stacked_proba(texts)
     reloaded = TextClassifier.load(folder, trust_remote_code=trust_remote_code)
-    got = reloaded.predict_proba(texts)
+    got = reloaded.stacked_proba(texts)
     diff = float(np.abs(got - expected).max())
     if not diff <= RELOAD_TOLERANCE:
         raise HubError(f"the folder to push does not reproduce the trained model: reloaded, it predicts probabilities "

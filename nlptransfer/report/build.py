@@ -39,6 +39,9 @@ class ReportPlan:
 
     def describe(self, train_seconds: float | None = None, train_rows: int | None = None) -> str:
         """One line for the console: counts, and a time estimate once the run's own training time is known."""
+        if not self.fractions:  # multi-task
+            return (f"report: {self.transfer_trainings} extra training(s), each task alone, on {self.training_rows:,} "
+                    "rows together")
         line = (f"report: {self.transfer_trainings} extra transfer training(s) on {self.training_rows:,} rows "
                 f"(learning curve at {', '.join(f'{f:.0%}' for f in self.fractions)}), {self.baseline_fits} baseline "
                 f"fit(s), a frozen-encoder pass over {self.encoded_texts:,} texts (zero-shot + probe), "
@@ -55,6 +58,9 @@ def plan(recipe: Recipe, splits: Splits) -> ReportPlan:
     if splits.train.labels is None:
         raise RecipeError("the report compares test scores against labels, and the data has no label column "
                           "(zero_shot classified its texts): report on a labelled file, or leave out --report")
+    if splits.tasks:  # multi-task: one training of each task alone, on the rows labelled for it
+        rows = sum(len(splits.task_split(task).train) for task in splits.tasks)
+        return ReportPlan([], len(splits.tasks), rows, 0, 0, 0)
 
     fractions = sorted(set(recipe.report.learning_curve) | {1.0})
     partial = [f for f in fractions if f < 1]
@@ -175,6 +181,10 @@ def build_report(run_path: str | Path, *, overrides: list[str] | dict | None = N
     recipe = _recipe_with(run, overrides)
     refuse_untrusted_code(recipe, trust_remote_code, run.root)
     splits = splits or load_data(recipe)
+    if splits.tasks:  # multi-task: per task, against the same recipe trained on that task alone
+        from .multitask import build_multitask_report
+
+        return build_multitask_report(run, recipe, splits)
     if splits.test is None or not run.path("predictions").exists():
         raise RunError(f"{run.root} has no test split: the report compares test scores; set data.test or "
                        "data.test_fraction and re-run")

@@ -60,11 +60,20 @@ class Health(BaseModel):
     status: str
 
 
+class TaskPredictionOut(BaseModel):
+    label: str
+    score: float
+    probabilities: dict[str, float]
+
+
 class PredictionOut(BaseModel):
     label: str
     score: float
     probabilities: dict[str, float]
     truncated: bool = Field(description="the text was longer than the model's token limit and was cut")
+    tasks: dict[str, TaskPredictionOut] | None = Field(
+        None, description="a multi-task model's prediction for every task, in task order (label, score and "
+                          "probabilities above are its first task's); absent for a single-task model")
 
 
 class PredictResponse(BaseModel):
@@ -138,6 +147,11 @@ class Service:
         self.classifier, self.config, self.folder = classifier, config, folder
         self.monitoring = Monitoring()
         self.names = list(classifier.label_map.names)
+        #: each head's (task, label names, its columns of the probabilities); a single-task model's task is None
+        self.heads, start = [], 0
+        for task, m in (classifier.tasks or {None: classifier.label_map}).items():
+            self.heads.append((task, list(m.names), slice(start, start + len(m))))
+            start += len(m)
         self.drift = DriftMonitor(profile_for(classifier, folder) if folder else None, config.drift)
         self.batcher = Batcher(self.run_batch, config.max_batch_size, config.max_batch_tokens, config.max_wait_ms,
                                config.max_queue, self._batched)
@@ -166,9 +180,10 @@ class Service:
             _, sample = TorchBackend(self.classifier.model).batch_outputs(take["input_ids"], take["attention_mask"])
             features = np.full((len(ids), sample.shape[1]), np.nan, dtype=np.float32)
             features[: len(sample)] = sample
+        first = probs[:, self.heads[0][2]]  # drift follows the first task (the reference profile is of its head)
         for j in range(len(ids)):
             feature = None if features is None or np.isnan(features[j]).any() else features[j]
-            self.drift.observe(int(probs[j].argmax()), float(probs[j].max()), feature)
+            self.drift.observe(int(first[j].argmax()), float(first[j].max()), feature)
         if self.drift.due() and (self._drifting is None or self._drifting.done()):  # off the model thread
             self._drifting = self._drift_pool.submit(lambda: self.monitoring.drift(self.drift.update()))
         return probs, features
@@ -195,6 +210,7 @@ class Service:
             base = {"name": Path(recipe.model).name if Path(recipe.model).is_absolute() else recipe.model,
                     "revision": recipe.model_revision}
         return {"labels": self.names, "base_model": base,
+                **({"tasks": {task: names for task, names, _ in self.heads}} if self.classifier.tasks else {}),
                 "strategy": recipe.strategy if recipe else None, "pooling": recipe.pooling if recipe else None,
                 "max_length": self.classifier.max_length, "test_metrics": metrics.get("test"),
                 "nlptransfer_version": __version__, "backend": type(self.classifier.backend).__name__,
@@ -296,13 +312,16 @@ def create_app(classifier: TextClassifier, config: ServeConfig | None = None, fo
             raise HTTPException(504, f"the texts waited more than {config.timeout_s:g} s") from None
         rows = []
         for i, result in enumerate(results):
-            p = result.probabilities
-            best = int(p.argmax())
-            rows.append({"label": service.names[best], "score": float(p[best]),
-                         "probabilities": {n: float(x) for n, x in zip(service.names, p)},
-                         "truncated": i in cut})
-            service.monitoring.predicted.labels(service.names[best]).inc()
-            service.monitoring.confidence.observe(float(p[best]))
+            heads = {}
+            for task, names, columns in service.heads:
+                p = result.probabilities[columns]
+                best = int(p.argmax())
+                heads[task] = {"label": names[best], "score": float(p[best]),
+                               "probabilities": {n: float(x) for n, x in zip(names, p)}}
+            first = next(iter(heads.values()))
+            rows.append({**first, "truncated": i in cut, **({"tasks": heads} if service.classifier.tasks else {})})
+            service.monitoring.predicted.labels(first["label"]).inc()
+            service.monitoring.confidence.observe(first["score"])
             service.monitoring.queue_wait.observe(result.waited)
         service.log(texts, rows)
         # the rows fit PredictResponse by construction: answer them as they are (FastAPI would validate them again

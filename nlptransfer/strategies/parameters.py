@@ -8,7 +8,7 @@ from torch import nn
 
 from ..architectures import HEAD_MODULES, layer_stack, supports_head_path
 from ..errors import RecipeError
-from ..heads import TransferModel
+from ..heads import TASK_MODULES, TransferModel
 from .registry import Prepared, learning_rate
 
 if TYPE_CHECKING:
@@ -25,8 +25,10 @@ def encoder_layers(model: nn.Module) -> nn.ModuleList:
 
 
 def head_modules(model: nn.Module, new_weights: list[str]) -> list[str]:
-    """Module names that belong to the task head: the classifier, and any newly initialised module (a pooler)."""
-    names = {n for n, _ in model.named_modules() if n.split(".")[-1] in HEAD_MODULES and n.count(".") == 0}
+    """Module names that belong to the task head: the classifier (and a multi-task model's other heads and task
+    weights), and any newly initialised module (a pooler)."""
+    names = {n for n, _ in model.named_modules()
+             if n.split(".")[-1] in (*HEAD_MODULES, *TASK_MODULES) and n.count(".") == 0}
     for weight in new_weights:
         module = weight.rsplit(".", 2)[0] if weight.count(".") >= 2 else weight.rsplit(".", 1)[0]
         if module.split(".")[0] not in names:
@@ -50,7 +52,7 @@ def layer_groups(model: nn.Module, recipe: "Recipe", lr: float) -> list[dict]:
     for name, param in model.named_parameters():
         if not param.requires_grad:
             continue
-        is_head = name.split(".")[1] in HEAD_MODULES if name.startswith("net.") else False
+        is_head = name.split(".")[1] in (*HEAD_MODULES, *TASK_MODULES) if name.startswith("net.") else False
         if is_head:
             group_lr = recipe.training.head_lr or lr
         elif id(param) in depth:
@@ -70,7 +72,8 @@ def plain_groups(model: nn.Module, recipe: "Recipe", lr: float) -> list[dict]:
     groups = [{"params": decayed, "lr": lr, "weight_decay": recipe.training.weight_decay},
               {"params": flat, "lr": lr, "weight_decay": 0.0}]
     if head_lr != lr:
-        head = {id(p) for n, p in model.named_parameters() if any(f".{h}." in n for h in HEAD_MODULES)}
+        head = {id(p) for n, p in model.named_parameters()
+                if any(f".{h}." in n for h in (*HEAD_MODULES, *TASK_MODULES))}
         groups = [{**g, "params": [p for p in g["params"] if id(p) not in head]} for g in groups] + [
             {"params": [p for p in model.parameters() if id(p) in head and p.requires_grad], "lr": head_lr,
              "weight_decay": recipe.training.weight_decay}]

@@ -16,7 +16,8 @@ from torch.utils.data import DataLoader
 
 from ..logs import get_logger
 from ..batching import BatchStream, LengthGroupedBatches
-from ..inference.loader import own_generator, predict_logits, softmax
+from ..data.schema import MISSING
+from ..inference.loader import own_generator, predict_logits, predict_task_logits, softmax
 from ..metrics import classification_metrics
 from ..objectives import Losses, ObjectiveContext
 from ..run import RunFolder
@@ -75,14 +76,43 @@ def _leave_process_group() -> None:
         dist.destroy_process_group()
 
 
-def evaluate(model, loader, labels: list[int], names, accelerator=None) -> tuple[dict, np.ndarray]:
-    """Metrics and class probabilities of `model` on the rows of `loader`."""
+def evaluate(model, loader, labels: list, names, accelerator=None) -> tuple[dict, np.ndarray | dict]:
+    """Metrics and class probabilities of `model` on the rows of `loader`. Multi-task (`names` a dict task ->
+    LabelMap, each row's `labels` one id per task): see evaluate_tasks."""
+    if isinstance(names, dict):
+        return evaluate_tasks(model, loader, labels, names, accelerator)
     logits, _ = predict_logits(model, loader, accelerator)
     probs = softmax(logits)
     metrics = classification_metrics(labels, probs.argmax(1), names, probs)
     gold = torch.tensor(labels)
     metrics["loss"] = float(torch.nn.functional.cross_entropy(torch.from_numpy(logits), gold)) if len(labels) else 0.0
     return metrics, probs
+
+
+def task_column(labels: list, index: int) -> tuple[np.ndarray, np.ndarray]:
+    """One task's label ids from multi-task rows, and the positions of the rows that have one."""
+    column = np.asarray([row[index] for row in labels], dtype=np.int64).reshape(-1)
+    present = np.flatnonzero(column != MISSING)
+    return column[present], present
+
+
+def evaluate_tasks(model, loader, labels: list, tasks: dict, accelerator=None) -> tuple[dict, dict]:
+    """A multi-task model's metrics: each task's (accuracy, macro-F1, per class, confusion matrix, loss) on the rows
+    labelled for it, under "tasks", and their means over the tasks as "accuracy", "macro_f1" and "loss" (what the
+    loop chooses the best checkpoint by); and each task's class probabilities of every row."""
+    logits, _ = predict_task_logits(model, loader, accelerator)
+    result, probs = {"tasks": {}}, {}
+    for i, (task, label_map) in enumerate(tasks.items()):
+        probs[task] = softmax(logits[task]) if task in logits else np.zeros((0, len(label_map)))
+        gold, present = task_column(labels, i)
+        metrics = classification_metrics(gold, probs[task][present].argmax(1), label_map.names, probs[task][present])
+        metrics["loss"] = float(torch.nn.functional.cross_entropy(torch.from_numpy(logits[task][present]),
+                                                                  torch.from_numpy(gold))) if len(gold) else 0.0
+        result["tasks"][task] = metrics
+    for key in ("accuracy", "macro_f1", "loss"):
+        result[key] = float(np.mean([m[key] for m in result["tasks"].values()]))
+    result["n"] = len(labels)
+    return result, probs
 
 
 def class_weights(labels: list[int], n: int) -> torch.Tensor:
@@ -150,7 +180,12 @@ class _Loop:
         self.val_loader = None
         if validation is not None:
             self.val_loader = accelerator.prepare(evaluation_batches(validation, t.eval_batch_size, pad_id))
-        weights = class_weights(train.labels, len(names)).to(device) if t.class_weights else None
+        weights = None
+        if t.class_weights and isinstance(names, dict):  # multi-task: each task's, over the rows labelled for it
+            weights = {task: class_weights(task_column(train.labels, i)[0].tolist(), len(m)).to(device)
+                       for i, (task, m) in enumerate(names.items())}
+        elif t.class_weights:
+            weights = class_weights(train.labels, len(names)).to(device)
         self.losses = Losses(t.objectives, ObjectiveContext(recipe, len(names), weights, device))
         self.state = TrainState()
         self.best_weights = None
@@ -260,6 +295,9 @@ class _Loop:
         record = {"step": state.step, "epoch": round(state.step / self.updates_per_epoch, 4),
                   "seconds": round(time.perf_counter() - self.started, 3),
                   "eval": {k: metrics[k] for k in ("loss", "accuracy", "macro_f1")}}
+        if "tasks" in metrics:  # multi-task: the means above, and each task's
+            record["eval"]["tasks"] = {task: {k: m[k] for k in ("loss", "accuracy", "macro_f1")}
+                                       for task, m in metrics["tasks"].items()}
         state.history.append(record)
         notify(self.listeners, "on_evaluation", record, t.metric)
         if state.best is None or score > state.best:  # accuracy and macro-F1: higher is better
