@@ -11,14 +11,16 @@ from ..heads import HEAD
 from .registry import Objective, ObjectiveContext, register_objective
 
 
-def masked_cross_entropy(logits: torch.Tensor, labels: torch.Tensor, weight: torch.Tensor | None = None
-                         ) -> torch.Tensor:
-    """The mean cross-entropy over the rows whose label is not MISSING (class-weighted mean with `weight`); 0, still
-    joined to the graph, for a batch with none of them (a plain mean would be NaN)."""
-    total = F.cross_entropy(logits, labels, weight=weight, ignore_index=MISSING, reduction="sum")
-    present = labels != MISSING
-    count = weight[labels[present]].sum() if weight is not None else present.sum()
-    return total / count.clamp(min=1)
+def masked_cross_entropy(logits: torch.Tensor, labels: torch.Tensor, weight: torch.Tensor | None = None,
+                         total: torch.Tensor | None = None) -> torch.Tensor:
+    """The mean cross-entropy over the rows whose label is not MISSING (class-weighted mean with `weight`), or the
+    summed loss over `total` (the loop's count for the whole step's batch, when processes share it); 0, still joined
+    to the graph, for a batch with none of them (a plain mean would be NaN)."""
+    summed = F.cross_entropy(logits, labels, weight=weight, ignore_index=MISSING, reduction="sum")
+    if total is None:
+        present = labels != MISSING
+        total = weight[labels[present]].sum() if weight is not None else present.sum()
+    return summed / total.float().clamp(min=1e-12)  # no labelled row: 0 / tiny = 0
 
 
 def _cross_entropy(context: ObjectiveContext) -> Objective:
@@ -33,7 +35,8 @@ def _cross_entropy(context: ObjectiveContext) -> Objective:
         terms = {}
         for i, (task, task_logits) in enumerate(logits.items()):
             loss = masked_cross_entropy(task_logits.float(), batch["labels"][:, i],
-                                        weights.get(task) if weights else None)
+                                        weights.get(task) if weights else None,
+                                        batch["task_totals"][i] if "task_totals" in batch else None)
             if log_vars is not None:  # learned: exp(-s) x loss + s
                 loss = torch.exp(-log_vars[i].float()) * loss + log_vars[i].float()
             else:

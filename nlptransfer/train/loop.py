@@ -28,7 +28,7 @@ from .state import TrainState, load_checkpoint, load_weights, save_best, save_ch
 
 logger = get_logger(__name__)
 #: what a batch holds for the objectives, never given to the model: labels (and the text pairs of contrastive batches)
-TARGETS = ("labels", "pairs")
+TARGETS = ("labels", "pairs", "task_totals")
 
 
 @dataclass
@@ -187,6 +187,7 @@ class _Loop:
         elif t.class_weights:
             weights = class_weights(train.labels, len(names)).to(device)
         self.losses = Losses(t.objectives, ObjectiveContext(recipe, len(names), weights, device))
+        self.task_weights = list(weights.values()) if isinstance(weights, dict) else None
         self.state = TrainState()
         self.best_weights = None
         self.stop = False
@@ -255,6 +256,8 @@ class _Loop:
     def _losses(self, batch: dict) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """The model's outputs on `batch` (and on each stream's batch), then every weighted loss term."""
         features = self.losses.needs_features
+        if batch["labels"].dim() == 2:  # multi-task
+            batch["task_totals"] = self._task_totals(batch["labels"])
         inputs = {k: v for k, v in batch.items() if k not in TARGETS}
         outputs = self.model(**inputs, return_features=True) if features else self.model(**inputs)
         if self.streams:
@@ -266,6 +269,20 @@ class _Loop:
                 stream_inputs = {k: v for k, v in extra.items() if k not in TARGETS}
                 outputs["streams"][name] = self.model(**stream_inputs, return_features=features)
         return self.losses(outputs, batch, progress=self.state.step / self.total_steps)
+
+    def _task_totals(self, labels: torch.Tensor) -> torch.Tensor:
+        """What each task's loss is averaged over [tasks]: its labelled rows in the whole step's batch (class-weighted
+        when the recipe weights classes), per process. Each process holds part of the batch, and DDP averages their
+        gradients: dividing each part's summed loss by the batch's count over the processes makes that average the
+        mean over the whole batch's labelled rows, as one process gives (a part's own count would weigh its rows more
+        when it holds fewer of them)."""
+        present = (labels != MISSING).float()
+        if self.task_weights is not None:
+            present = torch.stack([w[labels[:, i].clamp(min=0)] for i, w in enumerate(self.task_weights)], 1) * present
+        totals = present.sum(0)
+        if self.accelerator.num_processes > 1:
+            totals = self.accelerator.reduce(totals, "sum") / self.accelerator.num_processes
+        return totals
 
     def _update(self, loss: torch.Tensor, terms: dict[str, torch.Tensor]) -> None:
         """One optimizer step, logged."""
