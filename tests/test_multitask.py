@@ -213,8 +213,9 @@ def test_a_row_without_a_label_only_trains_the_other_task(tiny_models):
 @pytest.mark.parametrize("strategy, kind", [("head", "distilbert"), ("top_k", "roberta"), ("full", "deberta-v2")])
 def test_every_strategy_and_architecture_trains_and_reloads_two_tasks(tiny_models, data, tmp_path, strategy, kind):
     lr = {"head": 3e-2, "top_k": 1e-3, "full": 1e-3}[strategy]
+    extra = {"training.class_weights": True} if strategy == "head" else {}  # weighted per task, over its rows
     run = nlptransfer.finetune("sentiment-minilm", data=str(data), overrides=overrides(
-        tiny_models[kind], tmp_path, **{"strategy": strategy, "training.lr": lr, "training.epochs": 2})).path
+        tiny_models[kind], tmp_path, **{"strategy": strategy, "training.lr": lr, "training.epochs": 2, **extra})).path
     test = json.loads((run / "metrics.json").read_text())["test"]
     assert list(test["tasks"]) == TASKS
     clf = TextClassifier.load(run)
@@ -320,6 +321,8 @@ def test_push_carries_every_head_and_a_card_section_per_task(runs, tmp_path, nam
         section = card.split(f"### {task}")[1].split("###")[0]
         assert f"accuracy {metrics['tasks'][task]['accuracy']:.4f}" in section
     assert "one shared encoder with a head for each of 2 tasks" in card and "export RUN --merge" not in card
+    front = card.split("---")[1]
+    assert f"value: {round(metrics['tasks']['topic']['accuracy'], 4)}" in front and "Test accuracy (topic)" in front
 
 
 def test_the_server_returns_every_task(runs):

@@ -64,12 +64,15 @@ def front_matter(meta: dict, metrics: dict, report: dict, repo: str, license: st
     split, scores = _evaluation(metrics)
     dataset = Path(str(report.get("files", {}).get("train", {}).get("path") or "training data")).name
     fmt = report.get("files", {}).get("train", {}).get("format") or "custom"
+    heads = scores.get("tasks") or {None: scores}  # a multi-task model: each task's, named
     results = [EvalResult(task_type="text-classification", task_name="Text Classification", dataset_type=fmt,
-                          dataset_name=dataset, dataset_split=split, metric_type=kind, metric_value=round(scores[key], 4),
-                          metric_name=f"{split.capitalize()} {label}", metric_args=args)
+                          dataset_name=dataset, dataset_split=split, metric_type=kind,
+                          metric_value=round(task_scores[key], 4), metric_args=args,
+                          metric_name=f"{split.capitalize()} {label}" + (f" ({task})" if task else ""))
+               for task, task_scores in heads.items()
                for key, kind, label, args in (("accuracy", "accuracy", "accuracy", None),
                                               ("macro_f1", "f1", "macro-F1", {"average": "macro"}))
-               if key in scores]
+               if key in task_scores]
     tags = ["nlptransfer", "text-classification", meta["strategy"]] + (["peft"] if meta["kind"] == "adapter" else [])
     data = ModelCardData(base_model=meta["base_model"].get("hub_id"), license=license, model_name=repo, tags=tags,
                          library_name="peft" if meta["kind"] == "adapter" else "transformers",
