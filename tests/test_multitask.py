@@ -19,7 +19,7 @@ from nlptransfer.data.schema import MISSING
 from nlptransfer.errors import RecipeError, RunError
 from nlptransfer.inference import TextClassifier
 
-from .conftest import FILLER, NEGATIVE, POSITIVE, build_tiny_model, quick_overrides
+from .conftest import FILLER, NEGATIVE, POSITIVE, build_tiny_model, quick_overrides, write_csv
 from .test_resume_distributed import _args, _cli, _killed_at, _without_timings
 from .test_serve import server
 
@@ -48,11 +48,7 @@ def multitask_rows(n: int, seed: int = 0) -> list[tuple[str, str, str]]:
 
 
 def write_rows(path: Path, rows, header=("text", *TASKS)) -> Path:
-    with open(path, "w", newline="", encoding="utf-8") as f:
-        writer = csv.writer(f)
-        writer.writerow(header)
-        writer.writerows(rows)
-    return path
+    return write_csv(path, rows, header)
 
 
 def overrides(model: Path, out: Path, **extra) -> dict:
@@ -375,3 +371,12 @@ def test_the_recipe_refuses_what_a_multi_task_run_cannot_do(change, message):
     with pytest.raises(RecipeError) as error:
         load("sentiment-minilm", {"task": "classification", "data.label_columns": TASKS, **change})
     assert message in str(error.value)
+
+
+def test_compare_refuses_a_multi_task_recipe_with_what_to_do_instead(tiny_models, data, tmp_path):
+    from nlptransfer.report import compare_strategies
+
+    with pytest.raises(RecipeError, match="compare ranks strategies against one tf-idf baseline on one label column"):
+        compare_strategies("sentiment-minilm", str(data), ["head", "full"],
+                           overrides=overrides(tiny_models["bert"], tmp_path))
+    assert not any(tmp_path.iterdir())

@@ -165,7 +165,7 @@ class DataReport:
             for task, info in self.tasks.items():
                 counts = ", ".join(f"{k} {v}" for k, v in info["class_balance"].get(split, {}).items())
                 missing = info["missing"].get(split, 0)
-                lines.append(f"  {task}: {counts}" + (f"; {missing} rows without a {task} label" if missing else ""))
+                lines.append(f"  {task}: {counts}" + (f"; {missing} row(s) without a {task} label" if missing else ""))
         for split, reasons in self.dropped.items():
             total = self.rows_before(split)
             for reason, count in reasons.items():

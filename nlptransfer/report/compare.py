@@ -144,6 +144,11 @@ def compare_strategies(recipe: str | Recipe, data: str | None, strategies: list[
     base = recipes.resolve(recipe, data, given)
     named = _variants(base, strategies, adapt_weights, "training.lr" in given)  # every variant validates first
     names, planned = [n for n, _ in named], [r for _, r in named]
+    if base.data.label_columns and len(base.data.label_columns) > 1:
+        raise RecipeError("compare ranks strategies against one tf-idf baseline on one label column; for a multi-task "
+                          "recipe (data.label_columns), train each strategy with `nlptransfer run ... strategy=NAME` "
+                          "and compare their metrics.json, and `nlptransfer report RUN` says per task whether sharing "
+                          "helped")
     splits = load_data(base)
     if splits.test is None:
         raise RecipeError("compare scores the test split: set data.test or data.test_fraction > 0")
