@@ -206,9 +206,10 @@ def test_a_row_without_a_label_only_trains_the_other_task(tiny_models):
     assert float(total) == pytest.approx(sum(float(v) for v in terms.values()))
 
 
-@pytest.mark.parametrize("strategy, kind", [("head", "distilbert"), ("top_k", "roberta"), ("full", "deberta-v2")])
+@pytest.mark.parametrize("strategy, kind", [("head", "distilbert"), ("top_k", "roberta"), ("full", "deberta-v2"),
+                                            ("ia3", "electra")])
 def test_every_strategy_and_architecture_trains_and_reloads_two_tasks(tiny_models, data, tmp_path, strategy, kind):
-    lr = {"head": 3e-2, "top_k": 1e-3, "full": 1e-3}[strategy]
+    lr = {"head": 3e-2, "top_k": 1e-3, "full": 1e-3, "ia3": 3e-2}[strategy]
     extra = {"training.class_weights": True} if strategy == "head" else {}  # weighted per task, over its rows
     run = nlptransfer.finetune("sentiment-minilm", data=str(data), overrides=overrides(
         tiny_models[kind], tmp_path, **{"strategy": strategy, "training.lr": lr, "training.epochs": 2, **extra})).path
