@@ -187,7 +187,9 @@ class _Loop:
         elif t.class_weights:
             weights = class_weights(train.labels, len(names)).to(device)
         self.losses = Losses(t.objectives, ObjectiveContext(recipe, len(names), weights, device))
-        self.task_weights = list(weights.values()) if isinstance(weights, dict) else None
+        #: a multi-task run (names: task -> LabelMap): each task's class weights, or None without class weights
+        self.multitask = isinstance(names, dict)
+        self.task_class_weights = list(weights.values()) if isinstance(weights, dict) else None
         self.state = TrainState()
         self.best_weights = None
         self.stop = False
@@ -256,7 +258,7 @@ class _Loop:
     def _losses(self, batch: dict) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """The model's outputs on `batch` (and on each stream's batch), then every weighted loss term."""
         features = self.losses.needs_features
-        if batch["labels"].dim() == 2:  # multi-task
+        if self.multitask:
             batch["task_totals"] = self._task_totals(batch["labels"])
         inputs = {k: v for k, v in batch.items() if k not in TARGETS}
         outputs = self.model(**inputs, return_features=True) if features else self.model(**inputs)
@@ -277,8 +279,9 @@ class _Loop:
         mean over the whole batch's labelled rows, as one process gives (a part's own count would weigh its rows more
         when it holds fewer of them)."""
         present = (labels != MISSING).float()
-        if self.task_weights is not None:
-            present = torch.stack([w[labels[:, i].clamp(min=0)] for i, w in enumerate(self.task_weights)], 1) * present
+        if self.task_class_weights is not None:
+            present = torch.stack([w[labels[:, i].clamp(min=0)] for i, w in enumerate(self.task_class_weights)],
+                                  1) * present
         totals = present.sum(0)
         if self.accelerator.num_processes > 1:
             totals = self.accelerator.reduce(totals, "sum") / self.accelerator.num_processes
