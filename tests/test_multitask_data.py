@@ -89,7 +89,7 @@ def test_a_row_missing_one_label_keeps_missing_for_it(tmp_path):
     assert splits.report.tasks["category"]["missing"] == {"train": 2}
     assert splits.report.tasks["sentiment"]["missing"] == {"train": 1}
     assert splits.report.tasks["category"]["class_balance"] == {"train": {"a": 4, "b": 4}}
-    assert "  category: a 4, b 4; 2 rows without a category label" in splits.report.summary_lines()
+    assert "  category: a 4, b 4; 2 row(s) without a category label" in splits.report.summary_lines()
     assert splits.report.dropped == {}
 
 
