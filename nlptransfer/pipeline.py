@@ -22,7 +22,7 @@ from .logs import get_logger
 from .metrics import LOCAL_METRICS, extra_metrics, load_metric, ordinal_error, slice_metrics
 from .recipe import Recipe, read_saved, refuse_untrusted_code
 from .run import RunFolder
-from .strategies import get_strategy
+from .strategies import get_strategy, learning_rate_warning
 from .train.events import Listener, ProgressBar, RunLog, notify
 
 logger = get_logger(__name__)
@@ -116,6 +116,8 @@ def train(recipe: Recipe, *, resume: bool | str | Path = False, listeners: Seque
         logger.info(f"model {recipe.model} ({config.model_type}), strategy {recipe.strategy}: "
                     f"{prepared.trainable:,} trainable of {prepared.total:,} parameters "
                     f"({100 * prepared.trainable / prepared.total:.2f}%)")
+        if (lr_warning := learning_rate_warning(recipe)) is not None:
+            logger.warning(lr_warning)
         modules = {n: load_metric(n) for n in recipe.evaluation.metrics if n not in LOCAL_METRICS}  # fail early
         made = run is None
         if made:  # only now: data, model and strategy checked out, so bad input leaves no folder behind

@@ -205,8 +205,13 @@ def test_cli_runs_every_strategy_predicts_and_evaluates(tiny_models, reviews_csv
                      f"output.dir={out}", "training.epochs=1", "training.batch_size=8", "training.progress=false"])
         assert code == 0
         run_dir = out / "sentiment-minilm"
-        printed = capsys.readouterr().out
+        captured = capsys.readouterr()
+        printed = captured.out
         assert "trainable of" in printed and f"run folder: {run_dir}" in printed
+        # the full fine-tuning recipe's lr 5e-5 kept under another strategy: far from head's and ia3's own
+        warned = {"head": "200x below strategy head's usual 0.01", "ia3": "60x below strategy ia3's usual 0.003"}
+        assert (warned.get(strategy, "no warning") in captured.out + captured.err) == (strategy in warned)
+        assert ("training.lr 5e-05 is" in captured.out + captured.err) == (strategy in warned)
         assert main(["predict", str(run_dir), "--input", str(unlabeled), "--output", str(out / "pred.csv")]) == 0
         rows = _predictions_csv(out / "pred.csv")
         assert len(rows) == 10 and {"text", "predicted", "prob_negative", "prob_positive"} <= set(rows[0])

@@ -15,6 +15,8 @@ def test_every_shipped_recipe_validates_and_says_how_to_run_it(name):
     assert text.startswith("#"), "each recipe starts with a header comment"
     assert f"nlptransfer run {name} --data" in text
     assert recipes.from_dict(r.to_dict()) == r  # the resolved recipe round-trips
+    from nlptransfer.strategies import learning_rate_warning
+    assert learning_rate_warning(r) is None  # its lr suits its strategy
 
 
 def test_shipped_recipes_cover_strategies_tasks_and_families():
@@ -79,3 +81,17 @@ def test_default_learning_rate_per_strategy_and_override(strategy, expected):
 
     assert learning_rate(from_dict({"strategy": strategy})) == expected
     assert learning_rate(from_dict({"strategy": strategy, "training": {"lr": "2e-4"}})) == 2e-4
+
+
+def test_a_learning_rate_far_from_the_strategys_own_is_named():
+    from nlptransfer.recipe import from_dict
+    from nlptransfer.strategies import learning_rate_warning
+
+    full_recipe_as_head = from_dict({"strategy": "head", "training": {"lr": 5e-5}})
+    assert learning_rate_warning(full_recipe_as_head) == (
+        "training.lr 5e-05 is 200x below strategy head's usual 0.01; was the recipe written for another strategy? "
+        "(training.lr=null takes the strategy's own)")
+    assert "25x above strategy full's usual 5e-05" in learning_rate_warning(
+        from_dict({"strategy": "full", "training": {"lr": 1.25e-3}}))
+    assert learning_rate_warning(from_dict({"strategy": "full", "training": {"lr": 9e-4}})) is None  # 18x: no
+    assert learning_rate_warning(from_dict({"strategy": "head"})) is None  # no lr: the strategy's own

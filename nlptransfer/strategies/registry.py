@@ -144,6 +144,22 @@ def learning_rate(recipe: "Recipe") -> float:
     return get_strategy(recipe.strategy).default_lr
 
 
+#: how many times above or below its strategy's default a recipe's learning rate may be before a run warns
+LR_WARN_FACTOR = 20
+
+
+def learning_rate_warning(recipe: "Recipe") -> str | None:
+    """A warning when training.lr is far from the strategy's default: a recipe written for another strategy (e.g. a
+    full fine-tuning recipe run with strategy=head keeps its 5e-5, and a head trained at that barely moves)."""
+    lr, default = recipe.training.lr, get_strategy(recipe.strategy).default_lr
+    if lr is None or default / LR_WARN_FACTOR < lr < default * LR_WARN_FACTOR:
+        return None
+    side = "below" if lr < default else "above"
+    return (f"training.lr {lr:g} is {max(lr / default, default / lr):.0f}x {side} "
+            f"strategy {recipe.strategy}'s usual {default:g}; was the recipe written for another strategy? "
+            f"(training.lr=null takes the strategy's own)")
+
+
 def prepare(net: "nn.Module", recipe: "Recipe", new_weights: list[str]) -> Prepared:
     """Freeze or wrap `net` as the recipe's strategy says."""
     return get_strategy(recipe.strategy).prepare(net, recipe, new_weights)
