@@ -57,6 +57,27 @@ def classification_metrics(gold, predicted, names: list[str] | tuple[str, ...], 
     return result
 
 
+def majority_warning(scores: dict) -> str | None:
+    """What to say when scores (classification_metrics) are no better than the class balance: every row predicted as
+    one class, or an accuracy no higher than always predicting the most common gold class; None otherwise, or when
+    the gold rows hold a single class."""
+    matrix = np.asarray(scores.get("confusion_matrix", {}).get("matrix", []))
+    if matrix.ndim != 2 or matrix.sum() == 0 or (matrix.sum(1) > 0).sum() < 2:
+        return None
+    names, n = scores["confusion_matrix"]["labels"], int(matrix.sum())
+    predicted, gold = matrix.sum(0), matrix.sum(1)
+    if predicted.max() == n:
+        label = names[int(predicted.argmax())]
+        return (f"the model predicts '{label}' for all {n} rows: its accuracy {scores['accuracy']:.4f} is that "
+                f"class's share, nothing learnt from the texts (more epochs or rows, training.class_weights=true, or "
+                f"the strategy's own training.lr may help)")
+    majority = gold.max() / n
+    if scores["accuracy"] <= majority:
+        return (f"accuracy {scores['accuracy']:.4f} is no better than always predicting "
+                f"'{names[int(gold.argmax())]}' ({majority:.4f}, its share of the {n} rows)")
+    return None
+
+
 def ordinal_error(gold: list[int], predicted: list[int]) -> float:
     """Mean absolute distance between gold and predicted label positions (ordered sentiment labels)."""
     if not gold:

@@ -19,7 +19,7 @@ from .data.schema import labels_json
 from .errors import DataError, NlpTransferError, RecipeError, RunError
 from .fewshot import body_stage
 from .logs import get_logger
-from .metrics import LOCAL_METRICS, extra_metrics, load_metric, ordinal_error, slice_metrics
+from .metrics import LOCAL_METRICS, extra_metrics, load_metric, majority_warning, ordinal_error, slice_metrics
 from .recipe import Recipe, read_saved, refuse_untrusted_code
 from .run import RunFolder
 from .strategies import get_strategy, learning_rate_warning
@@ -439,11 +439,15 @@ def _say_metrics(metrics: dict, run: RunFolder) -> None:
     for task, scores in (test or {}).get("tasks", {}).items():
         logger.info(f"test, {task}: accuracy {scores['accuracy']:.4f}, macro-F1 {scores['macro_f1']:.4f} on "
                     f"{scores['n']} rows")
+        if (warning := majority_warning(scores)) is not None:
+            logger.warning(f"test, {task}: {warning}")
     if test and "tasks" in test:
         logger.info(f"test, mean over {len(test['tasks'])} tasks: accuracy {test['accuracy']:.4f}, macro-F1 "
                     f"{test['macro_f1']:.4f}")
     elif test:
         logger.info(f"test: accuracy {test['accuracy']:.4f}, macro-F1 {test['macro_f1']:.4f} on {test['n']} rows")
+        if (warning := majority_warning(test)) is not None:
+            logger.warning(f"test: {warning}")
     elif metrics.get("validation"):
         logger.info(f"validation: accuracy {metrics['validation']['accuracy']:.4f} (no test split)")
     elif "texts" in metrics:

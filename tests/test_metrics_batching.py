@@ -212,3 +212,39 @@ def test_split_by_length_cuts_where_padding_costs_more_than_a_pass():
     assert split_by_length([], 10) == [] and split_by_length([9], 10) == [[0]]
     parts = split_by_length(list(np.random.default_rng(0).integers(3, 60, 300)), 50)
     assert sorted(i for p in parts for i in p) == list(range(300))
+
+
+def test_scores_no_better_than_the_class_balance_are_named():
+    from nlptransfer.metrics import majority_warning
+
+    names = ["neg", "pos", "neutral"]
+    collapsed = classification_metrics([0, 1, 1, 1, 2], [1] * 5, names)
+    assert majority_warning(collapsed) == (
+        "the model predicts 'pos' for all 5 rows: its accuracy 0.6000 is that class's share, nothing learnt from the "
+        "texts (more epochs or rows, training.class_weights=true, or the strategy's own training.lr may help)")
+    below = classification_metrics([0, 1, 1, 1, 2], [0, 0, 2, 1, 1], names)  # 0.4 against 'pos' 0.6
+    assert majority_warning(below) == ("accuracy 0.4000 is no better than always predicting 'pos' (0.6000, its share "
+                                       "of the 5 rows)")
+    assert majority_warning(classification_metrics([0, 1, 1, 1, 2], [0, 1, 1, 1, 1], names)) is None  # 0.8 > 0.6
+    assert majority_warning(classification_metrics([1, 1], [1, 1], names)) is None  # one gold class: nothing to say
+    assert majority_warning({"accuracy": 0.0, "mse": 1.0}) is None  # no confusion matrix (regression)
+
+
+def test_a_run_summary_warns_per_task_when_a_model_learnt_only_the_balance(tmp_path):
+    from types import SimpleNamespace
+
+    from nlptransfer.pipeline import _say_metrics
+
+    from .conftest import captured_messages
+
+    names = ["a", "b"]
+    tasks = {"topic": classification_metrics([0, 1, 1, 1], [1, 1, 1, 1], names),
+             "urgency": classification_metrics([0, 1, 1, 1], [0, 1, 1, 1], names)}
+    run = SimpleNamespace(root=tmp_path, path=lambda name: tmp_path / name)
+    with captured_messages() as lines:
+        _say_metrics({"test": {"tasks": tasks, "accuracy": 0.875, "macro_f1": 0.7, "n": 4}}, run)
+        _say_metrics({"test": classification_metrics([0, 0, 1], [1, 1, 0], names)}, run)
+    assert [line for line in lines if "predicts" in line or "no better" in line] == [
+        "test, topic: the model predicts 'b' for all 4 rows: its accuracy 0.7500 is that class's share, nothing learnt "
+        "from the texts (more epochs or rows, training.class_weights=true, or the strategy's own training.lr may help)",
+        "test: accuracy 0.0000 is no better than always predicting 'a' (0.6667, its share of the 3 rows)"]
