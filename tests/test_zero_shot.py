@@ -238,3 +238,24 @@ def test_a_zero_shot_run_exports_to_onnx_and_pushes_like_any_run(tiny_models, tm
     np.testing.assert_allclose(pulled.predict_proba(TEXTS), run.classifier().predict_proba(TEXTS), atol=1e-5)
     card = (tmp_path / "hub" / "team" / "zero-shot").rglob("README.md")
     assert any("normalised mean (sentence embedding)" in p.read_text() for p in card)
+
+
+def test_a_model_that_predicts_one_class_for_every_row_is_said_to_in_the_run_and_in_evaluate(tiny_models, tmp_path,
+                                                                                             reviews_csv, capsys):
+    """Two labels with the same description: equal probabilities, so the first label for every row."""
+    from nlptransfer.cli import main
+
+    from .conftest import captured_messages
+
+    with captured_messages() as lines:
+        same = {"labels.descriptions": {"negative": "it was", "positive": "it was"}}
+        run = nlptransfer.finetune("zero-shot-minilm", data=str(reviews_csv),
+                                   overrides=_zero_shot(tiny_models["bert"], tmp_path / "runs", **same))
+    test = run.metrics["test"]
+    assert test["confusion_matrix"]["matrix"][1][1] == 0 and test["n"] == 12
+    assert (f"test: the model predicts 'negative' for all 12 rows: its accuracy {test['accuracy']:.4f} is that class's "
+            f"share, nothing learnt from the texts") in "\n".join(lines)
+    capsys.readouterr()
+    assert main(["evaluate", str(run.path), "--data", str(reviews_csv)]) == 0
+    err = capsys.readouterr().err
+    assert "warning: the model predicts 'negative' for all 120 rows: its accuracy 0.5000 is that class's share" in err
