@@ -2,6 +2,7 @@
 with the same quirk (never a copy of anyone's data), and the pre-flight `check` that says what a run would do."""
 from __future__ import annotations
 
+import csv
 import json
 import random
 from pathlib import Path
@@ -108,6 +109,28 @@ def test_3_the_full_label_column_wins_over_a_sparse_gold_one_and_the_runner_up_i
     assert inferred["text_columns"]["columns"] == ["text"]
     hint = inferred["text_columns"]["reason"]
     assert "tweet_id" not in hint and "tweet_created" not in hint  # ids and timestamps are not text
+
+
+def test_3_a_text_that_ran_on_into_unnamed_columns_is_hinted_and_can_be_joined(tmp_path):
+    """The SMS Spam Collection's spam.csv: header 'class,message,,,' and, in a few rows, a message whose unquoted
+    commas carried its rest into the unnamed columns after it."""
+    rows = [(label, text, "", "", "") for text, label in _sentences(40)]
+    rows[4] = (rows[4][0], "free prize call now", " PO Box 5249", " MK17 92H", "")
+    rows[9] = (rows[9][0], "win cash", " reply stop", "", "")
+    path = tmp_path / "spam.csv"
+    with open(path, "w", newline="", encoding="utf-8") as f:
+        csv.writer(f).writerows([("class", "message", "", "", "")] + rows)
+    splits = load_splits(whole(path))
+    assert splits.report.inferred["text_columns"]["columns"] == ["message"]
+    assert splits.report.hints == [
+        "2 row(s) have values in the unnamed column(s) column_3, column_4 after 'message' (rows 5, 10): texts with an "
+        "unquoted delimiter that ran on? Those parts are not read; to join them: data.text_columns=[message, column_3, "
+        "column_4]"]
+    assert "free prize call now" in splits.train.texts
+    joined = load_splits(whole(path, text_columns=["message", "column_3", "column_4"]))
+    assert joined.report.hints == []
+    assert any(t.startswith("free prize call now") and "PO Box 5249" in t and "MK17 92H" in t
+               for t in joined.train.texts)
 
 
 # -- 4. training on a sliver ---------------------------------------------------------------------------------------

@@ -19,6 +19,9 @@ LABEL_WORDS = ("label", "sentiment", "class", "category", "rating", "stars", "po
                "emotion", "verdict", "target")
 #: parts of a column name that suggest something about a label, not the label itself
 SIDE_WORDS = ("confidence", "gold", "reason", "score", "prob", "id", "count", "date", "time")
+_UNNAMED = re.compile(r"^column_\d+$")  # read.py's name for a column whose header cell is empty (or no header row)
+#: the largest share of rows an unnamed column after the text may fill and still read as a text that ran on into it
+SPILL = 0.1
 _ID = re.compile(r"^[0-9a-fA-F-]{6,}$|^\d+$")
 _NUMBER = re.compile(r"^\s*[-+]?\d+([.,]\d+)?\s*$")
 _TIMESTAMP = re.compile(r"^\d{1,4}[-/.]\d{1,2}[-/.]\d{1,4}([ T]\d{1,2}[:.]\d{2}([:.]\d{2})?)?")
@@ -132,3 +135,24 @@ def infer_text_columns(frame: pd.DataFrame, exclude: set[str]) -> tuple[list[str
         reason += (f"; other text-like columns not used: {', '.join(others)} "
                    f"(to join them: data.text_columns=[{', '.join(others + [column])}])")
     return [column], reason
+
+
+def run_on_columns(frame: pd.DataFrame, text_columns: list[str], skip: set[str]) -> str | None:
+    """A hint when unnamed columns after the last text column hold values in a few rows only: texts with unquoted
+    commas (or other delimiters) that ran on past their column, whose rest would not be read (the SMS Spam
+    Collection's spam.csv: 'class,message,,,'). None when there are none, or when such a column is filled in more
+    than SPILL of the rows (a column of its own)."""
+    columns = [str(c) for c in frame.columns]
+    present = [columns.index(c) for c in text_columns if c in columns]
+    if not present or len(frame) == 0:
+        return None
+    after = [c for c in columns[max(present) + 1:] if _UNNAMED.match(c) and c not in skip and c not in text_columns]
+    filled = {c: frame[c].map(cell_text).str.strip() != "" for c in after}
+    spilled = [c for c, mask in filled.items() if 0 < mask.sum() <= SPILL * len(frame)]
+    if not spilled:
+        return None
+    rows = [i + 1 for i in range(len(frame)) if any(filled[c].iloc[i] for c in spilled)]
+    shown = ", ".join(map(str, rows[:8])) + (" ..." if len(rows) > 8 else "")
+    return (f"{len(rows)} row(s) have values in the unnamed column(s) {', '.join(spilled)} after "
+            f"'{columns[max(present)]}' (rows {shown}): texts with an unquoted delimiter that ran on? Those parts are "
+            f"not read; to join them: data.text_columns=[{', '.join(text_columns + spilled)}]")

@@ -10,7 +10,7 @@ import pandas as pd
 from ..logs import get_logger
 from ..errors import DataError
 from .checks import conflicting, drop_share_problems, leaking_columns, text_key
-from .columns import LABEL_NAMES, infer_label_column, infer_text_columns, missing_column
+from .columns import LABEL_NAMES, infer_label_column, infer_text_columns, missing_column, run_on_columns
 from .labels import DROPPED_BY_MAP, NOT_BINNED, bins_problems, map_labels, numeric_hint, sort_labels
 from .read import Table, cell_text, read_table
 from .schema import DataReport, DataSpec, LabelledTexts, LabelMap, Splits
@@ -81,6 +81,10 @@ def _choose_columns(spec: DataSpec, tables: dict[str, Table], report: DataReport
             else:
                 report.inferred["text_columns"] = {"columns": text_columns, "reason": why}
                 logger.info(f"text column: '{text_columns[0]}' (inferred: {why})")
+    if train is not None and text_columns:
+        hint = run_on_columns(train.frame, text_columns, {label_column} if label_column else set())
+        if hint is not None:
+            report.hints.append(hint)
     for name, table in tables.items():
         columns = [str(c) for c in table.frame.columns]
         for column in text_columns:
