@@ -131,6 +131,14 @@ def test_3_a_text_that_ran_on_into_unnamed_columns_is_hinted_and_can_be_joined(t
     assert joined.report.hints == []
     assert any(t.startswith("free prize call now") and "PO Box 5249" in t and "MK17 92H" in t
                for t in joined.train.texts)
+    # the same in a multi-task file, its label columns before the text
+    tasks = tmp_path / "tasks.csv"
+    with open(tasks, "w", newline="", encoding="utf-8") as f:
+        csv.writer(f).writerows([("class", "topic", "message", "", "", "")]
+                                + [(r[0], ("a", "b")[i % 2], *r[1:]) for i, r in enumerate(rows)])
+    hints = load_splits(whole(tasks, label_columns=["class", "topic"])).report.hints
+    assert hints == [splits.report.hints[0].replace("column_3, column_4", "column_4, column_5")]
+    assert "data.text_columns=[message, column_4, column_5]" in hints[0]
 
 
 # -- 4. training on a sliver ---------------------------------------------------------------------------------------

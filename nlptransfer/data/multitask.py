@@ -8,7 +8,7 @@ import pandas as pd
 from ..errors import DataError
 from ..logs import get_logger
 from .checks import conflicting, drop_share_problems, leaking_columns, text_key
-from .columns import infer_text_columns, missing_column
+from .columns import infer_text_columns, missing_column, run_on_columns
 from .labels import sort_labels
 from .read import Table, cell_text
 from .schema import MISSING, DataReport, DataSpec, LabelledTexts, LabelMap, Splits
@@ -121,15 +121,19 @@ def _tasks_in_file(table: Table, tasks: list[str], report: DataReport, problems:
 
 
 def _text_columns(spec: DataSpec, train: Table, report: DataReport, problems: list[str], words: Words) -> list[str]:
-    """data.text_columns, or the text column inferred from the training file (never a label column)."""
+    """data.text_columns, or the text column inferred from the training file (never a label column); a hint when
+    texts ran on into unnamed columns after them."""
     if spec.text_columns:
-        return list(spec.text_columns)
-    columns, why = infer_text_columns(train.frame, set(spec.label_columns))
-    if not columns:
-        problems.append(f"cannot infer the text column of {train.path} ({why}): set {words.text_key}")
+        columns = list(spec.text_columns)
     else:
-        report.inferred["text_columns"] = {"columns": columns, "reason": why}
-        logger.info(f"text column: '{columns[0]}' (inferred: {why})")
+        columns, why = infer_text_columns(train.frame, set(spec.label_columns))
+        if not columns:
+            problems.append(f"cannot infer the text column of {train.path} ({why}): set {words.text_key}")
+        else:
+            report.inferred["text_columns"] = {"columns": columns, "reason": why}
+            logger.info(f"text column: '{columns[0]}' (inferred: {why})")
+    if columns and (hint := run_on_columns(train.frame, columns, set(spec.label_columns))) is not None:
+        report.hints.append(hint)
     return columns
 
 
