@@ -6,9 +6,10 @@ from __future__ import annotations
 import difflib
 import re
 
+import numpy as np
 import pandas as pd
 
-from .read import cell_text
+from .read import cell_text, row_list
 
 TEXT_NAMES = ("text", "review", "review_text", "sentence", "content", "body", "comment", "message", "document",
               "tweet", "description", "sentence1", "summary", "headline", "title")
@@ -151,8 +152,7 @@ def run_on_columns(frame: pd.DataFrame, text_columns: list[str], skip: set[str])
     spilled = [c for c, mask in filled.items() if 0 < mask.sum() <= SPILL * len(frame)]
     if not spilled:
         return None
-    rows = [i + 1 for i in range(len(frame)) if any(filled[c].iloc[i] for c in spilled)]
-    shown = ", ".join(map(str, rows[:8])) + (" ..." if len(rows) > 8 else "")
+    rows = (np.flatnonzero(np.logical_or.reduce([filled[c].to_numpy() for c in spilled])) + 1).tolist()
     return (f"{len(rows)} row(s) have values in the unnamed column(s) {', '.join(spilled)} after "
-            f"'{columns[max(present)]}' (rows {shown}): texts with an unquoted delimiter that ran on? Those parts are "
-            f"not read; to join them: data.text_columns=[{', '.join(text_columns + spilled)}]")
+            f"'{columns[max(present)]}' ({row_list(rows)}): texts with an unquoted delimiter that ran on? Those parts "
+            f"are not read; to join them: data.text_columns=[{', '.join(text_columns + spilled)}]")

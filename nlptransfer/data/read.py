@@ -46,6 +46,12 @@ class Table:
         return info
 
 
+def row_list(numbers: list[int]) -> str:
+    """'rows 3, 9, ...': the first eight row numbers of a problem or hint, and whether there are more."""
+    shown = ", ".join(map(str, numbers[:8]))
+    return f"rows {shown}{' ...' if len(numbers) > 8 else ''}"
+
+
 def detect_format(path: Path, given: str | None) -> str:
     if given:
         return given

@@ -12,7 +12,7 @@ from ..errors import DataError
 from .checks import conflicting, drop_share_problems, leaking_columns, text_key
 from .columns import LABEL_NAMES, infer_label_column, infer_text_columns, missing_column, run_on_columns
 from .labels import DROPPED_BY_MAP, NOT_BINNED, bins_problems, map_labels, numeric_hint, sort_labels
-from .read import Table, cell_text, read_table
+from .read import Table, cell_text, read_table, row_list
 from .schema import DataReport, DataSpec, LabelledTexts, LabelMap, Splits
 
 logger = get_logger(__name__)
@@ -38,11 +38,6 @@ class Words:
 
 TRAINING = Words("train", FIX_ROWS, "data.text_columns", "data.label_column")
 EVALUATION = Words("evaluation file", "fix or remove them", "--text-column", "--label-column")
-
-
-def _rows(numbers: list[int]) -> str:
-    shown = ", ".join(map(str, numbers[:8]))
-    return f"rows {shown}{' ...' if len(numbers) > 8 else ''}"
 
 
 def _read(spec: DataSpec, path: str, problems: list[str]) -> Table | None:
@@ -101,7 +96,7 @@ def _choose_columns(spec: DataSpec, tables: dict[str, Table], report: DataReport
 
 def unbinned_problem(name: str, count: int, values, rows: list[int]) -> str:
     shown = ", ".join(repr(v) for v in list(values)[:5])
-    return (f"{name}: {count} row(s) have a label no data.label_bins range holds ({shown}; {_rows(rows)}): widen the "
+    return (f"{name}: {count} row(s) have a label no data.label_bins range holds ({shown}; {row_list(rows)}): widen the "
             "ranges, map them with data.label_map, or set data.drop_invalid=true to drop them")
 
 
@@ -116,7 +111,7 @@ def _task_prefix(task: str | None) -> str:
 
 
 def empty_problem(words: Words, name: str, count: int, what: str, rows: list[int]) -> str:
-    return f"{words.split(name)}: {count} row(s) have {what} ({_rows(rows)}); {words.fix_rows}"
+    return f"{words.split(name)}: {count} row(s) have {what} ({row_list(rows)}); {words.fix_rows}"
 
 
 def unknown_labels_problem(words: Words, name: str, counts: pd.Series, given: list[str] | None, purpose: str,
@@ -147,14 +142,14 @@ def leak_problems(leaks: list[dict], text_columns: list[str], allowed: bool, tas
 
 def clash_problem(words: Words, name: str, texts: int, count: int, rows: list[int], task: str | None = None) -> str:
     return (f"{_of_task(words.split(name), task)}: {texts} text(s) appear with different labels ({count} rows: "
-            f"{_rows(rows)}): label noise; {words.fix_rows}")
+            f"{row_list(rows)}): label noise; {words.fix_rows}")
 
 
 def in_train_problem(name: str, reason: str, count: int, rows: list[int]) -> str:
     """Validation/test texts also in train: IN_TRAIN (a leak that inflates the score) or IN_TRAIN_CONFLICT (noise)."""
     other = reason == IN_TRAIN_CONFLICT
     what = "label noise, not a leak" if other else f"which inflates the {name} score"
-    return (f"{name}: {count} text(s) also appear in train{' with another label' if other else ''} ({_rows(rows)}), "
+    return (f"{name}: {count} text(s) also appear in train{' with another label' if other else ''} ({row_list(rows)}), "
             f"{what}; {FIX_ROWS}")
 
 
@@ -336,7 +331,7 @@ def _texts_only(spec: DataSpec, table: Table, names: list[str], report: DataRepo
     empty = frame["text"] == ""
     if empty.any() and not spec.drop_invalid:
         raise DataError(f"train: {int(empty.sum())} row(s) have an empty or missing text "
-                        f"({_rows(frame.loc[empty, 'row'].tolist())}); {FIX_ROWS}", report)
+                        f"({row_list(frame.loc[empty, 'row'].tolist())}); {FIX_ROWS}", report)
     report.drop("train", "empty or missing text", int(empty.sum()))
     frame = frame[~empty]
     if not len(frame):
