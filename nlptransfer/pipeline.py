@@ -22,7 +22,7 @@ from .logs import get_logger
 from .metrics import LOCAL_METRICS, extra_metrics, load_metric, majority_warning, ordinal_error, slice_metrics
 from .recipe import Recipe, read_saved, refuse_untrusted_code
 from .run import RunFolder
-from .strategies import get_strategy, learning_rate_warning
+from .strategies import get_strategy, learning_rate_warnings
 from .train.events import Listener, ProgressBar, RunLog, notify
 
 logger = get_logger(__name__)
@@ -116,7 +116,7 @@ def train(recipe: Recipe, *, resume: bool | str | Path = False, listeners: Seque
         logger.info(f"model {recipe.model} ({config.model_type}), strategy {recipe.strategy}: "
                     f"{prepared.trainable:,} trainable of {prepared.total:,} parameters "
                     f"({100 * prepared.trainable / prepared.total:.2f}%)")
-        if (lr_warning := learning_rate_warning(recipe)) is not None:
+        for lr_warning in learning_rate_warnings(recipe):
             logger.warning(lr_warning)
         modules = {n: load_metric(n) for n in recipe.evaluation.metrics if n not in LOCAL_METRICS}  # fail early
         made = run is None

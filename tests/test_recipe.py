@@ -15,8 +15,8 @@ def test_every_shipped_recipe_validates_and_says_how_to_run_it(name):
     assert text.startswith("#"), "each recipe starts with a header comment"
     assert f"nlptransfer run {name} --data" in text
     assert recipes.from_dict(r.to_dict()) == r  # the resolved recipe round-trips
-    from nlptransfer.strategies import learning_rate_warning
-    assert learning_rate_warning(r) is None  # its lr suits its strategy
+    from nlptransfer.strategies import learning_rate_warnings
+    assert learning_rate_warnings(r) == []  # its lr suits its strategy (and contrastive.lr its body)
 
 
 def test_shipped_recipes_cover_strategies_tasks_and_families():
@@ -85,13 +85,22 @@ def test_default_learning_rate_per_strategy_and_override(strategy, expected):
 
 def test_a_learning_rate_far_from_the_strategys_own_is_named():
     from nlptransfer.recipe import from_dict
-    from nlptransfer.strategies import learning_rate_warning
+    from nlptransfer.strategies import learning_rate_warnings
 
     full_recipe_as_head = from_dict({"strategy": "head", "training": {"lr": 5e-5}})
-    assert learning_rate_warning(full_recipe_as_head) == (
+    assert learning_rate_warnings(full_recipe_as_head) == [
         "training.lr 5e-05 is 200x below strategy head's usual 0.01; was the recipe written for another strategy? "
-        "(training.lr=null takes the strategy's own)")
-    assert "25x above strategy full's usual 5e-05" in learning_rate_warning(
-        from_dict({"strategy": "full", "training": {"lr": 1.25e-3}}))
-    assert learning_rate_warning(from_dict({"strategy": "full", "training": {"lr": 9e-4}})) is None  # 18x: no
-    assert learning_rate_warning(from_dict({"strategy": "head"})) is None  # no lr: the strategy's own
+        "(training.lr=null takes the strategy's own)"]
+    assert "25x above strategy full's usual 5e-05" in learning_rate_warnings(
+        from_dict({"strategy": "full", "training": {"lr": 1.25e-3}}))[0]
+    assert learning_rate_warnings(from_dict({"strategy": "full", "training": {"lr": 9e-4}})) == []  # 18x: no
+    assert learning_rate_warnings(from_dict({"strategy": "head"})) == []  # no lr: the strategy's own
+    # contrastive.lr is the body's: a full body's 4e-5 for an ia3 body (usual 3e-3) is named, for lora (5e-4) not
+    few_shot = recipes.load("few-shot-minilm")
+    assert learning_rate_warnings(few_shot.replace(**{"contrastive.body": "ia3"})) == [
+        "contrastive.lr 4e-05 is 75x below strategy ia3's usual 0.003 for the body it trains (contrastive.body=ia3); "
+        "set contrastive.lr for that body"]
+    assert learning_rate_warnings(few_shot.replace(**{"contrastive.body": "lora"})) == []  # 12.5x
+    assert learning_rate_warnings(few_shot.replace(**{"contrastive.body": "ia3", "contrastive.lr": 3e-3})) == []
+    # with another strategy contrastive.* is not used: no word of it (and training.lr 1e-3 is 10x from head's: silent)
+    assert learning_rate_warnings(few_shot.replace(strategy="head", **{"contrastive.body": "ia3"})) == []

@@ -148,16 +148,29 @@ def learning_rate(recipe: "Recipe") -> float:
 LR_WARN_FACTOR = 20
 
 
-def learning_rate_warning(recipe: "Recipe") -> str | None:
-    """A warning when training.lr is far from the strategy's default: a recipe written for another strategy (e.g. a
-    full fine-tuning recipe run with strategy=head keeps its 5e-5, and a head trained at that barely moves)."""
-    lr, default = recipe.training.lr, get_strategy(recipe.strategy).default_lr
-    if lr is None or default / LR_WARN_FACTOR < lr < default * LR_WARN_FACTOR:
+def learning_rate_warnings(recipe: "Recipe") -> list[str]:
+    """Warnings when a learning rate is LR_WARN_FACTOR x or more from its strategy's default: training.lr from the
+    recipe's strategy's (a recipe written for another strategy: a full fine-tuning recipe run with strategy=head keeps
+    its 5e-5, and a head trained at that barely moves), and with strategy contrastive, contrastive.lr from its body's
+    (contrastive.body=ia3 at a full body's 4e-5 barely moves the adapter)."""
+    found = []
+    if (lr := recipe.training.lr) is not None and (text := _far(lr, get_strategy(recipe.strategy).default_lr)):
+        found.append(f"training.lr {lr:g} is {text} strategy {recipe.strategy}'s usual "
+                     f"{get_strategy(recipe.strategy).default_lr:g}; was the recipe written for another strategy? "
+                     f"(training.lr=null takes the strategy's own)")
+    body = find_strategy(recipe.contrastive.body) if recipe.strategy == "contrastive" else None
+    if body is not None and (text := _far(recipe.contrastive.lr, body.default_lr)):
+        found.append(f"contrastive.lr {recipe.contrastive.lr:g} is {text} strategy {body.name}'s usual "
+                     f"{body.default_lr:g} for the body it trains (contrastive.body={body.name}); set contrastive.lr "
+                     f"for that body")
+    return found
+
+
+def _far(lr: float, default: float) -> str | None:
+    """'Nx below' / 'Nx above' when lr is LR_WARN_FACTOR x or more from default, else None."""
+    if default / LR_WARN_FACTOR < lr < default * LR_WARN_FACTOR:
         return None
-    side = "below" if lr < default else "above"
-    return (f"training.lr {lr:g} is {max(lr / default, default / lr):.0f}x {side} "
-            f"strategy {recipe.strategy}'s usual {default:g}; was the recipe written for another strategy? "
-            f"(training.lr=null takes the strategy's own)")
+    return f"{max(lr / default, default / lr):.0f}x {'below' if lr < default else 'above'}"
 
 
 def prepare(net: "nn.Module", recipe: "Recipe", new_weights: list[str]) -> Prepared:
