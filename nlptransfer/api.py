@@ -97,7 +97,7 @@ def evaluate_run(run_path: str | Path, data: str, *, text_columns: list[str] | N
                  slice_by: list[str] | None = None) -> dict:
     """Metrics of a finished run on a labelled file (all of its rows; it may hold a single class), read as the run
     read its data unless `changes` (data.* keys) say otherwise; with `slice_by`, metrics per value of those columns."""
-    from .metrics import slice_metrics
+    from .metrics import majority_warnings, slice_metrics
 
     clf = TextClassifier.load(run_path, trust_remote_code=trust_remote_code)
     spec = reading_spec(Path(run_path), clf.recipe, data, changes)
@@ -121,6 +121,7 @@ def evaluate_run(run_path: str | Path, data: str, *, text_columns: list[str] | N
     if splits.train.slices:
         result["slices"] = [slice_metrics(gold, predicted, clf.label_map.names, values, column)
                             for column, values in splits.train.slices.items()]
+    result["warnings"] = majority_warnings(result)
     result["data_report"] = splits.report.to_dict()
     return result
 
@@ -129,7 +130,7 @@ def _evaluate_tasks(clf: TextClassifier, spec) -> dict:
     """A multi-task run's metrics on a file: every task whose label column the file has, on its rows labelled for it
     (under "tasks"), their means, and the tasks the file lacks."""
     from .data.multitask import load_multitask_splits
-    from .metrics import slice_metrics
+    from .metrics import majority_warnings, slice_metrics
     from .train.loop import task_column
 
     known = {task: list(m.names) for task, m in clf.tasks.items()}
@@ -151,6 +152,7 @@ def _evaluate_tasks(clf: TextClassifier, spec) -> dict:
         result[key] = float(np.mean([m[key] for m in result["tasks"].values()]))
     result["n"] = len(splits.train)
     result["tasks_missing"] = [task for task in clf.tasks if task not in splits.tasks]
+    result["warnings"] = majority_warnings(result)
     result["data_report"] = splits.report.to_dict()
     return result
 

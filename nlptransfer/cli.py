@@ -141,7 +141,6 @@ def _export(args) -> int:
 
 def _evaluate(args) -> int:
     from .api import evaluate_run
-    from .metrics import majority_warning
 
     result = evaluate_run(args.run, args.data, text_columns=args.text_column, label_column=args.label_column,
                           trust_remote_code=args.trust_remote_code,
@@ -158,8 +157,8 @@ def _evaluate(args) -> int:
         print(f"accuracy {scores['accuracy']:.4f}  macro-F1 {scores['macro_f1']:.4f}  rows {scores['n']}")
         for name, c in scores["per_class"].items():
             print(f"  {name:>16}  P {c['precision']:.3f}  R {c['recall']:.3f}  F1 {c['f1']:.3f}  n {c['support']}")
-        if (warning := majority_warning(scores)) is not None:
-            print(f"warning: {warning}", file=sys.stderr)
+    for warning in result["warnings"]:
+        print(f"warning: {warning}", file=sys.stderr)
     if result.get("tasks_missing"):
         print(f"not scored (no such column in {args.data}): {', '.join(result['tasks_missing'])}")
     return 0

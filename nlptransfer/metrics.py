@@ -78,6 +78,17 @@ def majority_warning(scores: dict) -> str | None:
     return None
 
 
+def majority_warnings(result: dict, where: str = "") -> list[str]:
+    """majority_warning of a result's scores, of each task's for a multi-task result (under "tasks"), as
+    'where, task: message' lines ('message' alone with neither)."""
+    found = []
+    for task, scores in result.get("tasks", {None: result}).items():
+        if (warning := majority_warning(scores)) is not None:
+            head = ", ".join(part for part in (where, task) if part)
+            found.append(f"{head}: {warning}" if head else warning)
+    return found
+
+
 def ordinal_error(gold: list[int], predicted: list[int]) -> float:
     """Mean absolute distance between gold and predicted label positions (ordered sentiment labels)."""
     if not gold:

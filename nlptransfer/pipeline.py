@@ -19,7 +19,7 @@ from .data.schema import labels_json
 from .errors import DataError, NlpTransferError, RecipeError, RunError
 from .fewshot import body_stage
 from .logs import get_logger
-from .metrics import LOCAL_METRICS, extra_metrics, load_metric, majority_warning, ordinal_error, slice_metrics
+from .metrics import LOCAL_METRICS, extra_metrics, load_metric, majority_warnings, ordinal_error, slice_metrics
 from .recipe import Recipe, read_saved, refuse_untrusted_code
 from .run import RunFolder
 from .strategies import get_strategy, learning_rate_warnings
@@ -155,6 +155,7 @@ def train(recipe: Recipe, *, resume: bool | str | Path = False, listeners: Seque
                 probs = _probabilities(model, encoded["train"], recipe.training.eval_batch_size,
                                        tokenizer.pad_token_id or 0, accelerator.device)
                 _write_predictions(run, splits, probs, "train")
+            metrics["warnings"] = learning_rate_warnings(recipe) + _score_warnings(metrics)
             run.write_json("metrics", metrics)
             _say_metrics(metrics, run)
         accelerator.wait_for_everyone()
@@ -434,22 +435,25 @@ def _write_predictions(run: RunFolder, splits: Splits, probs: np.ndarray | dict,
     run.write_csv("predictions", header, rows)
 
 
+def _score_warnings(metrics: dict) -> list[str]:
+    """The test scores' warnings (metrics.majority_warning: no better than the class balance), per task."""
+    return majority_warnings(metrics["test"], "test") if metrics.get("test") else []
+
+
 def _say_metrics(metrics: dict, run: RunFolder) -> None:
     test = metrics.get("test")
     for task, scores in (test or {}).get("tasks", {}).items():
         logger.info(f"test, {task}: accuracy {scores['accuracy']:.4f}, macro-F1 {scores['macro_f1']:.4f} on "
                     f"{scores['n']} rows")
-        if (warning := majority_warning(scores)) is not None:
-            logger.warning(f"test, {task}: {warning}")
     if test and "tasks" in test:
         logger.info(f"test, mean over {len(test['tasks'])} tasks: accuracy {test['accuracy']:.4f}, macro-F1 "
                     f"{test['macro_f1']:.4f}")
     elif test:
         logger.info(f"test: accuracy {test['accuracy']:.4f}, macro-F1 {test['macro_f1']:.4f} on {test['n']} rows")
-        if (warning := majority_warning(test)) is not None:
-            logger.warning(f"test: {warning}")
     elif metrics.get("validation"):
         logger.info(f"validation: accuracy {metrics['validation']['accuracy']:.4f} (no test split)")
     elif "texts" in metrics:
         logger.info(f"{metrics['texts']} texts without labels: their predictions are in {run.path('predictions')}")
+    for warning in _score_warnings(metrics):  # stored in metrics.json "warnings", with any learning-rate warning
+        logger.warning(warning)
     logger.info(f"run folder: {run.root}")

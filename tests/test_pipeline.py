@@ -212,6 +212,10 @@ def test_cli_runs_every_strategy_predicts_and_evaluates(tiny_models, reviews_csv
         warned = {"head": "200x below strategy head's usual 0.01", "ia3": "60x below strategy ia3's usual 0.003"}
         assert (warned.get(strategy, "no warning") in captured.out + captured.err) == (strategy in warned)
         assert ("training.lr 5e-05 is" in captured.out + captured.err) == (strategy in warned)
+        stored = json.loads((run_dir / "metrics.json").read_text())["warnings"]  # kept with the scores too
+        assert [w for w in stored if w.startswith("training.lr")] == (
+            [w for w in stored if warned[strategy] in w] if strategy in warned else [])
+        assert len([w for w in stored if w.startswith("training.lr")]) == (strategy in warned)
         assert main(["predict", str(run_dir), "--input", str(unlabeled), "--output", str(out / "pred.csv")]) == 0
         rows = _predictions_csv(out / "pred.csv")
         assert len(rows) == 10 and {"text", "predicted", "prob_negative", "prob_positive"} <= set(rows[0])

@@ -335,6 +335,7 @@ def test_cli_compare_strategies_on_the_same_splits(tiny_models, reviews_csv, tmp
     for r in rows[:3]:
         m = json.loads((folder / r["name"] / "metrics.json").read_text())
         assert (r["accuracy"], r["trainable_parameters"]) == (m["test"]["accuracy"], m["trainable_parameters"])
+        assert r["warnings"] == m["warnings"]  # each run's warnings travel with its row
     assert rows[1]["trainable_parameters"] > rows[2]["trainable_parameters"] > rows[0]["trainable_parameters"]
     for key, costs in (("trainable_parameters", ("trainable_parameters",)), ("train_seconds", ("train_seconds",)),
                        ("both", ("trainable_parameters", "train_seconds"))):
@@ -414,3 +415,18 @@ def test_full_finetuning_on_1000_sst2_sentences_is_positive_transfer(tmp_path, c
     assert report["time_to_baseline"]["reached"] is True
     assert "## Did transfer help? **positive transfer**" in printed
     print("\n".join(line for line in printed.splitlines() if not line.startswith(("train:", "validation:"))))
+
+
+def test_compare_lists_each_runs_warnings_under_its_table():
+    from nlptransfer.report.compare import _html, _markdown
+
+    row = {"kind": "transfer", "accuracy": 0.5, "macro_f1": 0.33, "trainable_parameters": 10, "train_seconds": 1.0,
+           "artifact_bytes": 100, "pareto": {"trainable_parameters": True, "train_seconds": True, "both": True}}
+    result = {"recipe": "r", "data": "d.csv", "metric": "accuracy", "seed": 42, "rows_used": {"train": 8, "test": 4},
+              "rows": [{**row, "name": "head", "warnings": ["test: the model predicts 'a' for all 4 rows <sic>"]},
+                       {**row, "name": "full", "warnings": []}]}
+    markdown = _markdown(result)
+    assert markdown.endswith("Warnings:\n\n- head: test: the model predicts 'a' for all 4 rows &lt;sic&gt;\n")
+    assert "<li>head: test: the model predicts &#x27;a&#x27; for all 4 rows &lt;sic&gt;</li>" in _html(result, "")
+    result["rows"][0]["warnings"] = []
+    assert "Warnings" not in _markdown(result) and "Warnings" not in _html(result, "")

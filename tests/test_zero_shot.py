@@ -253,9 +253,14 @@ def test_a_model_that_predicts_one_class_for_every_row_is_said_to_in_the_run_and
                                    overrides=_zero_shot(tiny_models["bert"], tmp_path / "runs", **same))
     test = run.metrics["test"]
     assert test["confusion_matrix"]["matrix"][1][1] == 0 and test["n"] == 12
-    assert (f"test: the model predicts 'negative' for all 12 rows: its accuracy {test['accuracy']:.4f} is that class's "
-            f"share, nothing learnt from the texts") in "\n".join(lines)
+    said = (f"test: the model predicts 'negative' for all 12 rows: its accuracy {test['accuracy']:.4f} is that class's "
+            f"share, nothing learnt from the texts")
+    assert said in "\n".join(lines)
+    stored = json.loads((run.path / "metrics.json").read_text())["warnings"]  # and kept with the scores
+    assert len(stored) == 1 and stored[0].startswith(said) and stored == run.metrics["warnings"]
     capsys.readouterr()
-    assert main(["evaluate", str(run.path), "--data", str(reviews_csv)]) == 0
+    assert main(["evaluate", str(run.path), "--data", str(reviews_csv), "--output", str(tmp_path / "eval.json")]) == 0
     err = capsys.readouterr().err
     assert "warning: the model predicts 'negative' for all 120 rows: its accuracy 0.5000 is that class's share" in err
+    evaluated = json.loads((tmp_path / "eval.json").read_text())["warnings"]
+    assert len(evaluated) == 1 and evaluated[0].startswith("the model predicts 'negative' for all 120 rows")

@@ -77,7 +77,15 @@ def _markdown(result: dict) -> str:
                       f"and seed {result['seed']} for every strategy; test {result['metric']}. Pareto-best: no other "
                       "row scores at least as well with no more trainable parameters (params), no more training "
                       "time (time), or no more of both (params+time jointly), being better in one of them.", "",
-                      table(HEADER, table_rows(result["rows"], result["metric"])), "", *_selection_lines(result)])
+                      table(HEADER, table_rows(result["rows"], result["metric"])), "", *_selection_lines(result),
+                      *_warning_lines(result)])
+
+
+def _warning_lines(result: dict) -> list[str]:
+    """Each run's warnings (its metrics.json "warnings": a learning rate far from its strategy's, scores no better
+    than the class balance), under the table: a row to read with care."""
+    found = [f"- {escape(r['name'])}: {escape(w)}" for r in result["rows"] for w in r.get("warnings") or []]
+    return ["Warnings:", "", *found, ""] if found else []
 
 
 def _html(result: dict, image: str) -> str:
@@ -85,13 +93,15 @@ def _html(result: dict, image: str) -> str:
     head = "".join(f"<th>{e(h)}</th>" for h in HEADER)
     body = "".join("<tr>" + "".join(f"<td>{e(c)}</td>" for c in row) + "</tr>"
                    for row in table_rows(result["rows"], result["metric"]))
+    found = "".join(f"<li>{e(r['name'])}: {e(w)}</li>" for r in result["rows"] for w in r.get("warnings") or [])
+    warnings = f"<h2>Warnings</h2><ul id='warnings'>{found}</ul>" if found else ""
     return ("<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>Strategy comparison</title>"
             "<style>body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em}table{border-collapse:"
             "collapse}td,th{border:1px solid #ccc;padding:4px 8px}img{max-width:100%}</style></head><body>"
             f"<h1>Strategy comparison</h1><p>{e(result['recipe'])} on {e(result['data'])}; same splits and seed "
             f"{result['seed']} for every strategy.</p><table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
-            f"<figure><img id='fig-pareto' alt='score against cost' src='data:image/png;base64,{image}'></figure>"
-            "</body></html>\n")
+            f"{warnings}<figure><img id='fig-pareto' alt='score against cost' src='data:image/png;base64,{image}'>"
+            "</figure></body></html>\n")
 
 
 def _variants(base: Recipe, strategies: list[str], weights: list[float] | None, keep_lr: bool
@@ -164,7 +174,7 @@ def compare_strategies(recipe: str | Recipe, data: str | None, strategies: list[
         rows.append({"name": name, "kind": "transfer", "run": str(run.path), "accuracy": m["test"]["accuracy"],
                      "macro_f1": m["test"]["macro_f1"], "trainable_parameters": m["trainable_parameters"],
                      "train_seconds": m["train_seconds"], "artifact_bytes": folder_bytes(RunFolder(run.path).weights_dir),
-                     "validation": (m.get("validation") or {}).get(metric)})
+                     "validation": (m.get("validation") or {}).get(metric), "warnings": m.get("warnings", [])})
         if adapt_weights:
             rows[-1]["target_test_accuracy"] = _target_accuracy(run.path, r)
         logger.info(f"compare: {name}: test {metric} {m['test'][metric]:.4f}, {m['trainable_parameters']:,} trainable, "
