@@ -141,6 +141,31 @@ def test_3_a_text_that_ran_on_into_unnamed_columns_is_hinted_and_can_be_joined(t
     assert "data.text_columns=[message, column_4, column_5]" in hints[0]
 
 
+def test_3b_a_file_sorted_by_its_label_has_its_label_column_found_and_counted_over_every_row(tmp_path):
+    """Twitter US Airline Sentiment's Tweets.csv sorted by its label (a usual layout: the negatives, then the rest):
+    the columns were judged on its first 2,000 rows, where 'airline_sentiment' held one value and so was no label,
+    and 'airline' (6 values) was chosen with '2 values'. Judged on rows spread over the file, counted over all."""
+    airlines = ["American", "Delta", "Southwest", "US Airways", "United", "Virgin America"]
+    labels = ["negative"] * 2100 + ["neutral"] * 250 + ["positive"] * 250
+    rows = [(f"{i}", label, airlines[i * 6 // len(labels)], f"@{airlines[i * 6 // len(labels)]} flight {i} was "
+             + {"negative": "late and awful", "neutral": "on a tuesday", "positive": "great, thanks"}[label])
+            for i, label in enumerate(labels)]
+    rows.sort(key=lambda r: (r[1], r[2]))  # sorted by label, then airline within it, as the real file sorts
+    path = write_csv(tmp_path / "tweets.csv", rows, header=("tweet_id", "airline_sentiment", "airline", "text"))
+    report = load_splits(whole(path)).report
+    assert report.inferred["label_column"] == {
+        "column": "airline_sentiment", "reason": "its name 'airline_sentiment' says labels, and it has 3 distinct "
+        "values; runner-up 'airline' (6 values, 100% filled): set data.label_column to choose it"}
+    # headerless and sorted: the label column found, its classes counted over all rows
+    bare = tmp_path / "bare.csv"
+    with open(bare, "w", newline="", encoding="utf-8") as f:
+        csv.writer(f).writerows([(r[3], r[1]) for r in rows])
+    splits = load_splits(whole(bare))
+    assert splits.report.inferred["label_column"] == {
+        "column": "column_2", "reason": "it has the fewest distinct values (3) of the short columns"}
+    assert list(splits.label_map.names) == ["negative", "neutral", "positive"] and len(splits.train) == 2600
+
+
 # -- 4. training on a sliver ---------------------------------------------------------------------------------------
 
 def test_4_dropping_most_of_a_split_is_refused_and_the_share_is_said(tmp_path):

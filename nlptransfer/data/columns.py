@@ -37,8 +37,22 @@ def missing_column(name: str, columns: list[str], key: str) -> str:
     return f"{key}: column '{name}' not found{hint} (columns: {', '.join(columns)})"
 
 
-def _cells(frame: pd.DataFrame, column: str, n: int = 2000) -> pd.Series:
-    return frame[column].iloc[:n].map(cell_text).str.strip()
+def _cells(frame: pd.DataFrame, column: str, n: int | None = 2000) -> pd.Series:
+    """`column`'s cells as stripped text: n rows spread evenly over the frame (its first and last included), all of
+    them with n None. Spread, not the first n: a file sorted by its label (all negatives, then all positives) shows one
+    label in its first rows."""
+    cells = frame[column]
+    if n is not None and len(cells) > n:
+        cells = cells.iloc[np.linspace(0, len(cells) - 1, n).round().astype(int)]
+    return cells.map(cell_text).str.strip()
+
+
+def _counted(frame: pd.DataFrame, candidate: dict) -> dict:
+    """A label candidate with its distinct values and filled share counted over every row (the ranking counts a
+    sample): the numbers a reason shows."""
+    cells = _cells(frame, candidate["column"], None)
+    filled = cells[cells != ""]
+    return {**candidate, "distinct": filled.nunique(), "complete": len(filled) / max(len(cells), 1)}
 
 
 def _mean_length(frame: pd.DataFrame, column: str) -> float:
@@ -101,7 +115,7 @@ def infer_label_column(frame: pd.DataFrame, exclude: set[str]) -> tuple[str | No
     # nearly complete first, then a label-like name, then fewer distinct values, then shorter values
     ranked = sorted(candidates, key=lambda c: (c["complete"] < min(COMPLETE, fullest), -c["name"], c["distinct"],
                                                c["length"], c["column"]))
-    best = ranked[0]
+    best = _counted(frame, ranked[0])
     if best["name"] == 2:
         why = f"its name '{best['column']}' is a usual label column name"
     elif best["name"] == 1:
@@ -111,7 +125,7 @@ def infer_label_column(frame: pd.DataFrame, exclude: set[str]) -> tuple[str | No
     if best["complete"] < 1:
         why += f", {best['complete']:.0%} filled"
     if len(ranked) > 1:
-        runner = ranked[1]
+        runner = _counted(frame, ranked[1])
         why += (f"; runner-up '{runner['column']}' ({runner['distinct']} values, {runner['complete']:.0%} filled): "
                 "set data.label_column to choose it")
     return best["column"], why
