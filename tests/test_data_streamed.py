@@ -2,6 +2,7 @@
 same splits, rows, report and problems, read a few rows at a time; and the split files (data.store) it writes."""
 from __future__ import annotations
 
+import dataclasses
 import math
 import pickle
 import random
@@ -151,6 +152,32 @@ def test_column_problems_stop_at_once(tmp_path):
     assert len(stream) == 2 and "'stars'" in stream[0] and "data.slice_columns" in stream[1]
     _, stream = both(DataSpec(train=str(tmp_path / "missing.csv")), tmp_path)
     assert stream == [f"data file not found: {tmp_path / 'missing.csv'}"]
+
+
+def test_a_file_sorted_by_its_label_has_its_columns_inferred_from_rows_spread_over_it(tmp_path, monkeypatch):
+    """Sentiment140's layout: no header, polarity first, 800,000 rows of 0 then 800,000 of 4, then id, date, query,
+    user, text. Its first chunk holds one label, so inference on it chose another column (or none)."""
+    rng = random.Random(0)
+    words = "good bad day night love hate work home fun boring happy sad".split()
+    rows = [("0" if i < 300 else "4", str(1467810369 + i), f"Mon Apr {6 + i % 20:02d} 22:19:45 PDT 2009", "NO_QUERY",
+             f"user{rng.randrange(40)}", " ".join(rng.choice(words) for _ in range(8)) + f" #{i}") for i in range(600)]
+    spec = DataSpec(train=str(write_rows(tmp_path / "s140.csv", rows, header=None)), val_fraction=0.1,
+                    test_fraction=0.1)
+    monkeypatch.setattr(streamed, "SAMPLE_ROWS", 20)  # 20 of each chunk of 100: 120 rows spread over the file
+    plain, stream = both(spec, tmp_path, chunk=100)
+    assert stream.report.inferred["label_column"] == {
+        "column": "column_1", "reason": "it has the fewest distinct values (2) of the short columns; runner-up "
+        "'column_3' (18 values, 100% filled): set data.label_column to choose it"}  # counted in the 120 rows
+    assert_same(plain, stream)  # (it drops the reasons)
+    assert stream.report.inferred["text_columns"]["columns"] == ["column_6"]
+    assert stream.report.class_balance["train"] == {"0": 240, "4": 240}
+    monkeypatch.setattr(streamed, "CHUNK_ROWS", 100)
+    sample = streamed.spread_sample(spec)  # what inference saw: 20 of each of the 6 chunks, sorted labels and all
+    assert len(sample) == 120 and sample["column_1"].value_counts().to_dict() == {"0": 60, "4": 60}
+    # named columns: no sample is read (the recipe's own columns, checked in the first chunk)
+    monkeypatch.setattr(streamed, "spread_sample", lambda spec: pytest.fail("read a sample of named columns"))
+    named = dataclasses.replace(spec, label_column="column_1", text_columns=["column_6"])
+    assert_same(*both(named, tmp_path, chunk=100))
 
 
 @pytest.mark.skipif(not SST2.is_file(), reason=f"needs {SST2} (../shared/data/sst2)")

@@ -53,14 +53,16 @@ def _read(spec: DataSpec, path: str, problems: list[str]) -> Table | None:
 
 
 def _choose_columns(spec: DataSpec, tables: dict[str, Table], report: DataReport, problems: list[str],
-                    words: Words = TRAINING):
-    """The text columns and label column, named or inferred from the training file, checked in every file."""
+                    words: Words = TRAINING, sample: pd.DataFrame | None = None):
+    """The text columns and label column, named or inferred from the training file (from `sample`, its rows spread
+    over a file read in chunks, when given), checked in every file."""
     train = tables.get("train")
     text_columns, label_column = list(spec.text_columns or []), spec.label_column
     if train is not None:
         columns = [str(c) for c in train.frame.columns]
+        rows = train.frame if sample is None else sample
         if label_column is None:
-            label_column, why = infer_label_column(train.frame, set(text_columns))
+            label_column, why = infer_label_column(rows, set(text_columns))
             if label_column is None:
                 one = (f"; it read as one column: {train.reasons['delimiter']}"
                        if len(columns) == 1 and "delimiter" in train.reasons else "")
@@ -70,7 +72,7 @@ def _choose_columns(spec: DataSpec, tables: dict[str, Table], report: DataReport
                 report.inferred["label_column"] = {"column": label_column, "reason": why}
                 logger.info(f"label column: '{label_column}' (inferred: {why})")
         if not text_columns:
-            text_columns, why = infer_text_columns(train.frame, {label_column} if label_column else set())
+            text_columns, why = infer_text_columns(rows, {label_column} if label_column else set())
             if not text_columns:
                 problems.append(f"cannot infer the text column of {train.path} ({why}): set {words.text_key}")
             else:

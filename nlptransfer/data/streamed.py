@@ -4,7 +4,9 @@ stays in memory as a few numbers per row (a 64-bit hash of the text as a reader 
 label; the row number), so memory grows by about 30 bytes a row, not with the texts. The splits are then written
 as split files (store.SplitWriter) and read back as ArrowColumns.
 
-Column inference reads the training file's first chunk (CHUNK_ROWS rows); a leak check gives up a column with more
+Column inference, when the recipe does not name the columns, reads the training file once before the main pass and
+keeps SAMPLE_ROWS rows of each chunk, spread over it (a file sorted by its label, as Sentiment140 is, shows one label
+in its first chunk); a leak check gives up a column with more
 than 100,000 distinct values. A problem with the chosen columns stops at once (the other checks need them)."""
 from __future__ import annotations
 
@@ -31,6 +33,19 @@ logger = get_logger(__name__)
 
 STREAM_BYTES = 16 << 20  #: a data file larger than this goes through this stage
 CHUNK_ROWS = 50_000  #: rows read at a time
+SAMPLE_ROWS = 2_000  #: rows of each chunk column inference sees
+
+
+def spread_sample(spec: DataSpec) -> pd.DataFrame:
+    """SAMPLE_ROWS rows of each chunk of the training file, evenly spaced in it: rows spread over the whole file
+    for column inference (one pass, memory bounded by a chunk)."""
+    parts = []
+    for table in iter_table(spec.train, spec.format, spec.header, spec.encoding, spec.delimiter, rows=CHUNK_ROWS):
+        frame = table.frame
+        if len(frame) > SAMPLE_ROWS:
+            frame = frame.iloc[np.linspace(0, len(frame) - 1, SAMPLE_ROWS).round().astype(int)]
+        parts.append(frame)
+    return pd.concat(parts, ignore_index=True)
 
 
 def streams(spec: DataSpec) -> bool:
@@ -110,7 +125,14 @@ def load_splits_streamed(spec: DataSpec, seed: int, folder: Path) -> Splits:
             problems.append(f"{path} is empty: it has no data rows")
             continue
         firsts[name], chunks[name] = first, itertools.chain([first], it)
-    text_columns, label_column = _choose_columns(spec, firsts, report, problems, TRAINING)
+    sample = None
+    if "train" in firsts and (spec.label_column is None or not spec.text_columns):
+        try:
+            sample = spread_sample(spec)
+        except DataError as e:  # the main pass would stop at the same place: say it once, now
+            problems.extend(e.problems)
+            stop()
+    text_columns, label_column = _choose_columns(spec, firsts, report, problems, TRAINING, sample)
     for name, table in firsts.items():
         present = [str(c) for c in table.frame.columns]
         problems += [f"{TRAINING.file(name)} {table.path}: " + missing_column(c, present, "data.slice_columns")
