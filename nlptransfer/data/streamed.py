@@ -6,7 +6,8 @@ as split files (store.SplitWriter) and read back as ArrowColumns.
 
 Column inference, when the recipe does not name the columns, reads the training file once before the main pass and
 keeps SAMPLE_ROWS rows of each chunk, spread over it (a file sorted by its label, as Sentiment140 is, shows one label
-in its first chunk); a leak check gives up a column with more than 100,000 distinct values. A problem with the chosen columns stops at once (the other checks need them)."""
+in its first chunk); a leak check gives up a column with more than 100,000 distinct values. A problem with the
+chosen columns stops at once (the other checks need them)."""
 from __future__ import annotations
 
 import itertools
