@@ -13,7 +13,7 @@ import numpy as np
 
 from . import models
 from .adapt import adapted_encoder, attach_mlm_head, loop_recipe, read_target, target_stream
-from .tokens import Encoded, cache_root, tokenize, tokenize_cached
+from .tokens import Encoded, cache_root, tokenize, tokenize_cached, unknown_hint
 from .data import DataReport, LabelMap, Splits
 from .data.schema import labels_json
 from .errors import DataError, NlpTransferError, RecipeError, RunError
@@ -108,7 +108,10 @@ def train(recipe: Recipe, *, resume: bool | str | Path = False, listeners: Seque
         base = models.resolve(recipe.model, recipe.model_revision)
         tokenizer = models.load_tokenizer(base, recipe.trust_remote_code)
         config = models.load_config(base, recipe.trust_remote_code)
+        hints = len(splits.report.hints)
         encoded = _encode(tokenizer, config, recipe, splits)
+        for hint in splits.report.hints[hints:]:
+            logger.warning(hint)
         strategy = get_strategy(recipe.strategy)
         net, new_weights = models.load_classifier(base, splits.label_map, recipe.trust_remote_code, **_tasks(recipe, splits))
         prepared = strategy.prepare(net, recipe, new_weights)
@@ -285,6 +288,8 @@ def _encode(tokenizer, config, recipe: Recipe, splits: Splits) -> dict[str, Enco
                for name, part in (("train", splits.train), ("validation", splits.validation), ("test", splits.test))
                if part is not None}
     splits.report.truncated = {name: e.truncated for name, e in encoded.items()}
+    if (hint := unknown_hint(tokenizer, encoded["train"], recipe.model)) is not None:
+        splits.report.hints.append(hint)  # in data_report.json and check's report; a run also logs it
     how = ("cached" if all(e.cached for e in encoded.values())
            else ", ".join(f"{name} {'cached' if e.cached else 'tokenized'}" for name, e in encoded.items()))
     logger.info(f"tokenized: {how} ({sum(map(len, encoded.values())):,} texts, {time.perf_counter() - started:.1f} s;"
