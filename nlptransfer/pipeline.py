@@ -288,7 +288,7 @@ def _encode(tokenizer, config, recipe: Recipe, splits: Splits) -> dict[str, Enco
                for name, part in (("train", splits.train), ("validation", splits.validation), ("test", splits.test))
                if part is not None}
     splits.report.truncated = {name: e.truncated for name, e in encoded.items()}
-    if (hint := unknown_hint(tokenizer, encoded["train"], recipe.model)) is not None:
+    if (hint := unknown_hint(tokenizer, encoded["train"])) is not None:
         splits.report.hints.append(hint)  # in data_report.json and check's report; a run also logs it
     how = ("cached" if all(e.cached for e in encoded.values())
            else ", ".join(f"{name} {'cached' if e.cached else 'tokenized'}" for name, e in encoded.items()))

@@ -210,13 +210,14 @@ def unknown_share(tokenizer, encoded: Encoded, rows: int = 2000) -> float | None
     return float((ids == unk).mean()) if len(ids) else None
 
 
-def unknown_hint(tokenizer, encoded: Encoded, model: str) -> str | None:
+def unknown_hint(tokenizer, encoded: Encoded) -> str | None:
     """What to say when UNKNOWN_WARN or more of the training texts' tokens are unknown to the tokenizer: the model
-    reads little of them (a script or language its vocabulary lacks)."""
+    reads little of them (a script or language its vocabulary lacks). It names no model: data_report.json is
+    published with the model, and a model given as a local path would give that path away."""
     share = unknown_share(tokenizer, encoded)
     if share is None or share < UNKNOWN_WARN:
         return None
-    return (f"{share:.0%} of the training texts' tokens are unknown to model {model}'s tokenizer "
+    return (f"{share:.0%} of the training texts' tokens are unknown to the model's tokenizer "
             f"({tokenizer.unk_token}): its vocabulary lacks much of these texts (another script or language?), so "
             f"the model reads little of them; a multilingual model covers more (model=xlm-roberta-base)")
 
