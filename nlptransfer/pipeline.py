@@ -119,7 +119,8 @@ def train(recipe: Recipe, *, resume: bool | str | Path = False, listeners: Seque
         logger.info(f"model {recipe.model} ({config.model_type}), strategy {recipe.strategy}: "
                     f"{prepared.trainable:,} trainable of {prepared.total:,} parameters "
                     f"({100 * prepared.trainable / prepared.total:.2f}%)")
-        for lr_warning in learning_rate_warnings(recipe):
+        lr_warnings = learning_rate_warnings(recipe)
+        for lr_warning in lr_warnings:
             logger.warning(lr_warning)
         modules = {n: load_metric(n) for n in recipe.evaluation.metrics if n not in LOCAL_METRICS}  # fail early
         made = run is None
@@ -158,7 +159,7 @@ def train(recipe: Recipe, *, resume: bool | str | Path = False, listeners: Seque
                 probs = _probabilities(model, encoded["train"], recipe.training.eval_batch_size,
                                        tokenizer.pad_token_id or 0, accelerator.device)
                 _write_predictions(run, splits, probs, "train")
-            metrics["warnings"] = learning_rate_warnings(recipe) + _score_warnings(metrics)
+            metrics["warnings"] = lr_warnings + _score_warnings(metrics)
             run.write_json("metrics", metrics)
             _say_metrics(metrics, run)
         accelerator.wait_for_everyone()

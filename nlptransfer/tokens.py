@@ -204,8 +204,9 @@ def unknown_share(tokenizer, encoded: Encoded, rows: int = 2000) -> float | None
     if unk is None or not len(encoded):
         return None
     special = set(tokenizer.all_special_ids) - {unk}
-    picks = np.unique(np.linspace(0, len(encoded) - 1, min(rows, len(encoded))).round().astype(int))
-    ids = np.concatenate([np.asarray(encoded.input_ids[int(i)], dtype=np.int64) for i in picks])
+    from .data.read import spread
+
+    ids = np.concatenate([np.asarray(encoded.input_ids[int(i)], dtype=np.int64) for i in spread(len(encoded), rows)])
     ids = ids[~np.isin(ids, list(special))]
     return float((ids == unk).mean()) if len(ids) else None
 

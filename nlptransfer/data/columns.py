@@ -9,7 +9,7 @@ import re
 import numpy as np
 import pandas as pd
 
-from .read import cell_text, row_list
+from .read import cell_text, row_list, spread
 
 TEXT_NAMES = ("text", "review", "review_text", "sentence", "content", "body", "comment", "message", "document",
               "tweet", "description", "sentence1", "summary", "headline", "title")
@@ -41,9 +41,7 @@ def _cells(frame: pd.DataFrame, column: str, n: int | None = 2000) -> pd.Series:
     """`column`'s cells as stripped text: n rows spread evenly over the frame (its first and last included), all of
     them with n None. Spread, not the first n: a file sorted by its label (all negatives, then all positives) shows one
     label in its first rows."""
-    cells = frame[column]
-    if n is not None and len(cells) > n:
-        cells = cells.iloc[np.linspace(0, len(cells) - 1, n).round().astype(int)]
+    cells = frame[column] if n is None else frame[column].iloc[spread(len(frame), n)]
     return cells.map(cell_text).str.strip()
 
 

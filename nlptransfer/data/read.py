@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
 
+import numpy as np
 import pandas as pd
 
 from ..errors import DataError
@@ -44,6 +45,14 @@ class Table:
         if self.reasons:
             info["reasons"] = dict(self.reasons)
         return info
+
+
+def spread(count: int, k: int) -> np.ndarray:
+    """Positions of at most k of `count` rows, evenly spaced over them, the first and last included (all of them
+    when count <= k): a sample of a file's rows that a file sorted by its label does not fool."""
+    if count <= k:
+        return np.arange(count)
+    return np.unique(np.linspace(0, count - 1, k).round().astype(int))
 
 
 def row_list(numbers: list[int]) -> str:

@@ -22,7 +22,7 @@ from ..logs import get_logger
 from .checks import LeakCounter, drop_share_problems
 from .columns import missing_column
 from .labels import DROPPED_BY_MAP, NOT_BINNED, bins_problems, map_labels, numeric_hint, sort_labels
-from .read import cell_text, iter_table
+from .read import cell_text, iter_table, spread
 from .schema import DataReport, DataSpec, LabelMap, Splits
 from .split import (CONFLICT, DUPLICATE, IN_TRAIN, IN_TRAIN_CONFLICT, NO_TRAIN, SLICE, TRAINING, _choose_columns,
                     _split_sizes_problem, clash_problem, empty_problem, in_train_problem, leak_problems,
@@ -41,10 +41,7 @@ def spread_sample(spec: DataSpec) -> pd.DataFrame:
     for column inference (one pass, memory bounded by a chunk)."""
     parts = []
     for table in iter_table(spec.train, spec.format, spec.header, spec.encoding, spec.delimiter, rows=CHUNK_ROWS):
-        frame = table.frame
-        if len(frame) > SAMPLE_ROWS:
-            frame = frame.iloc[np.linspace(0, len(frame) - 1, SAMPLE_ROWS).round().astype(int)]
-        parts.append(frame)
+        parts.append(table.frame.iloc[spread(len(table.frame), SAMPLE_ROWS)])
     return pd.concat(parts, ignore_index=True)
 
 

@@ -84,8 +84,13 @@ def _markdown(result: dict) -> str:
 def _warning_lines(result: dict) -> list[str]:
     """Each run's warnings (its metrics.json "warnings": a learning rate far from its strategy's, scores no better
     than the class balance), under the table: a row to read with care."""
-    found = [f"- {escape(r['name'])}: {escape(w)}" for r in result["rows"] for w in r.get("warnings") or []]
+    found = [f"- {escape(name)}: {escape(w)}" for name, w in _warnings(result)]
     return ["Warnings:", "", *found, ""] if found else []
+
+
+def _warnings(result: dict) -> list[tuple[str, str]]:
+    """(row name, warning) of every row's warnings, in row order."""
+    return [(r["name"], w) for r in result["rows"] for w in r.get("warnings") or []]
 
 
 def _html(result: dict, image: str) -> str:
@@ -93,7 +98,7 @@ def _html(result: dict, image: str) -> str:
     head = "".join(f"<th>{e(h)}</th>" for h in HEADER)
     body = "".join("<tr>" + "".join(f"<td>{e(c)}</td>" for c in row) + "</tr>"
                    for row in table_rows(result["rows"], result["metric"]))
-    found = "".join(f"<li>{e(r['name'])}: {e(w)}</li>" for r in result["rows"] for w in r.get("warnings") or [])
+    found = "".join(f"<li>{e(name)}: {e(w)}</li>" for name, w in _warnings(result))
     warnings = f"<h2>Warnings</h2><ul id='warnings'>{found}</ul>" if found else ""
     return ("<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>Strategy comparison</title>"
             "<style>body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em}table{border-collapse:"

@@ -153,11 +153,10 @@ def learning_rate_warnings(recipe: "Recipe") -> list[str]:
     recipe's strategy's (a recipe written for another strategy: a full fine-tuning recipe run with strategy=head keeps
     its 5e-5, and a head trained at that barely moves), and with strategy contrastive, contrastive.lr from its body's
     (contrastive.body=ia3 at a full body's 4e-5 barely moves the adapter)."""
-    found = []
-    if (lr := recipe.training.lr) is not None and (text := _far(lr, get_strategy(recipe.strategy).default_lr)):
-        found.append(f"training.lr {lr:g} is {text} strategy {recipe.strategy}'s usual "
-                     f"{get_strategy(recipe.strategy).default_lr:g}; was the recipe written for another strategy? "
-                     f"(training.lr=null takes the strategy's own)")
+    found, default = [], get_strategy(recipe.strategy).default_lr
+    if (lr := recipe.training.lr) is not None and (text := _far(lr, default)):
+        found.append(f"training.lr {lr:g} is {text} strategy {recipe.strategy}'s usual {default:g}; was the recipe "
+                     f"written for another strategy? (training.lr=null takes the strategy's own)")
     body = find_strategy(recipe.contrastive.body) if recipe.strategy == "contrastive" else None
     if body is not None and (text := _far(recipe.contrastive.lr, body.default_lr)):
         found.append(f"contrastive.lr {recipe.contrastive.lr:g} is {text} strategy {body.name}'s usual "
