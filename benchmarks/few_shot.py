@@ -200,6 +200,19 @@ def _save(row: dict) -> None:
     RESULTS.write_text(json.dumps(saved + [row], indent=2))
 
 
+def difference(results: list[dict], name: str, k: int) -> str:
+    """contrastive's accuracy minus SetFit's in points, paired by seed (each seed draws the same rows for both): the
+    mean of the differences and its standard error (their standard deviation / sqrt(seeds)), over the seeds both
+    have. A gap within about two standard errors is a tie: the seeds cannot tell the two apart."""
+    by = {m: {r["seed"]: r["accuracy"] for r in results if (r["data"], r["per_class"], r["method"]) == (name, k, m)}
+          for m in ("contrastive", "setfit")}
+    gaps = [100 * (by["contrastive"][s] - by["setfit"][s]) for s in sorted(by["contrastive"].keys() & by["setfit"])]
+    if not gaps:
+        return ""
+    error = statistics.stdev(gaps) / len(gaps) ** 0.5 if len(gaps) > 1 else float("nan")
+    return f"{statistics.mean(gaps):+.2f} ({error:.2f}), {len(gaps)} seeds"
+
+
 def table(results: list[dict], max_length: int) -> None:
     """Accuracy mean (standard deviation) and mean seconds, per data set and size (rows) and method (columns)."""
     seeds = ",".join(str(s) for s in sorted({r["seed"] for r in results}))
@@ -208,8 +221,9 @@ def table(results: list[dict], max_length: int) -> None:
           "finetune call)")
     methods = list(dict.fromkeys(r["method"] for r in results))
     ratio = {"setfit", "contrastive"} <= set(methods)
-    print("| data | per class | " + " | ".join(methods) + (" | contrastive / setfit seconds" if ratio else "") + " |")
-    print("|---|---|" + "---|" * (len(methods) + ratio))
+    print("| data | per class | " + " | ".join(methods)
+          + (" | contrastive / setfit seconds | contrastive - setfit, points (standard error) |" if ratio else " |"))
+    print("|---|---|" + "---|" * (len(methods) + 2 * ratio))
     for name in dict.fromkeys(r["data"] for r in results):
         for k in sorted({r["per_class"] for r in results if r["data"] == name}):
             cells = []
@@ -227,6 +241,7 @@ def table(results: list[dict], max_length: int) -> None:
                            for m in ("contrastive", "setfit")}
                 cells.append(f"{statistics.mean(seconds['contrastive']) / statistics.mean(seconds['setfit']):.2f}"
                              if all(seconds.values()) else "")
+                cells.append(difference(results, name, k))
             print(f"| {name} | {k} | " + " | ".join(cells) + " |")
 
 

@@ -104,3 +104,10 @@ def test_a_learning_rate_far_from_the_strategys_own_is_named():
     assert learning_rate_warnings(few_shot.replace(**{"contrastive.body": "ia3", "contrastive.lr": 3e-3})) == []
     # with another strategy contrastive.* is not used: no word of it (and training.lr 1e-3 is 10x from head's: silent)
     assert learning_rate_warnings(few_shot.replace(strategy="head", **{"contrastive.body": "ia3"})) == []
+    # adapt.lr is masked-LM pretraining's (the whole encoder trains): a head's 1e-2 is named; with mmd it is not used
+    adapted = {"strategy": "full", "adapt": {"target": "texts.csv", "method": "mlm", "lr": 1e-2}}
+    assert learning_rate_warnings(from_dict(adapted)) == [
+        "adapt.lr 0.01 is 100x above the usual 0.0001 for masked-LM pretraining of the encoder (adapt.method=mlm: it "
+        "trains the whole encoder, as full does)"]
+    assert learning_rate_warnings(from_dict({**adapted, "adapt": {**adapted["adapt"], "lr": 5e-5}})) == []
+    assert learning_rate_warnings(from_dict({**adapted, "adapt": {**adapted["adapt"], "method": "mmd"}})) == []
