@@ -194,6 +194,11 @@ def test_5_ratings_are_binned_and_odd_labels_mapped(tmp_path):
     with pytest.raises(DataError) as e:
         load_splits(whole(path))
     assert any("numeric or ordinal" in h for h in e.value.report.hints)
+    assert e.value.report.hints[-1] == (
+        "the labels look numeric or ordinal (10 values from 1 to 5 (1 non-numeric: 'Like': map them with "
+        "data.label_map)): each value is its own class, as codes of unordered classes should be (0 = sport, "
+        "1 = politics, ...); if they are a rating scale, to make ranges of them classes, set data.label_bins={negative: "
+        "[1, 2], neutral: [2.5, 3.5], positive: [4, 5]}")
     bins = {"negative": [1, 2.5], "neutral": [3, 3.5], "positive": [4, 5]}
     splits = load_splits(whole(path, label_bins=bins, label_map={"Like": None}, drop_invalid=True))
     assert splits.label_map.names == ("negative", "neutral", "positive")

@@ -78,7 +78,9 @@ def bins_problems(bins: dict) -> list[str]:
 
 def numeric_hint(counts: dict[str, int]) -> str | None:
     """For labels that look numeric or ordinal (ratings, stars): what they are, and the data.label_bins setting that
-    would make them negative/neutral/positive classes. `counts`: rows per label value, in order of appearance."""
+    would make them negative/neutral/positive classes. Numbers may as well be codes of unordered classes (a Thai
+    sentiment set's 0-3 are negative, neutral, positive and question): the hint says both readings, and binning is
+    only offered for a scale. `counts`: rows per label value, in order of appearance."""
     counts = {str(v): n for v, n in counts.items() if v is not None and v == v and v != ""}
     values = pd.Series(list(counts), dtype=object)
     numbers = values.map(_number)
@@ -98,4 +100,5 @@ def numeric_hint(counts: dict[str, int]) -> str | None:
     odd = values[numbers.isna()].tolist()
     extra = f" ({len(odd)} non-numeric: {', '.join(map(repr, odd[:3]))}: map them with data.label_map)" if odd else ""
     return (f"the labels look numeric or ordinal ({len(values)} values from {low:g} to {high:g}{extra}): "
-            f"each value is its own class; to make ranges of them classes, set {setting}")
+            f"each value is its own class, as codes of unordered classes should be (0 = sport, 1 = politics, ...); if "
+            f"they are a rating scale, to make ranges of them classes, set {setting}")
