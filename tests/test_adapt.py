@@ -15,6 +15,7 @@ import nlptransfer
 from nlptransfer.errors import NlpTransferError
 from nlptransfer.objectives.mmd import mk_mmd
 from nlptransfer.recipe import from_dict
+from tests.helpers import cli, killed_at, run_args, without_timings
 
 from .conftest import quick_overrides, sentiment_rows, write_csv
 
@@ -81,21 +82,19 @@ def test_the_mmd_gradient_reaches_exactly_the_parameters_the_strategy_trains(tin
 def test_a_resumed_adapted_run_ends_where_an_uninterrupted_one_does(tiny_models, reviews_csv, target_csv, tmp_path):
     """SIGKILL two steps after a checkpoint, resume: the same target batches come back (the stream is a pure
     function of seed, epoch and position), so the log and metrics equal an uninterrupted run's."""
-    from .test_resume_distributed import _args, _cli, _killed_at, _without_timings
-
     model = tiny_models["bert"]
     extra = {"strategy": "full", "training.checkpoint_every": 5, "adapt.target": target_csv}
-    whole = _cli(_args(model, reviews_csv, tmp_path / "whole", **extra), tmp_path)
+    whole = cli(run_args(model, reviews_csv, tmp_path / "whole", **extra), tmp_path)
     assert whole.returncode == 0, whole.stderr[-3000:]
     out = tmp_path / "killed"
-    _killed_at(17, _args(model, reviews_csv, out, **extra), tmp_path)
+    killed_at(17, run_args(model, reviews_csv, out, **extra), tmp_path)
     folder = out / "sentiment-minilm"
-    resumed = _cli(["run", "sentiment-minilm", "--resume", str(folder)], tmp_path)
+    resumed = cli(["run", "sentiment-minilm", "--resume", str(folder)], tmp_path)
     assert resumed.returncode == 0 and "resumed from step 15" in resumed.stdout, resumed.stderr[-3000:]
     a, b = _log(tmp_path / "whole" / "sentiment-minilm"), _log(folder)
     untimed = lambda records: [{k: v for k, v in r.items() if k != "seconds"} for r in records]  # noqa: E731
     assert untimed(a) == untimed(b) and all("mmd" in r["terms"] for r in b if "terms" in r)
-    assert _without_timings(json.loads((folder / "metrics.json").read_text())) == _without_timings(
+    assert without_timings(json.loads((folder / "metrics.json").read_text())) == without_timings(
         json.loads((tmp_path / "whole" / "sentiment-minilm" / "metrics.json").read_text()))
 
 
@@ -178,12 +177,10 @@ def _weights(folder):
 
 def test_nlptransfer_adapt_saves_an_encoder_that_learned_the_target_and_that_a_recipe_then_loads(
         tiny_models, reviews_csv, target_csv, tmp_path):
-    from .test_resume_distributed import _cli
-
     out = tmp_path / "enc"
-    done = _cli(["adapt", "sentiment-minilm", "--target", str(target_csv), "--output", str(out),
-                 f"model={tiny_models['bert']}", "data.max_length=32", "training.batch_size=8", "adapt.epochs=12",
-                 "adapt.lr=0.003", "training.progress=false"], tmp_path)
+    done = cli(["adapt", "sentiment-minilm", "--target", str(target_csv), "--output", str(out),
+                f"model={tiny_models['bert']}", "data.max_length=32", "training.batch_size=8", "adapt.epochs=12",
+                "adapt.lr=0.003", "training.progress=false"], tmp_path)
     assert done.returncode == 0, done.stderr[-3000:]
     folder = out / "sentiment-minilm-encoder"
     assert f"model={folder / 'encoder'}" in done.stdout
@@ -277,22 +274,20 @@ def test_mlm_ce_adds_the_target_masked_lm_loss_and_its_gradient_reaches_only_wha
 def test_a_killed_masked_lm_run_resumes_exactly(tiny_models, reviews_csv, target_csv, tmp_path, method, kill):
     """mlm: killed inside its pretraining (step 7 of 12, checkpoint at 5); mlm+ce: in the classification loop. The
     resumed run ends with the metrics and log of an uninterrupted one."""
-    from .test_resume_distributed import _args, _cli, _killed_at, _without_timings
-
     model = tiny_models["bert"]
     extra = {"strategy": "full", "training.checkpoint_every": 5, "adapt.target": target_csv, "adapt.method": method,
              "adapt.steps": 12, "training.epochs": 2}
-    whole = _cli(_args(model, reviews_csv, tmp_path / "whole", **extra), tmp_path)
+    whole = cli(run_args(model, reviews_csv, tmp_path / "whole", **extra), tmp_path)
     assert whole.returncode == 0, whole.stderr[-3000:]
     out = tmp_path / "killed"
-    _killed_at(kill, _args(model, reviews_csv, out, **extra), tmp_path)
+    killed_at(kill, run_args(model, reviews_csv, out, **extra), tmp_path)
     folder, reference = out / "sentiment-minilm", tmp_path / "whole" / "sentiment-minilm"
     assert not (folder / "metrics.json").exists()
-    resumed = _cli(["run", "sentiment-minilm", "--resume", str(folder)], tmp_path)
+    resumed = cli(["run", "sentiment-minilm", "--resume", str(folder)], tmp_path)
     assert resumed.returncode == 0 and f"resumed from step {kill // 5 * 5}" in resumed.stdout, resumed.stderr[-3000:]
     untimed = lambda records: [{k: v for k, v in r.items() if k != "seconds"} for r in records]  # noqa: E731
     assert untimed(_log(folder)) == untimed(_log(reference))
-    assert _without_timings(json.loads((folder / "metrics.json").read_text())) == _without_timings(
+    assert without_timings(json.loads((folder / "metrics.json").read_text())) == without_timings(
         json.loads((reference / "metrics.json").read_text()))
     if method == "mlm":
         assert untimed(_log(folder / "adapt")) == untimed(_log(reference / "adapt"))
@@ -361,17 +356,15 @@ def test_two_processes_adapt_as_one_does(tmp_path, reviews_csv, target_csv, meth
     import sys
 
     from .conftest import build_tiny_model
-    from .test_resume_distributed import _args, _cli
-
     model = build_tiny_model(tmp_path / "models", "bert-nodropout")
     longer = write_csv(tmp_path / "longer.csv", [(f"plot {t} plot {t} plot {t}", "") for t, _ in sentiment_rows(40, 9)],
                        header=("review", "x"))
     extra = {"strategy": "full", "training.epochs": 2, "adapt.target": longer, "adapt.method": method,
              "adapt.steps": 6, "adapt.mask_rate": 0.3}
-    one = _cli(_args(model, reviews_csv, tmp_path / "one", **extra), tmp_path)
+    one = cli(run_args(model, reviews_csv, tmp_path / "one", **extra), tmp_path)
     assert one.returncode == 0, one.stderr[-3000:]
     torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"]
-    two = _cli(_args(model, reviews_csv, tmp_path / "two", **extra), tmp_path, runner=torchrun)
+    two = cli(run_args(model, reviews_csv, tmp_path / "two", **extra), tmp_path, runner=torchrun)
     assert two.returncode == 0, two.stderr[-3000:]
     assert two.stdout.count("run folder:") == 1 and [p.name for p in (tmp_path / "two").iterdir()] == ["sentiment-minilm"]
     a, b = tmp_path / "one" / "sentiment-minilm", tmp_path / "two" / "sentiment-minilm"
@@ -390,21 +383,19 @@ def test_two_processes_adapt_as_one_does(tmp_path, reviews_csv, target_csv, meth
 
 
 def test_nlptransfer_adapt_resumes_a_killed_pretraining_to_the_same_encoder(tiny_models, target_csv, tmp_path):
-    from .test_resume_distributed import _cli, _killed_at
-
     args = lambda out: ["adapt", "sentiment-minilm", "--target", str(target_csv), "--output", str(out),  # noqa: E731
                         f"model={tiny_models['bert']}", "data.max_length=32", "training.batch_size=8",
                         "adapt.steps=12", "training.checkpoint_every=5", "training.progress=false"]
-    whole = _cli(args(tmp_path / "whole"), tmp_path)
+    whole = cli(args(tmp_path / "whole"), tmp_path)
     assert whole.returncode == 0, whole.stderr[-3000:]
-    _killed_at(8, args(tmp_path / "killed"), tmp_path)
+    killed_at(8, args(tmp_path / "killed"), tmp_path)
     folder = tmp_path / "killed" / "sentiment-minilm-encoder"
     assert not (folder / "encoder").exists() and not (folder / "metrics.json").exists()
-    resumed = _cli(["adapt", "sentiment-minilm", "--resume", str(folder)], tmp_path)
+    resumed = cli(["adapt", "sentiment-minilm", "--resume", str(folder)], tmp_path)
     assert resumed.returncode == 0 and "resumed from step 5" in resumed.stdout, resumed.stderr[-3000:]
     a, b = _weights(tmp_path / "whole" / "sentiment-minilm-encoder" / "encoder"), _weights(folder / "encoder")
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
-    again = _cli(["adapt", "sentiment-minilm", "--resume", str(folder)], tmp_path)
+    again = cli(["adapt", "sentiment-minilm", "--resume", str(folder)], tmp_path)
     assert again.returncode == 2 and "already finished" in again.stderr
 
 

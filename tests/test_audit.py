@@ -23,19 +23,9 @@ from nlptransfer.hub import FolderHub
 from nlptransfer.inference import TextClassifier
 from nlptransfer.run import RunFolder
 
+from tests.helpers import cli, cli_env, killed_at, run_args
+
 from .conftest import VOCAB, quick_overrides, sentiment_rows, write_csv
-
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def _env(**extra) -> dict:
-    return dict(os.environ, HF_HUB_OFFLINE="1", TOKENIZERS_PARALLELISM="false",
-                PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""), **extra)
-
-
-def _cli(args: list[str], cwd: Path, **env) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "nlptransfer", *map(str, args)], cwd=cwd, env=_env(**env),
-                          capture_output=True, text=True, timeout=600)
 
 
 def _train(model: Path, data: Path, out: Path, **extra):
@@ -112,12 +102,12 @@ def test_1_a_repo_that_asks_for_trust_remote_code_runs_nothing_unless_the_caller
         with pytest.raises(RunError, match="trained with trust_remote_code.*pass --trust-remote-code"):
             TextClassifier.from_pretrained("team/evil", hub=hub)
         texts = write_csv(tmp_path / "new.csv", [("good film", "")], header=("text", "x"))
-        done = _cli(["predict", "team/evil", "--hub", hub, "--input", texts, "--output", tmp_path / "p.csv"], tmp_path,
-                    **env)
+        done = cli(["predict", "team/evil", "--hub", hub, "--input", texts, "--output", tmp_path / "p.csv"], tmp_path,
+                   **env)
         _one_error_line(done, "pass --trust-remote-code")
         assert not marker.exists()  # nothing ran, on either path
-        allowed = _cli(["predict", "team/evil", "--hub", hub, "--input", texts, "--output", tmp_path / "p.csv",
-                        "--trust-remote-code"], tmp_path, **env)
+        allowed = cli(["predict", "team/evil", "--hub", hub, "--input", texts, "--output", tmp_path / "p.csv",
+                       "--trust-remote-code"], tmp_path, **env)
         assert allowed.returncode == 0, allowed.stderr[-2000:]
         assert marker.read_text() == "ran"  # the caller's flag, and only it, lets the code run
     finally:
@@ -129,33 +119,27 @@ def test_1_a_repo_that_asks_for_trust_remote_code_runs_nothing_unless_the_caller
 
 def test_2_label_order_is_the_same_in_every_process(tmp_path):
     code = "from nlptransfer.data.labels import sort_labels; print(sort_labels({'1', '01', '1.0', '2', '02', '10'}))"
-    seen = {subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=_env(PYTHONHASHSEED=str(s)),
-                           timeout=120).stdout.strip() for s in range(8)}
+    seen = {subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                           env=cli_env(PYTHONHASHSEED=str(s)), timeout=120).stdout.strip() for s in range(8)}
     assert seen == {"['01', '1', '1.0', '02', '2', '10']"}
 
 
 def test_2_resume_keeps_the_label_map_the_run_started_with(tiny_models, tmp_path):
-    from .test_resume_distributed import KILLER, _args
-
     data = write_csv(tmp_path / "d.csv", [(t, "1" if lab == "positive" else "01") for t, lab in sentiment_rows(120)])
     out = tmp_path / "killed"
-    killer = tmp_path / "killer.py"
-    killer.write_text(KILLER.format(step=17))
-    args = _args(tiny_models["bert"], data, out, **{"training.checkpoint_every": 5})
-    killed = subprocess.run([sys.executable, str(killer), *args], cwd=tmp_path, env=_env(PYTHONHASHSEED="1"),
-                            capture_output=True, text=True, timeout=600)
-    assert killed.returncode == -9, killed.stderr[-2000:]
+    killed_at(17, run_args(tiny_models["bert"], data, out, **{"training.checkpoint_every": 5}), tmp_path,
+              PYTHONHASHSEED="1")
     folder = out / "sentiment-minilm"
     labels = json.loads((folder / "labels.json").read_text())
     assert labels["id2label"] == {"0": "01", "1": "1"}  # numerically equal: ordered by their text
     reversed_map = {"id2label": {"0": "1", "1": "01"}, "label2id": {"1": 0, "01": 1}}
     (folder / "labels.json").write_text(json.dumps(reversed_map))  # what the run started with, as far as it knows
-    resumed = _cli(["run", "sentiment-minilm", "--resume", folder], tmp_path, PYTHONHASHSEED="2")
+    resumed = cli(["run", "sentiment-minilm", "--resume", folder], tmp_path, PYTHONHASHSEED="2")
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     assert json.loads((folder / "labels.json").read_text()) == reversed_map
     assert json.loads((folder / "model" / "config.json").read_text())["id2label"] == {"0": "1", "1": "01"}
-    whole = _cli(_args(tiny_models["bert"], data, tmp_path / "whole", **{"training.checkpoint_every": 5}), tmp_path,
-                 PYTHONHASHSEED="3")
+    whole = cli(run_args(tiny_models["bert"], data, tmp_path / "whole", **{"training.checkpoint_every": 5}),
+                tmp_path, PYTHONHASHSEED="3")
     assert whole.returncode == 0
     a = json.loads((tmp_path / "whole" / "sentiment-minilm" / "metrics.json").read_text())
     b = json.loads((folder / "metrics.json").read_text())
@@ -210,7 +194,7 @@ def test_5_run_folders_and_folder_hubs_get_the_permissions_the_umask_gives(tiny_
     overrides = quick_overrides(tiny_models["bert"], tmp_path / "runs", **{"training.epochs": 1})
     done = subprocess.run([sys.executable, "-c", UMASK_SCRIPT, umask, str(trained["data"]),
                            json.dumps({k: str(v) if isinstance(v, Path) else v for k, v in overrides.items()}),
-                           str(tmp_path)], env=_env(), capture_output=True, text=True, timeout=600)
+                           str(tmp_path)], env=cli_env(), capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-2000:]
     run = Path(done.stdout.strip().splitlines()[-1])
     for root in (run, tmp_path / "hub" / "team" / "x"):

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
 import subprocess
@@ -11,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+from tests.helpers import ROOT, cli_env
 
 
 def readme_commands() -> list[str]:
@@ -24,10 +23,6 @@ def readme_commands() -> list[str]:
             if line and not line.startswith("#"):
                 commands.append(line)
     return commands
-
-
-def _env() -> dict:
-    return dict(os.environ, HF_HUB_OFFLINE="1", TOKENIZERS_PARALLELISM="false")
 
 
 def test_readme_first_commands_are_install_run_and_test_and_ci_runs_the_test_command():
@@ -43,11 +38,13 @@ def test_readme_first_commands_are_install_run_and_test_and_ci_runs_the_test_com
 @pytest.mark.slow
 def test_readme_install_and_main_job_run_offline(tmp_path):
     install, run, _ = readme_commands()[:3]
-    done = subprocess.run(install, shell=True, cwd=ROOT, env=_env(), capture_output=True, text=True, timeout=900)
+    done = subprocess.run(install, shell=True, cwd=ROOT, env=cli_env(one_thread=False), capture_output=True, text=True,
+                          timeout=900)
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
     # the main job, exactly as written, from a folder that has the shipped examples/ (keeps runs/ out of the repo)
     (tmp_path / "examples").symlink_to(ROOT / "examples")
-    done = subprocess.run(run, shell=True, cwd=tmp_path, env=_env(), capture_output=True, text=True, timeout=900)
+    done = subprocess.run(run, shell=True, cwd=tmp_path, env=cli_env(one_thread=False), capture_output=True,
+                          text=True, timeout=900)
     assert done.returncode == 0, done.stderr[-3000:]
     folder = tmp_path / "runs" / "sentiment-minilm"
     assert f"run folder: {Path('runs') / 'sentiment-minilm'}" in done.stdout
@@ -61,12 +58,12 @@ def test_readme_install_and_main_job_run_offline(tmp_path):
 def test_python_dash_m_and_console_script_both_work():
     for cmd in ([sys.executable, "-m", "nlptransfer", "recipes", "list"], [shutil.which("nlptransfer"), "recipes", "list"]):
         assert cmd[0], "the nlptransfer console script is not installed"
-        done = subprocess.run(cmd, capture_output=True, text=True, env=_env(), timeout=120)
+        done = subprocess.run(cmd, capture_output=True, text=True, env=cli_env(one_thread=False), timeout=120)
         assert done.returncode == 0, done.stderr
         names = [line.split()[0] for line in done.stdout.splitlines()]
         assert "sentiment-minilm" in names and "sentiment-minilm-lora" in names
     bad = subprocess.run([sys.executable, "-m", "nlptransfer", "recipes", "show", "sentimnet-minilm"],
-                         capture_output=True, text=True, env=_env(), timeout=120)
+                         capture_output=True, text=True, env=cli_env(one_thread=False), timeout=120)
     assert bad.returncode == 2 and bad.stderr.startswith("error: no recipe named 'sentimnet-minilm'")
     assert "sentiment-minilm" in bad.stderr
 

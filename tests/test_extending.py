@@ -16,6 +16,7 @@ from nlptransfer.errors import RecipeError
 from nlptransfer.heads import HEAD
 from nlptransfer.objectives import register_objective
 from nlptransfer.strategies import head_modules, prepared, register_strategy
+from tests.helpers import run_args
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -38,8 +39,7 @@ register_toys()
 
 
 def _run_args(model: Path, data: Path, out: Path, *extra: str) -> list[str]:
-    return ["run", "sentiment-minilm", "--data", str(data), f"model={model}", f"output.dir={out}",
-            "training.epochs=2", "training.batch_size=8", "training.progress=false", "data.max_length=32", *extra]
+    return run_args(model, data, out, *extra, **{"training.epochs": 2})
 
 
 def _log(folder: Path) -> list[dict]:

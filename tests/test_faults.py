@@ -13,10 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import build_tiny_model, sentiment_rows, write_csv
+from tests.helpers import TIMINGS, cli, cli_env, run_args
 
-ROOT = Path(__file__).resolve().parents[1]
-TIMINGS = {"train_seconds", "total_seconds"}
+from .conftest import build_tiny_model, sentiment_rows, write_csv
 
 #: runs the real CLI, SIGKILLing itself before or after the n-th call of a function of nlptransfer
 KILL_AT = r"""
@@ -42,30 +41,12 @@ sys.exit(main(sys.argv[5:]))
 """
 
 
-def _env(**extra) -> dict:
-    env = dict(os.environ, HF_HUB_OFFLINE="1", TOKENIZERS_PARALLELISM="false", OMP_NUM_THREADS="1",
-               PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""), **extra)
-    env.pop("CUDA_VISIBLE_DEVICES", None)
-    return env
-
-
-def _cli(args, cwd: Path) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "nlptransfer", *map(str, args)], cwd=cwd, env=_env(),
-                          capture_output=True, text=True, timeout=600)
-
-
 def _killed(point: tuple[str, str, str, int], args, cwd: Path) -> subprocess.CompletedProcess:
     script = cwd / "kill_at.py"
     script.write_text(KILL_AT)
     module, name, when, nth = point
     return subprocess.run([sys.executable, str(script), module, name, when, str(nth), *map(str, args)], cwd=cwd,
-                          env=_env(), capture_output=True, text=True, timeout=600)
-
-
-def _run_args(model: Path, data: Path, out: Path, **extra) -> list[str]:
-    values = {"model": model, "output.dir": out, "training.epochs": 3, "training.batch_size": 8,
-              "training.progress": "false", "data.max_length": 32, **extra}
-    return ["run", "sentiment-minilm", "--data", str(data), *[f"{k}={v}" for k, v in values.items()]]
+                          env=cli_env(), capture_output=True, text=True, timeout=600)
 
 
 def _metrics(folder: Path) -> dict:
@@ -89,7 +70,7 @@ def setup(tmp_path_factory) -> dict:
     data = write_csv(root / "reviews.csv", sentiment_rows(120))
     whole = {}
     for every in (0, 5):  # checkpoints at each evaluation, or every 5 steps
-        done = _cli(_run_args(model, data, root / f"whole-{every}", **{"training.checkpoint_every": every}), root)
+        done = cli(run_args(model, data, root / f"whole-{every}", **{"training.checkpoint_every": every}), root)
         assert done.returncode == 0, done.stderr[-3000:]
         whole[every] = root / f"whole-{every}" / "sentiment-minilm"
     return {"root": root, "model": model, "data": data, "whole": whole}
@@ -108,12 +89,12 @@ KILL_POINTS = {  # where, and with which checkpointing
 def test_a_run_killed_anywhere_resumes_to_the_same_result(setup, tmp_path, case):
     point, every = KILL_POINTS[case]
     out = tmp_path / "killed"
-    killed = _killed(point, _run_args(setup["model"], setup["data"], out, **{"training.checkpoint_every": every}),
+    killed = _killed(point, run_args(setup["model"], setup["data"], out, **{"training.checkpoint_every": every}),
                      tmp_path)
     assert killed.returncode == -9, killed.stderr[-3000:]
     folder = out / "sentiment-minilm"
     assert not (folder / "metrics.json").exists()
-    resumed = _cli(["run", "sentiment-minilm", "--resume", folder], tmp_path)
+    resumed = cli(["run", "sentiment-minilm", "--resume", folder], tmp_path)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert _metrics(folder) == _metrics(setup["whole"][every])
     assert _steps(folder) == list(range(1, 37))  # no step lost or logged twice
@@ -125,7 +106,7 @@ def interrupted(setup, tmp_path) -> Path:
     """A run killed at step 17, its last checkpoint at step 15."""
     out = tmp_path / "killed"
     killed = _killed(("nlptransfer.run", "RunFolder.append_log", "after", 19),
-                     _run_args(setup["model"], setup["data"], out, **{"training.checkpoint_every": 5}), tmp_path)
+                     run_args(setup["model"], setup["data"], out, **{"training.checkpoint_every": 5}), tmp_path)
     assert killed.returncode == -9
     return out / "sentiment-minilm"
 
@@ -136,7 +117,7 @@ def test_a_damaged_checkpoint_part_is_one_clear_error_and_nothing_changes(interr
     target = interrupted / "checkpoints" / "last" / part
     target.write_bytes(target.read_bytes()[: target.stat().st_size // 2])
     log_before = (interrupted / "train_log.jsonl").read_text()
-    done = _cli(["run", "sentiment-minilm", "--resume", interrupted], tmp_path)
+    done = cli(["run", "sentiment-minilm", "--resume", interrupted], tmp_path)
     _one_error(done, "trainer_state.json is damaged" if part == "trainer_state.json" else f"{part} is damaged")
     assert "cannot be resumed exactly" in done.stderr
     assert (interrupted / "train_log.jsonl").read_text() == log_before  # the folder is as it was
@@ -145,16 +126,16 @@ def test_a_damaged_checkpoint_part_is_one_clear_error_and_nothing_changes(interr
 def test_a_missing_state_file_or_damaged_best_weights_is_refused(interrupted, tmp_path):
     best = interrupted / "checkpoints" / "best" / "trainable.safetensors"
     best.write_bytes(best.read_bytes()[:100])
-    _one_error(_cli(["run", "sentiment-minilm", "--resume", interrupted], tmp_path), "trainable.safetensors is damaged")
+    _one_error(cli(["run", "sentiment-minilm", "--resume", interrupted], tmp_path), "trainable.safetensors is damaged")
     (interrupted / "checkpoints" / "last" / "trainer_state.json").unlink()
-    _one_error(_cli(["run", "sentiment-minilm", "--resume", interrupted], tmp_path),
+    _one_error(cli(["run", "sentiment-minilm", "--resume", interrupted], tmp_path),
                "has no trainer_state.json: the checkpoint is incomplete")
 
 
 def test_two_resumes_at_once_one_trains_the_other_is_refused(setup, interrupted, tmp_path):
     cmd = [sys.executable, "-m", "nlptransfer", "run", "sentiment-minilm", "--resume", str(interrupted)]
-    both = [subprocess.Popen(cmd, cwd=tmp_path, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-            for _ in range(2)]
+    both = [subprocess.Popen(cmd, cwd=tmp_path, env=cli_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                             text=True) for _ in range(2)]
     results = [(p.wait(timeout=600), p.stderr.read()) for p in both]
     codes = sorted(code for code, _ in results)
     assert codes == [0, 2], results
@@ -168,8 +149,8 @@ def test_the_lock_is_held_while_a_process_trains(setup, interrupted, tmp_path):
     from nlptransfer.run import RunFolder
 
     with RunFolder(interrupted).lock():
-        _one_error(_cli(["run", "sentiment-minilm", "--resume", interrupted], tmp_path), "is in use")
-    assert _cli(["run", "sentiment-minilm", "--resume", interrupted], tmp_path).returncode == 0
+        _one_error(cli(["run", "sentiment-minilm", "--resume", interrupted], tmp_path), "is in use")
+    assert cli(["run", "sentiment-minilm", "--resume", interrupted], tmp_path).returncode == 0
 
 
 # -- a full disk ------------------------------------------------------------------------------------------------------
@@ -189,13 +170,13 @@ def small_disk(tmp_path):
 
 
 def test_a_full_disk_while_training_is_one_error_and_then_resumes_or_restarts_exactly(setup, small_disk, tmp_path):
-    done = _cli(_run_args(setup["model"], setup["data"], small_disk), tmp_path)
+    done = cli(run_args(setup["model"], setup["data"], small_disk), tmp_path)
     _one_error(done, "the disk is full")
     assert len([line for line in done.stderr.splitlines() if line.strip()]) == 1, done.stderr
     subprocess.run(["mount", "-o", "remount,size=50m", str(small_disk)], check=True)
     folder = small_disk / "sentiment-minilm"
-    again = (_cli(["run", "sentiment-minilm", "--resume", folder], tmp_path) if folder.exists()
-             else _cli(_run_args(setup["model"], setup["data"], small_disk), tmp_path))  # nothing left to resume
+    again = (cli(["run", "sentiment-minilm", "--resume", folder], tmp_path) if folder.exists()
+             else cli(run_args(setup["model"], setup["data"], small_disk), tmp_path))  # nothing left to resume
     assert again.returncode == 0, again.stderr[-3000:]
     assert _metrics(folder) == _metrics(setup["whole"][0])
 
@@ -203,7 +184,7 @@ def test_a_full_disk_while_training_is_one_error_and_then_resumes_or_restarts_ex
 def test_a_full_disk_while_predicting_is_one_error_and_leaves_no_partial_file(setup, small_disk, tmp_path):
     texts = write_csv(tmp_path / "texts.csv", [(("long text " * 40) + str(i), "") for i in range(3000)],
                       header=("text", "x"))
-    done = _cli(["predict", setup["whole"][0], "--input", texts, "--output", small_disk / "out.csv"], tmp_path)
+    done = cli(["predict", setup["whole"][0], "--input", texts, "--output", small_disk / "out.csv"], tmp_path)
     _one_error(done, "the disk is full")
     assert list(small_disk.iterdir()) == []
 
@@ -217,7 +198,7 @@ def test_a_push_killed_before_its_ref_moves_changes_nothing_and_the_next_push_cl
     hub = tmp_path / "hub"
     hub.mkdir()
     run = setup["whole"][0]
-    assert _cli(["push", run, "--repo", "team/x", "--hub", hub], tmp_path).returncode == 0
+    assert cli(["push", run, "--repo", "team/x", "--hub", hub], tmp_path).returncode == 0
     first = (hub / "team" / "x" / "refs" / "main").read_text()
     scratch = Path(tempfile.gettempdir())
     before = {p.name for p in scratch.glob(".nlptransfer-push.*")}
@@ -229,7 +210,7 @@ def test_a_push_killed_before_its_ref_moves_changes_nothing_and_the_next_push_cl
         assert probs.shape == (1, 2)
     debris = {p.name for p in scratch.glob(".nlptransfer-push.*")} - before
     assert len(debris) == 1  # the last killed push's staging folder (the second push removed the first's)
-    assert _cli(["push", run, "--repo", "team/x", "--hub", hub], tmp_path).returncode == 0
+    assert cli(["push", run, "--repo", "team/x", "--hub", hub], tmp_path).returncode == 0
     assert {p.name for p in scratch.glob(".nlptransfer-push.*")} - before == set()
     assert (hub / "team" / "x" / "refs" / "main").read_text() != first
     assert FolderHub(hub).branches("team/x") == ["main"]

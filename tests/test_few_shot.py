@@ -15,6 +15,7 @@ from nlptransfer.batching import TextPairs
 from nlptransfer.tokens import Encoded
 from nlptransfer.errors import RecipeError
 from nlptransfer.objectives.pairs import cosine_pairs_loss
+from tests.helpers import cli, killed_at
 
 from .conftest import quick_overrides
 
@@ -153,18 +154,16 @@ def test_a_lora_body_trains_fewer_weights_and_is_merged_into_the_encoder(tiny_mo
 
 
 def test_a_run_killed_in_the_body_stage_resumes_exactly(tiny_models, reviews_csv, tmp_path):
-    from .test_resume_distributed import _cli, _killed_at
-
     model = tiny_models["bert"]
     values = {**_few_shot(model, tmp_path), "training.checkpoint_every": 10, "contrastive.iterations": 2}
     args = lambda out: ["run", "few-shot-minilm", "--data", str(reviews_csv),  # noqa: E731
                         *[f"{k}={v}" for k, v in {**values, "output.dir": out}.items()]]
-    whole = _cli(args(tmp_path / "whole"), tmp_path)
+    whole = cli(args(tmp_path / "whole"), tmp_path)
     assert whole.returncode == 0, whole.stderr[-3000:]
-    _killed_at(23, args(tmp_path / "killed"), tmp_path)
+    killed_at(23, args(tmp_path / "killed"), tmp_path)
     folder, reference = tmp_path / "killed" / "few-shot-minilm", tmp_path / "whole" / "few-shot-minilm"
     assert not (folder / "body" / "metrics.json").exists()
-    resumed = _cli(["run", "few-shot-minilm", "--resume", str(folder)], tmp_path)
+    resumed = cli(["run", "few-shot-minilm", "--resume", str(folder)], tmp_path)
     assert resumed.returncode == 0 and "resumed from step 20" in resumed.stdout, resumed.stderr[-3000:]
 
     def untimed(path):

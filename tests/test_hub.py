@@ -23,10 +23,11 @@ from nlptransfer.cli import main
 from nlptransfer.errors import HubError
 from nlptransfer.hub import FolderHub
 
+from tests.helpers import ROOT, cli_env
+
 from .conftest import captured_messages, quick_overrides, sentiment_rows, write_csv
 from .hub_server import FakeHub
 
-ROOT = Path(__file__).resolve().parents[1]
 TOKEN = "hf_NlptFakeToken4a7c19e2b3d8f605XYZ"  # recognisable: no output or file may ever contain it
 WRONG_TOKEN = "hf_NlptWrongToken0d1e2f3a4b5c6d7eQRS"
 KINDS, STRATEGIES = ("bert", "roberta"), ("lora", "ia3", "top_k", "full")
@@ -37,9 +38,8 @@ COMMON_FILES = {"README.md", "nlptransfer.json", "labels.json", "recipe.yaml", "
 
 
 def _env(**extra) -> dict:
-    env = dict(os.environ, TOKENIZERS_PARALLELISM="false", HF_HUB_DISABLE_PROGRESS_BARS="1", OMP_NUM_THREADS="1",
-               NO_PROXY="127.0.0.1,localhost", no_proxy="127.0.0.1,localhost",
-               PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    """A child's environment for a hub: the tests' own, no token or endpoint of the user's, local hosts unproxied."""
+    env = cli_env(HF_HUB_DISABLE_PROGRESS_BARS="1", NO_PROXY="127.0.0.1,localhost", no_proxy="127.0.0.1,localhost")
     for key in ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN", "HF_ENDPOINT"):
         env.pop(key, None)
     env.update(extra)

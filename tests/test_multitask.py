@@ -18,9 +18,9 @@ import nlptransfer
 from nlptransfer.data.schema import MISSING
 from nlptransfer.errors import RecipeError, RunError
 from nlptransfer.inference import TextClassifier
+from tests.helpers import cli as _cli, killed_at as _killed_at, run_args as _args, without_timings as _without_timings
 
 from .conftest import FILLER, NEGATIVE, POSITIVE, build_tiny_model, quick_overrides, write_csv
-from .test_resume_distributed import _args, _cli, _killed_at, _without_timings
 from .test_serve import server
 
 TASKS = ["sentiment", "topic"]

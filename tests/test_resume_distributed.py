@@ -3,77 +3,25 @@ with one, and only the main process writes."""
 from __future__ import annotations
 
 import json
-import os
-import subprocess
 import sys
-import textwrap
-from pathlib import Path
 
 import pytest
 
+from tests.helpers import cli, killed_at, run_args, without_timings
+
 from .conftest import build_tiny_model
-
-ROOT = Path(__file__).resolve().parents[1]
-TIMINGS = {"train_seconds", "total_seconds"}
-
-
-def _env() -> dict:
-    env = dict(os.environ, HF_HUB_OFFLINE="1", TOKENIZERS_PARALLELISM="false", OMP_NUM_THREADS="1",
-               PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
-    env.pop("CUDA_VISIBLE_DEVICES", None)
-    return env
-
-
-def _cli(args: list[str], cwd: Path, runner: list[str] | None = None, timeout: int = 300):
-    cmd = (runner or [sys.executable]) + ["-m", "nlptransfer", *args]
-    return subprocess.run(cmd, cwd=cwd, env=_env(), capture_output=True, text=True, timeout=timeout)
-
-
-def _args(model: Path, data: Path, out: Path, **extra) -> list[str]:
-    values = {"model": model, "output.dir": out, "training.epochs": 3, "training.batch_size": 8,
-              "training.progress": "false", "data.max_length": 32, **extra}
-    return ["run", "sentiment-minilm", "--data", str(data), *[f"{k}={v}" for k, v in values.items()]]
-
-
-def _killed_at(step: int, args: list[str], cwd: Path) -> None:
-    """Run the CLI with `args`, SIGKILLed right after optimizer step `step` is logged (KILLER); check it was."""
-    killer = cwd / "killer.py"
-    killer.write_text(KILLER.format(step=step))
-    killed = subprocess.run([sys.executable, str(killer), *args], cwd=cwd, env=_env(), capture_output=True, text=True,
-                            timeout=300)
-    assert killed.returncode == -9, killed.stderr[-3000:]
-
-
-def _without_timings(metrics: dict) -> dict:
-    return {k: v for k, v in metrics.items() if k not in TIMINGS}
-
-
-KILLER = textwrap.dedent("""
-    # Runs the real CLI, but SIGKILLs this process right after optimizer step {step} is logged.
-    import os, signal, sys
-    from nlptransfer import run as run_module
-    from nlptransfer.cli import main
-
-    original = run_module.RunFolder.append_log
-    def append_log(self, record):
-        original(self, record)
-        if record.get("step") == {step} and "loss" in record:
-            os.kill(os.getpid(), signal.SIGKILL)
-    run_module.RunFolder.append_log = append_log
-    sys.exit(main(sys.argv[1:]))
-""")
 
 
 @pytest.mark.parametrize("strategy", ["full", "lora"])
 def test_sigkill_mid_epoch_then_resume_gives_the_same_metrics(tiny_models, reviews_csv, tmp_path, strategy):
     model = tiny_models["bert"]
     extra = {"strategy": strategy, "training.checkpoint_every": 5}
-    whole = _cli(_args(model, reviews_csv, tmp_path / "whole", **extra), tmp_path)
+    whole = cli(run_args(model, reviews_csv, tmp_path / "whole", **extra), tmp_path)
     assert whole.returncode == 0, whole.stderr[-3000:]
 
     out = tmp_path / "killed"
     # killed at step 17: epoch 2 of 3 (12 steps per epoch), 2 steps after a checkpoint
-    _killed_at(17, _args(model, reviews_csv, out, **extra), tmp_path)
+    killed_at(17, run_args(model, reviews_csv, out, **extra), tmp_path)
     folder = out / "sentiment-minilm"
     state = json.loads((folder / "checkpoints" / "last" / "trainer_state.json").read_text())
     assert (state["step"], state["epoch"], state["batch"]) == (15, 1, 3)
@@ -88,12 +36,12 @@ def test_sigkill_mid_epoch_then_resume_gives_the_same_metrics(tiny_models, revie
     else:
         assert "net.bert.embeddings.word_embeddings.weight" in held
 
-    resumed = _cli(["run", "sentiment-minilm", "--resume", str(folder)], tmp_path)
+    resumed = cli(["run", "sentiment-minilm", "--resume", str(folder)], tmp_path)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert "resumed from step 15" in resumed.stdout
     a = json.loads((tmp_path / "whole" / "sentiment-minilm" / "metrics.json").read_text())
     b = json.loads((folder / "metrics.json").read_text())
-    assert _without_timings(a) == _without_timings(b)
+    assert without_timings(a) == without_timings(b)
     log = [json.loads(line) for line in (folder / "train_log.jsonl").read_text().splitlines()]
     steps = [r["step"] for r in log if "loss" in r]
     assert steps == list(range(1, 37))  # no step lost or logged twice
@@ -104,9 +52,9 @@ def test_sigkill_mid_epoch_then_resume_gives_the_same_metrics(tiny_models, revie
 
 
 def test_resume_of_a_finished_run_is_refused(tiny_models, reviews_csv, tmp_path):
-    done = _cli(_args(tiny_models["bert"], reviews_csv, tmp_path, **{"training.epochs": 1}), tmp_path)
+    done = cli(run_args(tiny_models["bert"], reviews_csv, tmp_path, **{"training.epochs": 1}), tmp_path)
     assert done.returncode == 0, done.stderr[-3000:]
-    again = _cli(["run", "sentiment-minilm", "--resume", str(tmp_path / "sentiment-minilm")], tmp_path)
+    again = cli(["run", "sentiment-minilm", "--resume", str(tmp_path / "sentiment-minilm")], tmp_path)
     assert again.returncode == 2 and "already finished" in again.stderr
 
 
@@ -115,10 +63,10 @@ def test_two_processes_agree_with_one_and_only_main_writes(tmp_path, reviews_csv
     # no dropout: the two processes' RNG streams differ, everything else must agree
     model = build_tiny_model(tmp_path / "models", "bert-nodropout")
     extra = {"strategy": strategy, "training.epochs": 2, "pooling": "mean" if strategy == "head" else "native"}
-    one = _cli(_args(model, reviews_csv, tmp_path / "one", **extra), tmp_path)
+    one = cli(run_args(model, reviews_csv, tmp_path / "one", **extra), tmp_path)
     assert one.returncode == 0, one.stderr[-3000:]
     torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"]
-    two = _cli(_args(model, reviews_csv, tmp_path / "two", **extra), tmp_path, runner=torchrun)
+    two = cli(run_args(model, reviews_csv, tmp_path / "two", **extra), tmp_path, runner=torchrun)
     assert two.returncode == 0, two.stderr[-3000:]
     assert two.stdout.count("run folder:") == 1  # only the main process prints and writes
 
