@@ -1,6 +1,6 @@
-"""The audit's defects, one test each (numbered as in the issue): nothing runs, leaks or is lost that the user did
-not ask for. Process-level faults (kills, a full disk, damaged checkpoints, concurrent resumes) are in
-test_faults.py."""
+"""Safeguards: nothing runs, leaks or is lost that the user did not ask for (untrusted code, label order, heads that
+do not fit, permissions, one error line, escaped text, run names, pushes). Process-level faults (kills, a full disk,
+damaged checkpoints, concurrent resumes) are in test_faults.py."""
 from __future__ import annotations
 
 import json
@@ -61,7 +61,7 @@ def _copy(run: Path, to: Path) -> Path:
     return to
 
 
-# -- 1. loading never runs code a loaded folder asks for -----------------------------------------------------------
+# -- loading never runs code a loaded folder asks for ------------------------------------------------------------------
 
 EVIL = """
 import os
@@ -74,8 +74,8 @@ class EvilModel(BertForSequenceClassification):
 """
 
 
-def test_1_a_repo_that_asks_for_trust_remote_code_runs_nothing_unless_the_caller_allows_it(tiny_models, trained,
-                                                                                          tmp_path):
+def test_a_repo_that_asks_for_trust_remote_code_runs_nothing_unless_the_caller_allows_it(tiny_models, trained,
+                                                                                         tmp_path):
     base = tmp_path / "evil_base"
     shutil.copytree(tiny_models["bert"], base)
     (base / "modeling_evil.py").write_text(EVIL)
@@ -115,16 +115,16 @@ def test_1_a_repo_that_asks_for_trust_remote_code_runs_nothing_unless_the_caller
             os.environ.pop(key, None)
 
 
-# -- 2. label order -------------------------------------------------------------------------------------------------
+# -- label order -------------------------------------------------------------------------------------------------------
 
-def test_2_label_order_is_the_same_in_every_process(tmp_path):
+def test_label_order_is_the_same_in_every_process(tmp_path):
     code = "from nlptransfer.data.labels import sort_labels; print(sort_labels({'1', '01', '1.0', '2', '02', '10'}))"
     seen = {subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                            env=cli_env(PYTHONHASHSEED=str(s)), timeout=120).stdout.strip() for s in range(8)}
     assert seen == {"['01', '1', '1.0', '02', '2', '10']"}
 
 
-def test_2_resume_keeps_the_label_map_the_run_started_with(tiny_models, tmp_path):
+def test_resume_keeps_the_label_map_the_run_started_with(tiny_models, tmp_path):
     data = write_csv(tmp_path / "d.csv", [(t, "1" if lab == "positive" else "01") for t, lab in sentiment_rows(120)])
     out = tmp_path / "killed"
     killed_at(17, run_args(tiny_models["bert"], data, out, **{"training.checkpoint_every": 5}), tmp_path,
@@ -146,9 +146,9 @@ def test_2_resume_keeps_the_label_map_the_run_started_with(tiny_models, tmp_path
     assert a["test"]["n"] == b["test"]["n"] == 12
 
 
-# -- 3. a missing or resized head -----------------------------------------------------------------------------------
+# -- a missing or resized head -----------------------------------------------------------------------------------------
 
-def test_3_a_missing_or_resized_head_is_refused_naming_the_weights(trained, tiny_models, tmp_path, capsys):
+def test_a_missing_or_resized_head_is_refused_naming_the_weights(trained, tiny_models, tmp_path, capsys):
     three = {"id2label": {"0": "a", "1": "b", "2": "c"}, "label2id": {"a": 0, "b": 1, "c": 2}}
     resized = _copy(trained["full"], tmp_path / "resized")
     (resized / "labels.json").write_text(json.dumps(three))
@@ -174,7 +174,7 @@ def test_3_a_missing_or_resized_head_is_refused_naming_the_weights(trained, tiny
                     "missing or of another shape")
 
 
-# -- 5. permissions follow the umask ---------------------------------------------------------------------------------
+# -- permissions follow the umask --------------------------------------------------------------------------------------
 
 UMASK_SCRIPT = """
 import os, sys, json
@@ -189,8 +189,8 @@ print(run.path)
 
 
 @pytest.mark.parametrize("umask, file_mode, dir_mode", [("022", 0o644, 0o755), ("002", 0o664, 0o775)])
-def test_5_run_folders_and_folder_hubs_get_the_permissions_the_umask_gives(tiny_models, trained, tmp_path, umask,
-                                                                          file_mode, dir_mode):
+def test_run_folders_and_folder_hubs_get_the_permissions_the_umask_gives(tiny_models, trained, tmp_path, umask,
+                                                                         file_mode, dir_mode):
     overrides = quick_overrides(tiny_models["bert"], tmp_path / "runs", **{"training.epochs": 1})
     done = subprocess.run([sys.executable, "-c", UMASK_SCRIPT, umask, str(trained["data"]),
                            json.dumps({k: str(v) if isinstance(v, Path) else v for k, v in overrides.items()}),
@@ -205,7 +205,7 @@ def test_5_run_folders_and_folder_hubs_get_the_permissions_the_umask_gives(tiny_
         assert wrong == {}
 
 
-# -- 6. one error line, never a traceback --------------------------------------------------------------------------
+# -- one error line, never a traceback ---------------------------------------------------------------------------------
 
 def _damage(folder: Path, name: str) -> None:
     target = next(p for p in folder.rglob(name))
@@ -218,14 +218,14 @@ def _damage(folder: Path, name: str) -> None:
     ("model.safetensors", "cannot read the trained model"),
     ("tokenizer.json", "cannot read the tokenizer"),
 ])
-def test_6_a_damaged_run_folder_file_is_one_error_line(trained, tmp_path, capsys, damaged, message):
+def test_a_damaged_run_folder_file_is_one_error_line(trained, tmp_path, capsys, damaged, message):
     run = _copy(trained["full"], tmp_path / "run")
     _damage(run, damaged)
     texts = write_csv(tmp_path / "t.csv", [("good", "")], header=("text", "x"))
     _one_error_line(_main(["predict", run, "--input", texts, "--output", tmp_path / "o.csv"], capsys), message)
 
 
-def test_6_predict_arguments_and_output_folder(trained, tmp_path, capsys):
+def test_predict_arguments_and_output_folder(trained, tmp_path, capsys):
     texts = write_csv(tmp_path / "t.csv", [("good", "")], header=("text", "x"))
     with pytest.raises(SystemExit) as e:
         main(["predict", str(trained["full"]), "--input", str(texts), "--output", "o.csv", "--batch-size", "0"])
@@ -243,18 +243,18 @@ def test_6_predict_arguments_and_output_folder(trained, tmp_path, capsys):
     ("strategy=prompt_tuning", "strategy 'prompt_tuning' is not supported: it is a prompt-learning method"),
     ("strategy=prefix_tuning", "strategy 'prefix_tuning' is not supported"),
 ])
-def test_6_recipes_that_would_crash_are_refused_when_validated(override, message, capsys):
+def test_recipes_that_would_crash_are_refused_when_validated(override, message, capsys):
     extra = ["strategy=lora"] if override.startswith("peft.") else []
     _one_error_line(_main(["recipes", "validate", "sentiment-minilm", *extra, override], capsys), message)
 
 
-def test_6_ln_tuning_trains_with_the_layer_norms_as_targets(tiny_models, trained, tmp_path):
+def test_ln_tuning_trains_with_the_layer_norms_as_targets(tiny_models, trained, tmp_path):
     run = _train(tiny_models["distilbert"], trained["data"], tmp_path, strategy="ln_tuning")
     assert 0 < run.metrics["trainable_parameters"] < run.metrics["total_parameters"] / 10
     assert run.classifier().predict_proba(["good film"]).shape == (1, 2)
 
 
-def test_6_a_label_with_math_text_does_not_break_the_report(tiny_models, tmp_path):
+def test_a_label_with_math_text_does_not_break_the_report(tiny_models, tmp_path):
     rows = [(t, "$\\undefinedcmd$" if lab == "positive" else "$x_1$") for t, lab in sentiment_rows(80)]
     data = write_csv(tmp_path / "d.csv", rows)
     run = _train(tiny_models["bert"], data, tmp_path, **{"report.enabled": True, "report.learning_curve": [1.0],
@@ -262,9 +262,9 @@ def test_6_a_label_with_math_text_does_not_break_the_report(tiny_models, tmp_pat
     assert (run.path / "report" / "report.html").stat().st_size > 10_000
 
 
-# -- 7. a refused run leaves no folder ------------------------------------------------------------------------------
+# -- a refused run leaves no folder ------------------------------------------------------------------------------------
 
-def test_7_a_run_refused_after_its_data_checked_out_leaves_no_folder(tiny_models, trained, tmp_path, capsys):
+def test_a_run_refused_after_its_data_checked_out_leaves_no_folder(tiny_models, trained, tmp_path, capsys):
     args = ["run", "sentiment-minilm", "--data", trained["data"], f"model={tiny_models['bert']}",
             f"output.dir={tmp_path}", "training.epochs=1", "training.progress=false", "strategy=top_k"]
     _one_error_line(_main(args + ["top_k=100"], capsys), "top_k=100 but the model has only 3 layers")
@@ -273,7 +273,7 @@ def test_7_a_run_refused_after_its_data_checked_out_leaves_no_folder(tiny_models
     assert [p.name for p in tmp_path.iterdir()] == ["sentiment-minilm"]  # not sentiment-minilm-2
 
 
-# -- 8. user text is escaped ------------------------------------------------------------------------------------------
+# -- user text is escaped ----------------------------------------------------------------------------------------------
 
 HOSTILE = ["<script>alert(1)</script>", "<img src=x onerror=alert(2)>|a\nb"]
 
@@ -289,7 +289,7 @@ def _no_markup(markdown: str) -> str:
     return html
 
 
-def test_8_labels_and_texts_reach_the_card_and_report_as_text(tiny_models, tmp_path, capsys):
+def test_labels_and_texts_reach_the_card_and_report_as_text(tiny_models, tmp_path, capsys):
     rows = [(("<script>x()</script> " if i % 5 == 0 else "") + t, HOSTILE[lab == "positive"])
             for i, (t, lab) in enumerate(sentiment_rows(80))]
     data = write_csv(tmp_path / "d.csv", rows)
@@ -311,11 +311,11 @@ def test_8_labels_and_texts_reach_the_card_and_report_as_text(tiny_models, tmp_p
         nlptransfer.push(run.path, "team/h2", hub=hub, license="apache2.0")
 
 
-# -- 9. run names stay inside output.dir ------------------------------------------------------------------------------
+# -- run names stay inside output.dir ----------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("override", ["output.name=../../escaped", "output.name=/tmp/escaped-abs", "name=../../escaped",
                                       "output.name=..", "output.name=a/b"])
-def test_9_run_names_cannot_leave_output_dir(trained, tiny_models, tmp_path, capsys, override):
+def test_run_names_cannot_leave_output_dir(trained, tiny_models, tmp_path, capsys, override):
     out = tmp_path / "a" / "b"
     before = set(tmp_path.rglob("*"))
     args = ["run", "sentiment-minilm", "--data", trained["data"], f"model={tiny_models['bert']}", f"output.dir={out}",
@@ -324,9 +324,9 @@ def test_9_run_names_cannot_leave_output_dir(trained, tiny_models, tmp_path, cap
     assert set(tmp_path.rglob("*")) == before and not Path("/tmp/escaped-abs").exists()
 
 
-# -- 10. evaluate has its own checks and words ------------------------------------------------------------------------
+# -- evaluate has its own checks and words -----------------------------------------------------------------------------
 
-def test_10_evaluate_takes_a_one_class_file_and_says_what_evaluate_accepts(tiny_models, tmp_path, capsys):
+def test_evaluate_takes_a_one_class_file_and_says_what_evaluate_accepts(tiny_models, tmp_path, capsys):
     rows = [(t, f"u{i}", "good" if lab == "positive" else "bad") for i, (t, lab) in enumerate(sentiment_rows(80))]
     data = write_csv(tmp_path / "d.csv", rows, header=("review", "user", "verdict"))  # label found by its values
     run = _train(tiny_models["bert"], data, tmp_path / "runs")
@@ -348,9 +348,9 @@ def test_10_evaluate_takes_a_one_class_file_and_says_what_evaluate_accepts(tiny_
     assert code == 2 and "--label-column" in err and "data.label_column" not in err
 
 
-# -- 11. predict says what is dubious and keeps the file as it was -----------------------------------------------------
+# -- predict says what is dubious and keeps the file as it was ---------------------------------------------------------
 
-def test_11_predict_refuses_a_file_without_texts_and_lists_as_texts(trained, tmp_path, capsys):
+def test_predict_refuses_a_file_without_texts_and_lists_as_texts(trained, tmp_path, capsys):
     only_labels = write_csv(tmp_path / "labels.csv", [("positive",), ("negative",)] * 3, header=("label",))
     _one_error_line(_main(["predict", trained["full"], "--input", only_labels, "--output", tmp_path / "o.csv"], capsys),
                     "no text column to predict on")
@@ -360,8 +360,8 @@ def test_11_predict_refuses_a_file_without_texts_and_lists_as_texts(trained, tmp
                     "holds lists or mappings, not texts")
 
 
-def test_11_predict_writes_in_chunks_what_it_writes_whole_and_a_failure_part_way_keeps_the_old_output(trained,
-                                                                                                         tmp_path):
+def test_predict_writes_in_chunks_what_it_writes_whole_and_a_failure_part_way_keeps_the_old_output(trained,
+                                                                                                   tmp_path):
     rows = [(f"{'good' if i % 2 else 'bad'} film {i}" if i % 7 else "", str(i)) for i in range(23)]
     source = write_csv(tmp_path / "in.csv", rows, header=("text", "id"))
     for suffix, read in ((".csv", lambda p: pd.read_csv(p, dtype=str, keep_default_na=False)),
@@ -382,7 +382,7 @@ def test_11_predict_writes_in_chunks_what_it_writes_whole_and_a_failure_part_way
     assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []
 
 
-def test_11_predict_flags_empty_texts_keeps_every_row_and_column_type_and_writes_parquet(trained, tmp_path, capsys):
+def test_predict_flags_empty_texts_keeps_every_row_and_column_type_and_writes_parquet(trained, tmp_path, capsys):
     source = tmp_path / "in.jsonl"
     records = [{"id": 7, "text": "good film", "score": 0.5}, {"id": 8, "text": None, "score": None},
                {"id": 9, "text": "", "score": 1.5}, {"id": 10, "text": "bad film", "score": 2.0}]
@@ -405,9 +405,9 @@ def test_11_predict_flags_empty_texts_keeps_every_row_and_column_type_and_writes
                     "already has columns named predicted")
 
 
-# -- 12. no local path is published -----------------------------------------------------------------------------------
+# -- no local path is published ----------------------------------------------------------------------------------------
 
-def test_12_a_whole_model_push_publishes_no_local_path(trained, tiny_models, tmp_path):
+def test_a_whole_model_push_publishes_no_local_path(trained, tiny_models, tmp_path):
     hub = tmp_path / "hub"
     hub.mkdir()
     nlptransfer.push(trained["full"], "team/full", hub=hub)
@@ -420,9 +420,9 @@ def test_12_a_whole_model_push_publishes_no_local_path(trained, tiny_models, tmp
     assert TextClassifier.from_pretrained("team/full", hub=hub).predict("good").label in ("negative", "positive")
 
 
-# -- 13. concurrent callers get their own run folders ------------------------------------------------------------------
+# -- concurrent callers get their own run folders ----------------------------------------------------------------------
 
-def test_13_concurrent_callers_with_one_name_each_get_a_folder(tmp_path):
+def test_concurrent_callers_with_one_name_each_get_a_folder(tmp_path):
     barrier, found, errors = threading.Barrier(8), [], []
 
     def claim():
@@ -440,7 +440,7 @@ def test_13_concurrent_callers_with_one_name_each_get_a_folder(tmp_path):
     assert errors == [] and sorted(found) == sorted(["same"] + [f"same-{i}" for i in range(2, 9)])
 
 
-# -- 14. killed pushes leave no debris --------------------------------------------------------------------------------
+# -- killed pushes leave no debris -------------------------------------------------------------------------------------
 
 def _dead_pid() -> int:
     child = subprocess.Popen([sys.executable, "-c", "pass"])
@@ -448,7 +448,7 @@ def _dead_pid() -> int:
     return child.pid
 
 
-def test_14_the_next_push_removes_what_killed_pushes_left_and_temporary_refs_are_no_branches(trained, tmp_path):
+def test_the_next_push_removes_what_killed_pushes_left_and_temporary_refs_are_no_branches(trained, tmp_path):
     import tempfile
 
     from nlptransfer.run import _HOST
