@@ -79,6 +79,7 @@ def test_the_mmd_gradient_reaches_exactly_the_parameters_the_strategy_trains(tin
     assert not any(".layer.0." in n or "embeddings" in n for n in moved)  # frozen layers do not
 
 
+@pytest.mark.slow
 def test_a_resumed_adapted_run_ends_where_an_uninterrupted_one_does(tiny_models, reviews_csv, target_csv, tmp_path):
     """SIGKILL two steps after a checkpoint, resume: the same target batches come back (the stream is a pure
     function of seed, epoch and position), so the log and metrics equal an uninterrupted run's."""
@@ -175,6 +176,7 @@ def _weights(folder):
     return load_file(str(next(folder.glob("*.safetensors"))))
 
 
+@pytest.mark.slow
 def test_nlptransfer_adapt_saves_an_encoder_that_learned_the_target_and_that_a_recipe_then_loads(
         tiny_models, reviews_csv, target_csv, tmp_path):
     out = tmp_path / "enc"
@@ -270,6 +272,7 @@ def test_mlm_ce_adds_the_target_masked_lm_loss_and_its_gradient_reaches_only_wha
     assert not any(".layer.0." in n or "embeddings" in n for n in moved)  # frozen, even the tied decoder
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("method,kill", [("mlm", 7), ("mlm+ce", 17)])
 def test_a_killed_masked_lm_run_resumes_exactly(tiny_models, reviews_csv, target_csv, tmp_path, method, kill):
     """mlm: killed inside its pretraining (step 7 of 12, checkpoint at 5); mlm+ce: in the classification loop. The
@@ -347,6 +350,7 @@ def test_a_ramped_weight_grows_from_zero_with_training_progress(tiny_models, rev
     assert steps[0]["loss"] == pytest.approx(steps[0]["terms"]["cross_entropy"], abs=2e-6)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("method", ["mlm", "mlm+ce"])
 def test_two_processes_adapt_as_one_does(tmp_path, reviews_csv, target_csv, method):
     """torchrun with 2 processes (gloo): the same masks (a text's own), the same steps and the losses of one process
@@ -382,6 +386,7 @@ def test_two_processes_adapt_as_one_does(tmp_path, reviews_csv, target_csv, meth
         assert ma["test"]["confusion_matrix"] == mb["test"]["confusion_matrix"]
 
 
+@pytest.mark.slow
 def test_nlptransfer_adapt_resumes_a_killed_pretraining_to_the_same_encoder(tiny_models, target_csv, tmp_path):
     args = lambda out: ["adapt", "sentiment-minilm", "--target", str(target_csv), "--output", str(out),  # noqa: E731
                         f"model={tiny_models['bert']}", "data.max_length=32", "training.batch_size=8",

@@ -323,6 +323,7 @@ def test_10_a_header_with_unusual_names_over_text_labels_is_found(tmp_path):
     assert not read_table(headerless).header
 
 
+@pytest.mark.slow
 def test_10_an_unreachable_hub_fails_at_once_with_the_reason(tmp_path, reviews_csv):
     import os
     import subprocess

@@ -55,6 +55,7 @@ def test_readme_install_and_main_job_run_offline(tmp_path):
     assert (folder / "model" / "model.safetensors").exists()
 
 
+@pytest.mark.slow
 def test_python_dash_m_and_console_script_both_work():
     for cmd in ([sys.executable, "-m", "nlptransfer", "recipes", "list"], [shutil.which("nlptransfer"), "recipes", "list"]):
         assert cmd[0], "the nlptransfer console script is not installed"

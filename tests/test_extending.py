@@ -113,6 +113,7 @@ register_toys()
 """
 
 
+@pytest.mark.slow
 def test_an_installed_plugin_package_registers_its_strategy_for_the_cli(tiny_models, reviews_csv, tmp_path):
     site = tmp_path / "site"
     (site / "toy_plugin").mkdir(parents=True)

@@ -17,6 +17,8 @@ from tests.helpers import TIMINGS, cli, cli_env, run_args
 
 from .conftest import build_tiny_model, sentiment_rows, write_csv
 
+pytestmark = pytest.mark.slow  # every case runs the CLI in fresh processes
+
 #: runs the real CLI, SIGKILLing itself before or after the n-th call of a function of nlptransfer
 KILL_AT = r"""
 import importlib, os, signal, sys

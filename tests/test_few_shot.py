@@ -153,6 +153,7 @@ def test_a_lora_body_trains_fewer_weights_and_is_merged_into_the_encoder(tiny_mo
     assert (run.path / "model").is_dir() and not (run.path / "adapter").exists()
 
 
+@pytest.mark.slow
 def test_a_run_killed_in_the_body_stage_resumes_exactly(tiny_models, reviews_csv, tmp_path):
     model = tiny_models["bert"]
     values = {**_few_shot(model, tmp_path), "training.checkpoint_every": 10, "contrastive.iterations": 2}

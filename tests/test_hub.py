@@ -196,6 +196,7 @@ def fresh(runs, folder_hub, hf_pushes, fake_hub, tmp_path_factory) -> dict:
 
 # -- round trips ------------------------------------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_folder_hub_round_trip_in_a_fresh_process_for_every_strategy(runs, folder_hub, fresh):
     for name, run in runs.items():
         _, probs, predicted = _reference(run)
@@ -223,6 +224,7 @@ def test_push_reports_every_file_and_its_size(runs, folder_hub):
     assert dict(result.files)["adapter_model.safetensors"] == adapter_size  # the weights as PEFT saved them
 
 
+@pytest.mark.slow
 def test_folder_hub_revision_leaves_main_unchanged(runs, folder_hub, fresh):
     repo = folder_hub["path"] / "team" / "rev"
     assert (repo / "refs" / "main").read_text() == folder_hub["main_ref_before_exp"]
@@ -233,6 +235,7 @@ def test_folder_hub_revision_leaves_main_unchanged(runs, folder_hub, fresh):
     assert exp["parent"] == folder_hub["main_ref_before_exp"].strip()  # a new branch starts from main
 
 
+@pytest.mark.slow
 def test_hugging_face_hub_push_and_pull_through_huggingface_hub(runs, fake_hub, hf_pushes, fresh):
     results = hf_pushes["results"]
     assert [r["rc"] for r in results[:4]] == [0, 0, 0, 0], [r["err"] for r in results[:4]]
@@ -253,6 +256,7 @@ def test_hugging_face_hub_push_and_pull_through_huggingface_hub(runs, fake_hub, 
     assert "pushed team/switch@main to http://127.0.0.1" in results[3]["out"]
 
 
+@pytest.mark.slow
 def test_the_cards_snippets_and_predict_with_a_repo_id_run_in_a_fresh_process(runs, fresh):
     for key in ("folder", "hf"):
         printed = fresh["snippets"][key]
@@ -331,6 +335,7 @@ json.dump(out, open(sys.argv[2], "w"))
 """
 
 
+@pytest.mark.slow
 def test_export_merge_is_loaded_by_plain_transformers_with_the_same_predictions(runs, tmp_path, capsys):
     folders = {}
     for name in ("bert-lora", "bert-ia3", "roberta-lora", "bert-full"):
@@ -375,6 +380,7 @@ def test_torch_hub_load_returns_a_ready_classifier(runs, folder_hub):
 
 # -- bad input, refusals, secrets ------------------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_hub_refusals_and_network_errors_are_clear_and_leave_the_run_untouched(hf_pushes, fake_hub):
     refused, dropped, unauthorized = hf_pushes["results"][4:]
     for result, message in ((refused, "HTTP 403: the hub refused"), (dropped, "network error"),
@@ -387,6 +393,7 @@ def test_hub_refusals_and_network_errors_are_clear_and_leave_the_run_untouched(h
     assert hf_pushes["after"] == hf_pushes["before"]
 
 
+@pytest.mark.slow
 def test_the_token_never_appears_in_output_files_or_errors(runs, folder_hub, hf_pushes, fresh, fake_hub):
     texts = [hf_pushes["output"], fresh["output"]] + [r["out"] + r["err"] for r in hf_pushes["results"]]
     folders = [hf_pushes["tmp"], fresh["tmp"], folder_hub["path"], *runs.values()]

@@ -221,6 +221,7 @@ def test_every_strategy_and_architecture_trains_and_reloads_two_tasks(tiny_model
         assert np.abs(probs - _saved_probs(run, task, clf.tasks[task].names)).max() < 1e-5
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("strategy", ["full", "lora"])
 def test_a_killed_run_resumes_to_the_same_metrics(tiny_models, data, tmp_path, strategy):
     args = {"task": "classification", "data.label_columns": "[sentiment,topic]", "training.lr": 1e-3,
@@ -238,6 +239,7 @@ def test_a_killed_run_resumes_to_the_same_metrics(tiny_models, data, tmp_path, s
     assert _without_timings(a) == _without_timings(b) and list(b["test"]["tasks"]) == TASKS
 
 
+@pytest.mark.slow
 def test_two_processes_agree_with_one(tmp_path, data):
     model = build_tiny_model(tmp_path / "models", "bert-nodropout")
     args = {"task": "classification", "data.label_columns": "[sentiment,topic]", "training.lr": 1e-3,
@@ -255,6 +257,7 @@ def test_two_processes_agree_with_one(tmp_path, data):
     assert a["steps"] == b["steps"] and a["examples_seen"] == b["examples_seen"]
 
 
+@pytest.mark.slow
 def test_predict_writes_every_tasks_label_and_probabilities(runs, tmp_path):
     texts = ["great phone", "awful book", "the film was superb"]
     source = write_rows(tmp_path / "in.csv", [(t,) for t in texts], header=("text",))
@@ -273,6 +276,7 @@ def test_predict_writes_every_tasks_label_and_probabilities(runs, tmp_path):
                 assert float(row[f"prob_{task}_{label}"]) == pytest.approx(p, abs=1e-6)
 
 
+@pytest.mark.slow
 def test_evaluate_scores_every_task_the_file_has(runs, tmp_path):
     from nlptransfer.api import evaluate_run
 
@@ -322,6 +326,7 @@ def test_push_carries_every_head_and_a_card_section_per_task(runs, tmp_path, nam
     assert f"value: {round(metrics['tasks']['topic']['accuracy'], 4)}" in front and "Test accuracy (topic)" in front
 
 
+@pytest.mark.slow
 def test_the_server_returns_every_task(runs):
     with server(runs["full"]) as (url, _):
         answer = httpx.post(url + "/v1/predict", json={"texts": ["great phone", "awful book"]}, timeout=30).json()

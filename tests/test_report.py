@@ -247,6 +247,7 @@ window.addEventListener('load', () => {
 </script>"""
 
 
+@pytest.mark.slow
 def test_html_report_loads_in_a_headless_browser_with_every_figure_drawn(tiny_report, tmp_path):
     browser = _chromium()
     page = (tiny_report[0].path / "report" / "report.html").read_text(encoding="utf-8")
@@ -373,6 +374,7 @@ def _needs_embedded_model():
         pytest.skip(str(e))
 
 
+@pytest.mark.slow
 def test_character_codes_with_a_frozen_pretrained_head_are_negative_transfer(tmp_path):
     _needs_embedded_model()
     data = write_csv(tmp_path / "codes.csv", sku_rows(800))

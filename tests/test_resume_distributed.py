@@ -11,6 +11,8 @@ from tests.helpers import cli, killed_at, run_args, without_timings
 
 from .conftest import build_tiny_model
 
+pytestmark = pytest.mark.slow  # every case runs the CLI in fresh processes
+
 
 @pytest.mark.parametrize("strategy", ["full", "lora"])
 def test_sigkill_mid_epoch_then_resume_gives_the_same_metrics(tiny_models, reviews_csv, tmp_path, strategy):

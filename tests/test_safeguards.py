@@ -74,6 +74,7 @@ class EvilModel(BertForSequenceClassification):
 """
 
 
+@pytest.mark.slow
 def test_a_repo_that_asks_for_trust_remote_code_runs_nothing_unless_the_caller_allows_it(tiny_models, trained,
                                                                                          tmp_path):
     base = tmp_path / "evil_base"
@@ -117,6 +118,7 @@ def test_a_repo_that_asks_for_trust_remote_code_runs_nothing_unless_the_caller_a
 
 # -- label order -------------------------------------------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_label_order_is_the_same_in_every_process(tmp_path):
     code = "from nlptransfer.data.labels import sort_labels; print(sort_labels({'1', '01', '1.0', '2', '02', '10'}))"
     seen = {subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
@@ -124,6 +126,7 @@ def test_label_order_is_the_same_in_every_process(tmp_path):
     assert seen == {"['01', '1', '1.0', '02', '2', '10']"}
 
 
+@pytest.mark.slow
 def test_resume_keeps_the_label_map_the_run_started_with(tiny_models, tmp_path):
     data = write_csv(tmp_path / "d.csv", [(t, "1" if lab == "positive" else "01") for t, lab in sentiment_rows(120)])
     out = tmp_path / "killed"
@@ -188,6 +191,7 @@ print(run.path)
 """
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("umask, file_mode, dir_mode", [("022", 0o644, 0o755), ("002", 0o664, 0o775)])
 def test_run_folders_and_folder_hubs_get_the_permissions_the_umask_gives(tiny_models, trained, tmp_path, umask,
                                                                          file_mode, dir_mode):

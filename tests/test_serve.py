@@ -182,6 +182,7 @@ def _batch_counts(url: str) -> tuple[float, float]:
     return value.get("nlptransfer_batch_size_count", 0), value.get("nlptransfer_batch_size_sum", 0)
 
 
+@pytest.mark.slow
 def test_a_full_queue_is_503_with_retry_after_and_a_late_text_504(run):
     with server(run, "--max-queue", "4") as (url, _):
         response = _predict(url, {"texts": ["a", "b", "c", "d", "e"]})
@@ -200,6 +201,7 @@ def test_a_full_queue_is_503_with_retry_after_and_a_late_text_504(run):
         assert "waited more than 0.005 s" in late.json()["error"]["message"]
 
 
+@pytest.mark.slow
 def test_api_key_guards_everything_but_health_and_ready_and_never_shows(run):
     with server(run, "--api-key-env", "NLPT_KEY", env={"NLPT_KEY": KEY}) as (url, process):
         assert httpx.get(url + "/health").status_code == 200 and httpx.get(url + "/ready").status_code == 200
@@ -217,6 +219,7 @@ def test_api_key_guards_everything_but_health_and_ready_and_never_shows(run):
     assert missing.returncode == 2 and "NLPT_UNSET: that environment variable is empty or unset" in missing.stderr
 
 
+@pytest.mark.slow
 def test_sigterm_finishes_in_flight_requests_and_exits_0(run):
     with server(run, "--max-wait-ms", "300") as (url, process):
         async def in_flight():
@@ -234,6 +237,7 @@ def test_sigterm_finishes_in_flight_requests_and_exits_0(run):
             httpx.get(url + "/health", timeout=2)
 
 
+@pytest.mark.slow
 def test_the_prediction_log_holds_hashes_unless_texts_are_asked_for(run, tmp_path):
     import hashlib
 
@@ -260,6 +264,7 @@ def test_the_prediction_log_rotates(run, classifier, tmp_path):
     assert not (tmp_path / "p.jsonl.3").exists() and log.stat().st_size <= 2200
 
 
+@pytest.mark.slow
 def test_two_worker_processes_serve_and_share_their_metrics(run):
     with server(run, "--workers", "2") as (url, _):
         for i in range(30):
@@ -281,6 +286,7 @@ def test_create_app_mounts_in_an_asgi_stack(classifier, run):
             "negative", "positive")
 
 
+@pytest.mark.slow
 def test_the_dockerfile_and_kubernetes_manifest_match_the_server():
     import yaml
 

@@ -9,6 +9,8 @@ import schemathesis.config  # noqa: E402
 
 from .test_serve import run, server  # noqa: E402,F401  (the run fixture, and the server it starts)
 
+pytestmark = pytest.mark.slow
+
 
 @pytest.fixture(scope="module")
 def api(run):  # noqa: F811
