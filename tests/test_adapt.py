@@ -41,6 +41,7 @@ def _log(run):
     return [json.loads(line) for line in (run / "train_log.jsonl").read_text().splitlines() if '"step"' in line]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("strategy", ["top_k", "lora"])
 def test_an_adapted_run_trains_on_both_streams_and_logs_the_mmd_term(tiny_models, reviews_csv, target_csv, tmp_path,
                                                                       strategy):
@@ -119,6 +120,7 @@ def test_adapting_refuses_a_head_strategy_and_a_target_file_without_texts(tiny_m
     assert not out.exists() or not any(out.iterdir())  # no half-made run folder
 
 
+@pytest.mark.slow
 def test_the_target_test_file_is_scored_after_training_and_never_trains(tiny_models, reviews_csv, target_csv,
                                                                        tmp_path):
     labelled = write_csv(tmp_path / "target_test.csv", [(f"plot {t} plot", y) for t, y in sentiment_rows(30, seed=21)])
@@ -235,6 +237,7 @@ def test_the_masked_lm_head_path_gives_the_models_own_logits(tiny_models, kind):
     assert ours.shape == (4, net.config.vocab_size) and torch.allclose(ours, theirs, atol=1e-5)
 
 
+@pytest.mark.slow
 def test_mlm_ce_adds_the_target_masked_lm_loss_and_its_gradient_reaches_only_what_trains(
         tiny_models, reviews_csv, target_csv, tmp_path):
     run = nlptransfer.finetune("sentiment-minilm", data=str(reviews_csv), overrides=quick_overrides(
@@ -310,6 +313,7 @@ def test_domain_distance_is_near_zero_for_one_domain_and_large_for_two():
     assert same["texts"] == 200
 
 
+@pytest.mark.slow
 def test_the_report_of_an_adapted_run_compares_it_with_source_only_on_both_domains(
         tiny_models, reviews_csv, target_csv, tmp_path):
     labelled = write_csv(tmp_path / "target_test.csv", [(f"plot {t} plot", y) for t, y in sentiment_rows(30, seed=21)])
@@ -335,6 +339,7 @@ def test_the_report_of_an_adapted_run_compares_it_with_source_only_on_both_domai
     assert "Domain adaptation (mlm+ce" in (run.path / "report" / "report.html").read_text()
 
 
+@pytest.mark.slow
 def test_a_ramped_weight_grows_from_zero_with_training_progress(tiny_models, reviews_csv, target_csv, tmp_path):
     from nlptransfer.objectives.registry import ramp
 
@@ -404,6 +409,7 @@ def test_nlptransfer_adapt_resumes_a_killed_pretraining_to_the_same_encoder(tiny
     assert again.returncode == 2 and "already finished" in again.stderr
 
 
+@pytest.mark.slow
 def test_compare_selects_an_adaptation_weight_by_source_validation_only(tiny_models, reviews_csv, target_csv,
                                                                        tmp_path, capsys):
     from nlptransfer.cli import main
@@ -429,6 +435,7 @@ def test_compare_selects_an_adaptation_weight_by_source_validation_only(tiny_mod
     assert refused.value.code == 2 and "comma-separated numbers" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_mlm_ce_warms_up_a_new_head_alone_before_the_joint_loop(tiny_models, reviews_csv, target_csv, tmp_path):
     run = nlptransfer.finetune("sentiment-minilm", data=str(reviews_csv), overrides=quick_overrides(
         tiny_models["bert"], tmp_path / "out", strategy="full", **{

@@ -388,6 +388,7 @@ def test_check_gives_the_report_the_run_writes(tiny_models, tmp_path, capsys):
     assert json.loads((tmp_path / "sentiment-minilm" / "data_report.json").read_text()) == checked
 
 
+@pytest.mark.slow
 def test_run_takes_validation_test_output_and_name_flags(tiny_models, tmp_path):
     train = write_csv(tmp_path / "train.csv", sentiment_rows(80))
     val = write_csv(tmp_path / "val.csv", sentiment_rows(100)[80:90])
@@ -411,6 +412,7 @@ def test_slice_metrics_on_a_constructed_gap():
     assert gap["between"] == ["a", "b"] and gap["estimate"] == 0.5 and gap["low"] < 0.5 < gap["high"] <= 0.75
 
 
+@pytest.mark.slow
 def test_slices_reach_metrics_json_evaluate_and_the_report(tiny_models, tmp_path, capsys):
     rows = [(t, y, ("web", "app")[i % 2]) for i, (t, y) in enumerate(sentiment_rows(120))]
     data = write_csv(tmp_path / "d.csv", rows, header=("text", "label", "channel"))

@@ -46,6 +46,7 @@ def _log(folder: Path) -> list[dict]:
     return [json.loads(line) for line in (folder / "train_log.jsonl").read_text().splitlines()]
 
 
+@pytest.mark.slow
 def test_a_strategy_registered_here_trains_only_what_it_says_through_the_cli(tiny_models, reviews_csv, tmp_path,
                                                                              capsys):
     from safetensors.torch import load_file

@@ -92,6 +92,7 @@ def test_the_pair_loss_has_known_answers():
     assert float(cosine_pairs_loss(y, four, torch.tensor([1.0, 0.0, 0.0, 0.0]))) == pytest.approx(0.5)
 
 
+@pytest.mark.slow
 def test_the_head_starts_as_the_nearest_class_centroid(tiny_models):
     from types import SimpleNamespace
 
@@ -115,6 +116,7 @@ def test_the_head_starts_as_the_nearest_class_centroid(tiny_models):
     assert int(layer(probe).argmax()) == int((centroids @ probe).argmax()) == 1
 
 
+@pytest.mark.slow
 def test_the_body_learns_from_pairs_then_the_head_alone_and_the_run_reloads(tiny_models, reviews_csv, tmp_path):
     model = tiny_models["bert"]
     run = nlptransfer.finetune("few-shot-minilm", data=str(reviews_csv), overrides=_few_shot(model, tmp_path / "runs"))
@@ -141,6 +143,7 @@ def test_the_body_learns_from_pairs_then_the_head_alone_and_the_run_reloads(tiny
                            encoder["encoder.layer.0.attention.self.query.weight"])  # the pairs moved the body
 
 
+@pytest.mark.slow
 def test_a_lora_body_trains_fewer_weights_and_is_merged_into_the_encoder(tiny_models, reviews_csv, tmp_path):
     model = tiny_models["bert"]
     run = nlptransfer.finetune("few-shot-minilm", data=str(reviews_csv), overrides=_few_shot(
