@@ -81,6 +81,7 @@ def _saved_probs(run: Path, task: str, names) -> np.ndarray:
     return np.array([[float(r[f"prob_{task}_{n}"]) for n in names] for r in _predictions(run)])
 
 
+@pytest.mark.slow
 def test_two_label_columns_train_one_head_each_and_every_file_says_so(runs, data):
     run = runs["full"]
     labels = json.loads((run / "labels.json").read_text())
@@ -105,6 +106,7 @@ def test_two_label_columns_train_one_head_each_and_every_file_says_so(runs, data
                       "prob_sentiment_positive", "gold_topic", "predicted_topic", "prob_topic_media", "prob_topic_tech"]
 
 
+@pytest.mark.slow
 def test_each_tasks_metrics_are_those_of_its_labelled_test_rows(runs):
     from sklearn.metrics import confusion_matrix, f1_score
 
@@ -124,6 +126,7 @@ def test_each_tasks_metrics_are_those_of_its_labelled_test_rows(runs):
         assert scores["confusion_matrix"]["matrix"] == confusion_matrix(gold, predicted, labels=names).tolist()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["full", "lora", "uncertainty"])
 def test_a_reload_gives_identical_predictions_for_every_task(runs, name):
     run = runs[name]
@@ -138,6 +141,7 @@ def test_a_reload_gives_identical_predictions_for_every_task(runs, name):
                                                                 key=one["topic"].probabilities.get)
 
 
+@pytest.mark.slow
 def test_lora_saves_every_head_with_the_adapter(runs):
     from safetensors.torch import load_file
 
@@ -147,6 +151,7 @@ def test_lora_saves_every_head_with_the_adapter(runs):
     assert not (runs["lora"] / "model").exists()
 
 
+@pytest.mark.slow
 def test_learned_task_weights_train_and_are_saved(runs):
     from safetensors.torch import load_file
 
@@ -296,6 +301,7 @@ def test_evaluate_scores_every_task_the_file_has(runs, tmp_path):
     assert "topic:" in done.stdout and "not scored (no such column" in done.stdout and "sentiment" in done.stdout
 
 
+@pytest.mark.slow
 def test_export_refuses_with_a_clear_message(runs, tmp_path):
     from nlptransfer.publish.export import export_merged, export_onnx
 
@@ -307,6 +313,7 @@ def test_export_refuses_with_a_clear_message(runs, tmp_path):
         assert not (tmp_path / "merged").exists() and not (run / "onnx").exists()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["full", "lora"])
 def test_push_carries_every_head_and_a_card_section_per_task(runs, tmp_path, name):
     hub = tmp_path / "hub"
@@ -341,6 +348,7 @@ def test_the_server_returns_every_task(runs):
     assert meta["tasks"] == {"sentiment": ["negative", "positive"], "topic": ["media", "tech"]}
 
 
+@pytest.mark.slow
 def test_the_report_says_per_task_whether_sharing_helped(runs):
     from nlptransfer.report import build_report
     from nlptransfer.report.multitask import VERDICTS
