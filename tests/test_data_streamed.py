@@ -226,7 +226,7 @@ def test_stratified_picks_the_rows_sklearn_picks(counts):
     """split.stratified (on arrays, for files of millions of rows) gives the rows of sklearn's train_test_split."""
     from sklearn.model_selection import train_test_split
 
-    from nlptransfer.data.split import stratified
+    from nlptransfer.data.carve import stratified
 
     rng = random.Random(sum(counts))
     labels = [f"class {k}" for k, n in enumerate(counts) for _ in range(n)]

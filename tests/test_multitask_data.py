@@ -11,7 +11,7 @@ import pytest
 
 from nlptransfer.data import DataSpec, LabelMap, load_multitask_splits, load_splits
 from nlptransfer.data.schema import MISSING
-from nlptransfer.data.split import stratified
+from nlptransfer.data.carve import stratified
 from nlptransfer.data.store import load_splits_cached
 from nlptransfer.errors import DataError
 
@@ -371,7 +371,7 @@ def test_the_cached_stage_runs_the_multitask_stage_uncached(tmp_path):
 
 
 def test_messages_name_no_task_when_given_none():
-    from nlptransfer.data.split import TRAINING, clash_problem, single_class_problem, unknown_labels_problem
+    from nlptransfer.data.problems import TRAINING, clash_problem, single_class_problem, unknown_labels_problem
 
     assert single_class_problem("a") == "train has a single class 'a': a classifier needs at least two labels"
     assert unknown_labels_problem(TRAINING, "test", pd.Series({"x": 2}), None, "train") == (
