@@ -224,7 +224,8 @@ def test_large_files_go_through_the_streamed_stage_and_the_cache(tmp_path, monke
 
 @pytest.mark.parametrize("counts", [[50, 50], [700, 20, 3], [5, 9, 400, 2000], [2, 2]])
 def test_stratified_picks_the_rows_sklearn_picks(counts):
-    """split.stratified (on arrays, for files of millions of rows) gives the rows of sklearn's train_test_split."""
+    """carve.stratified (on arrays, for files of millions of rows; no private sklearn helper) gives the rows of
+    sklearn's train_test_split."""
     from sklearn.model_selection import train_test_split
 
     from nlptransfer.data.carve import stratified

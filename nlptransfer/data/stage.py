@@ -74,8 +74,8 @@ def choose_columns(run: Run, firsts: dict[str, Table], sample: pd.DataFrame | No
     columns = [str(c) for c in train.frame.columns]
     rows = train.frame if sample is None else sample
     if run.multi:
-        labels, label_key = _tasks_in_file(run, train) if run.purpose == "evaluate" else list(spec.label_columns), \
-            "data.label_columns"
+        labels = _tasks_in_file(run, train) if run.purpose == "evaluate" else list(spec.label_columns)
+        label_key = "data.label_columns"
     else:
         labels, label_key = [spec.label_column] if spec.label_column else [], words.label_key
         if not labels:
