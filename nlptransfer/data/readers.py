@@ -119,9 +119,8 @@ def read_rows(chunks: Iterable[Table], spec: DataSpec, text_columns: list[str], 
             out.unbinned.add(frame.loc[p.unbinned, "row"].tolist(), p.unbinned_values)
             out.map_dropped += p.map_dropped
         frame, labels = frame[keep], labels[keep]
-        for found, bad in ((out.empty_text, lambda: (frame["text"] == "").to_numpy()),
-                           (out.empty_label, lambda: (labels < 0).all(axis=1))):
-            bad = bad()
+        for found in (out.empty_text, out.empty_label):  # with drop_invalid, a row is counted for its first lack
+            bad = (frame["text"] == "").to_numpy() if found is out.empty_text else (labels < 0).all(axis=1)
             found.add(frame.loc[bad, "row"].tolist())
             if spec.drop_invalid:
                 frame, labels = frame[~bad], labels[~bad]

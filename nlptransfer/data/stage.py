@@ -55,7 +55,8 @@ class Run:
         raise DataError(self.problems, self.report)
 
 
-def start(spec: DataSpec, seed: int, purpose: str, multi: bool, known=None, rows: int | None = None):
+def start(spec: DataSpec, seed: int, purpose: str, multi: bool, known: dict[str, list[str]] | None = None,
+          rows: int | None = None) -> tuple[Run, dict[str, Table], dict]:
     """A Run and the files opened (whole, or a chunk of `rows` rows at a time), their report filled in."""
     if not spec.train:
         raise DataError(NO_TRAIN)
