@@ -26,7 +26,8 @@ def approximate_mode(class_counts: np.ndarray, n_draws: int, rng: np.random.Rand
 
 
 def split_sizes(rows: int, test: int) -> tuple[int, int]:
-    """(train rows, carved rows) of carving `test` rows out of `rows`; ValueError worded as sklearn's when impossible."""
+    """(train rows, carved rows) of carving `test` rows out of `rows`; a ValueError worded as sklearn's when it
+    cannot be done."""
     if test >= rows or test <= 0:
         raise ValueError(f"test_size={test} should be either positive and smaller than the number of samples {rows} "
                          "or a float in the (0, 1) range")

@@ -12,6 +12,7 @@ from .read import row_list
 FIX_ROWS = "fix them, or set data.drop_invalid=true to drop them (they are counted in the report)"
 NO_TRAIN = "no training data: pass --data FILE (or data=... in Python, or data.train in the recipe)"
 
+NO_TEXT = "an empty or missing text"  #: what a row without a text has
 # why rows are dropped (the keys of DataReport.dropped)
 EMPTY_TEXT = "empty or missing text"
 MISSING_LABEL = "missing label"
@@ -59,7 +60,8 @@ def empty_file_problem(path: str) -> str:
 
 def no_label_column_problem(path: str, why: str, words: Words, columns: list[str], one_column: str | None) -> str:
     one = f"; it read as one column: {one_column}" if len(columns) == 1 and one_column else ""
-    return f"cannot infer the label column of {path} ({why}): set {words.label_key} (columns: {', '.join(columns)}){one}"
+    return (f"cannot infer the label column of {path} ({why}): set {words.label_key} "
+            f"(columns: {', '.join(columns)}){one}")
 
 
 def no_text_column_problem(path: str, why: str, key: str) -> str:

@@ -15,11 +15,12 @@ from ..logs import get_logger
 from .checks import LeakCounter, also_in_train, clashes, label_counts, later_repeats
 from .columns import infer_label_column, infer_text_columns, missing_column, run_on_columns
 from .labels import DROPPED_BY_MAP, NOT_BINNED, LabelTask, bins_problems, numeric_hint, sort_labels
-from .problems import (CONFLICT, DUPLICATE, EVALUATION, IN_TRAIN, IN_TRAIN_CONFLICT, NO_TRAIN, TRAINING, Words,
-                       carve_problem, clash_problem, drop_share_problems, empty_problem, in_file_problem,
-                       in_train_problem, leak_problems, multitask_settings_problems, no_label_column_problem, no_label_wording, no_labels_problem,
-                       no_task_in_file_problem, no_text_column_problem, single_class_problem, small_classes_problem,
-                       split_sizes_problem, unbinned_problem, unknown_labels_problem)
+from .problems import (CONFLICT, DUPLICATE, EMPTY_TEXT, EVALUATION, IN_TRAIN, IN_TRAIN_CONFLICT, NO_TEXT, NO_TRAIN,
+                       TRAINING, Words, carve_problem, clash_problem, drop_share_problems, empty_problem,
+                       in_file_problem, in_train_problem, leak_problems, multitask_settings_problems,
+                       no_label_column_problem, no_label_wording, no_labels_problem, no_task_in_file_problem,
+                       no_text_column_problem, single_class_problem, small_classes_problem, split_sizes_problem,
+                       unbinned_problem, unknown_labels_problem)
 from .read import Table
 from .readers import SLICE, Read, open_files, read_rows
 from .schema import MISSING, DataReport, DataSpec, LabelledTexts, LabelMap, Splits
@@ -170,7 +171,7 @@ def _check(run: Run, read: dict[str, Read], tasks: list[LabelTask], names_of: li
             report.drop(name, NOT_BINNED, r.unbinned.count)
     no_label, no_label_reason = no_label_wording(run.multi)
     for name, r in read.items():
-        for found, what, reason in ((r.empty_text, "an empty or missing text", "empty or missing text"),
+        for found, what, reason in ((r.empty_text, NO_TEXT, EMPTY_TEXT),
                                     (r.empty_label, no_label, no_label_reason)):
             if found.count and drop:
                 report.drop(name, reason, found.count)

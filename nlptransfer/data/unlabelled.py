@@ -8,8 +8,8 @@ from typing import Iterator
 from ..errors import DataError
 from ..logs import get_logger
 from .columns import LABEL_NAMES, infer_label_column, infer_text_columns, missing_column
-from .problems import (EMPTY_TEXT, empty_problem, in_file_problem, no_text_column_problem, no_texts_problem,
-                       texts_only_files_problem, too_few_names_problem, TRAINING)
+from .problems import (EMPTY_TEXT, NO_TEXT, TRAINING, empty_problem, in_file_problem, no_text_column_problem,
+                       no_texts_problem, texts_only_files_problem, too_few_names_problem)
 from .read import Table, cell_text, iter_table, read_table
 from .readers import text_rows
 from .schema import DataReport, DataSpec, LabelledTexts, LabelMap, Splits
@@ -105,7 +105,7 @@ def texts_only(spec: DataSpec, table: Table, names: list[str], report: DataRepor
     frame = text_rows(table, columns, spec.join_with)
     empty = frame["text"] == ""
     if empty.any() and not spec.drop_invalid:
-        raise DataError(empty_problem(TRAINING, "train", int(empty.sum()), "an empty or missing text",
+        raise DataError(empty_problem(TRAINING, "train", int(empty.sum()), NO_TEXT,
                                       frame.loc[empty, "row"].tolist()), report)
     report.drop("train", EMPTY_TEXT, int(empty.sum()))
     frame = frame[~empty]
