@@ -145,3 +145,15 @@ def parse_task_labels(task: LabelTask, cells: pd.Series, spec, codes: dict[str, 
         map_dropped, labels = counts.get(DROPPED_BY_MAP, 0), mapped.where(~dropped, "")
     encoded = np.array([-1 if not x else codes.setdefault(x, len(codes)) for x in labels], dtype=np.int32)
     return ParsedLabels(encoded, dropped, unbinned, values, map_dropped)
+
+
+def stratification_key(codes: np.ndarray, names: np.ndarray, need: int) -> np.ndarray:
+    """What a task's carved splits are stratified on, per row (codes of one task): its label's place in sorted order;
+    rows without a label are a stratum of their own, sorted first, or, fewer than `need` (the rows a stratum needs
+    to be split), part of the most common label's; a task kind will supply it."""
+    rank = np.argsort(np.argsort(names.astype(str))).astype(np.int32) + 1
+    unlabelled = codes < 0
+    strata = np.where(unlabelled, 0, rank[np.maximum(codes, 0)])
+    if unlabelled.any() and unlabelled.sum() < need and (~unlabelled).any():
+        strata[unlabelled] = rank[pd.Series(codes[~unlabelled]).value_counts().index[0]]
+    return strata

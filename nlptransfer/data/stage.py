@@ -14,7 +14,8 @@ from ..errors import DataError
 from ..logs import get_logger
 from .checks import LeakCounter, also_in_train, clashes, label_counts, later_repeats
 from .columns import infer_label_column, infer_text_columns, missing_column, run_on_columns
-from .labels import DROPPED_BY_MAP, NOT_BINNED, LabelTask, bins_problems, numeric_hint, sort_labels
+from .labels import (DROPPED_BY_MAP, NOT_BINNED, LabelTask, bins_problems, numeric_hint, sort_labels,
+                     stratification_key)
 from .problems import (CONFLICT, DUPLICATE, EMPTY_TEXT, EVALUATION, IN_TRAIN, IN_TRAIN_CONFLICT, NO_TEXT, NO_TRAIN,
                        TRAINING, Words, carve_problem, clash_problem, drop_share_problems, empty_problem,
                        in_file_problem, in_train_problem, leak_problems, multitask_settings_problems,
@@ -27,8 +28,6 @@ from .schema import MISSING, DataReport, DataSpec, LabelledTexts, LabelMap, Spli
 
 logger = get_logger(__name__)
 SPLITS = ("train", "validation", "test")
-#: the stratum of the rows without a label of the first task, when the split is carved
-UNLABELLED_STRATUM = -1
 
 
 @dataclass
@@ -277,22 +276,13 @@ def _drop_repeats_before_carving(run: Run, train: Read, keep: dict, tasks: list[
 
 def _carve(run: Run, train: Read, where: np.ndarray, kept: np.ndarray, task: LabelTask, names_of: np.ndarray,
            carve: list[tuple[str, float]]) -> None:
-    """Seeded validation/test splits carved from train, stratified on the first task's labels (by their place in
-    sorted order); its unlabelled rows are a stratum of their own, or, too few to be one (fewer than the splits
-    need), part of its most common class's."""
+    """Seeded validation/test splits carved from train, stratified on the first task's stratification key."""
     from .carve import stratified
 
     positions = np.flatnonzero(kept)
-    rank = np.argsort(np.argsort(names_of.astype(str))).astype(np.int32)
-    codes = train.codes[positions, 0]
-    strata = np.where(codes >= 0, rank[np.maximum(codes, 0)], UNLABELLED_STRATUM)
-    unlabelled = codes < 0
-    if unlabelled.any():
-        few = unlabelled.sum() < len(carve) + 1 and (~unlabelled).any()
-        top = rank[pd.Series(codes[~unlabelled]).value_counts().index[0]] if few else UNLABELLED_STRATUM
-        strata = np.where(unlabelled, top, strata)
+    strata = stratification_key(train.codes[positions, 0], names_of, len(carve) + 1)
     try:
-        parts = stratified(strata + 1, carve, run.seed)  # the unlabelled stratum sorts first
+        parts = stratified(strata, carve, run.seed)
     except ValueError as e:  # large fractions of tiny classes: what is left cannot be stratified
         run.problems.append(carve_problem(len(positions), run.named(task), e))
         run.stop()
