@@ -129,7 +129,7 @@ def evaluate_run(run_path: str | Path, data: str, *, text_columns: list[str] | N
 def _evaluate_tasks(clf: TextClassifier, spec) -> dict:
     """A multi-task run's metrics on a file: every task whose label column the file has, on its rows labelled for it
     (under "tasks"), their means, and the tasks the file lacks."""
-    from .data.multitask import load_multitask_splits
+    from .data import load_multitask_splits
     from .metrics import majority_warnings, slice_metrics
     from .train.loop import task_column
 

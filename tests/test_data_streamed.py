@@ -12,6 +12,7 @@ import pandas as pd
 import pytest
 
 from nlptransfer.data import DataSpec, LabelledTexts, load_splits, streamed
+from nlptransfer.data.problems import CONFLICT, DUPLICATE, FIX_ROWS
 from nlptransfer.data.splitfiles import ArrowColumn, read_entry, write_split
 from nlptransfer.errors import DataError
 
@@ -223,10 +224,11 @@ def test_large_files_go_through_the_streamed_stage_and_the_cache(tmp_path, monke
 
 @pytest.mark.parametrize("counts", [[50, 50], [700, 20, 3], [5, 9, 400, 2000], [2, 2]])
 def test_stratified_picks_the_rows_sklearn_picks(counts):
-    """split.stratified (on arrays, for files of millions of rows) gives the rows of sklearn's train_test_split."""
+    """carve.stratified (on arrays, for files of millions of rows; no private sklearn helper) gives the rows of
+    sklearn's train_test_split."""
     from sklearn.model_selection import train_test_split
 
-    from nlptransfer.data.split import stratified
+    from nlptransfer.data.carve import stratified
 
     rng = random.Random(sum(counts))
     labels = [f"class {k}" for k, n in enumerate(counts) for _ in range(n)]
@@ -264,3 +266,109 @@ def test_a_cache_it_cannot_write_is_one_clear_message(tmp_path, monkeypatch):
     with pytest.raises(DataError, match=r"cannot write the splits of .*train.csv to .*blocked.*: .*NLPTRANSFER_CACHE"):
         pipeline.load_data(resolve("sentiment-minilm", str(train), {"output.dir": str(tmp_path)}))
     assert blocked.read_text() == "a file where the cache folder would be"
+
+
+# ---------------------------------------------------------------- multi-task files (data.label_columns)
+
+
+def both_tasks(spec: DataSpec, tmp_path: Path, chunk: int = 7, seed: int = 42):
+    """(in-memory result, streamed result) of a multi-task spec, each Splits or the DataError's problems."""
+    from nlptransfer.data import load_multitask_splits
+
+    def run(f):
+        try:
+            return f()
+        except DataError as e:
+            return e.problems
+
+    plain = run(lambda: load_multitask_splits(spec, seed=seed))
+    old = streamed.CHUNK_ROWS
+    streamed.CHUNK_ROWS = chunk
+    try:
+        folder = tmp_path / f"streamed-{random.random()}"
+        stream = run(lambda: streamed.load_splits_streamed(spec, seed, folder))
+    finally:
+        streamed.CHUNK_ROWS = old
+    if isinstance(plain, list) or isinstance(stream, list):
+        assert not folder.exists()
+    else:
+        assert stream.tasks == plain.tasks and list(plain.tasks) == ["sentiment", "topic"]
+    return plain, stream
+
+
+def messy_task_rows(n: int = 120) -> list[tuple[str, str, str, str]]:
+    """Two tasks (sentiment, topic) with a duplicate, a clash in one task, an empty text, a row with no label at
+    all, rows missing one task's label; a slice column."""
+    rows = [(f"text number {i} is {'fine' if i % 3 else 'poor'}", "pos" if i % 3 else "neg",
+             ["books", "food", "toys"][i % 3 if i % 7 else (i + 1) % 3], f"c{i % 4}") for i in range(n)]
+    rows[10] = ("text  number 3 is poor ", rows[3][1], rows[3][2], "c1")  # row 3's text (whitespace aside), same labels
+    rows[20] = ("text number 5 is   fine", "pos", "books", "c0")  # row 5's text, another topic
+    rows[30] = ("", "pos", "food", "c2")
+    rows[40] = ("a text without any label", "", "", "c3")
+    for i in (50, 61, 77):
+        rows[i] = (rows[i][0], "", rows[i][2], rows[i][3])  # no sentiment: trains the topic only
+    rows[88] = (rows[88][0], rows[88][1], "", rows[88][3])
+    return rows
+
+
+@pytest.mark.parametrize("drop", [True, False])
+@pytest.mark.parametrize("chunk", [1, 7, 1000])
+def test_multitask_carved_splits_and_report_match_the_in_memory_stage(tmp_path, drop, chunk):
+    train = write_rows(tmp_path / "train.csv", messy_task_rows(), header=("text", "sentiment", "topic", "shop"))
+    spec = DataSpec(train=str(train), label_columns=["sentiment", "topic"], val_fraction=0.15, test_fraction=0.15,
+                    drop_invalid=drop, slice_columns=["shop"])
+    plain, stream = both_tasks(spec, tmp_path, chunk)
+    if not drop:
+        assert stream == plain and len(plain) == 3, plain  # empty text, no label, the topic clash: the same messages
+        assert plain[2].startswith("train, task 'topic': 1 text(s) appear with different labels (2 rows: rows 6, 21)")
+        return
+    assert_same(plain, stream)
+    assert stream.report.dropped["train"] == {"empty or missing text": 1, "no label in any label column": 1,
+                                              CONFLICT: 2, DUPLICATE: 1}
+    assert stream.report.rows_used == {"train": 79, "validation": 18, "test": 18}  # 120 read, 5 dropped
+    assert stream.report.tasks["sentiment"]["missing"] == {"train": 2, "validation": 0, "test": 1}
+    assert stream.report.tasks["topic"]["class_balance"]["test"] == {"books": 6, "food": 8, "toys": 4}
+    assert stream.train.labels[:3] == [[0, 1], [1, 1], [1, 1]] and [-100, 0] in stream.test.labels
+
+
+def test_multitask_given_files_labels_in_train_per_task(tmp_path):
+    rows = [(f"train text {i}", ["a", "b"][i % 2], ["x", "y", "z"][i % 3]) for i in range(60)]
+    header = ("text", "sentiment", "topic")
+    train = write_rows(tmp_path / "train.csv", rows, header=header)
+    val = write_rows(tmp_path / "val.csv", [("train text 1", "b", "y"), ("train  text 2", "a", "x"),
+                                            ("train text 4", "", "y"), ("new text", "d", "x"),
+                                            *[(f"val text {i}", "a", "z") for i in range(5)]], header=header)
+    spec = DataSpec(train=str(train), validation=str(val), label_columns=["sentiment", "topic"], test_fraction=0.2)
+    plain, stream = both_tasks(spec, tmp_path, 9)
+    assert stream == plain and len(plain) == 3, plain  # unknown 'd'; texts 1 and 4 in train; text 2's topic differs
+    assert plain[1] == ("validation: 2 text(s) also appear in train (rows 1, 3), which inflates the validation score; "
+                        + FIX_ROWS)
+    plain, stream = both_tasks(dataclasses.replace(spec, drop_invalid=True), tmp_path, 9)
+    assert stream == plain == ["validation, task 'sentiment': labels never seen in training: 'd' (1 rows)"]
+
+
+def test_a_large_multitask_file_streams_into_the_cache_and_is_read_back(tmp_path, monkeypatch, caplog):
+    import json
+    import logging
+
+    from nlptransfer.data import load_multitask_splits, stage
+    from nlptransfer.data.store import load_splits_cached
+
+    monkeypatch.setattr(streamed, "STREAM_BYTES", 0)
+    monkeypatch.setattr(streamed, "CHUNK_ROWS", 10)
+    train = write_rows(tmp_path / "train.csv", messy_task_rows(), header=("text", "sentiment", "topic", "shop"))
+    spec = DataSpec(train=str(train), label_columns=["sentiment", "topic"], drop_invalid=True, slice_columns=["shop"])
+    folder = tmp_path / "cache"
+    first = load_splits_cached(spec, 42, None, folder)
+    entries = list(folder.iterdir())
+    assert len(entries) == 1 and first.train.texts.path == str(entries[0] / "train.arrow")
+    meta = json.loads((entries[0] / "meta.json").read_text())
+    assert meta["tasks"] == {"sentiment": ["neg", "pos"], "topic": ["books", "food", "toys"]}
+    assert_same(load_multitask_splits(spec, seed=42), first)  # streamed into the cache: what the whole file gives
+    monkeypatch.setattr(stage, "read_and_check", lambda *a, **k: pytest.fail("the files were read again"))
+    with caplog.at_level(logging.INFO, logger="nlptransfer"):
+        second = load_splits_cached(spec, 42, None, folder)
+    assert "(cached: " in caplog.text and second.tasks == first.tasks
+    assert second.train.labels == first.train.labels and list(second.test.rows) == list(first.test.rows)
+    assert {c: list(v) for c, v in second.test.slices.items()} == {c: list(v) for c, v in first.test.slices.items()}
+    assert second.task_split("topic").test.labels == first.task_split("topic").test.labels

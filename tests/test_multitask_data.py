@@ -11,7 +11,7 @@ import pytest
 
 from nlptransfer.data import DataSpec, LabelMap, load_multitask_splits, load_splits
 from nlptransfer.data.schema import MISSING
-from nlptransfer.data.split import stratified
+from nlptransfer.data.carve import stratified
 from nlptransfer.data.store import load_splits_cached
 from nlptransfer.errors import DataError
 
@@ -357,12 +357,15 @@ def test_evaluating_a_file_with_one_of_two_label_columns_scores_that_task(tmp_pa
 # ---------------------------------------------------------------- wiring
 
 
-def test_the_cached_stage_runs_the_multitask_stage_uncached(tmp_path):
+def test_the_cached_stage_caches_the_multitask_stage(tmp_path):
     path = write_rows(tmp_path / "d.csv", two_tasks(30), header=HEADER)
     folder = tmp_path / "cache"
     splits = load_splits_cached(spec_of(path, whole=False), 42, None, folder)
     assert list(splits.tasks) == TASKS and splits.train.labels[0] in ([0, 0], [0, 1], [0, 2], [1, 0], [1, 1], [1, 2])
-    assert not folder.exists() or not any(folder.iterdir())
+    assert [p.name for p in next(folder.iterdir()).iterdir()] and len(list(folder.iterdir())) == 1
+    again = load_splits_cached(spec_of(path, whole=False), 42, None, folder)
+    assert again.tasks == splits.tasks and again.train.labels == splits.train.labels
+    assert again.train.texts.path.startswith(str(folder))  # read back from the entry
     one = load_splits_cached(spec_of(path, whole=False, label_columns=["category"]), 42, None, folder)
     plain = load_splits(DataSpec(train=str(path), label_column="category"))
     assert one.tasks is None and one.label_map == plain.label_map and one.train.labels == plain.train.labels
@@ -371,7 +374,7 @@ def test_the_cached_stage_runs_the_multitask_stage_uncached(tmp_path):
 
 
 def test_messages_name_no_task_when_given_none():
-    from nlptransfer.data.split import TRAINING, clash_problem, single_class_problem, unknown_labels_problem
+    from nlptransfer.data.problems import TRAINING, clash_problem, single_class_problem, unknown_labels_problem
 
     assert single_class_problem("a") == "train has a single class 'a': a classifier needs at least two labels"
     assert unknown_labels_problem(TRAINING, "test", pd.Series({"x": 2}), None, "train") == (

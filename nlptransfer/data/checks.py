@@ -1,7 +1,9 @@
-"""Checks across rows and columns: duplicate and conflicting texts (whitespace aside), columns that give the label
-away, and how much of a split dropping invalid rows would leave."""
+"""Checks across rows and columns, on arrays (a text hash, label codes [rows, tasks] with -1 for no label, row
+numbers: a few numbers a row, whatever the file's size): texts (whitespace aside) with conflicting labels, texts
+also in train, repeated texts; and columns that give the label away."""
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 
 from .columns import kind_of
@@ -11,25 +13,6 @@ from .read import cell_text
 LEAK_ROWS = 20
 #: share of those rows whose label the column's value must predict
 LEAK_ACCURACY = 0.98
-
-
-def text_key(texts: pd.Series) -> pd.Series:
-    """Texts compared as a reader would: runs of whitespace are one space."""
-    return texts.fillna("").map(lambda t: " ".join(str(t).split()))
-
-
-def conflicting(frame: pd.DataFrame) -> pd.Series:
-    """True for rows whose text (whitespace aside) appears in the frame with another label too."""
-    keys = text_key(frame["text"])
-    labels_per_text = frame.assign(key=keys).groupby("key")["label"].transform("nunique")
-    return (labels_per_text > 1) & (keys != "")
-
-
-def leaking_columns(frame: pd.DataFrame, labels: pd.Series, exclude: set[str]) -> list[dict]:
-    """Columns other than the texts and labels whose values give the label away (see LeakCounter)."""
-    counter = LeakCounter(exclude)
-    counter.add(frame, labels)
-    return counter.leaks()
 
 
 class LeakCounter:
@@ -90,15 +73,60 @@ class LeakCounter:
         return found
 
 
-def drop_share_problems(read: dict[str, int], dropped: dict[str, dict[str, int]], limit: float) -> list[str]:
-    """A problem for every split where dropping invalid rows would take more than `limit` of the rows read."""
-    problems = []
-    for split, reasons in dropped.items():
-        total = read.get(split, 0)
-        gone = sum(reasons.values())
-        if total and gone / total > limit:
-            listed = "; ".join(f"{n} {reason}" for reason, n in reasons.items())
-            problems.append(f"{split}: data.drop_invalid would drop {gone:,} of {total:,} rows ({gone / total:.1%}: "
-                            f"{listed}), more than data.max_drop_fraction ({limit:.0%}): fix the data or the chosen "
-                            "columns, or raise data.max_drop_fraction to train on what is left")
-    return problems
+def groups(hashes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The order that sorts `hashes` (stable: equal ones keep their order) and where each run of equal ones starts in
+    it."""
+    order = np.argsort(hashes, kind="stable").astype(np.int32 if len(hashes) < 2**31 else np.int64)
+    ordered = hashes[order]
+    return order, np.flatnonzero(np.r_[True, ordered[1:] != ordered[:-1]]) if len(order) else order
+
+
+def clashes(hashes: np.ndarray, codes: np.ndarray, empty: np.ndarray) -> tuple[np.ndarray, int]:
+    """Rows (a mask) whose text appears with another label of one task (`codes`, a column), among the rows with a
+    text and a label of it; and how many texts do."""
+    valid = np.flatnonzero((codes >= 0) & ~empty)
+    order, starts = groups(hashes[valid])
+    ordered = codes[valid][order]
+    if not len(ordered):
+        return np.zeros(len(codes), bool), 0
+    mixed = np.minimum.reduceat(ordered, starts) != np.maximum.reduceat(ordered, starts)
+    clash = np.zeros(len(codes), bool)
+    clash[valid[order[np.repeat(mixed, np.diff(np.r_[starts, len(ordered)]))]]] = True
+    return clash, int(mixed.sum())
+
+
+def also_in_train(train_hashes: np.ndarray, train_codes: np.ndarray, hashes: np.ndarray, codes: np.ndarray,
+                  empty: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(rows whose text is also in train, those of them with another label): a row's label of a task differs from
+    that of the last training row with its text labelled for that task (one task: the last training row's)."""
+    shared = np.isin(hashes, train_hashes) & ~empty
+    other = np.zeros(len(hashes), bool)
+    several = train_codes.shape[1] > 1
+    for task in range(train_codes.shape[1]):
+        labelled = train_codes[:, task] >= 0 if several else np.ones(len(train_codes), bool)
+        seen_hashes, seen_codes = train_hashes[labelled], train_codes[labelled, task]
+        order, starts = groups(seen_hashes)
+        if not len(order):
+            continue
+        seen = seen_hashes[order][starts]  # each text once (sorted), with the label of its last row
+        last = seen_codes[order[np.r_[starts[1:], len(order)] - 1]]
+        at = np.minimum(np.searchsorted(seen, hashes), len(seen) - 1)
+        theirs = np.where(seen[at] == hashes, last[at], -2)
+        ours = codes[:, task]
+        other |= shared & (theirs != -2) & (theirs != ours) & ((ours >= 0) | (not several))
+    return shared, other
+
+
+def later_repeats(hashes: np.ndarray) -> np.ndarray:
+    """Rows (a mask) whose text an earlier row has."""
+    order, starts = groups(hashes)
+    later = np.ones(len(hashes), bool)
+    later[order[starts]] = False
+    return later
+
+
+def label_counts(codes: np.ndarray, names: np.ndarray) -> pd.Series:
+    """Rows per label name of the labelled rows (`codes` of one task), most first (as value_counts orders them)."""
+    counts = pd.Series(codes[codes >= 0]).value_counts()
+    counts.index = names[counts.index.to_numpy()]
+    return counts

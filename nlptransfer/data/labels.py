@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
+import numpy as np
 import pandas as pd
+
+from .read import cell_text
 
 #: reasons for rows that data.label_map and data.label_bins drop
 DROPPED_BY_MAP = "label dropped by data.label_map"
@@ -102,3 +106,54 @@ def numeric_hint(counts: dict[str, int]) -> str | None:
     return (f"the labels look numeric or ordinal ({len(values)} values from {low:g} to {high:g}{extra}): "
             f"each value is its own class, as codes of unordered classes should be (0 = sport, 1 = politics, ...); if "
             f"they are a rating scale, to make ranges of them classes, set {setting}")
+
+
+@dataclass(frozen=True)
+class LabelTask:
+    """A task as the data stage reads it: its name and label column (a run of one label column is one task named
+    after it; a multi-task run, one per data.label_columns entry)."""
+
+    name: str
+    column: str
+
+
+@dataclass
+class ParsedLabels:
+    """A chunk's labels of one task: a code per row (-1: no label; codes number the names in order of first sight),
+    which rows data.label_map / data.label_bins dropped, and those dropped for a value no range holds (and their
+    values as read)."""
+
+    codes: np.ndarray
+    dropped: np.ndarray
+    unbinned: np.ndarray
+    unbinned_values: list
+    map_dropped: int
+
+
+def parse_task_labels(task: LabelTask, cells: pd.Series, spec, codes: dict[str, int]) -> ParsedLabels:
+    """The one step that differs between kinds of tasks: a label cell parsed (stripped, then data.label_map and
+    data.label_bins) and encoded as a code (`codes` grows with new names); a task kind will supply it."""
+    labels = cells.map(cell_text).str.strip()
+    nothing = np.zeros(len(labels), bool)
+    dropped, unbinned, values, map_dropped = nothing, nothing, [], 0
+    if spec.label_map or spec.label_bins:
+        mapped, counts = map_labels(labels, spec.label_map, spec.label_bins)
+        nulls = {str(k) for k, v in (spec.label_map or {}).items() if v is None}
+        dropped = mapped.isna().to_numpy()
+        unbinned = dropped & ~labels.isin(nulls).to_numpy()
+        values = labels[unbinned].tolist()
+        map_dropped, labels = counts.get(DROPPED_BY_MAP, 0), mapped.where(~dropped, "")
+    encoded = np.array([-1 if not x else codes.setdefault(x, len(codes)) for x in labels], dtype=np.int32)
+    return ParsedLabels(encoded, dropped, unbinned, values, map_dropped)
+
+
+def stratification_key(codes: np.ndarray, names: np.ndarray, need: int) -> np.ndarray:
+    """What a task's carved splits are stratified on, per row (codes of one task): its label's place in sorted order;
+    rows without a label are a stratum of their own, sorted first, or, fewer than `need` (the rows a stratum needs
+    to be split), part of the most common label's; a task kind will supply it."""
+    rank = np.argsort(np.argsort(names.astype(str))).astype(np.int32) + 1
+    unlabelled = codes < 0
+    strata = np.where(unlabelled, 0, rank[np.maximum(codes, 0)])
+    if unlabelled.any() and unlabelled.sum() < need and (~unlabelled).any():
+        strata[unlabelled] = rank[pd.Series(codes[~unlabelled]).value_counts().index[0]]
+    return strata

@@ -1,6 +1,6 @@
 """Split files: a split's texts, rows, label ids and slice columns as an Arrow IPC file in record batches of BATCH
 rows, written as rows come (SplitWriter) and read back a batch at a time (ArrowColumn); a folder of them with
-meta.json (label map, report) is one data-stage result (read_entry), in the cache or made by data.streamed."""
+meta.json (label maps, report) is one data-stage result (read_entry), in the cache or made by data.streamed."""
 from __future__ import annotations
 
 import json
@@ -19,13 +19,15 @@ BATCH = 50_000  #: rows per record batch of a split file: what ArrowColumn reads
 
 class SplitWriter:
     """A split file written as rows come (text, row, label id, slice columns), in record batches of exactly BATCH
-    rows (the last may be shorter), so ArrowColumn finds row i in batch i // BATCH."""
+    rows (the last may be shorter), so ArrowColumn finds row i in batch i // BATCH. `per_task`: a row's label is a
+    list, one id per task (multi-task)."""
 
-    def __init__(self, path: Path, labels: bool, slices: list[str]):
+    def __init__(self, path: Path, labels: bool, slices: list[str], per_task: bool = False):
         import pyarrow as pa
 
+        label = pa.list_(pa.int32()) if per_task else pa.int32()
         self.schema = pa.schema([("text", pa.large_string()), ("row", pa.int64())]
-                                + ([("label", pa.int32())] if labels else [])
+                                + ([("label", label)] if labels else [])
                                 + [(f"slice:{c}", pa.string()) for c in slices])
         self.sink = pa.OSFile(str(path), "wb")
         self.writer = pa.ipc.new_file(self.sink, self.schema)
@@ -54,8 +56,8 @@ class SplitWriter:
         self.sink.close()
 
 
-def write_split(path: Path, part: LabelledTexts) -> None:
-    writer = SplitWriter(path, part.labels is not None, list(part.slices))
+def write_split(path: Path, part: LabelledTexts, per_task: bool = False) -> None:
+    writer = SplitWriter(path, part.labels is not None, list(part.slices), per_task)
     for start in range(0, len(part), BATCH):
         end = start + BATCH
         writer.add(part.texts[start:end], part.rows[start:end],
@@ -125,6 +127,8 @@ def write_meta(folder: Path, splits: Splits) -> None:
                for name in SPLITS for part in [getattr(splits, name)] if part is not None}
     (folder / "meta.json").write_text(json.dumps({"format": FORMAT, "splits": present,
                                                   "labels": list(splits.label_map.names),
+                                                  **({"tasks": {t: list(m.names) for t, m in splits.tasks.items()}}
+                                                     if splits.tasks else {}),
                                                   "report": splits.report.to_dict()}, ensure_ascii=False))
 
 
@@ -150,4 +154,5 @@ def read_entry(entry: Path) -> Splits:
                                     slices={c: ArrowColumn(path, f"slice:{c}", info["rows"]) for c in info["slices"]})
     report = DataReport(**meta["report"])
     return Splits(train=parts["train"], validation=parts.get("validation"), test=parts.get("test"),
-                  label_map=LabelMap(meta["labels"]), report=report)
+                  label_map=LabelMap(meta["labels"]), report=report,
+                  tasks={t: LabelMap(names) for t, names in meta["tasks"].items()} if "tasks" in meta else None)

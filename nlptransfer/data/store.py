@@ -16,10 +16,10 @@ from pathlib import Path
 from ..errors import DataError
 from ..logs import get_logger
 from ..version import __version__
-from .multitask import load_multitask_splits
+from .problems import write_failed_problem
 from .schema import DataSpec, Splits
 from .splitfiles import FORMAT, SPLITS, read_entry, write_meta, write_split
-from .split import load_splits
+from .stage import load_multitask_splits, load_splits
 
 logger = get_logger(__name__)
 
@@ -30,14 +30,12 @@ def load_splits_cached(spec: DataSpec, seed: int, unlabelled: list[str] | None, 
     is read back (report.files then says `cached`); a new result is stored. Problems raise as from load_splits,
     and nothing is stored for them. A data file larger than streamed.STREAM_BYTES (of a labelled run) goes through
     the streamed stage, into the cache entry, or with `cache` False into a temporary folder removed at exit.
-    Multi-task (two or more data.label_columns): load_multitask_splits, uncached; one entry is data.label_column."""
+    Multi-task (two or more data.label_columns) goes the same ways (load_multitask_splits); one entry is
+    data.label_column."""
     from .streamed import load_splits_streamed, streams
 
     spec = _one_label_column(spec)
-    if len(spec.label_columns or []) >= 2:
-        # multi-task: the in-memory stage only, every run (split files hold one label per row, and the streamed
-        # stage reads one label column)
-        return load_multitask_splits(spec, seed)
+    multi = spec.label_columns is not None
     key = _key(spec, seed, unlabelled) if cache else None
     entry = folder / key if key else None
     if entry is not None and (entry / "meta.json").is_file():
@@ -63,9 +61,8 @@ def load_splits_cached(spec: DataSpec, seed: int, unlabelled: list[str] | None, 
         try:
             return load_splits_streamed(spec, seed, target)
         except OSError as e:  # the splits of a large file live on disk: it must take them
-            raise DataError(f"cannot write the splits of {spec.train} to {target.parent}: {e.strerror or e}; free "
-                            f"space there, or point NLPTRANSFER_CACHE at a disk with room")
-    splits = load_splits(spec, seed=seed, unlabelled=unlabelled)
+            raise DataError(write_failed_problem(spec.train, target.parent, e))
+    splits = load_multitask_splits(spec, seed) if multi else load_splits(spec, seed=seed, unlabelled=unlabelled)
     if entry is not None:
         try:
             _write(entry, splits)
@@ -113,7 +110,7 @@ def _write(entry: Path, splits: Splits) -> None:
         for name in SPLITS:
             part = getattr(splits, name)
             if part is not None:
-                write_split(temp / f"{name}.arrow", part)
+                write_split(temp / f"{name}.arrow", part, per_task=splits.tasks is not None)
         write_meta(temp, splits)
 
 
