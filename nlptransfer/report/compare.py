@@ -10,7 +10,8 @@ from ..logs import get_logger, quiet
 from .. import recipe as recipes
 from ..errors import RecipeError
 from ..markdown import escape, table
-from ..recipe import PeftSection, Recipe
+from ..recipe import Recipe
+from ..strategies.adapters import PeftSection
 from ..run import RunFolder, atomic_write_text
 from ..strategies import get_strategy
 from .baseline import fit_baseline, scores

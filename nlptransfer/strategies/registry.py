@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Callable
 
 from ..errors import RecipeError
 from ..plugins import load_plugins
+from ..registry import Registry, Section, origin, register_section
 
 if TYPE_CHECKING:
     from torch import nn
@@ -60,6 +61,8 @@ class Strategy:
     #: recipe) -> None: sets the head's starting weights from the training rows before the loop (contrastive: the
     #: class centroids); None: the head starts as the model made it
     init_head: Callable | None = None
+    #: why it cannot train several label columns (data.label_columns), or None when it can
+    single_task: str | None = None
 
     def problems(self, recipe: "Recipe") -> list[str]:
         """What is wrong with `recipe` for this strategy."""
@@ -72,7 +75,7 @@ class Strategy:
         return self.describe(recipe) if self.describe else ""
 
 
-_STRATEGIES: dict[str, Strategy] = {}
+_STRATEGIES: Registry[Strategy] = Registry("strategy")
 #: lookups for whole families of names (every PEFT method): name -> Strategy or None, and the names they know
 _FAMILIES: list[tuple[Callable[[str], Strategy | None], Callable[[], list[str]]]] = []
 
@@ -81,15 +84,19 @@ def register_strategy(name: str, *, prepare: Callable, default_lr: float, check:
                       cacheable: str | None = None, describe: Callable | None = None, adapter: bool = False,
                       labels_optional: bool = False, pseudo_labels: Callable | None = None,
                       pooling: str | None = None, body_on_pairs: bool = False,
-                      init_head: Callable | None = None) -> Strategy:
-    """Register strategy `name` (recipes then accept `strategy: name`); returns it. Registering a name again replaces it."""
+                      init_head: Callable | None = None, single_task: str | None = None,
+                      section: Section | None = None) -> Strategy:
+    """Register strategy `name` (recipes then accept `strategy: name`), with the recipe section it owns (its settings,
+    e.g. `contrastive:`); returns it. RegistryError when the name (or the section's key) is taken."""
     if cacheable not in (None, *CACHEABLE):
         raise ValueError(f"cacheable must be None or one of {CACHEABLE}, got {cacheable!r}")
     if not default_lr > 0:
         raise ValueError(f"default_lr must be positive, got {default_lr!r}")
     strategy = Strategy(name, prepare, float(default_lr), check, cacheable, describe, adapter, labels_optional,
-                        pseudo_labels, pooling, body_on_pairs, init_head)
-    _STRATEGIES[name] = strategy
+                        pseudo_labels, pooling, body_on_pairs, init_head, single_task)
+    _STRATEGIES.add(name, strategy, origin(prepare))
+    if section is not None:
+        register_section(section, f"strategy {name} ({origin(prepare)})")
     return strategy
 
 
@@ -107,15 +114,14 @@ def find_strategy(name: str) -> Strategy | None:
     for lookup, _ in _FAMILIES:
         found = lookup(name)
         if found is not None:
-            _STRATEGIES[name] = found
-            return found
+            return found if name in _STRATEGIES else _STRATEGIES.add(name, found, origin(lookup))
     return None
 
 
 def strategy_names() -> list[str]:
     """Every strategy name a recipe may use: the registered ones, then the families' names."""
     load_plugins("nlptransfer.strategies")
-    names = list(_STRATEGIES)
+    names = _STRATEGIES.names()
     for _, family in _FAMILIES:
         names += [n for n in family() if n not in names]
     return names
