@@ -17,7 +17,7 @@ from typing import Any
 import yaml
 
 from .data.schema import DataSpec
-from .errors import RecipeError
+from .errors import RecipeError, RegistryError
 from .registry import SECTIONS, Section
 from .sections import (EvaluationSection, OutputSection, ReportSection, TrainingSection, check_data, check_report,
                        check_tasks, check_training)
@@ -38,6 +38,10 @@ def registered_sections() -> list[Section]:
 
     load_plugins("nlptransfer.strategies")
     load_plugins("nlptransfer.objectives")
+    own = [key for key in SECTIONS if key in Recipe.__dataclass_fields__]
+    if own:
+        raise RegistryError(f"recipe section {own[0]!r} is registered by {SECTIONS.where(own[0])}, but it is a key of "
+                            "the recipe itself: give the section another key")
     return [SECTIONS[key] for key in SECTIONS]
 
 
@@ -261,14 +265,19 @@ def _check_report(recipe: Recipe) -> list[str]:
 
 def from_dict(data: dict | None, source: str = "recipe", registered: bool = True) -> Recipe:
     """Validate plain data into a Recipe, raising RecipeError that lists every problem. registered=False leaves
-    out the checks against the strategy and objective registries (prediction needs neither)."""
+    out the checks against the strategy and objective registries (prediction needs neither), and keeps the section of
+    an entry nobody registered here (a plugin's, not installed) as it is, unchecked."""
     problems: list[str] = []
-    recipe = _build(Recipe, data or {}, "", problems)
+    data, unchecked = dict(data or {}), {}
+    if not registered:
+        schema = _schema()
+        unchecked = {k: data.pop(k) for k in list(data) if k not in schema and isinstance(data[k], dict)}
+    recipe = _build(Recipe, data, "", problems)
     if recipe is not None:
         problems += _check_combinations(recipe, registered)
     if problems:
         raise RecipeError(f"invalid {source}:\n" + "\n".join(f"  - {p}" for p in problems))
-    return recipe
+    return dataclasses.replace(recipe, sections={**recipe.sections, **unchecked}) if unchecked else recipe
 
 
 def parse_override(text: str) -> tuple[str, Any]:

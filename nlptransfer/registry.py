@@ -35,12 +35,20 @@ class Registry(Generic[T]):
 
     def add(self, name: str, entry: T, where: str) -> T:
         """Register `entry` as `name` (`where`: the module or function registering it); RegistryError if taken."""
-        if name in self._entries:
-            raise RegistryError(f"{self.kind} '{name}' is registered twice: by {self._origins[name]} and again by "
-                                f"{where}; give one of them another name (or import the module registering it once)")
+        self.refuse_taken(name, where)
         self._entries[name] = entry
         self._origins[name] = where
         return entry
+
+    def refuse_taken(self, name: str, where: str) -> None:
+        """RegistryError naming both registrations when `name` is taken already."""
+        if name in self._entries:
+            raise RegistryError(f"{self.kind} '{name}' is registered twice: by {self._origins[name]} and again by "
+                                f"{where}; give one of them another name (or import the module registering it once)")
+
+    def where(self, name: str) -> str:
+        """Where entry `name` was registered."""
+        return self._origins[name]
 
     def get(self, name: str) -> T | None:
         return self._entries.get(name)

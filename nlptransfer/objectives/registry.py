@@ -55,9 +55,10 @@ def register_objective(name: str, build: Callable[[ObjectiveContext], Objective]
     the recipe section it owns (its settings). RegistryError when the name (or the section's key) is taken."""
     if name in RESERVED:
         raise ValueError(f"'{name}' is a name the training log uses; choose another objective name")
-    _OBJECTIVES.add(name, RegisteredObjective(name, build, needs_features), origin(build))
+    _OBJECTIVES.refuse_taken(name, origin(build))
     if section is not None:
         register_section(section, f"objective {name} ({origin(build)})")
+    _OBJECTIVES.add(name, RegisteredObjective(name, build, needs_features), origin(build))
 
 
 def objective_names() -> list[str]:

@@ -94,10 +94,10 @@ def register_strategy(name: str, *, prepare: Callable, default_lr: float, check:
         raise ValueError(f"default_lr must be positive, got {default_lr!r}")
     strategy = Strategy(name, prepare, float(default_lr), check, cacheable, describe, adapter, labels_optional,
                         pseudo_labels, pooling, body_on_pairs, init_head, single_task)
-    _STRATEGIES.add(name, strategy, origin(prepare))
+    _STRATEGIES.refuse_taken(name, origin(prepare))
     if section is not None:
         register_section(section, f"strategy {name} ({origin(prepare)})")
-    return strategy
+    return _STRATEGIES.add(name, strategy, origin(prepare))
 
 
 def register_strategy_family(lookup: Callable[[str], Strategy | None], names: Callable[[], list[str]]) -> None:
