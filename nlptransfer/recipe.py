@@ -19,8 +19,8 @@ import yaml
 from .data.schema import DataSpec
 from .errors import RecipeError, RegistryError
 from .registry import SECTIONS, Section
-from .sections import (EvaluationSection, OutputSection, ReportSection, TrainingSection, check_data, check_report,
-                       check_tasks, check_training)
+from .sections import (EvaluationSection, OutputSection, ReportSection, TrainingSection, check_data, check_names,
+                       check_report, check_tasks, check_training)
 
 #: what the head reads: native (the architecture's own head input, the first token), mean (the masked mean of the
 #: token states, through the architecture's head), embedding (the sentence embedding: the masked mean, L2-normalised,
@@ -28,7 +28,7 @@ from .sections import (EvaluationSection, OutputSection, ReportSection, Training
 POOLINGS = ("native", "mean", "embedding")
 _SCIENTIFIC = re.compile(r"[-+]?\d+(\.\d*)?[eE][-+]?\d+")
 #: the recipe's own checks; each registered section brings its own
-_CHECKS = (check_training, check_data, check_report, check_tasks)
+_CHECKS = (check_training, check_data, check_report, check_tasks, check_names)
 
 
 def registered_sections() -> list[Section]:
@@ -193,7 +193,7 @@ def _check_combinations(recipe: Recipe, registered: bool) -> list[str]:
         problems.append(f"layer_lr_decay must be in (0, 1], got {recipe.layer_lr_decay}")
     for check in (*_CHECKS, *(s.check for s in registered_sections() if s.check)):
         problems += check(recipe)
-    return problems + _check_finite(recipe.to_dict()) + _check_names(recipe)
+    return problems + _check_finite(recipe.to_dict())
 
 
 def _check_finite(data: dict, prefix: str = "") -> list[str]:
@@ -205,20 +205,6 @@ def _check_finite(data: dict, prefix: str = "") -> list[str]:
             problems.append(f"'{path}' must be a finite number, got {value}")
         elif isinstance(value, dict):
             problems += _check_finite(value, path + ".")
-    return problems
-
-
-#: a run folder name: one path component, no separators, not . or ..
-_FOLDER_NAME = re.compile(r"[^/\\\x00-\x1f]+")
-
-
-def _check_names(recipe: Recipe) -> list[str]:
-    """Names that become a run folder under output.dir must stay inside it."""
-    problems = []
-    for key, value in (("name", recipe.name), ("output.name", recipe.output.name)):
-        if value is not None and (not _FOLDER_NAME.fullmatch(value) or value in (".", "..") or value != value.strip()):
-            problems.append(f"{key} {value!r} must be a plain folder name (no '/', '\\', '..' or control characters): "
-                            f"the run folder goes inside output.dir")
     return problems
 
 

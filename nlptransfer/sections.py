@@ -2,6 +2,7 @@
 sections of registry entries (contrastive, labels, adapt, peft, a plugin's) live with their entries."""
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -123,6 +124,20 @@ def check_data(recipe: "Recipe") -> list[str]:
         from .data.labels import bins_problems
 
         problems += bins_problems(d.label_bins)
+    return problems
+
+
+#: a run folder name: one path component, no separators, not . or ..
+_FOLDER_NAME = re.compile(r"[^/\\\x00-\x1f]+")
+
+
+def check_names(recipe: "Recipe") -> list[str]:
+    """Names that become a run folder under output.dir must stay inside it."""
+    problems = []
+    for key, value in (("name", recipe.name), ("output.name", recipe.output.name)):
+        if value is not None and (not _FOLDER_NAME.fullmatch(value) or value in (".", "..") or value != value.strip()):
+            problems.append(f"{key} {value!r} must be a plain folder name (no '/', '\\', '..' or control characters): "
+                            f"the run folder goes inside output.dir")
     return problems
 
 
