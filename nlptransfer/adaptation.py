@@ -93,6 +93,18 @@ def check_section(recipe: "Recipe") -> list[str]:
     return problems
 
 
+def lr_warnings(recipe: "Recipe") -> list[str]:
+    """With adapt.method mlm, adapt.lr far from masked-LM pretraining's usual 1e-4 (the whole encoder trains there: a
+    rate copied from a head's recipe is far off)."""
+    from .strategies.registry import far_from
+
+    a, usual = recipe.adapt, AdaptSection.lr  # the field's default: masked-LM pretraining's own
+    if a.target is None or a.method != "mlm" or not (text := far_from(a.lr, usual)):
+        return []
+    return [f"adapt.lr {a.lr:g} is {text} the usual {usual:g} for masked-LM pretraining of the encoder "
+            "(adapt.method=mlm: it trains the whole encoder, as full does)"]
+
+
 def _in_loop_problems(recipe: "Recipe", method: AdaptMethod) -> list[str]:
     """An in-loop method needs an encoder that trains, and adds its objective itself."""
     from .strategies import find_strategy
@@ -108,7 +120,7 @@ def _in_loop_problems(recipe: "Recipe", method: AdaptMethod) -> list[str]:
     return problems
 
 
-register_section(Section("adapt", AdaptSection, check_section), f"domain adaptation ({__name__})")
+register_section(Section("adapt", AdaptSection, check_section, lr_warnings), f"domain adaptation ({__name__})")
 register_adapt_method("mmd", "mmd")
 register_adapt_method("mlm", None)
 register_adapt_method("mlm+ce", "mlm")

@@ -68,12 +68,14 @@ class Registry(Generic[T]):
 
 @dataclass(frozen=True)
 class Section:
-    """A recipe section a registry entry owns: its top-level key, its settings dataclass (every field defaulted) and
-    the check of a validated recipe that returns its problems (messages), run whenever a recipe is validated."""
+    """A recipe section a registry entry owns: its top-level key, its settings dataclass (every field defaulted), the
+    check of a validated recipe that returns its problems (messages, run whenever a recipe is validated), and the
+    warnings a run logs before training (settings that are valid but likely mistaken, e.g. a learning rate far off)."""
 
     key: str
     settings: type
     check: Callable[["Recipe"], list[str]] | None = None
+    warnings: Callable[["Recipe"], list[str]] | None = None
 
 
 #: the sections registry entries own, in registration order (the order of the resolved recipe's YAML)

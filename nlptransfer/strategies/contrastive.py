@@ -21,7 +21,7 @@ import torch
 
 from ..registry import Section
 from .frozen import prepare_head
-from .registry import find_strategy, register_strategy
+from .registry import far_from, find_strategy, register_strategy
 from .zero_shot import set_prototypes
 
 if TYPE_CHECKING:
@@ -59,6 +59,17 @@ def check_section(recipe: "Recipe") -> list[str]:
     return problems
 
 
+def lr_warnings(recipe: "Recipe") -> list[str]:
+    """With strategy contrastive, contrastive.lr far from its body's usual rate (contrastive.body=ia3 at a full body's
+    4e-5 barely moves the adapter)."""
+    c = recipe.contrastive
+    body = find_strategy(c.body) if recipe.strategy == "contrastive" else None
+    if body is None or not (text := far_from(c.lr, body.default_lr)):
+        return []
+    return [f"contrastive.lr {c.lr:g} is {text} strategy {body.name}'s usual {body.default_lr:g} for the body it "
+            f"trains (contrastive.body={body.name}); set contrastive.lr for that body"]
+
+
 def body_recipe(recipe: "Recipe") -> "Recipe":
     """The recipe the body trains with on the pairs: contrastive.body as the strategy, the contrastive budget, the
     cosine_pairs objective alone, no evaluation."""
@@ -91,4 +102,4 @@ register_strategy("contrastive", prepare=prepare_head, default_lr=1e-3, check=_c
                   + (", every two texts of a batch" if r.contrastive.all_pairs else ""),
                   pooling="embedding", body_on_pairs=True, init_head=init_head,
                   single_task="its pairs are of one label column (same label or not)",
-                  section=Section("contrastive", ContrastiveSection, check_section))
+                  section=Section("contrastive", ContrastiveSection, check_section, lr_warnings))

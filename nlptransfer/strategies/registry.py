@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Callable
 
 from ..errors import RecipeError
 from ..plugins import load_plugins
-from ..registry import Registry, Section, origin, register_section
+from ..registry import SECTIONS, Registry, Section, origin, register_section
 
 if TYPE_CHECKING:
     from torch import nn
@@ -155,28 +155,21 @@ LR_WARN_FACTOR = 20
 
 
 def learning_rate_warnings(recipe: "Recipe") -> list[str]:
-    """Warnings when a learning rate is LR_WARN_FACTOR x or more from its strategy's default: training.lr from the
-    recipe's strategy's (a recipe written for another strategy: a full fine-tuning recipe run with strategy=head keeps
-    its 5e-5, and a head trained at that barely moves), and with strategy contrastive, contrastive.lr from its body's
-    (contrastive.body=ia3 at a full body's 4e-5 barely moves the adapter), and with adapt.method mlm, adapt.lr from
-    masked-LM pretraining's usual 1e-4 (the whole encoder trains there: a rate copied from a head's recipe is far off)."""
+    """Warnings when a learning rate is LR_WARN_FACTOR x or more from its usual value: training.lr from the recipe's
+    strategy's default (a recipe written for another strategy: a full fine-tuning recipe run with strategy=head keeps
+    its 5e-5, and a head trained at that barely moves), then each registered section's own (its `warnings`)."""
     found, default = [], get_strategy(recipe.strategy).default_lr
-    if (lr := recipe.training.lr) is not None and (text := _far(lr, default)):
+    if (lr := recipe.training.lr) is not None and (text := far_from(lr, default)):
         found.append(f"training.lr {lr:g} is {text} strategy {recipe.strategy}'s usual {default:g}; was the recipe "
                      f"written for another strategy? (training.lr=null takes the strategy's own)")
-    body = find_strategy(recipe.contrastive.body) if recipe.strategy == "contrastive" else None
-    if body is not None and (text := _far(recipe.contrastive.lr, body.default_lr)):
-        found.append(f"contrastive.lr {recipe.contrastive.lr:g} is {text} strategy {body.name}'s usual "
-                     f"{body.default_lr:g} for the body it trains (contrastive.body={body.name}); set contrastive.lr "
-                     f"for that body")
-    adapt, usual = recipe.adapt, type(recipe.adapt).lr  # the dataclass field's default: masked-LM pretraining's own
-    if adapt.target is not None and adapt.method == "mlm" and (text := _far(adapt.lr, usual)):
-        found.append(f"adapt.lr {adapt.lr:g} is {text} the usual {usual:g} for masked-LM pretraining of the "
-                     f"encoder (adapt.method=mlm: it trains the whole encoder, as full does)")
+    for key in recipe.sections:
+        section = SECTIONS.get(key)
+        if section is not None and section.warnings is not None:
+            found += section.warnings(recipe)
     return found
 
 
-def _far(lr: float, default: float) -> str | None:
+def far_from(lr: float, default: float) -> str | None:
     """'Nx below' / 'Nx above' when lr is LR_WARN_FACTOR x or more from default, else None."""
     if default / LR_WARN_FACTOR < lr < default * LR_WARN_FACTOR:
         return None
