@@ -61,6 +61,23 @@ def test_impossible_combinations_are_rejected(overrides, message):
     assert message in str(e.value)
 
 
+def test_the_sections_registry_entries_own_are_checked_with_the_rest_in_one_error():
+    with pytest.raises(RecipeError) as e:
+        recipes.load("few-shot-minilm", ["training.epochs=0", "contrastive.iterations=0", "labels.temperature=0",
+                                         "adapt.method=mlmce", "peft.dropout=1"])
+    problems = str(e.value).splitlines()[1:]
+    assert problems == [
+        "  - training.epochs must be positive, got 0.0",
+        "  - adapt.method must be one of mmd, mlm, mlm+ce, got 'mlmce' (did you mean 'mlm+ce'?)",
+        "  - peft.dropout must be in [0, 1), got 1.0",
+        "  - 'peft' settings are given but strategy is 'contrastive'; remove them or use lora/ia3/...",
+        "  - labels.temperature must be positive, got 0.0",
+        "  - contrastive.iterations must be at least 1 and contrastive.pairs at least 1, got 0 and 1280"]
+    with pytest.raises(RecipeError, match="unknown key 'contrastive.iteration' \\(did you mean 'iterations'\\?\\); "
+                                          "valid keys here: body, iterations, pairs, all_pairs, epochs, batch_size, lr"):
+        recipes.load("few-shot-minilm", ["contrastive.iteration=3"])
+
+
 def test_unknown_recipe_name_suggests_and_lists():
     with pytest.raises(RecipeError) as e:
         recipes.find("sentiment-minilmm")
