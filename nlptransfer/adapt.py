@@ -18,13 +18,14 @@ from pathlib import Path
 import torch
 
 from . import models
+from .adaptation import ADAPT_OBJECTIVES
 from .batching import BatchStream, Collator, MaskedTexts, MaskingCollator
 from .tokens import tokenize
 from .data import DataSpec
 from .data.unlabelled import read_texts
 from .errors import DataError, RecipeError
 from .logs import get_logger
-from .objectives.registry import ADAPT_OBJECTIVES, TARGET_STREAM
+from .objectives.registry import TARGET_STREAM
 from .recipe import Recipe
 from .run import RunFolder, atomic_dir, writing
 

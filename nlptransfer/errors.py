@@ -33,3 +33,7 @@ class HubError(NlpTransferError):
 
 class RunError(NlpTransferError):
     """A run folder is missing, incomplete or cannot be written."""
+
+
+class RegistryError(NlpTransferError):
+    """A strategy, objective, adaptation method or recipe section is registered under a name already taken."""

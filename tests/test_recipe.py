@@ -61,6 +61,23 @@ def test_impossible_combinations_are_rejected(overrides, message):
     assert message in str(e.value)
 
 
+def test_the_sections_registry_entries_own_are_checked_with_the_rest_in_one_error():
+    with pytest.raises(RecipeError) as e:
+        recipes.load("few-shot-minilm", ["training.epochs=0", "contrastive.iterations=0", "labels.temperature=0",
+                                         "adapt.method=mlmce", "peft.dropout=1"])
+    problems = str(e.value).splitlines()[1:]
+    assert problems == [
+        "  - training.epochs must be positive, got 0.0",
+        "  - adapt.method must be one of mmd, mlm, mlm+ce, got 'mlmce' (did you mean 'mlm+ce'?)",
+        "  - peft.dropout must be in [0, 1), got 1.0",
+        "  - 'peft' settings are given but strategy is 'contrastive'; remove them or use lora/ia3/...",
+        "  - labels.temperature must be positive, got 0.0",
+        "  - contrastive.iterations must be at least 1 and contrastive.pairs at least 1, got 0 and 1280"]
+    with pytest.raises(RecipeError, match="unknown key 'contrastive.iteration' \\(did you mean 'iterations'\\?\\); "
+                                          "valid keys here: body, iterations, pairs, all_pairs, epochs, batch_size, lr"):
+        recipes.load("few-shot-minilm", ["contrastive.iteration=3"])
+
+
 def test_unknown_recipe_name_suggests_and_lists():
     with pytest.raises(RecipeError) as e:
         recipes.find("sentiment-minilmm")
@@ -111,3 +128,41 @@ def test_a_learning_rate_far_from_the_strategys_own_is_named():
         "trains the whole encoder, as full does)"]
     assert learning_rate_warnings(from_dict({**adapted, "adapt": {**adapted["adapt"], "lr": 5e-5}})) == []
     assert learning_rate_warnings(from_dict({**adapted, "adapt": {**adapted["adapt"], "method": "mmd"}})) == []
+
+
+#: the top-level keys of a resolved recipe as saved before registry entries owned their sections
+OLD_LAYOUT = ["name", "description", "model", "model_revision", "trust_remote_code", "task", "strategy", "top_k",
+              "layer_lr_decay", "pooling", "data", "peft", "training", "evaluation", "output", "report", "adapt",
+              "labels", "contrastive"]
+
+
+@pytest.mark.parametrize("registered", [True, False])
+def test_a_recipe_saved_before_the_sections_moved_still_reads(tmp_path, registered):
+    import yaml
+
+    r = recipes.load("few-shot-minilm", ["adapt.target=texts.csv", "adapt.method=mlm", "labels.temperature=0.1"])
+    saved = r.to_dict()
+    assert set(saved) == set(OLD_LAYOUT)  # the same keys: only their order in the YAML moved
+    path = tmp_path / "recipe.yaml"
+    path.write_text(yaml.safe_dump({key: saved[key] for key in OLD_LAYOUT}, sort_keys=False))
+    again = recipes.read_saved(path, registered=registered)
+    assert again == r
+    assert (again.contrastive.pairs, again.adapt.method, again.labels.temperature, again.peft.r) == (1280, "mlm", 0.1, 8)
+    # older still: saved before the labels and contrastive sections existed, they read as their defaults
+    path.write_text(yaml.safe_dump({k: v for k, v in saved.items() if k not in ("labels", "contrastive")}))
+    older = recipes.read_saved(path, registered=registered)
+    assert older.contrastive == type(r.contrastive)() and older.labels.temperature == 0.05
+
+
+def test_the_section_of_an_entry_not_registered_here_is_kept_unchecked_for_prediction_only(tmp_path):
+    import yaml
+
+    path = tmp_path / "recipe.yaml"
+    path.write_text(yaml.safe_dump({**recipes.load("sentiment-minilm").to_dict(), "top_biases": {"layers": 2}}))
+    assert recipes.read_saved(path, registered=False).top_biases == {"layers": 2}
+    assert recipes.read_saved(path, registered=False).to_yaml().endswith("\ntop_biases:\n  layers: 2\n")  # kept
+    with pytest.raises(RecipeError, match="unknown key 'top_biases'"):
+        recipes.read_saved(path)
+    path.write_text(yaml.safe_dump({**recipes.load("sentiment-minilm").to_dict(), "top_biases": 2}))
+    with pytest.raises(RecipeError, match="unknown key 'top_biases'"):  # a section is a mapping; anything else is wrong
+        recipes.read_saved(path, registered=False)

@@ -12,7 +12,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable
 
+from ..adaptation import ADAPT_OBJECTIVES
 from ..plugins import load_plugins
+from ..registry import Registry, Section, origin, register_section
 
 if TYPE_CHECKING:
     import torch
@@ -22,8 +24,6 @@ if TYPE_CHECKING:
 Objective = Callable[[dict, dict], "dict[str, torch.Tensor]"]
 #: the second batch stream domain adaptation adds: the target domain's texts (recipe adapt.target)
 TARGET_STREAM = "target"
-#: the objective each in-loop adaptation method (recipe adapt.method) adds, weighted by adapt.weight
-ADAPT_OBJECTIVES = {"mmd": "mmd", "mlm+ce": "mlm"}
 
 
 @dataclass(frozen=True)
@@ -44,23 +44,27 @@ class RegisteredObjective:
     needs_features: bool  #: the model must also return outputs["features"] (the pooled features the head reads)
 
 
-_OBJECTIVES: dict[str, RegisteredObjective] = {}
+_OBJECTIVES: Registry[RegisteredObjective] = Registry("objective")
 #: names the loop writes in a log record; a term may not take them
 RESERVED = ("step", "epoch", "loss", "lr", "eval", "seconds")
 
 
 def register_objective(name: str, build: Callable[[ObjectiveContext], Objective], *,
-                       needs_features: bool = False) -> None:
-    """Register objective `name`: `build(context)` returns the function `(outputs, batch) -> {term: tensor}`."""
+                       needs_features: bool = False, section: Section | None = None) -> None:
+    """Register objective `name`: `build(context)` returns the function `(outputs, batch) -> {term: tensor}`; with
+    the recipe section it owns (its settings). RegistryError when the name (or the section's key) is taken."""
     if name in RESERVED:
         raise ValueError(f"'{name}' is a name the training log uses; choose another objective name")
-    _OBJECTIVES[name] = RegisteredObjective(name, build, needs_features)
+    _OBJECTIVES.refuse_taken(name, origin(build))
+    if section is not None:
+        register_section(section, f"objective {name} ({origin(build)})")
+    _OBJECTIVES.add(name, RegisteredObjective(name, build, needs_features), origin(build))
 
 
 def objective_names() -> list[str]:
     """The registered objective names (installed plugins' included)."""
     load_plugins("nlptransfer.objectives")
-    return list(_OBJECTIVES)
+    return _OBJECTIVES.names()
 
 
 class Losses:

@@ -10,9 +10,10 @@ from ..logs import get_logger, quiet
 from .. import recipe as recipes
 from ..errors import RecipeError
 from ..markdown import escape, table
-from ..recipe import PeftSection, Recipe
+from ..recipe import Recipe
 from ..run import RunFolder, atomic_write_text
 from ..strategies import get_strategy
+from ..strategies.adapters import PeftSection
 from .baseline import fit_baseline, scores
 from .kpi import folder_bytes
 

@@ -2,17 +2,45 @@
 adapter and the task head train (PEFT's task_type SEQ_CLS, the head in modules_to_save), and both are saved."""
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 from ..architectures import adapter_targets
 from ..errors import RecipeError
+from ..registry import Section, register_section
 from .parameters import check_pooling, head_modules, prepared
-from .registry import Prepared, Strategy, register_strategy, register_strategy_family
+from .registry import Prepared, Strategy, find_strategy, register_strategy, register_strategy_family
 
 if TYPE_CHECKING:
     from torch import nn
 
     from ..recipe import Recipe
+
+@dataclass(frozen=True)
+class PeftSection:
+    """Adapter settings for PEFT strategies (lora, ia3, ...)."""
+
+    r: int = 8  #: LoRA rank
+    alpha: int = 16  #: LoRA scaling
+    dropout: float = 0.1  #: LoRA dropout
+    target_modules: list[str] | None = None  #: None = the architecture preset
+    options: dict[str, Any] = field(default_factory=dict)  #: extra keyword arguments for the PEFT config
+
+
+def check_section(recipe: "Recipe") -> list[str]:
+    """Problems of the peft section: its values, and settings given to a strategy that trains no adapter."""
+    p, problems = recipe.peft, []
+    if p.r < 1:
+        problems.append(f"peft.r must be at least 1, got {p.r}")
+    if p.alpha <= 0:
+        problems.append(f"peft.alpha must be positive, got {p.alpha}")
+    if not 0 <= p.dropout < 1:
+        problems.append(f"peft.dropout must be in [0, 1), got {p.dropout}")
+    strategy = find_strategy(recipe.strategy)
+    if strategy is not None and not strategy.adapter and p != PeftSection():
+        problems.append(f"'peft' settings are given but strategy is '{recipe.strategy}'; remove them or use lora/ia3/...")
+    return problems
+
 
 #: default learning rates of the methods we measured; any other PEFT method starts at OTHER_LR
 DEFAULT_LR = {"lora": 5e-4, "ia3": 3e-3}
@@ -115,6 +143,7 @@ def _peft_method(name: str) -> Strategy | None:
     return _adapter(name) if why is None else _refused(name, why)
 
 
+register_section(Section("peft", PeftSection, check_section), f"the PEFT strategies ({__name__})")
 for _name in DEFAULT_LR:
     _adapter(_name)
 register_strategy_family(_peft_method, _peft_methods)

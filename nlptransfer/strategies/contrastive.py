@@ -14,16 +14,60 @@ within half a point of it at 16 to 64. The body stage itself is a stage of train
 masked-LM pretraining of domain adaptation: a strategy only says what trains."""
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import torch
 
+from ..registry import Section
 from .frozen import prepare_head
-from .registry import find_strategy, register_strategy
+from .registry import far_from, find_strategy, register_strategy
 from .zero_shot import set_prototypes
 
 if TYPE_CHECKING:
     from ..recipe import Recipe
+
+
+@dataclass(frozen=True)
+class ContrastiveSection:
+    """strategy contrastive (few-shot, SetFit's method in the one loop): the encoder first learns from pairs of the
+    labelled texts (same label: cosine similarity 1, different labels: 0), then the head trains on its frozen
+    features (training.*)."""
+
+    body: str = "full"  #: how the encoder trains on the pairs: full, or an adapter strategy (lora, ...; merged after)
+    #: rounds of pairs: in each, every labelled text is paired once with a text of its label and once with a text of
+    #: another (SetFit's num_iterations)
+    iterations: int = 20
+    pairs: int | None = None  #: a budget of pairs instead: this many of them, drawn from the rounds
+    #: the loss over every two distinct texts of a batch (same label: 1, different: 0, each kind weighing half), not
+    #: only its drawn pairs, which then choose the texts of each batch: many more pairs per step at the same cost
+    all_pairs: bool = True
+    epochs: float = 1.0  #: passes over the pairs
+    batch_size: int = 16  #: pairs per step
+    lr: float = 2.0e-5  #: the encoder's learning rate on the pairs
+
+
+def check_section(recipe: "Recipe") -> list[str]:
+    """Problems of the contrastive section's values (checked whatever the strategy)."""
+    c, problems = recipe.contrastive, []
+    if c.iterations < 1 or (c.pairs is not None and c.pairs < 1):
+        problems.append(f"contrastive.iterations must be at least 1 and contrastive.pairs at least 1, got "
+                        f"{c.iterations} and {c.pairs}")
+    if c.epochs <= 0 or c.lr <= 0 or c.batch_size < 1:
+        problems.append(f"contrastive.epochs and contrastive.lr must be positive and contrastive.batch_size at "
+                        f"least 1, got {c.epochs}, {c.lr} and {c.batch_size}")
+    return problems
+
+
+def lr_warnings(recipe: "Recipe") -> list[str]:
+    """With strategy contrastive, contrastive.lr far from its body's usual rate (contrastive.body=ia3 at a full body's
+    4e-5 barely moves the adapter)."""
+    c = recipe.contrastive
+    body = find_strategy(c.body) if recipe.strategy == "contrastive" else None
+    if body is None or not (text := far_from(c.lr, body.default_lr)):
+        return []
+    return [f"contrastive.lr {c.lr:g} is {text} strategy {body.name}'s usual {body.default_lr:g} for the body it "
+            f"trains (contrastive.body={body.name}); set contrastive.lr for that body"]
 
 
 def body_recipe(recipe: "Recipe") -> "Recipe":
@@ -56,4 +100,6 @@ register_strategy("contrastive", prepare=prepare_head, default_lr=1e-3, check=_c
                   describe=lambda r: f"body {r.contrastive.body}, {r.contrastive.iterations} rounds of pairs"
                   + (f" (at most {r.contrastive.pairs:,})" if r.contrastive.pairs else "")
                   + (", every two texts of a batch" if r.contrastive.all_pairs else ""),
-                  pooling="embedding", body_on_pairs=True, init_head=init_head)
+                  pooling="embedding", body_on_pairs=True, init_head=init_head,
+                  single_task="its pairs are of one label column (same label or not)",
+                  section=Section("contrastive", ContrastiveSection, check_section, lr_warnings))

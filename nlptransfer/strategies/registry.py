@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Callable
 
 from ..errors import RecipeError
 from ..plugins import load_plugins
+from ..registry import SECTIONS, Registry, Section, origin, register_section
 
 if TYPE_CHECKING:
     from torch import nn
@@ -60,6 +61,8 @@ class Strategy:
     #: recipe) -> None: sets the head's starting weights from the training rows before the loop (contrastive: the
     #: class centroids); None: the head starts as the model made it
     init_head: Callable | None = None
+    #: why it cannot train several label columns (data.label_columns), or None when it can
+    single_task: str | None = None
 
     def problems(self, recipe: "Recipe") -> list[str]:
         """What is wrong with `recipe` for this strategy."""
@@ -72,7 +75,7 @@ class Strategy:
         return self.describe(recipe) if self.describe else ""
 
 
-_STRATEGIES: dict[str, Strategy] = {}
+_STRATEGIES: Registry[Strategy] = Registry("strategy")
 #: lookups for whole families of names (every PEFT method): name -> Strategy or None, and the names they know
 _FAMILIES: list[tuple[Callable[[str], Strategy | None], Callable[[], list[str]]]] = []
 
@@ -81,16 +84,20 @@ def register_strategy(name: str, *, prepare: Callable, default_lr: float, check:
                       cacheable: str | None = None, describe: Callable | None = None, adapter: bool = False,
                       labels_optional: bool = False, pseudo_labels: Callable | None = None,
                       pooling: str | None = None, body_on_pairs: bool = False,
-                      init_head: Callable | None = None) -> Strategy:
-    """Register strategy `name` (recipes then accept `strategy: name`); returns it. Registering a name again replaces it."""
+                      init_head: Callable | None = None, single_task: str | None = None,
+                      section: Section | None = None) -> Strategy:
+    """Register strategy `name` (recipes then accept `strategy: name`), with the recipe section it owns (its settings,
+    e.g. `contrastive:`); returns it. RegistryError when the name (or the section's key) is taken."""
     if cacheable not in (None, *CACHEABLE):
         raise ValueError(f"cacheable must be None or one of {CACHEABLE}, got {cacheable!r}")
     if not default_lr > 0:
         raise ValueError(f"default_lr must be positive, got {default_lr!r}")
     strategy = Strategy(name, prepare, float(default_lr), check, cacheable, describe, adapter, labels_optional,
-                        pseudo_labels, pooling, body_on_pairs, init_head)
-    _STRATEGIES[name] = strategy
-    return strategy
+                        pseudo_labels, pooling, body_on_pairs, init_head, single_task)
+    _STRATEGIES.refuse_taken(name, origin(prepare))
+    if section is not None:
+        register_section(section, f"strategy {name} ({origin(prepare)})")
+    return _STRATEGIES.add(name, strategy, origin(prepare))
 
 
 def register_strategy_family(lookup: Callable[[str], Strategy | None], names: Callable[[], list[str]]) -> None:
@@ -107,15 +114,14 @@ def find_strategy(name: str) -> Strategy | None:
     for lookup, _ in _FAMILIES:
         found = lookup(name)
         if found is not None:
-            _STRATEGIES[name] = found
-            return found
+            return found if name in _STRATEGIES else _STRATEGIES.add(name, found, origin(lookup))
     return None
 
 
 def strategy_names() -> list[str]:
     """Every strategy name a recipe may use: the registered ones, then the families' names."""
     load_plugins("nlptransfer.strategies")
-    names = list(_STRATEGIES)
+    names = _STRATEGIES.names()
     for _, family in _FAMILIES:
         names += [n for n in family() if n not in names]
     return names
@@ -149,28 +155,21 @@ LR_WARN_FACTOR = 20
 
 
 def learning_rate_warnings(recipe: "Recipe") -> list[str]:
-    """Warnings when a learning rate is LR_WARN_FACTOR x or more from its strategy's default: training.lr from the
-    recipe's strategy's (a recipe written for another strategy: a full fine-tuning recipe run with strategy=head keeps
-    its 5e-5, and a head trained at that barely moves), and with strategy contrastive, contrastive.lr from its body's
-    (contrastive.body=ia3 at a full body's 4e-5 barely moves the adapter), and with adapt.method mlm, adapt.lr from
-    masked-LM pretraining's usual 1e-4 (the whole encoder trains there: a rate copied from a head's recipe is far off)."""
+    """Warnings when a learning rate is LR_WARN_FACTOR x or more from its usual value: training.lr from the recipe's
+    strategy's default (a recipe written for another strategy: a full fine-tuning recipe run with strategy=head keeps
+    its 5e-5, and a head trained at that barely moves), then each registered section's own (its `warnings`)."""
     found, default = [], get_strategy(recipe.strategy).default_lr
-    if (lr := recipe.training.lr) is not None and (text := _far(lr, default)):
+    if (lr := recipe.training.lr) is not None and (text := far_from(lr, default)):
         found.append(f"training.lr {lr:g} is {text} strategy {recipe.strategy}'s usual {default:g}; was the recipe "
                      f"written for another strategy? (training.lr=null takes the strategy's own)")
-    body = find_strategy(recipe.contrastive.body) if recipe.strategy == "contrastive" else None
-    if body is not None and (text := _far(recipe.contrastive.lr, body.default_lr)):
-        found.append(f"contrastive.lr {recipe.contrastive.lr:g} is {text} strategy {body.name}'s usual "
-                     f"{body.default_lr:g} for the body it trains (contrastive.body={body.name}); set contrastive.lr "
-                     f"for that body")
-    adapt, usual = recipe.adapt, type(recipe.adapt).lr  # the dataclass field's default: masked-LM pretraining's own
-    if adapt.target is not None and adapt.method == "mlm" and (text := _far(adapt.lr, usual)):
-        found.append(f"adapt.lr {adapt.lr:g} is {text} the usual {usual:g} for masked-LM pretraining of the "
-                     f"encoder (adapt.method=mlm: it trains the whole encoder, as full does)")
+    for key in recipe.sections:
+        section = SECTIONS.get(key)
+        if section is not None and section.warnings is not None:
+            found += section.warnings(recipe)
     return found
 
 
-def _far(lr: float, default: float) -> str | None:
+def far_from(lr: float, default: float) -> str | None:
     """'Nx below' / 'Nx above' when lr is LR_WARN_FACTOR x or more from default, else None."""
     if default / LR_WARN_FACTOR < lr < default * LR_WARN_FACTOR:
         return None

@@ -9,7 +9,8 @@ labels.self_train it then pseudo-labels the training texts it is confident on an
 encoder frozen, its features cached, as strategy `head`); the data's labels are never read for training."""
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -17,6 +18,7 @@ import torch
 from ..architectures import final_linear
 from ..errors import DataError, RecipeError
 from ..logs import get_logger
+from ..registry import Section
 from .parameters import check_pooling, freeze_all_but, head_modules, prepared
 from .registry import Prepared, register_strategy
 
@@ -26,6 +28,43 @@ if TYPE_CHECKING:
     from ..recipe import Recipe
 
 logger = get_logger(__name__)
+
+
+@dataclass(frozen=True)
+class LabelsSection:
+    """What the labels mean, for the strategies that read it: zero_shot embeds each label's descriptions and gives a
+    text the label whose descriptions it is nearest to."""
+
+    #: label -> a description or a list of them (their embeddings averaged); a label without one is described by its
+    #: name. Without a label column in the data, the keys are the labels (in this order)
+    descriptions: dict[str, Any] = field(default_factory=dict)
+    #: zero_shot probabilities: softmax(cosine similarity / temperature)
+    temperature: float = 0.05
+    #: zero_shot: pseudo-label the training texts it is confident on, then fit the head on them (labels never read)
+    self_train: bool = False
+    confidence: float = 0.8  #: self_train: the least probability of a pseudo-label kept
+    #: self_train: keep as many pseudo-labels of every label (the most confident ones), so that one label predicted
+    #: more often does not teach the head to predict it always
+    balance: bool = True
+
+
+def check_section(recipe: "Recipe") -> list[str]:
+    """Problems of the labels section's values (checked whatever the strategy)."""
+    s, problems = recipe.labels, []
+    for name, value in s.descriptions.items():
+        texts = [value] if isinstance(value, str) else value
+        if not (isinstance(texts, list) and texts and all(isinstance(t, str) and t.strip() for t in texts)):
+            problems.append(f"labels.descriptions.{name} must be a text or a list of texts, got {value!r}")
+    if not s.temperature > 0:
+        problems.append(f"labels.temperature must be positive, got {s.temperature}")
+    if not 0 < s.confidence < 1:
+        problems.append(f"labels.confidence must be in (0, 1), got {s.confidence}")
+    if recipe.data.labels and s.descriptions:
+        unknown = [n for n in s.descriptions if str(n) not in map(str, recipe.data.labels)]
+        if unknown:
+            problems.append(f"labels.descriptions names {', '.join(map(repr, unknown))}, not in data.labels "
+                            f"({', '.join(map(str, recipe.data.labels))})")
+    return problems
 
 
 def descriptions(recipe: "Recipe", names) -> list[list[str]]:
@@ -121,4 +160,6 @@ def _describe(recipe: "Recipe") -> str:
 
 
 register_strategy("zero_shot", prepare=prepare_zero_shot, default_lr=1e-2, cacheable="features", describe=_describe,
-                  labels_optional=True, pseudo_labels=pseudo_labels, pooling="embedding")
+                  labels_optional=True, pseudo_labels=pseudo_labels, pooling="embedding",
+                  single_task="it classifies by label descriptions, with no heads to train per task",
+                  section=Section("labels", LabelsSection, check_section))
