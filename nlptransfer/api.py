@@ -98,7 +98,8 @@ def evaluate_run(run_path: str | Path, data: str, *, text_columns: list[str] | N
                  slice_by: list[str] | None = None) -> dict:
     """Metrics of a finished run on a labelled file (all of its rows; it may hold a single class), read as the run
     read its data (data.drop_invalid included: dropped rows are counted in "data_report") unless `changes` (data.*
-    keys) say otherwise; with `slice_by`, metrics per value of those columns. The scorer and seed are the run's, so
+    keys) say otherwise; metrics per value of the `slice_by` columns, else of the run's data.slice_columns the file
+    has. The scorer and seed are the run's, so
     the run's own test file gives the run's test metrics. A multi-task run's: each task the file has a column of."""
     clf = TextClassifier.load(run_path, trust_remote_code=trust_remote_code)
     spec = reading_spec(Path(run_path), clf.recipe, data, changes)
@@ -107,7 +108,7 @@ def evaluate_run(run_path: str | Path, data: str, *, text_columns: list[str] | N
                           f"({', '.join(clf.tasks)}) the file has; leave out --label-column")
     spec = dataclasses.replace(spec, train=str(data), validation=None, test=None, val_fraction=0.0, test_fraction=0.0,
                                text_columns=list(text_columns) if text_columns else spec.text_columns,
-                               slice_columns=list(slice_by) if slice_by else spec.slice_columns)
+                               slice_columns=list(slice_by) if slice_by else _run_slices(clf.recipe, spec, data))
     splits = _evaluation_splits(clf, spec, label_column)
     tasks = run_tasks(splits.tasks or clf.label_map, column=label_column or spec.label_column)
     outputs = clf.predict_proba(splits.train.texts)
@@ -118,6 +119,20 @@ def evaluate_run(run_path: str | Path, data: str, *, text_columns: list[str] | N
     result["warnings"] = warnings_of(tasks, result)
     result["data_report"] = splits.report.to_dict()
     return result
+
+
+def _run_slices(recipe: Recipe, spec, path: str) -> list[str] | None:
+    """The slice columns of a run's recipe (data.slice_columns) that the file to evaluate has."""
+    from .data import read_table
+
+    if spec.slice_columns or not recipe.data.slice_columns:
+        return spec.slice_columns
+    try:
+        columns = {str(c) for c in read_table(path, spec.format, spec.header, spec.encoding,
+                                              spec.delimiter).frame.columns}
+    except DataError:
+        return None  # reading it again says what is wrong with it
+    return [c for c in recipe.data.slice_columns if c in columns] or None
 
 
 def _evaluation_splits(clf: TextClassifier, spec, label_column: str | None):
