@@ -33,9 +33,9 @@ class Scoring:
 
 def score(tasks: dict[str, Task], labels: list, outputs: dict[str, np.ndarray], *, logits: dict | None = None,
           slices: dict[str, list] | None = None, scoring: Scoring = Scoring()) -> dict:
-    """The metrics block of `outputs` (task -> [rows, ...], as tasks.decode gives) against `labels` (a split's): one task's
-    block, or a multi-task run's under "tasks" with the means over them and "n"; with `logits` (head -> logits),
-    each task's loss too."""
+    """The metrics block of `outputs` (task -> [rows, ...], as tasks.decode gives) against `labels` (a split's):
+    one task's block, or a multi-task run's under "tasks" with the means over them and "n"; with `logits` (head ->
+    logits), each task's loss too."""
     blocks = {name: _task_block(task, labels, outputs[name], logits, slices or {}, scoring)
               for name, task in tasks.items()}
     if not is_multitask(tasks):
@@ -54,7 +54,7 @@ def _task_block(task: Task, labels: list, outputs: np.ndarray, logits: dict | No
     mine = outputs[present]
     block = kind.metrics(task, gold, mine)
     if logits is not None:
-        block["loss"] = kind.loss_value(logits[task.head][present], gold)
+        block["loss"] = kind.loss_value(logits[task.head][present], gold) if len(gold) else 0.0
     if scoring.ordinal and task.index is None:  # one-task runs of ordered labels, as metrics.json has always had
         block["ordinal_error"] = float(np.abs(gold - kind.predicted(mine)).mean()) if len(gold) else 0.0
     block.update(kind.extra_metrics(task, list(scoring.extra), gold, mine, scoring.modules))
