@@ -110,6 +110,8 @@ def evaluate_run(run_path: str | Path, data: str, *, text_columns: list[str] | N
                                text_columns=list(text_columns) if text_columns else spec.text_columns,
                                slice_columns=list(slice_by) if slice_by else _run_slices(clf.recipe, spec, data))
     splits = _evaluation_splits(clf, spec, label_column)
+    for reason, count in splits.report.dropped.get("train", {}).items():  # the file is read as one split
+        logger.info(f"dropped {count} rows of {data} (data.drop_invalid, as the run did): {reason}")
     tasks = run_tasks(splits.tasks or clf.label_map, column=label_column or spec.label_column)
     outputs = clf.predict_proba(splits.train.texts)
     result = score(tasks, splits.train.labels, outputs if clf.tasks else {next(iter(tasks)): outputs},

@@ -14,7 +14,7 @@ from nlptransfer.data.split import CONFLICT
 from nlptransfer.scoring import Scoring, score
 from nlptransfer.tasks import decode, run_tasks
 
-from .conftest import quick_overrides, sentiment_rows, write_csv
+from .conftest import captured_messages, quick_overrides, sentiment_rows, write_csv
 
 LOGITS = np.array([[2.0, 0.0, -1.0], [0.0, 1.0, 0.0], [0.5, 0.0, 1.5], [1.0, 0.2, 0.0], [0.0, 0.0, 2.0],
                    [0.3, 1.2, 0.0]])
@@ -87,7 +87,9 @@ def test_run_and_evaluate_give_identical_metrics_slices_included(run_and_test_fi
 
 def test_evaluate_drops_and_counts_what_the_run_dropped(run_and_test_file):
     run, test = run_and_test_file
-    evaluated = nlptransfer.evaluate_run(run.path, str(test))
+    with captured_messages() as lines:
+        evaluated = nlptransfer.evaluate_run(run.path, str(test))
+    assert f"dropped 2 rows of {test} (data.drop_invalid, as the run did): {CONFLICT}" in lines
     ran = json.loads((run.path / "data_report.json").read_text())
     assert ran["dropped"]["test"] == {CONFLICT: 2}
     assert evaluated["data_report"]["dropped"]["train"] == {CONFLICT: 2} and evaluated["n"] == 39
