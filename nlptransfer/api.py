@@ -14,10 +14,11 @@ from .data.unlabelled import iter_texts
 from .errors import DataError, RecipeError, RunError
 from .inference import TextClassifier
 from .logs import get_logger
-from .metrics import classification_metrics, extra_metrics
 from .pipeline import TrainedRun
 from .recipe import Recipe
 from .run import read_json_file
+from .scoring import Scoring, score, warnings_of
+from .tasks import run_tasks
 from .train.events import Listener
 
 logger = get_logger(__name__)
@@ -96,71 +97,63 @@ def evaluate_run(run_path: str | Path, data: str, *, text_columns: list[str] | N
                  label_column: str | None = None, trust_remote_code: bool = False, changes: dict | None = None,
                  slice_by: list[str] | None = None) -> dict:
     """Metrics of a finished run on a labelled file (all of its rows; it may hold a single class), read as the run
-    read its data unless `changes` (data.* keys) say otherwise; with `slice_by`, metrics per value of those columns."""
-    from .metrics import majority_warnings, slice_metrics
-
+    read its data (data.drop_invalid included: dropped rows are counted in "data_report") unless `changes` (data.*
+    keys) say otherwise; metrics per value of the `slice_by` columns, else of the run's data.slice_columns the file
+    has. The scorer and seed are the run's, so
+    the run's own test file gives the run's test metrics. A multi-task run's: each task the file has a column of."""
     clf = TextClassifier.load(run_path, trust_remote_code=trust_remote_code)
     spec = reading_spec(Path(run_path), clf.recipe, data, changes)
-    if clf.tasks:
-        if label_column:
-            raise RecipeError(f"{run_path} is a multi-task run: it scores every one of its label columns "
-                              f"({', '.join(clf.tasks)}) the file has; leave out --label-column")
-        return _evaluate_tasks(clf, dataclasses.replace(
-            spec, train=str(data), validation=None, test=None, val_fraction=0.0, test_fraction=0.0,
-            text_columns=list(text_columns) if text_columns else spec.text_columns, label_column=None,
-            slice_columns=list(slice_by) if slice_by else spec.slice_columns))
+    if clf.tasks and label_column:
+        raise RecipeError(f"{run_path} is a multi-task run: it scores every one of its label columns "
+                          f"({', '.join(clf.tasks)}) the file has; leave out --label-column")
     spec = dataclasses.replace(spec, train=str(data), validation=None, test=None, val_fraction=0.0, test_fraction=0.0,
                                text_columns=list(text_columns) if text_columns else spec.text_columns,
-                               label_column=label_column or spec.label_column, labels=list(clf.label_map.names),
-                               slice_columns=list(slice_by) if slice_by else spec.slice_columns)
-    splits = load_splits(spec, purpose="evaluate")
-    probs = clf.predict_proba(splits.train.texts)
-    gold, predicted = splits.train.labels, probs.argmax(1)
-    result = classification_metrics(gold, predicted, clf.label_map.names, probs)
-    result.update(extra_metrics(clf.recipe.evaluation.metrics, gold, predicted, clf.label_map.names, probs))
-    if splits.train.slices:
-        result["slices"] = [slice_metrics(gold, predicted, clf.label_map.names, values, column)
-                            for column, values in splits.train.slices.items()]
-    result["warnings"] = majority_warnings(result)
+                               slice_columns=list(slice_by) if slice_by else _run_slices(clf.recipe, spec, data))
+    splits = _evaluation_splits(clf, spec, label_column)
+    for reason, count in splits.report.dropped.get("train", {}).items():  # the file is read as one split
+        logger.info(f"dropped {count} rows of {data} (data.drop_invalid, as the run did): {reason}")
+    tasks = run_tasks(splits.tasks or clf.label_map, column=label_column or spec.label_column)
+    outputs = clf.predict_proba(splits.train.texts)
+    result = score(tasks, splits.train.labels, outputs if clf.tasks else {next(iter(tasks)): outputs},
+                   slices=splits.train.slices, scoring=Scoring.of(clf.recipe))
+    if clf.tasks:
+        result["tasks_missing"] = [task for task in clf.tasks if task not in splits.tasks]
+    result["warnings"] = warnings_of(tasks, result)
     result["data_report"] = splits.report.to_dict()
     return result
 
 
-def _evaluate_tasks(clf: TextClassifier, spec) -> dict:
-    """A multi-task run's metrics on a file: every task whose label column the file has, on its rows labelled for it
-    (under "tasks"), their means, and the tasks the file lacks."""
-    from .data import load_multitask_splits
-    from .metrics import majority_warnings, slice_metrics
-    from .train.loop import task_column
+def _run_slices(recipe: Recipe, spec, path: str) -> list[str] | None:
+    """The slice columns of a run's recipe (data.slice_columns) that the file to evaluate has."""
+    from .data import read_table
 
-    known = {task: list(m.names) for task, m in clf.tasks.items()}
-    splits = load_multitask_splits(dataclasses.replace(spec, label_columns=list(clf.tasks)), purpose="evaluate",
-                                   known=known)
-    probs = clf.predict_task_proba(splits.train.texts)
-    result = {"tasks": {}}
-    for i, task in enumerate(splits.tasks):
-        gold, present = task_column(splits.train.labels, i)
-        names, p = clf.tasks[task].names, probs[task][present]
-        gold, predicted = gold.tolist(), p.argmax(1)
-        scores = classification_metrics(gold, predicted, names, p)
-        scores.update(extra_metrics(clf.recipe.evaluation.metrics, gold, predicted, names, p))
-        if splits.train.slices:
-            scores["slices"] = [slice_metrics(gold, predicted, names, [values[k] for k in present], column)
-                                for column, values in splits.train.slices.items()]
-        result["tasks"][task] = scores
-    for key in ("accuracy", "macro_f1"):
-        result[key] = float(np.mean([m[key] for m in result["tasks"].values()]))
-    result["n"] = len(splits.train)
-    result["tasks_missing"] = [task for task in clf.tasks if task not in splits.tasks]
-    result["warnings"] = majority_warnings(result)
-    result["data_report"] = splits.report.to_dict()
-    return result
+    if spec.slice_columns or not recipe.data.slice_columns:
+        return spec.slice_columns
+    try:
+        columns = {str(c) for c in read_table(path, spec.format, spec.header, spec.encoding,
+                                              spec.delimiter).frame.columns}
+    except DataError:
+        return None  # reading it again says what is wrong with it
+    return [c for c in recipe.data.slice_columns if c in columns] or None
+
+
+def _evaluation_splits(clf: TextClassifier, spec, label_column: str | None):
+    """The file to evaluate, read whole as one split with the run's labels (a multi-task run's: the tasks whose
+    column it has)."""
+    if clf.tasks:
+        from .data import load_multitask_splits
+
+        known = {task: list(m.names) for task, m in clf.tasks.items()}
+        return load_multitask_splits(dataclasses.replace(spec, label_columns=list(clf.tasks), label_column=None),
+                                     purpose="evaluate", known=known)
+    return load_splits(dataclasses.replace(spec, label_column=label_column or spec.label_column,
+                                           labels=list(clf.label_map.names)), purpose="evaluate")
 
 
 def reading_spec(folder: Path, recipe: Recipe, path: str, changes: dict | None = None):
     """How to read `path` for a run: the run's own reading settings (delimiter, encoding, header, format, when the
-    file has the training file's format) and its text and label columns (given, or as it inferred them, when the
-    file has them), then `changes` (data.* keys)."""
+    file has the training file's format), its text and label columns (given, or as it inferred them, when the
+    file has them) and what it drops (data.drop_invalid), then `changes` (data.* keys)."""
     from .data import DataSpec, read_table
     from .data.read import detect_format
     from .errors import DataError
@@ -174,7 +167,8 @@ def reading_spec(folder: Path, recipe: Recipe, path: str, changes: dict | None =
     spec = DataSpec(format=given.format if same else None, delimiter=given.delimiter if same else None,
                     encoding=given.encoding if same else None, header=given.header if same else None,
                     text_columns=given.text_columns, label_column=given.label_column, join_with=given.join_with,
-                    label_map=given.label_map, label_bins=given.label_bins)
+                    label_map=given.label_map, label_bins=given.label_bins, drop_invalid=given.drop_invalid,
+                    max_drop_fraction=given.max_drop_fraction)
     wrong = [k for k in (changes or {}) if not k.startswith("data.")]
     if wrong:
         raise RecipeError(f"only data.* settings say how to read a file here, got: {', '.join(wrong)}")
@@ -226,7 +220,8 @@ def predict_file(run_path: str | Path, input_path: str, output_path: str, *,
             has_text = [i for i, t in enumerate(texts) if t]
             writer.empty += len(texts) - len(has_text)
             empty += [total + i + 1 for i, t in enumerate(texts) if not t][:max(0, 8 - len(empty))]
-            given = clf.predict_task_proba([texts[i] for i in has_text], batch_size)
+            given = clf.predict_proba([texts[i] for i in has_text], batch_size)
+            given = given if clf.tasks else {next(iter(heads)): given}
             frame = table.frame.copy()
             with_text = set(has_text)
             for task, (predicted, prob, names) in heads.items():

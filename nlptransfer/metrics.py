@@ -78,24 +78,6 @@ def majority_warning(scores: dict) -> str | None:
     return None
 
 
-def majority_warnings(result: dict, where: str = "") -> list[str]:
-    """majority_warning of a result's scores, of each task's for a multi-task result (under "tasks"), as
-    'where, task: message' lines ('message' alone with neither)."""
-    found = []
-    for task, scores in result.get("tasks", {None: result}).items():
-        if (warning := majority_warning(scores)) is not None:
-            head = ", ".join(part for part in (where, task) if part)
-            found.append(f"{head}: {warning}" if head else warning)
-    return found
-
-
-def ordinal_error(gold: list[int], predicted: list[int]) -> float:
-    """Mean absolute distance between gold and predicted label positions (ordered sentiment labels)."""
-    if not gold:
-        return 0.0
-    return float(sum(abs(g - p) for g, p in zip(gold, predicted)) / len(gold))
-
-
 def slice_metrics(gold, predicted, names, values, column: str, resamples: int = 1000, seed: int = 0,
                   level: float = 0.95) -> dict:
     """Accuracy, macro-F1 and per-class recall for every value of a column (a slice of the rows), and the largest

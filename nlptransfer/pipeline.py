@@ -19,10 +19,12 @@ from .data.schema import labels_json
 from .errors import DataError, NlpTransferError, RecipeError, RunError
 from .fewshot import body_stage
 from .logs import get_logger
-from .metrics import LOCAL_METRICS, extra_metrics, load_metric, majority_warnings, ordinal_error, slice_metrics
+from .metrics import LOCAL_METRICS, load_metric
 from .recipe import Recipe, read_saved, refuse_untrusted_code
 from .run import RunFolder
+from .scoring import Scoring, score, warnings_of
 from .strategies import get_strategy, learning_rate_warnings
+from .tasks import decode, is_multitask, run_tasks
 from .train.events import Listener, ProgressBar, RunLog, notify
 
 logger = get_logger(__name__)
@@ -351,52 +353,31 @@ def _relabelled(data, rows: list[int], labels: list[int]):
 
 
 def _test(model, encoded, recipe, splits, tokenizer, accelerator, metrics: dict, modules: dict
-          ) -> np.ndarray | None:
-    """Test metrics into `metrics` (with the recipe's extra metrics and slices); returns the test probabilities
-    (None without a test split)."""
+          ) -> np.ndarray | dict | None:
+    """Test metrics into `metrics` (the scorer's block, with the recipe's extra metrics and slices, seeded by the
+    run's seed as `evaluate` is); returns the test probabilities (a multi-task run's per task; None without a test
+    split)."""
     if "test" not in encoded:
         return None
-    if splits.tasks:
-        return _test_tasks(model, encoded, recipe, splits, tokenizer, accelerator, metrics, modules)
-    test, probs = _score(model, encoded["test"], splits.test, splits.label_map.names, recipe, tokenizer, accelerator)
-    gold, predicted, names = splits.test.labels, probs.argmax(1), splits.label_map.names
-    if recipe.task == "sentiment":
-        test["ordinal_error"] = ordinal_error(gold, predicted.tolist())
-    test.update(extra_metrics(recipe.evaluation.metrics, gold, predicted, names, probs, modules))
-    if splits.test.slices:
-        test["slices"] = [slice_metrics(gold, predicted, names, values, column, seed=recipe.training.seed)
-                          for column, values in splits.test.slices.items()]
+    test, probs = _score(model, encoded["test"], splits.test, label_names(splits), recipe, tokenizer, accelerator,
+                         scoring=Scoring.of(recipe, modules), slices=splits.test.slices)
     metrics["test"] = test
     return probs
 
 
-def _test_tasks(model, encoded, recipe, splits, tokenizer, accelerator, metrics: dict, modules: dict) -> dict:
-    """A multi-task run's test metrics (each task's, with the recipe's extra metrics and slices, on the rows labelled
-    for it; and their means); returns each task's test probabilities."""
-    from .train.loop import task_column
+def _score(model, encoded, part, names, recipe, tokenizer, accelerator, *, scoring: Scoring = Scoring(),
+           slices: dict | None = None) -> tuple[dict, np.ndarray | dict]:
+    """The scorer's block (with each task's loss) and the class probabilities (a multi-task run's per task) of
+    `model` on one split (`part`, tokenized as `encoded`); `names`: label names, or a run's tasks."""
+    from .inference.loader import eval_loader, predict_task_logits
 
-    test, probs = _score(model, encoded["test"], splits.test, splits.tasks, recipe, tokenizer, accelerator)
-    for i, (task, label_map) in enumerate(splits.tasks.items()):
-        gold, present = task_column(splits.test.labels, i)
-        gold, predicted, names = gold.tolist(), probs[task][present].argmax(1), label_map.names
-        scores = test["tasks"][task]
-        scores.update(extra_metrics(recipe.evaluation.metrics, gold, predicted, names, probs[task][present], modules))
-        if splits.test.slices:
-            scores["slices"] = [slice_metrics(gold, predicted, names, [values[k] for k in present], column,
-                                              seed=recipe.training.seed)
-                                for column, values in splits.test.slices.items()]
-    metrics["test"] = test
-    return probs
-
-
-def _score(model, encoded, part, names, recipe, tokenizer, accelerator) -> tuple[dict, np.ndarray]:
-    """Metrics and class probabilities of `model` on one split (`part`, tokenized as `encoded`)."""
-    from .inference.loader import eval_loader
-    from .train.loop import evaluate
-
+    tasks = run_tasks(names, column=recipe.data.label_column)
     model = model.to(accelerator.device)
     loader = accelerator.prepare(eval_loader(encoded, recipe.training.eval_batch_size, tokenizer.pad_token_id or 0))
-    return evaluate(model, loader, part.labels, names, accelerator)
+    logits, _ = predict_task_logits(model, loader, accelerator)
+    outputs = decode(tasks, logits)
+    block = score(tasks, part.labels, outputs, logits=logits, slices=slices, scoring=scoring)
+    return block, (outputs if is_multitask(tasks) else next(iter(outputs.values())))
 
 
 def _save_profile(run: RunFolder, model, tokenizer, splits: Splits, recipe: Recipe, encoded) -> None:
@@ -412,38 +393,53 @@ def _save_profile(run: RunFolder, model, tokenizer, splits: Splits, recipe: Reci
 
 
 def _probabilities(model, data, batch_size: int, pad_id: int, device) -> np.ndarray:
-    """Class probabilities of `model` (left in eval mode) on the rows of `data` (token ids or cached features)."""
-    from .inference.loader import predict_logits, softmax
+    """Class probabilities of a one-task `model` (left in eval mode) on the rows of `data` (token ids or cached
+    features)."""
+    from .inference.loader import predict_task_logits
     from .train.cache import evaluation_batches
 
-    return softmax(predict_logits(model.to(device), evaluation_batches(data, batch_size, pad_id))[0])
+    tasks = run_tasks(())  # its one head, of the default kind
+    return next(iter(decode(tasks, predict_task_logits(model.to(device),
+                                                       evaluation_batches(data, batch_size, pad_id))[0]).values()))
 
 
 def _write_predictions(run: RunFolder, splits: Splits, probs: np.ndarray | dict, split: str = "test") -> None:
     """predictions.csv: the test rows (text, gold, predicted, probability per class), or the texts of an unlabelled
     training file (without gold). Multi-task: gold_TASK (empty where the row has no label), predicted_TASK and
     prob_TASK_LABEL for every task."""
-    if splits.tasks:
-        part, header, columns = getattr(splits, split), ["text"], []
-        for i, (task, m) in enumerate(splits.tasks.items()):
-            header += [f"gold_{task}", f"predicted_{task}", *[f"prob_{task}_{n}" for n in m.names]]
-            columns.append((i, m.names, probs[task]))
-        rows = [[text] + [x for i, names, p in columns
-                          for x in ("" if gold[i] < 0 else names[gold[i]], names[int(p[r].argmax())],
+    tasks = run_tasks(label_names(splits))
+    part = getattr(splits, split)
+    if is_multitask(tasks):
+        header, columns = ["text"], []
+        for name, task in tasks.items():
+            names = task.labels.names
+            header += [f"gold_{name}", f"predicted_{name}", *[f"prob_{name}_{n}" for n in names]]
+            columns.append((task.index, names, probs[name], task.kind.predicted(probs[name])))
+        rows = [[text] + [x for i, names, p, predicted in columns
+                          for x in ("" if gold[i] < 0 else names[gold[i]], names[int(predicted[r])],
                                     *[f"{v:.6f}" for v in p[r]])]
                 for r, (text, gold) in enumerate(zip(part.texts, part.labels))]
         run.write_csv("predictions", header, rows)
         return
-    names, part = splits.label_map.names, getattr(splits, split)
+    task = next(iter(tasks.values()))
+    names, predicted = task.labels.names, task.kind.predicted(np.asarray(probs)) if len(part.texts) else []
     gold = [[names[g]] for g in part.labels] if part.labels is not None else [[] for _ in part.texts]
-    rows = [[text, *g, names[int(p.argmax())], *[f"{x:.6f}" for x in p]] for text, g, p in zip(part.texts, gold, probs)]
+    rows = [[text, *g, names[int(k)], *[f"{x:.6f}" for x in p]]
+            for text, g, k, p in zip(part.texts, gold, predicted, probs)]
     header = ["text", *(["gold"] if part.labels is not None else []), "predicted", *[f"prob_{n}" for n in names]]
     run.write_csv("predictions", header, rows)
 
 
 def _score_warnings(metrics: dict) -> list[str]:
-    """The test scores' warnings (metrics.majority_warning: no better than the class balance), per task."""
-    return majority_warnings(metrics["test"], "test") if metrics.get("test") else []
+    """The test scores' warnings (each task kind's: no better than the class balance), per task."""
+    return warnings_of(_tasks_in(metrics["test"]), metrics["test"], "test") if metrics.get("test") else []
+
+
+def _tasks_in(block: dict) -> dict:
+    """The tasks a metrics block scored (its confusion matrices' labels), of the default kind."""
+    if "tasks" in block:
+        return run_tasks({t: LabelMap(b["confusion_matrix"]["labels"]) for t, b in block["tasks"].items()})
+    return run_tasks(block.get("confusion_matrix", {}).get("labels", ()))
 
 
 def _say_metrics(metrics: dict, run: RunFolder) -> None:

@@ -321,8 +321,8 @@ def test_push_carries_every_head_and_a_card_section_per_task(runs, tmp_path, nam
     nlptransfer.push(runs[name], f"team/{name}", hub=hub)
     clf = TextClassifier.from_pretrained(f"team/{name}", hub=hub)
     texts = [r["text"] for r in _predictions(runs[name])]
-    expected = TextClassifier.load(runs[name]).stacked_proba(texts)
-    assert np.abs(clf.stacked_proba(texts) - expected).max() < 1e-5
+    expected = TextClassifier.load(runs[name]).predict_proba(texts)
+    assert all(np.abs(clf.predict_proba(texts)[task] - expected[task]).max() < 1e-5 for task in TASKS)
     card = next(hub.rglob("README.md")).read_text()
     metrics = json.loads((runs[name] / "metrics.json").read_text())["test"]
     for task in TASKS:

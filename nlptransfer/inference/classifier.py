@@ -22,8 +22,10 @@ from ..heads import TransferModel
 from ..hub import REPO_FORMAT, REPO_META
 from ..recipe import Recipe, read_saved, refuse_untrusted_code
 from ..run import RunFolder, read_json_file
+from ..tasks import ONE_HEAD, decode, run_tasks
 from .backends import BACKENDS, OnnxBackend, TorchBackend, _OnDevice
-from .loader import eval_loader, softmax
+from .loader import eval_loader, predict_task_logits
+
 
 @dataclass(frozen=True)
 class Prediction:
@@ -135,6 +137,8 @@ class TextClassifier:
         #: a multi-task model's tasks, each with its label map, in order (the first is `label_map`); None for one task
         self.tasks = ({task: LabelMap(names) for task, names in model.core.config.nlptransfer_tasks.items()}
                       if model.tasks else None)
+        #: every task the model predicts, a one-task model's one too (named after its label column)
+        self.all_tasks = run_tasks(label_map, self.tasks, recipe.data.label_column if recipe is not None else None)
 
     @classmethod
     def load(cls, path: str | Path, device: str | None = None, merge: bool = True,
@@ -185,53 +189,44 @@ class TextClassifier:
     def predict_proba(self, texts: list[str], batch_size: int = 64) -> np.ndarray | dict[str, np.ndarray]:
         """Class probabilities [texts, labels], columns in label-map order; a multi-task model's: {task: [texts,
         labels]}, in task order."""
-        if self.tasks:
-            return self.predict_task_proba(texts, batch_size)
+        outputs = self._outputs(texts, batch_size)
+        return outputs if self.tasks else next(iter(outputs.values()))
+
+    def _outputs(self, texts: list[str], batch_size: int) -> dict[str, np.ndarray]:
+        """Every task's outputs {task: [texts, ...]} (class probabilities), each decoded by its task's kind."""
         if not texts:
-            return np.zeros((0, len(self.label_map)))
-        encoded = tokenize(self.tokenizer, [str(t) for t in texts], self.max_length)
-        return softmax(self.backend.logits(eval_loader(encoded, batch_size, self.tokenizer.pad_token_id or 0)))
-
-    def stacked_proba(self, texts: list[str], batch_size: int = 64) -> np.ndarray:
-        """Class probabilities [texts, labels]; a multi-task model's every task's, side by side in task order."""
-        probs = self.predict_proba(texts, batch_size)
-        return np.hstack(list(probs.values())) if isinstance(probs, dict) else probs
-
-    def predict_task_proba(self, texts: list[str], batch_size: int = 64) -> dict[str, np.ndarray]:
-        """Every task's class probabilities {task: [texts, labels]} (a single-task model's one task is "label")."""
-        from ..heads import HEAD
-        from .loader import predict_task_logits
-
-        tasks = self.tasks or {HEAD: self.label_map}
-        if not texts:
-            return {task: np.zeros((0, len(m))) for task, m in tasks.items()}
+            return {name: np.zeros((0, t.kind.output_size(t))) for name, t in self.all_tasks.items()}
         encoded = tokenize(self.tokenizer, [str(t) for t in texts], self.max_length)
         loader = eval_loader(encoded, batch_size, self.tokenizer.pad_token_id or 0)
-        if not isinstance(self.backend, TorchBackend):
-            return {HEAD: softmax(self.backend.logits(loader))}
-        logits, _ = predict_task_logits(_OnDevice(self.model, self.device), loader)
-        return {task: softmax(v) for task, v in logits.items()}
+        if self.tasks:  # every head's logits: the torch backend only (load refuses ONNX for them)
+            logits, _ = predict_task_logits(_OnDevice(self.model, self.device), loader)
+        else:
+            logits = {ONE_HEAD: self.backend.logits(loader)}
+        return decode(self.all_tasks, logits)
 
     def encode(self, texts: list[str]):
         """Token ids of `texts` at this model's limit (an Encoded, with how many were truncated)."""
         return tokenize(self.tokenizer, [str(t) for t in texts], self.max_length)
 
     def outputs(self, encoded, batch_size: int = 64) -> tuple[np.ndarray, np.ndarray | None]:
-        """Class probabilities of already tokenized texts, and their pooled features when the backend gives them."""
+        """Class probabilities of already tokenized texts (a multi-task model's first task's), and their pooled
+        features when the backend gives them."""
         logits, features = self.backend.outputs(eval_loader(encoded, batch_size, self.tokenizer.pad_token_id or 0))
-        return softmax(logits), features
+        first = next(iter(self.all_tasks.values()))
+        return first.kind.decode(logits), features
 
     def batch_outputs(self, ids: list[list[int]], overhead_tokens: float = 0.0) -> tuple[np.ndarray, np.ndarray | None]:
         """Class probabilities (and pooled features, when the backend gives them) of token id lists, in the order
-        given (a multi-task model's every task's, side by side in task order). They run as one padded batch, or, with `overhead_tokens` (what a forward pass costs beyond its tokens;
-        `calibrate` measures it), as the length-sorted sub-batches that cost least (`split_by_length`)."""
+        given (a multi-task model's every task's, side by side in task order). They run as one padded batch, or,
+        with `overhead_tokens` (what a forward pass costs beyond its tokens; `calibrate` measures it), as the
+        length-sorted sub-batches that cost least (`split_by_length`)."""
         collate = Collator(self.tokenizer.pad_token_id or 0)
         parts = split_by_length([len(i) for i in ids], overhead_tokens) if overhead_tokens else [list(range(len(ids)))]
         probs, features = None, None
         for part in parts:
             batch = collate([{"input_ids": ids[i]} for i in part])
             logits, feats = self.backend.batch_outputs(batch["input_ids"], batch["attention_mask"])
-            part_probs = self._softmax_per_task(logits)
+            part_probs = self._decode_side_by_side(logits)
             if probs is None:
                 probs = np.empty((len(ids), part_probs.shape[1]), dtype=part_probs.dtype)
                 features = None if feats is None else np.empty((len(ids), feats.shape[1]), dtype=feats.dtype)
@@ -240,12 +235,12 @@ class TextClassifier:
                 features[part] = feats
         return probs, features
 
-    def _softmax_per_task(self, logits: np.ndarray) -> np.ndarray:
-        """Probabilities of logits [rows, labels]; a multi-task model's side-by-side logits task by task."""
-        if not self.tasks:
-            return softmax(logits)
-        bounds = np.cumsum([0] + [len(m) for m in self.tasks.values()])
-        return np.hstack([softmax(logits[:, a:b]) for a, b in zip(bounds[:-1], bounds[1:])])
+    def _decode_side_by_side(self, logits: np.ndarray) -> np.ndarray:
+        """Outputs of logits [rows, outputs]; a multi-task model's side-by-side logits decoded task by task."""
+        sizes = [t.kind.output_size(t) for t in self.all_tasks.values()]
+        bounds = np.cumsum([0] + sizes)
+        return np.hstack([t.kind.decode(logits[:, a:b])
+                          for t, a, b in zip(self.all_tasks.values(), bounds[:-1], bounds[1:])])
 
     def calibrate(self, repeats: int = 3) -> float:
         """What one forward pass costs beyond its tokens, in token-equivalents (for `batch_outputs`): the fastest

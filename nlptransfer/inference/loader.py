@@ -94,9 +94,3 @@ def predict_outputs(model, loader) -> tuple[np.ndarray, np.ndarray]:
     order = torch.argsort(torch.cat(index))
     return torch.cat(logits)[order].numpy(), torch.cat(features)[order].numpy()
 
-
-def softmax(logits: np.ndarray) -> np.ndarray:
-    """Row-wise softmax of logits [rows, labels]."""
-    shifted = logits - logits.max(1, keepdims=True)
-    e = np.exp(shifted)
-    return e / e.sum(1, keepdims=True)

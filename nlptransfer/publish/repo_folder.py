@@ -120,7 +120,7 @@ def _strip_local_paths(dest: Path, base: dict | None) -> None:
 
 def reference(run: RunFolder) -> tuple[list[str], np.ndarray | None]:
     """Texts to check a reload on, with the trained model's probabilities (predictions.csv, up to SAMPLE_ROWS; a
-    multi-task run's every task's, side by side in task order, as TextClassifier.stacked_proba gives them)."""
+    multi-task run's every task's, side by side in task order, as _side_by_side gives them)."""
     labels = run.read_json("labels")
     tasks = tasks_from_json(labels)
     if tasks:
@@ -140,12 +140,18 @@ def check_reproduces(folder: Path, run: RunFolder, trust_remote_code: bool = Fal
     """Reload `folder` in a fresh model and compare its probabilities with the trained model's; HubError if they differ."""
     texts, expected = reference(run)
     if expected is None:
-        expected = TextClassifier.load(run.root, trust_remote_code=trust_remote_code).stacked_proba(texts)
+        expected = _side_by_side(TextClassifier.load(run.root, trust_remote_code=trust_remote_code), texts)
     reloaded = TextClassifier.load(folder, trust_remote_code=trust_remote_code)
-    got = reloaded.stacked_proba(texts)
+    got = _side_by_side(reloaded, texts)
     diff = float(np.abs(got - expected).max())
     if not diff <= RELOAD_TOLERANCE:
         raise HubError(f"the folder to push does not reproduce the trained model: reloaded, it predicts probabilities "
                        f"up to {diff:.2e} away from the run's on {len(texts)} test texts (tolerance {RELOAD_TOLERANCE:g}). "
                        f"Nothing was uploaded; check that {run.root} was not changed after training")
     return {"rows": len(texts), "max_abs_diff": diff, "tolerance": RELOAD_TOLERANCE, "max_length": reloaded.max_length}
+
+
+def _side_by_side(classifier: TextClassifier, texts: list[str]) -> np.ndarray:
+    """Class probabilities [texts, labels]; a multi-task model's every task's, side by side in task order."""
+    probs = classifier.predict_proba(texts)
+    return np.hstack(list(probs.values())) if isinstance(probs, dict) else probs

@@ -13,8 +13,8 @@ import numpy as np
 
 from ..data import DataSpec, Splits, load_splits
 from ..logs import get_logger, quiet
-from ..metrics import classification_metrics
 from ..recipe import Recipe
+from ..tasks import run_tasks
 from . import stats
 from .curve import split_recipe
 
@@ -63,11 +63,12 @@ def _paired(gold, adapted: np.ndarray, plain: np.ndarray, names, recipe: Recipe)
     """Adapted against source-only on the same rows: both scores, the paired interval, McNemar and the verdict."""
     gold = np.asarray(gold)
     r = recipe.report
-    right_a, right_p = adapted.argmax(1) == gold, plain.argmax(1) == gold
+    task = next(iter(run_tasks(names).values()))
+    right_a, right_p = task.kind.verdict_statistic(gold, adapted), task.kind.verdict_statistic(gold, plain)
     interval = stats.paired_bootstrap(right_a, right_p, r.bootstrap, recipe.training.seed, 1 - r.alpha)
     test = stats.mcnemar(right_a, right_p)
     keep = ("accuracy", "macro_f1", "n")
-    score = lambda p: {k: classification_metrics(gold, p.argmax(1), names, p)[k] for k in keep}  # noqa: E731
+    score = lambda p: {k: task.kind.metrics(task, gold, p)[k] for k in keep}  # noqa: E731
     return {"adapted": score(adapted), "source_only": score(plain), "difference": stats.as_dict(interval),
             "mcnemar": stats.as_dict(test), "verdict": stats.verdict(interval, test, r.alpha).replace(" transfer", "")}
 

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..data import LabelledTexts
+from ..tasks import DEFAULT_KIND, run_tasks, task_kind
 
 #: Inverse regularisation strengths tried; the best on the validation split is kept (the first without one).
 C_GRID = (10.0, 1.0, 100.0)
@@ -37,17 +38,9 @@ class BaselineResult:
 
 
 def make_pipeline(C: float = 10.0, seed: int = 0):
-    """An unfitted tf-idf (word 1-2-grams + character 2-5-grams) → logistic regression pipeline."""
-    from sklearn.feature_extraction.text import TfidfVectorizer
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.pipeline import FeatureUnion, Pipeline
-
-    features = FeatureUnion([
-        ("words", TfidfVectorizer(analyzer="word", ngram_range=(1, 2), sublinear_tf=True, min_df=1)),
-        ("chars", TfidfVectorizer(analyzer="char_wb", ngram_range=(2, 5), sublinear_tf=True, min_df=1)),
-    ])
-    return Pipeline([("features", features),
-                     ("model", LogisticRegression(C=C, max_iter=2000, random_state=seed))])
+    """An unfitted baseline of the task kind (single_label: tf-idf word 1-2-grams + character 2-5-grams → logistic
+    regression)."""
+    return task_kind(DEFAULT_KIND).baseline(C, seed)
 
 
 def scores(gold, predicted) -> dict:
@@ -61,10 +54,8 @@ def scores(gold, predicted) -> dict:
 
 def probabilities(pipeline, texts: list[str], n_labels: int) -> np.ndarray:
     """Class probabilities [texts, n_labels] (columns for labels unseen in training are 0)."""
-    probs = pipeline.predict_proba(texts)
-    out = np.zeros((len(texts), n_labels))
-    out[:, pipeline.named_steps["model"].classes_] = probs
-    return out
+    task = next(iter(run_tasks([str(i) for i in range(n_labels)]).values()))
+    return task.kind.baseline_outputs(pipeline, texts, task)
 
 
 def fit_baseline(train: LabelledTexts, validation: LabelledTexts | None, test: LabelledTexts | None,

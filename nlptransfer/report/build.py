@@ -12,9 +12,9 @@ import numpy as np
 from ..data import Splits
 from ..errors import RecipeError, RunError
 from ..logs import get_logger
-from ..metrics import classification_metrics
 from ..recipe import Recipe, overrides as parse_overrides, read_saved, refuse_untrusted_code
 from ..run import RunFolder
+from ..tasks import Task, run_tasks
 from . import stats
 from .adaptation import adaptation_section
 from .baseline import C_GRID, fit_baseline
@@ -114,11 +114,16 @@ def caveats(probs: np.ndarray, gold: list[int], names, log: list[dict], metric: 
 
 
 def _slices(recipe: Recipe, splits: Splits, probs: np.ndarray) -> list[dict]:
-    from ..metrics import slice_metrics
-
-    return [slice_metrics(splits.test.labels, probs.argmax(1), splits.label_map.names, values, column,
-                          recipe.report.bootstrap, recipe.training.seed, 1 - recipe.report.alpha)
+    task = _task(splits)
+    gold = np.asarray(splits.test.labels)
+    return [task.kind.slice_metrics(task, gold, probs, values, column, recipe.training.seed, recipe.report.bootstrap,
+                                    1 - recipe.report.alpha)
             for column, values in splits.test.slices.items()]
+
+
+def _task(splits: Splits) -> Task:
+    """A one-task run's task."""
+    return next(iter(run_tasks(splits.label_map).values()))
 
 
 def _mistakes(rows: list[dict], probs: np.ndarray, gold: list[int], names, k: int) -> list[dict]:
@@ -135,9 +140,9 @@ def _final(recipe: Recipe, gold, transfer_probs, baseline_probs, names) -> dict:
     """Indicator 3: test scores with and without transfer, paired interval and test, error reduction, verdict."""
     r = recipe.report
     gold = np.asarray(gold)
-    transfer = classification_metrics(gold, transfer_probs.argmax(1), names, transfer_probs)
-    baseline = classification_metrics(gold, baseline_probs.argmax(1), names, baseline_probs)
-    right_t, right_b = transfer_probs.argmax(1) == gold, baseline_probs.argmax(1) == gold
+    task = next(iter(run_tasks(names).values()))
+    transfer, baseline = (task.kind.metrics(task, gold, p) for p in (transfer_probs, baseline_probs))
+    right_t, right_b = (task.kind.verdict_statistic(gold, p) for p in (transfer_probs, baseline_probs))
     interval = stats.paired_bootstrap(right_t, right_b, r.bootstrap, recipe.training.seed, 1 - r.alpha)
     test = stats.mcnemar(right_t, right_b)
     keep = ("accuracy", "macro_f1", "ece", "n")

@@ -19,9 +19,9 @@ from ..data import Splits
 from ..errors import RunError
 from ..logs import get_logger
 from ..markdown import escape, table
-from ..metrics import classification_metrics
 from ..recipe import Recipe
 from ..run import RunFolder, atomic_dir
+from ..tasks import Task, run_tasks
 from . import stats
 from .curve import split_recipe, transfer_score
 
@@ -58,14 +58,14 @@ def _single_probs(folder: Path, names) -> np.ndarray:
     return np.array([[float(r[f"prob_{n}"]) for n in names] for r in rows]).reshape(len(rows), len(names))
 
 
-def compare_task(recipe: Recipe, gold: np.ndarray, multi: np.ndarray, single: np.ndarray, names) -> dict:
+def compare_task(recipe: Recipe, gold: np.ndarray, multi: np.ndarray, single: np.ndarray, task: Task) -> dict:
     """The multi-task model against the single-task one on the same test rows: scores, paired interval, McNemar,
     verdict."""
     r = recipe.report
     keep = ("accuracy", "macro_f1", "n")
-    scored = {name: classification_metrics(gold, p.argmax(1), names, p) for name, p in (("multi_task", multi),
-                                                                                        ("single_task", single))}
-    right_m, right_s = multi.argmax(1) == gold, single.argmax(1) == gold
+    kind = task.kind
+    scored = {name: kind.metrics(task, gold, p) for name, p in (("multi_task", multi), ("single_task", single))}
+    right_m, right_s = kind.verdict_statistic(gold, multi), kind.verdict_statistic(gold, single)
     interval = stats.paired_bootstrap(right_m, right_s, r.bootstrap, recipe.training.seed, 1 - r.alpha)
     test = stats.mcnemar(right_m, right_s)
     return {**{name: {k: m[k] for k in keep} for name, m in scored.items()},
@@ -75,8 +75,6 @@ def compare_task(recipe: Recipe, gold: np.ndarray, multi: np.ndarray, single: np
 
 def build_multitask_report(run: RunFolder, recipe: Recipe, splits: Splits) -> dict:
     """Train each task alone on its rows, compare it with the multi-task model per task, write report/; returns it."""
-    from ..train.loop import task_column
-
     started = time.perf_counter()
     if splits.test is None or not run.path("predictions").exists():
         raise RunError(f"{run.root} has no test split: the report compares test scores; set data.test or "
@@ -86,15 +84,16 @@ def build_multitask_report(run: RunFolder, recipe: Recipe, splits: Splits) -> di
     logger.info(f"report: {len(splits.tasks)} single-task training(s), one per task, on the rows labelled for it")
     tasks = {}
     with tempfile.TemporaryDirectory(prefix="nlptransfer-tasks-") as tmp:
-        for i, (task, label_map) in enumerate(splits.tasks.items()):
+        for i, (task, one) in enumerate(run_tasks(splits.tasks).items()):
+            label_map = one.labels
             alone = splits.task_split(task)
-            gold, present = task_column(splits.test.labels, i)
+            gold, present = one.gold(splits.test.labels)
             folder = Path(tmp) / f"task-{i}"
             folder.mkdir()
             single_recipe = split_recipe(single_task_recipe(recipe), alone, alone.train, folder, "single")
             scores = transfer_score(single_recipe)
             single = _single_probs(folder / "single", label_map.names)
-            result = compare_task(recipe, gold, multi[task][present], single, label_map.names)
+            result = compare_task(recipe, gold, multi[task][present], single, one)
             result["rows"] = {name: len(part) for name, part in (("train", alone.train),
                                                                  ("validation", alone.validation),
                                                                  ("test", alone.test)) if part is not None}

@@ -17,10 +17,11 @@ from torch.utils.data import DataLoader
 from ..logs import get_logger
 from ..batching import BatchStream, LengthGroupedBatches
 from ..data.schema import MISSING
-from ..inference.loader import own_generator, predict_logits, predict_task_logits, softmax
-from ..metrics import classification_metrics
+from ..inference.loader import own_generator, predict_task_logits
 from ..objectives import Losses, ObjectiveContext
 from ..run import RunFolder
+from ..scoring import score
+from ..tasks import decode, is_multitask, run_tasks
 from .cache import collate_for, evaluation_batches
 from .cpu import cpu_training
 from .events import notify
@@ -77,16 +78,15 @@ def _leave_process_group() -> None:
 
 
 def evaluate(model, loader, labels: list, names, accelerator=None) -> tuple[dict, np.ndarray | dict]:
-    """Metrics and class probabilities of `model` on the rows of `loader`. Multi-task (`names` a dict task ->
-    LabelMap, each row's `labels` one id per task): see evaluate_tasks."""
-    if isinstance(names, dict):
-        return evaluate_tasks(model, loader, labels, names, accelerator)
-    logits, _ = predict_logits(model, loader, accelerator)
-    probs = softmax(logits)
-    metrics = classification_metrics(labels, probs.argmax(1), names, probs)
-    gold = torch.tensor(labels)
-    metrics["loss"] = float(torch.nn.functional.cross_entropy(torch.from_numpy(logits), gold)) if len(labels) else 0.0
-    return metrics, probs
+    """The scorer's metrics block (with each task's loss) of `model` on the rows of `loader`, and its outputs (class
+    probabilities). `names`: the label names, or a multi-task run's tasks (task -> LabelMap): then the block is per
+    task under "tasks" with the means ("accuracy", "macro_f1", "loss": what the loop chooses the best checkpoint by),
+    and the outputs each task's."""
+    tasks = run_tasks(names)
+    logits, _ = predict_task_logits(model, loader, accelerator)
+    outputs = decode(tasks, logits)
+    metrics = score(tasks, labels, outputs, logits=logits)
+    return metrics, (outputs if is_multitask(tasks) else next(iter(outputs.values())))
 
 
 def task_column(labels: list, index: int) -> tuple[np.ndarray, np.ndarray]:
@@ -94,25 +94,6 @@ def task_column(labels: list, index: int) -> tuple[np.ndarray, np.ndarray]:
     column = np.asarray([row[index] for row in labels], dtype=np.int64).reshape(-1)
     present = np.flatnonzero(column != MISSING)
     return column[present], present
-
-
-def evaluate_tasks(model, loader, labels: list, tasks: dict, accelerator=None) -> tuple[dict, dict]:
-    """A multi-task model's metrics: each task's (accuracy, macro-F1, per class, confusion matrix, loss) on the rows
-    labelled for it, under "tasks", and their means over the tasks as "accuracy", "macro_f1" and "loss" (what the
-    loop chooses the best checkpoint by); and each task's class probabilities of every row."""
-    logits, _ = predict_task_logits(model, loader, accelerator)
-    result, probs = {"tasks": {}}, {}
-    for i, (task, label_map) in enumerate(tasks.items()):
-        probs[task] = softmax(logits[task]) if task in logits else np.zeros((0, len(label_map)))
-        gold, present = task_column(labels, i)
-        metrics = classification_metrics(gold, probs[task][present].argmax(1), label_map.names, probs[task][present])
-        metrics["loss"] = float(torch.nn.functional.cross_entropy(torch.from_numpy(logits[task][present]),
-                                                                  torch.from_numpy(gold))) if len(gold) else 0.0
-        result["tasks"][task] = metrics
-    for key in ("accuracy", "macro_f1", "loss"):
-        result[key] = float(np.mean([m[key] for m in result["tasks"].values()]))
-    result["n"] = len(labels)
-    return result, probs
 
 
 def class_weights(labels: list[int], n: int) -> torch.Tensor:

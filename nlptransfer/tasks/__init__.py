@@ -1,0 +1,9 @@
+"""Tasks: every run is a set of named tasks, each a head over label column(s) of one registered kind."""
+from __future__ import annotations
+
+from . import single_label  # noqa: F401  (registers the shipped kind)
+from .kind import (DEFAULT_KIND, ONE_HEAD, Task, TaskKind, decode, is_multitask, register_task_kind, run_tasks,
+                   task_kind, task_kinds)
+
+__all__ = ["Task", "TaskKind", "register_task_kind", "task_kind", "task_kinds", "run_tasks", "is_multitask", "decode",
+           "DEFAULT_KIND", "ONE_HEAD"]
