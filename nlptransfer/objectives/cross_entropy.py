@@ -24,7 +24,7 @@ def masked_cross_entropy(logits: torch.Tensor, labels: torch.Tensor, weight: tor
 
 
 def _cross_entropy(context: ObjectiveContext) -> Objective:
-    t = context.recipe.training
+    t = context.settings
     weights = context.class_weights
 
     def cross_entropy(outputs: dict, batch: dict) -> dict:
