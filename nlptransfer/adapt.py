@@ -201,8 +201,9 @@ def _pretraining_settings(recipe: Recipe, n_texts: int, steps: int | None) -> Lo
     """The loop's settings of masked-LM pretraining: the mlm objective alone, the adapt budget, no evaluation."""
     a, updates = recipe.adapt, _updates(recipe, n_texts)
     epochs = (steps - 1e-6) / updates if steps else a.epochs  # the loop runs ceil(epochs x updates) steps
-    return replace(LoopSettings.from_recipe(recipe), epochs=epochs, batch_size=a.batch_size or recipe.training.batch_size,
-                   objectives={"mlm": 1.0}, class_weights=False, eval_every=0, early_stopping=0)
+    return replace(LoopSettings.from_recipe(recipe), epochs=epochs,
+                   batch_size=a.batch_size or recipe.training.batch_size, objectives={"mlm": 1.0}, class_weights=False,
+                   eval_every=0, early_stopping=0)
 
 
 def _updates(recipe: Recipe, n_texts: int) -> int:

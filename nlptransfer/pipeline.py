@@ -76,8 +76,8 @@ def check_data(recipe: Recipe) -> DataReport:
         report.problems = list(e.problems)
         return report
     base = models.resolve(recipe.model, recipe.model_revision)
-    encode_splits(models.load_tokenizer(base, recipe.trust_remote_code), models.load_config(base, recipe.trust_remote_code),
-            recipe, splits)
+    tokenizer = models.load_tokenizer(base, recipe.trust_remote_code)
+    encode_splits(tokenizer, models.load_config(base, recipe.trust_remote_code), recipe, splits)
     return splits.report
 
 
