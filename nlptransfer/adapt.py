@@ -13,7 +13,9 @@ from __future__ import annotations
 import math
 import random
 import time
+from dataclasses import replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 
@@ -27,7 +29,12 @@ from .errors import DataError, RecipeError
 from .logs import get_logger
 from .objectives.registry import TARGET_STREAM
 from .recipe import Recipe
-from .run import RunFolder, atomic_dir, writing
+from .run import RunFolder
+from .train.settings import LoopSettings
+
+if TYPE_CHECKING:
+    from .train.encoder_stage import EncoderJob
+    from .train.loop import FitResult
 
 logger = get_logger(__name__)
 
@@ -66,14 +73,12 @@ def target_stream(recipe: Recipe, texts: list[str], tokenizer, limit: int) -> di
                                        seed=recipe.training.seed + 1, group_by_length=recipe.training.group_by_length)}
 
 
-def loop_recipe(recipe: Recipe) -> Recipe:
-    """The recipe the loop trains with: the adaptation term added to its objectives (the saved recipe keeps the
-    `adapt:` section instead, so a resumed run adds it again the same way)."""
-    if recipe.adapt.target is None:
-        return recipe
-    term = ADAPT_OBJECTIVES.get(recipe.adapt.method)
-    objectives = {**recipe.training.objectives, **({term: recipe.adapt.weight} if term else {})}
-    return recipe.replace(**{"training.objectives": objectives, "adapt.target": None, "adapt.target_test": None})
+def loop_settings(recipe: Recipe, settings: LoopSettings) -> LoopSettings:
+    """The loop's settings with the adaptation term added to its objectives, when the recipe adapts in the loop."""
+    term = ADAPT_OBJECTIVES.get(recipe.adapt.method) if recipe.adapt.target is not None else None
+    if term is None:
+        return settings
+    return replace(settings, objectives={**settings.objectives, term: recipe.adapt.weight})
 
 
 def attach_mlm_head(prepared, base: models.ResolvedModel, recipe: Recipe) -> None:
@@ -112,13 +117,27 @@ def pretraining_texts(recipe: Recipe, target: list[str], source: list[str]) -> t
 
 
 def pretrain(recipe: Recipe, texts: list[str], held_out: list[str], folder: RunFolder, accelerator, *,
-             resume: bool = False, listeners=()) -> dict:
+             steps: int | None = None, listeners=()) -> models.ResolvedModel:
     """Masked-LM pretraining of the recipe's encoder on `texts` in `folder` (checkpoints, train log, and the result
-    as folder/encoder, a model folder a recipe names as `model:`), through the one loop with the mlm objective.
-    Returns its metrics, the masked-LM loss on `held_out` before and after among them (also in metrics.json)."""
+    as folder/encoder, a model folder a recipe names as `model:`), through the one loop with the mlm objective, for
+    `steps` steps (None: adapt.steps, else adapt.epochs); done once, resumed exactly. Its metrics.json holds the
+    masked-LM loss on `held_out` before and after."""
+    from .train.encoder_stage import encoder_stage
+
+    encoder, metrics = encoder_stage(folder, accelerator,
+                                     lambda: _pretraining(recipe, texts, held_out, accelerator, steps), listeners)
+    if metrics is not None:
+        loss = metrics["masked_lm_loss"]
+        logger.info(f"masked-LM loss on {len(held_out)} held-out target texts: {loss['before']} -> {loss['after']}; "
+                    f"encoder saved to {folder.path('encoder')}")
+    return encoder
+
+
+def _pretraining(recipe: Recipe, texts: list[str], held_out: list[str], accelerator, steps: int | None) -> "EncoderJob":
+    """The encoder stage's job of masked-LM pretraining (the model, its masked texts, the loop's settings)."""
     from .heads import MaskedLM
     from .strategies.registry import Prepared
-    from .train.loop import fit
+    from .train.encoder_stage import EncoderJob
 
     a, started = recipe.adapt, time.perf_counter()
     base = models.resolve(recipe.model, recipe.model_revision)
@@ -133,35 +152,29 @@ def pretrain(recipe: Recipe, texts: list[str], held_out: list[str], folder: RunF
     data = MaskedTexts(tokenize(tokenizer, texts, limit), collate)
     held = (MaskedTexts(tokenize(tokenizer, held_out, limit), MaskingCollator(tokenizer, a.mask_rate, recipe.training.seed))
             if held_out else None)  # its own collator: the same masks before and after
-    loop = _loop_recipe(recipe, len(texts))
-    groups = _groups(net, recipe, math.ceil(loop.training.epochs * _updates(recipe, len(texts))))
+    settings = _pretraining_settings(recipe, len(texts), a.steps if steps is None else steps)
+    groups = _groups(net, recipe, math.ceil(settings.epochs * _updates(recipe, len(texts))))
     prepared = Prepared(model, groups, sum(p.numel() for g in groups for p in g["params"]),
                         sum(p.numel() for p in net.parameters()))
     logger.info(f"masked-LM pretraining of {recipe.model} on {len(texts)} texts ({len(held_out)} held out), "
                 f"{'new' if new else 'its own'} masked-LM head, mask rate {a.mask_rate:g}, lr {a.lr:g}, "
-                f"{math.ceil(loop.training.epochs * math.ceil(len(texts) / loop.training.batch_size))} steps")
-    before = masked_lm_loss(model, held, loop.training.eval_batch_size, accelerator.device)
-    if accelerator.is_main_process:
-        folder.write_text("recipe", recipe.to_yaml())
-    result = fit(prepared, data, None, loop, [], tokenizer.pad_token_id or 0, accelerator, folder, resume=resume,
-                 listeners=listeners)
-    after = masked_lm_loss(result.model, held, loop.training.eval_batch_size, accelerator.device)
-    accelerator.free_memory()  # forget the prepared model, optimizer and loaders: the next fit checkpoints its own only
-    metrics = {"method": a.method, "model": recipe.model, "texts": len(texts), "held_out": len(held_out),
-               "new_head_weights": len(new), "head_warmup_steps": a.head_warmup_steps, "mask_rate": a.mask_rate,
-               "steps": result.steps, "masked_lm_loss": {"before": before, "after": after},
-               "train_seconds": round(result.train_seconds, 3), "seconds": round(time.perf_counter() - started, 3)}
-    if accelerator.is_main_process:
-        with writing(folder.path("encoder")), atomic_dir(folder.path("encoder")) as tmp:
-            result.model.net.save_pretrained(tmp, safe_serialization=True)
-            if not any(p.requires_grad for p in result.model.net.base_model.parameters()):
-                _keep_pooler(base, result.model.net, Path(tmp), recipe.trust_remote_code)
-            tokenizer.save_pretrained(tmp)
-        folder.write_json("metrics", metrics)
-    accelerator.wait_for_everyone()
-    logger.info(f"masked-LM loss on {len(held_out)} held-out target texts: {before} -> {after}; encoder saved to "
-                f"{folder.path('encoder')}")
-    return metrics
+                f"{math.ceil(settings.epochs * math.ceil(len(texts) / settings.batch_size))} steps")
+    before = masked_lm_loss(model, held, settings.eval_batch_size, accelerator.device)
+
+    def summary(result: "FitResult") -> dict:
+        after = masked_lm_loss(result.model, held, settings.eval_batch_size, accelerator.device)
+        return {"method": a.method, "model": recipe.model, "texts": len(texts), "held_out": len(held_out),
+                "new_head_weights": len(new), "head_warmup_steps": a.head_warmup_steps, "mask_rate": a.mask_rate,
+                "steps": result.steps, "masked_lm_loss": {"before": before, "after": after},
+                "train_seconds": round(result.train_seconds, 3), "seconds": round(time.perf_counter() - started, 3)}
+
+    def save(trained, folder: Path) -> None:
+        trained.net.save_pretrained(folder, safe_serialization=True)
+        if not any(p.requires_grad for p in trained.net.base_model.parameters()):
+            _keep_pooler(base, trained.net, folder, recipe.trust_remote_code)
+        tokenizer.save_pretrained(folder)
+
+    return EncoderJob(prepared, data, settings, tokenizer.pad_token_id or 0, recipe, summary, save)
 
 
 def _keep_pooler(base: models.ResolvedModel, masked_lm, folder: Path, trust_remote_code: bool) -> None:
@@ -185,14 +198,13 @@ def _keep_pooler(base: models.ResolvedModel, masked_lm, folder: Path, trust_remo
         save_file({**load_file(str(weights)), **missing}, str(weights), metadata={"format": "pt"})
 
 
-def _loop_recipe(recipe: Recipe, n_texts: int) -> Recipe:
-    """The recipe the loop pretrains with: the mlm objective alone, the adapt budget, no evaluation."""
+def _pretraining_settings(recipe: Recipe, n_texts: int, steps: int | None) -> LoopSettings:
+    """The loop's settings of masked-LM pretraining: the mlm objective alone, the adapt budget, no evaluation."""
     a, updates = recipe.adapt, _updates(recipe, n_texts)
-    epochs = (a.steps - 1e-6) / updates if a.steps else a.epochs  # the loop runs ceil(epochs x updates) steps
-    return recipe.replace(**{"training.epochs": epochs, "training.batch_size": a.batch_size or recipe.training.batch_size,
-                             "training.objectives": {"mlm": 1.0},
-                             "training.class_weights": False, "training.eval_every": 0, "training.early_stopping": 0,
-                             "training.cache_features": False, "adapt.target": None, "adapt.target_test": None})
+    epochs = (steps - 1e-6) / updates if steps else a.epochs  # the loop runs ceil(epochs x updates) steps
+    return replace(LoopSettings.from_recipe(recipe), epochs=epochs,
+                   batch_size=a.batch_size or recipe.training.batch_size, objectives={"mlm": 1.0}, class_weights=False,
+                   eval_every=0, early_stopping=0)
 
 
 def _updates(recipe: Recipe, n_texts: int) -> int:
@@ -249,15 +261,6 @@ def adapted_encoder(recipe: Recipe, run: RunFolder, target: list[str] | None, so
     a = recipe.adapt
     if target is None or not (a.method == "mlm" or (a.method == "mlm+ce" and a.head_warmup_steps)):
         return None
-    if a.method == "mlm+ce":
-        recipe = recipe.replace(**{"adapt.steps": a.head_warmup_steps})
-    folder = RunFolder(run.path("adapt"))
-    if not folder.is_complete:
-        if accelerator.is_main_process:
-            folder.root.mkdir(exist_ok=True)
-            if not (folder.path("checkpoints") / "last").exists() and folder.path("log").exists():
-                folder.truncate_log(0)  # stopped before its first checkpoint: it starts over
-        accelerator.wait_for_everyone()
-        texts, held_out = pretraining_texts(recipe, target, source)
-        pretrain(recipe, texts, held_out, folder, accelerator, resume=True, listeners=listeners)
-    return models.ResolvedModel(str(folder.path("encoder")), str(folder.path("encoder")))
+    texts, held_out = pretraining_texts(recipe, target, source)
+    return pretrain(recipe, texts, held_out, RunFolder(run.path("adapt")), accelerator,
+                    steps=a.head_warmup_steps if a.method == "mlm+ce" else None, listeners=listeners)

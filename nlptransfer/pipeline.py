@@ -1,5 +1,6 @@
-"""Train a recipe: data -> model -> strategy -> cache -> fit -> test -> run folder, the stages in order. It never
-reports or publishes; listeners see its events (the data once read, every step and evaluation)."""
+"""Train a recipe: named stages over one run context (STAGES: resume, data, model, folder, encoder, fit, test,
+save), in order. It never reports or publishes; listeners see its events (the data once read, every step and
+evaluation)."""
 from __future__ import annotations
 
 import shutil
@@ -7,25 +8,27 @@ import time
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 
 from . import models
-from .adapt import adapted_encoder, attach_mlm_head, loop_recipe, read_target, target_stream
-from .tokens import Encoded, cache_root, tokenize, tokenize_cached, unknown_hint
+from . import fewshot  # noqa: F401  the built-in encoder stages register themselves
+from .adapt import adapted_encoder, loop_settings, read_target, target_stream
 from .data import DataReport, LabelMap, Splits
-from .data.schema import labels_json
-from .errors import DataError, NlpTransferError, RecipeError, RunError
-from .fewshot import body_stage
+from .errors import DataError, NlpTransferError, RecipeError
 from .logs import get_logger
 from .metrics import LOCAL_METRICS, load_metric
 from .recipe import Recipe, read_saved, refuse_untrusted_code
 from .run import RunFolder
+from .run_context import (RunContext, encode_splits, first_files, label_names, open_run, run_listeners,
+                          with_saved_labels)
 from .scoring import Scoring, score, warnings_of
 from .strategies import get_strategy, learning_rate_warnings
 from .tasks import decode, is_multitask, run_tasks
-from .train.events import Listener, ProgressBar, RunLog, notify
+from .tokens import cache_root
+from .train.encoder_stage import get_encoder_stage
+from .train.events import Listener, notify
 
 logger = get_logger(__name__)
 
@@ -75,8 +78,8 @@ def check_data(recipe: Recipe) -> DataReport:
         report.problems = list(e.problems)
         return report
     base = models.resolve(recipe.model, recipe.model_revision)
-    _encode(models.load_tokenizer(base, recipe.trust_remote_code), models.load_config(base, recipe.trust_remote_code),
-            recipe, splits)
+    tokenizer = models.load_tokenizer(base, recipe.trust_remote_code)
+    encode_splits(tokenizer, models.load_config(base, recipe.trust_remote_code), recipe, splits)
     return splits.report
 
 
@@ -84,88 +87,167 @@ def train(recipe: Recipe, *, resume: bool | str | Path = False, listeners: Seque
     """Run `recipe` end to end and write its run folder; `resume`: continue the recipe's interrupted run (True) or
     the one in that folder, exactly as it was configured. Bad input stops before a new folder is made; a process
     that trains in a folder holds its lock, so a second one is refused."""
-    from accelerate.utils import set_seed
-
     from .train.loop import make_accelerator
 
-    started = time.perf_counter()
-    accelerator = make_accelerator(recipe)
-    main = accelerator.is_main_process
-    listeners = list(listeners) if main else []  # only the main process's listeners see events (and write)
+    accelerator = make_accelerator(recipe.training.mixed_precision)
     with ExitStack() as held:
-        run, resuming = (_open_run(recipe, resume, accelerator, held) if resume else (None, False))
-        if run is not None:  # the caller's recipe only says whether code may run; the saved one says how to train
-            saved = read_saved(run.path("recipe")) if run.path("recipe").exists() else recipe
-            refuse_untrusted_code(saved, recipe.trust_remote_code, run.root)
-            recipe = saved
-            if not resuming and main:
-                run.truncate_log(0)  # killed before its first checkpoint: start over in the same folder
-        set_seed(recipe.training.seed)
-        splits = load_data(_with_saved_labels(recipe, run))
-        target = read_target(recipe)  # before any folder is made: a bad target file leaves nothing behind
-        for line in splits.report.summary_lines():
-            logger.info(line)
-        notify(listeners, "on_data", recipe, splits)
+        ctx = RunContext(recipe, accelerator, held, list(listeners) if accelerator.is_main_process else [], resume)
+        for stage in STAGES:
+            try:
+                stage.run(ctx)
+            except NlpTransferError:
+                if stage.removes_half_made and ctx.made and ctx.main and not (
+                        ctx.run.path("checkpoints") / "last").exists():
+                    shutil.rmtree(ctx.run.root, ignore_errors=True)  # nothing to resume: leave no half-made folder
+                raise
+    return TrainedRun(ctx.run.root, ctx.metrics, ctx.recipe, ctx.splits, ctx.main, accelerator.num_processes)
 
-        base = models.resolve(recipe.model, recipe.model_revision)
-        tokenizer = models.load_tokenizer(base, recipe.trust_remote_code)
-        config = models.load_config(base, recipe.trust_remote_code)
-        hints = len(splits.report.hints)
-        encoded = _encode(tokenizer, config, recipe, splits)
-        for hint in splits.report.hints[hints:]:
-            logger.warning(hint)
-        strategy = get_strategy(recipe.strategy)
-        net, new_weights = models.load_classifier(base, splits.label_map, recipe.trust_remote_code, **_tasks(recipe, splits))
-        prepared = strategy.prepare(net, recipe, new_weights)
-        attach_mlm_head(prepared, base, recipe)
-        logger.info(f"model {recipe.model} ({config.model_type}), strategy {recipe.strategy}: "
-                    f"{prepared.trainable:,} trainable of {prepared.total:,} parameters "
-                    f"({100 * prepared.trainable / prepared.total:.2f}%)")
-        lr_warnings = learning_rate_warnings(recipe)
-        for lr_warning in lr_warnings:
-            logger.warning(lr_warning)
-        modules = {n: load_metric(n) for n in recipe.evaluation.metrics if n not in LOCAL_METRICS}  # fail early
-        made = run is None
-        if made:  # only now: data, model and strategy checked out, so bad input leaves no folder behind
-            run, resuming = _open_run(recipe, False, accelerator, held)
-        try:
-            if main:
-                _first_files(run, recipe, splits)
-            encoder = adapted_encoder(recipe, run, target, splits.train.texts, accelerator,
-                                      listeners=_run_listeners(recipe, RunFolder(run.path("adapt")), main))
-            if encoder is None and strategy.body_on_pairs:  # contrastive: the body learns from pairs first
-                encoder = body_stage(recipe, run, splits, encoded, tokenizer, accelerator,
-                                     lambda folder: _run_listeners(recipe, folder, main))
-            if encoder is not None:  # adapt.method mlm (the encoder adapted to the target), or the strategy's own
-                set_seed(recipe.training.seed)  # its new head starts the same whether the pretraining ran or resumed
-                net, new_weights = models.load_classifier(encoder, splits.label_map, recipe.trust_remote_code,
-                                                          **_tasks(recipe, splits))
-                prepared = strategy.prepare(net, recipe, new_weights)
-                attach_mlm_head(prepared, encoder, recipe)  # mlm+ce: the head warmed up with it
-            model, metrics, probs = _train_in(run, resuming, recipe, splits, tokenizer, encoded, strategy, prepared,
-                                              accelerator, listeners + _run_listeners(recipe, run, main), modules,
-                                              target_stream(recipe, target, tokenizer,
-                                                            models.max_length(tokenizer, config, recipe.data.max_length))
-                                              if target else None)
-        except NlpTransferError:
-            if made and main and not (run.path("checkpoints") / "last").exists():
-                shutil.rmtree(run.root, ignore_errors=True)  # nothing to resume: leave no half-made folder
-            raise
-        metrics["total_seconds"] = round(time.perf_counter() - started, 3)
-        if main:
-            run.save_weights(model.net, tokenizer, strategy.adapter)
-            _save_profile(run, model, tokenizer, splits, recipe, encoded)
-            if probs is not None:
-                _write_predictions(run, splits, probs)
-            elif splits.train.labels is None:  # texts without labels (zero_shot): what it predicts for them
-                probs = _probabilities(model, encoded["train"], recipe.training.eval_batch_size,
-                                       tokenizer.pad_token_id or 0, accelerator.device)
-                _write_predictions(run, splits, probs, "train")
-            metrics["warnings"] = lr_warnings + _score_warnings(metrics)
-            run.write_json("metrics", metrics)
-            _say_metrics(metrics, run)
-        accelerator.wait_for_everyone()
-    return TrainedRun(run.root, metrics, recipe, splits, main, accelerator.num_processes)
+
+def _resumed_folder(ctx: RunContext) -> None:
+    """Resuming: the run folder, and its saved recipe (the caller's only says whether code may run)."""
+    if not ctx.resume:
+        return
+    ctx.run, ctx.resuming = open_run(ctx.recipe, ctx.resume, ctx.accelerator, ctx.held)
+    saved = read_saved(ctx.run.path("recipe")) if ctx.run.path("recipe").exists() else ctx.recipe
+    refuse_untrusted_code(saved, ctx.recipe.trust_remote_code, ctx.run.root)
+    ctx.recipe = saved
+    if not ctx.resuming and ctx.main:
+        ctx.run.truncate_log(0)  # killed before its first checkpoint: start over in the same folder
+
+
+def _data(ctx: RunContext) -> None:
+    """The splits (and the target domain's texts), checked; listeners see them."""
+    from accelerate.utils import set_seed
+
+    set_seed(ctx.recipe.training.seed)
+    ctx.splits = load_data(with_saved_labels(ctx.recipe, ctx.run))
+    ctx.target = read_target(ctx.recipe)  # before any folder is made: a bad target file leaves nothing behind
+    for line in ctx.splits.report.summary_lines():
+        logger.info(line)
+    notify(ctx.listeners, "on_data", ctx.recipe, ctx.splits)
+
+
+def _model(ctx: RunContext) -> None:
+    """The tokenizer, the token ids of every split, and the classifier prepared by the strategy."""
+    recipe, splits = ctx.recipe, ctx.splits
+    base = models.resolve(recipe.model, recipe.model_revision)
+    ctx.tokenizer = models.load_tokenizer(base, recipe.trust_remote_code)
+    ctx.config = models.load_config(base, recipe.trust_remote_code)
+    hints = len(splits.report.hints)
+    ctx.encoded = encode_splits(ctx.tokenizer, ctx.config, recipe, splits)
+    for hint in splits.report.hints[hints:]:
+        logger.warning(hint)
+    ctx.strategy = get_strategy(recipe.strategy)
+    ctx.load_model(base)
+    prepared = ctx.prepared
+    logger.info(f"model {recipe.model} ({ctx.config.model_type}), strategy {recipe.strategy}: "
+                f"{prepared.trainable:,} trainable of {prepared.total:,} parameters "
+                f"({100 * prepared.trainable / prepared.total:.2f}%)")
+    ctx.lr_warnings = learning_rate_warnings(recipe)
+    for lr_warning in ctx.lr_warnings:
+        logger.warning(lr_warning)
+    ctx.modules = {n: load_metric(n) for n in recipe.evaluation.metrics if n not in LOCAL_METRICS}  # fail early
+
+
+def _folder(ctx: RunContext) -> None:
+    """A new run folder (only now: data, model and strategy checked out, so bad input leaves none behind), and what
+    it holds from the start."""
+    if ctx.run is None:
+        ctx.run, ctx.resuming = open_run(ctx.recipe, False, ctx.accelerator, ctx.held)
+        ctx.made = True
+    if ctx.main:
+        first_files(ctx.run, ctx.recipe, ctx.splits)
+
+
+def _encoder(ctx: RunContext) -> None:
+    """An encoder trained first, when the recipe adapts by masked-LM pretraining (adapt.method mlm) or the strategy
+    has a stage of its own (contrastive's body); the classifier is then loaded from it."""
+    from accelerate.utils import set_seed
+
+    encoder = adapted_encoder(ctx.recipe, ctx.run, ctx.target, ctx.splits.train.texts, ctx.accelerator,
+                              listeners=ctx.listeners_for(RunFolder(ctx.run.path("adapt"))))
+    if encoder is None and ctx.strategy.encoder_stage is not None:
+        encoder = get_encoder_stage(ctx.strategy.encoder_stage)(ctx)
+    if encoder is not None:
+        set_seed(ctx.recipe.training.seed)  # its new head starts the same whether the stage ran or resumed
+        ctx.load_model(encoder)  # mlm+ce: the masked-LM head warmed up with it
+
+
+def _fit(ctx: RunContext) -> None:
+    """The loop, on the frozen part's output cached where the strategy allows it, after the strategy's hook (which
+    may set the head's start, or train on rows and labels of its own, or train nothing), with the target domain's
+    batch stream and the adaptation term when the recipe adapts; the training part of the metrics."""
+    from .train.loop import FitResult, fit
+    from .train.plan import FitPlan
+    from .train.settings import LoopSettings
+
+    recipe, splits, encoded, prepared = ctx.recipe, ctx.splits, ctx.encoded, ctx.prepared
+    t, pad_id, device = recipe.training, ctx.tokenizer.pad_token_id or 0, ctx.accelerator.device
+    limit = models.max_length(ctx.tokenizer, ctx.config, recipe.data.max_length)
+    streams = target_stream(recipe, ctx.target, ctx.tokenizer, limit) if ctx.target else None
+    plan = FitPlan(prepared.model, encoded["train"], encoded.get("validation"), recipe, label_names(splits),
+                   ctx.strategy.cacheable, pad_id, device,
+                   lambda model, rows: _probabilities(model, rows, t.eval_batch_size, pad_id, device))
+    if ctx.strategy.before_fit is not None:
+        ctx.strategy.before_fit(plan)
+    plan.cached()
+    result = FitResult(prepared.model, None, 0, 0, 0.0, 0)  # nothing trains: the prepared model is the classifier
+    if plan.trains:
+        result = fit(prepared, plan.train, plan.validation, loop_settings(recipe, LoopSettings.from_recipe(recipe)),
+                     label_names(splits), pad_id, ctx.accelerator, ctx.run, resume=ctx.resuming,
+                     listeners=ctx.listeners + ctx.listeners_for(ctx.run), streams=streams)
+    ctx.model = result.model
+    ctx.metrics = {"strategy": recipe.strategy, "model": recipe.model,
+                   "trainable_parameters": prepared.trainable, "total_parameters": prepared.total,
+                   "validation": result.best, "best_step": result.best_step, "steps": result.steps,
+                   "examples_seen": result.examples_seen, "train_seconds": round(result.train_seconds, 3),
+                   **plan.summary}
+    if plan.validation is None and "validation" in encoded and splits.validation.labels is not None:
+        # no gold label chose (the strategy trained on its own labels): validation is a score
+        ctx.metrics["validation"] = _score(result.model, encoded["validation"], splits.validation,
+                                           splits.label_map.names, recipe, ctx.tokenizer, ctx.accelerator)[0]
+    if splits.train.labels is None:
+        ctx.metrics["texts"] = len(splits.train)
+
+
+def _test_stage(ctx: RunContext) -> None:
+    ctx.probs = _test(ctx.model, ctx.encoded, ctx.recipe, ctx.splits, ctx.tokenizer, ctx.accelerator, ctx.metrics,
+                      ctx.modules)
+
+
+def _save(ctx: RunContext) -> None:
+    """The run folder's model, tokenizer, drift profile, predictions and metrics."""
+    run, recipe, splits, model, metrics, probs = ctx.run, ctx.recipe, ctx.splits, ctx.model, ctx.metrics, ctx.probs
+    metrics["total_seconds"] = round(time.perf_counter() - ctx.started, 3)
+    if ctx.main:
+        run.save_weights(model.net, ctx.tokenizer, ctx.strategy.adapter)
+        _save_profile(run, model, ctx.tokenizer, splits, recipe, ctx.encoded)
+        if probs is not None:
+            _write_predictions(run, splits, probs)
+        elif splits.train.labels is None:  # texts without labels (zero_shot): what it predicts for them
+            probs = _probabilities(model, ctx.encoded["train"], recipe.training.eval_batch_size,
+                                   ctx.tokenizer.pad_token_id or 0, ctx.accelerator.device)
+            _write_predictions(run, splits, probs, "train")
+        metrics["warnings"] = ctx.lr_warnings + _score_warnings(metrics)
+        run.write_json("metrics", metrics)
+        _say_metrics(metrics, run)
+    ctx.accelerator.wait_for_everyone()
+
+
+@dataclass(frozen=True)
+class Stage:
+    """One named stage of a run: what it does to the run context, and whether its failure removes a run folder
+    that this run made and that has nothing to resume."""
+
+    name: str
+    run: Callable[[RunContext], None]
+    removes_half_made: bool = False
+
+
+#: a run's stages, in order, over one run context
+STAGES = (Stage("resume", _resumed_folder), Stage("data", _data), Stage("model", _model),
+          Stage("folder", _folder, True), Stage("encoder", _encoder, True), Stage("fit", _fit, True),
+          Stage("test", _test_stage, True), Stage("save", _save))
 
 
 def pretrain_encoder(recipe: Recipe, *, resume: bool | str | Path = False) -> Path:
@@ -180,10 +262,10 @@ def pretrain_encoder(recipe: Recipe, *, resume: bool | str | Path = False) -> Pa
     if recipe.adapt.target is None and not resume:
         raise RecipeError("nlptransfer adapt pretrains on the target domain's texts: give them as adapt.target=FILE "
                           "(or --target FILE)")
-    accelerator = make_accelerator(recipe)
+    accelerator = make_accelerator(recipe.training.mixed_precision)
     named = recipe.replace(**{"output.name": recipe.output.name or f"{recipe.name}-encoder"})
     with ExitStack() as held:
-        run = _open_run(named, resume, accelerator, held)[0] if resume else None
+        run = open_run(named, resume, accelerator, held)[0] if resume else None
         if run is not None and run.path("recipe").exists():  # resumed: exactly as it was configured
             recipe = read_saved(run.path("recipe"))
         set_seed(recipe.training.seed)
@@ -191,165 +273,15 @@ def pretrain_encoder(recipe: Recipe, *, resume: bool | str | Path = False) -> Pa
         target = read_target(recipe.replace(**{"adapt.target_test": None}))
         texts, held_out = pretraining_texts(recipe, target, source)
         if run is None:  # only now: the texts checked out, so bad input leaves no folder behind
-            run = _open_run(named, False, accelerator, held)[0]
+            run = open_run(named, False, accelerator, held)[0]
         try:
-            pretrain(recipe, texts, held_out, run, accelerator, resume=bool(resume),
-                     listeners=_run_listeners(recipe, run, accelerator.is_main_process))
+            pretrain(recipe, texts, held_out, run, accelerator,
+                     listeners=run_listeners(recipe, run, accelerator.is_main_process))
         except NlpTransferError:
             if not resume and accelerator.is_main_process and not (run.path("checkpoints") / "last").exists():
                 shutil.rmtree(run.root, ignore_errors=True)
             raise
     return run.root
-
-
-def _train_in(run, resuming, recipe, splits, tokenizer, encoded, strategy, prepared, accelerator, listeners, modules,
-              streams=None):
-    """Training and the test: (trained model, metrics, test probabilities or None)."""
-    result, pseudo = _fit(prepared, strategy, encoded, recipe, splits, tokenizer, accelerator, run, resuming,
-                          listeners, streams)
-    metrics = {"strategy": recipe.strategy, "model": recipe.model,
-               "trainable_parameters": prepared.trainable, "total_parameters": prepared.total,
-               "validation": result.best, "best_step": result.best_step, "steps": result.steps,
-               "examples_seen": result.examples_seen, "train_seconds": round(result.train_seconds, 3)}
-    if strategy.pseudo_labels is not None:  # its own labels trained, so no gold label chose: validation is a score
-        metrics["self_training"] = pseudo
-        if "validation" in encoded and splits.validation.labels is not None:
-            metrics["validation"] = _score(result.model, encoded["validation"], splits.validation,
-                                           splits.label_map.names, recipe, tokenizer, accelerator)[0]
-    if splits.train.labels is None:
-        metrics["texts"] = len(splits.train)
-    return result.model, metrics, _test(result.model, encoded, recipe, splits, tokenizer, accelerator, metrics,
-                                        modules)
-
-
-def _tasks(recipe: Recipe, splits: Splits) -> dict:
-    """load_classifier's multi-task arguments: every task's label map and whether task weights are learned."""
-    if not splits.tasks:
-        return {}
-    return {"tasks": splits.tasks, "uncertainty": recipe.training.task_weighting == "uncertainty"}
-
-
-def label_names(splits: Splits):
-    """What the loop and the scoring take as the labels: the label names, or a multi-task run's tasks (task ->
-    LabelMap)."""
-    return splits.tasks or splits.label_map.names
-
-
-def _first_files(run: RunFolder, recipe: Recipe, splits: Splits) -> None:
-    """What a run folder holds from the start: the resolved recipe (so that it can be resumed), labels, data report."""
-    run.write_text("recipe", recipe.to_yaml())
-    run.write_json("labels", labels_json(splits.label_map, splits.tasks))
-    run.write_json("data_report", splits.report.to_dict())
-
-
-def _with_saved_labels(recipe: Recipe, run: RunFolder | None) -> Recipe:
-    """A resumed run keeps the label order it started with (labels.json), whatever the data gives now (a multi-task
-    run's label orders follow from its files and seed alone)."""
-    if run is None or not run.path("labels").exists() or recipe.data.label_columns:
-        return recipe
-    names = list(LabelMap.from_dict(run.read_json("labels")).names)
-    return recipe.replace(**{"data.labels": names})
-
-
-def _run_listeners(recipe: Recipe, run: RunFolder, main: bool) -> list[Listener]:
-    """The run's own listeners, on the main process only: the run log and the progress bar."""
-    if not main:
-        return []
-    return [RunLog(run)] + ([ProgressBar()] if recipe.training.progress else [])
-
-
-def _open_run(recipe: Recipe, resume: bool | str | Path, accelerator, held: ExitStack) -> tuple[RunFolder, bool]:
-    """The run folder (new, or the one to resume), agreed across processes and locked by the main process for as
-    long as `held` is, and whether it has a checkpoint."""
-    from accelerate.utils import broadcast_object_list
-
-    out = recipe.output
-    name = out.name or recipe.name
-    chosen = [None]
-    if accelerator.is_main_process:
-        if resume:
-            root = Path(resume) if isinstance(resume, (str, Path)) and not isinstance(resume, bool) else Path(out.dir) / name
-            run = RunFolder.existing(root, need=("recipe",))
-            held.enter_context(run.lock())
-            if run.is_complete:
-                raise RunError(f"{root} already finished (metrics.json exists); nothing to resume")
-        else:
-            run = RunFolder.new(out.dir, name)
-            held.enter_context(run.lock())
-        chosen = [str(run.root)]
-    broadcast_object_list(chosen)
-    run = RunFolder(chosen[0])
-    return run, bool(resume) and (run.path("checkpoints") / "last").exists()
-
-
-def _encode(tokenizer, config, recipe: Recipe, splits: Splits) -> dict[str, Encoded]:
-    """Token ids of every split, cut at the recipe's (or the model's) limit; truncations counted in the report."""
-    limit = models.max_length(tokenizer, config, recipe.data.max_length)
-    started = time.perf_counter()
-    encode = tokenize_cached if recipe.data.cache else tokenize
-    encoded = {name: encode(tokenizer, part.texts, limit, part.labels)
-               for name, part in (("train", splits.train), ("validation", splits.validation), ("test", splits.test))
-               if part is not None}
-    splits.report.truncated = {name: e.truncated for name, e in encoded.items()}
-    if (hint := unknown_hint(tokenizer, encoded["train"])) is not None:
-        splits.report.hints.append(hint)  # in data_report.json and check's report; a run also logs it
-    how = ("cached" if all(e.cached for e in encoded.values())
-           else ", ".join(f"{name} {'cached' if e.cached else 'tokenized'}" for name, e in encoded.items()))
-    logger.info(f"tokenized: {how} ({sum(map(len, encoded.values())):,} texts, {time.perf_counter() - started:.1f} s;"
-                f" cache {cache_root() if recipe.data.cache else 'off'})")
-    truncated = sum(splits.report.truncated.values())
-    if truncated:
-        logger.info(f"truncated {truncated} texts to {limit} tokens ({splits.report.truncated})")
-    return encoded
-
-
-def _fit(prepared, strategy, encoded, recipe, splits, tokenizer, accelerator, run, resuming, listeners, streams=None):
-    """The frozen part's output cached where the strategy allows it, then the loop (with the target domain's batch
-    stream and the adaptation term when the recipe adapts). A strategy that labels its own training rows
-    (zero_shot's self-training) trains on those, with no validation split to choose by, or not at all. Returns the
-    loop's result and the strategy's summary of its labels (None when the data's labels trained)."""
-    from .train.cache import cache_inputs
-    from .train.loop import FitResult, fit
-
-    t = recipe.training
-    pad_id = tokenizer.pad_token_id or 0
-    parts = {name: encoded[name] for name in ("train", "validation") if name in encoded}
-    if strategy.pseudo_labels is not None:
-        parts.pop("validation", None)
-    if t.cache_features:
-        parts = cache_inputs(prepared.model, strategy.cacheable, parts, t.eval_batch_size, pad_id, accelerator.device)
-    if strategy.init_head is not None:
-        from .train.cache import Features, cache_features
-
-        train = parts["train"]
-        if not isinstance(train, Features):
-            train = cache_features(prepared.model, train, t.eval_batch_size, pad_id, accelerator.device)
-            prepared.model.train()
-        strategy.init_head(prepared.model, train.features, train.labels, recipe)
-    pseudo = None
-    if strategy.pseudo_labels is not None:
-        def probabilities() -> np.ndarray:
-            probs = _probabilities(prepared.model, parts["train"], t.eval_batch_size, pad_id, accelerator.device)
-            prepared.model.train()
-            return probs
-
-        chosen = strategy.pseudo_labels(probabilities, recipe, splits.label_map.names)
-        if chosen is None:  # nothing trains: the prepared model is the classifier
-            return FitResult(prepared.model, None, 0, 0, 0.0, 0), None
-        rows, labels, pseudo = chosen
-        parts["train"] = _relabelled(parts["train"], rows, labels)
-    result = fit(prepared, parts["train"], parts.get("validation"), loop_recipe(recipe), label_names(splits),
-                 pad_id, accelerator, run, resume=resuming, listeners=listeners, streams=streams)
-    return result, pseudo
-
-
-def _relabelled(data, rows: list[int], labels: list[int]):
-    """The rows `rows` of `data` (token ids or cached features) with `labels` (a strategy's own)."""
-    from .train.cache import Features
-
-    if isinstance(data, Features):
-        return Features(data.features[rows], labels, [data.lengths[i] for i in rows])
-    return Encoded([data.input_ids[i] for i in rows], labels)
 
 
 def _test(model, encoded, recipe, splits, tokenizer, accelerator, metrics: dict, modules: dict

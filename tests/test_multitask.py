@@ -168,6 +168,7 @@ def _model_and_losses(model_path: Path, **recipe_changes):
     from nlptransfer.objectives import Losses, ObjectiveContext
     from nlptransfer.recipe import load
     from nlptransfer.strategies import get_strategy
+    from nlptransfer.train.settings import LoopSettings
 
     tasks = {"sentiment": LabelMap(["negative", "positive"]), "topic": LabelMap(["media", "tech", "other"])}
     recipe = load("sentiment-minilm", {"task": "classification", "data.label_columns": TASKS, "model": str(model_path),
@@ -175,7 +176,8 @@ def _model_and_losses(model_path: Path, **recipe_changes):
     torch.manual_seed(0)
     net, new = models.load_classifier(models.resolve(str(model_path)), tasks["sentiment"], tasks=tasks)
     prepared = get_strategy("full").prepare(net, recipe, new)
-    return prepared.model.eval(), Losses(recipe.training.objectives, ObjectiveContext(recipe, 2, None, "cpu"))
+    context = ObjectiveContext(LoopSettings.from_recipe(recipe), 2, None, "cpu")
+    return prepared.model.eval(), Losses(recipe.training.objectives, context)
 
 
 def _grads(model, losses, ids, labels) -> tuple[float, dict[str, torch.Tensor]]:

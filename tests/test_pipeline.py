@@ -355,3 +355,39 @@ def test_a_dataset_dict_a_saved_data_set_folder_and_an_offline_hub_id(tiny_model
     err = capsys.readouterr().err
     assert "could not load the hub data set 'nobody/nothing' (config 'plain') with datasets.load_dataset" in err
     assert "pass the folder Dataset.save_to_disk wrote" in err and len(err.strip().splitlines()) == 1
+
+
+def test_a_run_is_named_stages_in_order_and_a_failure_after_the_folder_removes_it_when_nothing_resumes():
+    from nlptransfer.pipeline import STAGES
+
+    assert [s.name for s in STAGES] == ["resume", "data", "model", "folder", "encoder", "fit", "test", "save"]
+    assert [s.name for s in STAGES if s.removes_half_made] == ["folder", "encoder", "fit", "test"]
+
+
+def test_the_loop_settings_come_from_the_recipe_and_adaptation_adds_its_term_to_a_copy():
+    from nlptransfer.adapt import loop_settings
+    from nlptransfer.recipe import load
+    from nlptransfer.train.settings import LoopSettings
+
+    recipe = load("sentiment-minilm", {"training.epochs": 2, "training.batch_size": 8, "training.eval_every": 5,
+                                       "training.metric": "macro_f1", "adapt.method": "mmd", "adapt.ramp": True,
+                                       "adapt.weight": 0.25})
+    settings = LoopSettings.from_recipe(recipe)
+    assert (settings.epochs, settings.batch_size, settings.eval_every, settings.metric) == (2, 8, 5, "macro_f1")
+    assert (settings.objectives, settings.ramped, settings.seed) == ({"cross_entropy": 1.0}, "mmd", 42)
+    assert loop_settings(recipe, settings) is settings  # no adapt.target: nothing to add
+    adapted = loop_settings(recipe.replace(**{"adapt.target": "target.csv"}), settings)
+    assert adapted.objectives == {"cross_entropy": 1.0, "mmd": 0.25} and settings.objectives == {"cross_entropy": 1.0}
+
+
+def test_an_encoder_stage_name_is_registered_once():
+    import nlptransfer.fewshot  # noqa: F401  registers "pairs"
+    from nlptransfer.errors import RecipeError
+    from nlptransfer.train.encoder_stage import get_encoder_stage, register_encoder_stage
+
+    assert get_encoder_stage("pairs") is nlptransfer.fewshot.body_stage
+    with pytest.raises(ValueError, match=r"encoder stage 'pairs' is already registered \(nlptransfer\.fewshot\."
+                                         r"body_stage\); tests\.test_pipeline\..*<lambda> cannot register it again"):
+        register_encoder_stage("pairs", lambda ctx: None)
+    with pytest.raises(RecipeError, match="no encoder stage 'nope' is registered \\(known: pairs"):
+        get_encoder_stage("nope")

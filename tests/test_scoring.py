@@ -10,7 +10,7 @@ import pytest
 
 import nlptransfer
 from nlptransfer.data.schema import MISSING, LabelMap
-from nlptransfer.data.split import CONFLICT
+from nlptransfer.data.problems import CONFLICT
 from nlptransfer.scoring import Scoring, score
 from nlptransfer.tasks import decode, run_tasks
 

@@ -11,7 +11,7 @@ from .registry import Objective, ObjectiveContext, register_objective
 
 
 def _cross_entropy(context: ObjectiveContext) -> Objective:
-    t = context.recipe.training
+    t = context.settings
     weights = context.class_weights
     kind = task_kind(DEFAULT_KIND)  # every head's kind, until the context carries the run's tasks
 

@@ -12,14 +12,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable
 
-from ..adaptation import ADAPT_OBJECTIVES
 from ..plugins import load_plugins
 from ..registry import Registry, Section, origin, register_section
 
 if TYPE_CHECKING:
     import torch
 
-    from ..recipe import Recipe
+    from ..train.settings import LoopSettings
 
 Objective = Callable[[dict, dict], "dict[str, torch.Tensor]"]
 #: the second batch stream domain adaptation adds: the target domain's texts (recipe adapt.target)
@@ -28,10 +27,10 @@ TARGET_STREAM = "target"
 
 @dataclass(frozen=True)
 class ObjectiveContext:
-    """What an objective may be built from: the recipe, the label count, inverse-frequency class weights (when the
-    recipe asks for them; on the training device) and the device."""
+    """What an objective may be built from: the loop's settings, the label count, inverse-frequency class weights (when
+    the settings ask for them; on the training device) and the device."""
 
-    recipe: "Recipe"
+    settings: "LoopSettings"
     n_labels: int
     class_weights: "torch.Tensor | dict[str, torch.Tensor] | None"  #: multi-task: per task
     device: Any
@@ -74,9 +73,8 @@ class Losses:
         load_plugins("nlptransfer.objectives")
         self.terms = [(name, w, _OBJECTIVES[name].build(context)) for name, w in weights.items()]
         self.needs_features = any(_OBJECTIVES[name].needs_features for name in weights)
-        adapt = context.recipe.adapt
         #: the adaptation term, when adapt.ramp asks for its weight to grow from 0 over training
-        self.ramped = ADAPT_OBJECTIVES.get(adapt.method) if adapt.ramp else None
+        self.ramped = context.settings.ramped
 
     def __call__(self, outputs: dict, batch: dict, progress: float = 1.0
                  ) -> tuple["torch.Tensor", "dict[str, torch.Tensor]"]:

@@ -70,22 +70,18 @@ def lr_warnings(recipe: "Recipe") -> list[str]:
             f"trains (contrastive.body={body.name}); set contrastive.lr for that body"]
 
 
-def body_recipe(recipe: "Recipe") -> "Recipe":
-    """The recipe the body trains with on the pairs: contrastive.body as the strategy, the contrastive budget, the
-    cosine_pairs objective alone, no evaluation."""
-    c = recipe.contrastive
-    return recipe.replace(**{"strategy": c.body, "training.epochs": c.epochs, "training.batch_size": c.batch_size,
-                             "training.lr": c.lr, "training.head_lr": None, "training.objectives": {"cosine_pairs": 1.0},
-                             "training.class_weights": False, "training.eval_every": 0, "training.early_stopping": 0,
-                             "training.cache_features": False, "report.enabled": False})
-
-
 def init_head(model, features: torch.Tensor, labels: list[int], recipe: "Recipe") -> None:
     """The head's output layer as nearest class centroid: row k the normalized mean of label k's training features,
     / labels.temperature, bias 0 (a label with no training row keeps its row)."""
     gold, features = torch.tensor(labels), features.reshape(len(features), -1)  # [rows, 1, width]: first position
     set_prototypes(model.net, {k: features[gold == k].float().mean(0) for k in gold.unique().tolist()},
                    recipe.labels.temperature)
+
+
+def start_from_centroids(plan) -> None:
+    """Before the loop: the head's output layer starts as the nearest class centroid of the training rows."""
+    features = plan.features()
+    init_head(plan.model, features.features, features.labels, plan.recipe)
 
 
 def _check(recipe: "Recipe") -> list[str]:
@@ -100,6 +96,6 @@ register_strategy("contrastive", prepare=prepare_head, default_lr=1e-3, check=_c
                   describe=lambda r: f"body {r.contrastive.body}, {r.contrastive.iterations} rounds of pairs"
                   + (f" (at most {r.contrastive.pairs:,})" if r.contrastive.pairs else "")
                   + (", every two texts of a batch" if r.contrastive.all_pairs else ""),
-                  pooling="embedding", body_on_pairs=True, init_head=init_head,
+                  pooling="embedding", encoder_stage="pairs", before_fit=start_from_centroids,
                   single_task="its pairs are of one label column (same label or not)",
                   section=Section("contrastive", ContrastiveSection, check_section, lr_warnings))

@@ -48,19 +48,15 @@ class Strategy:
     adapter: bool = False
     #: needs no labels in the data: a training file without a label column is read as texts (zero_shot)
     labels_optional: bool = False
-    #: (probabilities, recipe, label names) -> (training rows to train on, their labels, a summary for metrics.json),
-    #: or None to train nothing; `probabilities()` gives the prepared model's class probabilities of the training
-    #: rows. None: the data's labels train
-    pseudo_labels: Callable | None = None
     #: the pooling it needs (recipe `pooling`; compare sets it for it), None for any
     pooling: str | None = None
-    #: the encoder first learns from pairs of the labelled texts (contrastive; the stage is nlptransfer/fewshot.py),
-    #: and the classifier starts from it
-    body_on_pairs: bool = False
-    #: (model, features [rows, ...] of the training rows as the head's output layer reads them, their labels,
-    #: recipe) -> None: sets the head's starting weights from the training rows before the loop (contrastive: the
-    #: class centroids); None: the head starts as the model made it
-    init_head: Callable | None = None
+    #: the registered encoder stage (train.encoder_stage.register_encoder_stage) that trains the encoder the
+    #: classifier then loads ("pairs": contrastive's body, nlptransfer/fewshot.py); None: the recipe's model
+    encoder_stage: str | None = None
+    #: (plan: train.plan.FitPlan) -> None, before the loop starts: it may set the head's starting weights from the
+    #: training rows (contrastive: the class centroids), or choose the rows and labels that train, or that nothing
+    #: does (zero_shot's self-training)
+    before_fit: Callable | None = None
     #: why it cannot train several label columns (data.label_columns), or None when it can
     single_task: str | None = None
 
@@ -82,10 +78,9 @@ _FAMILIES: list[tuple[Callable[[str], Strategy | None], Callable[[], list[str]]]
 
 def register_strategy(name: str, *, prepare: Callable, default_lr: float, check: Callable | None = None,
                       cacheable: str | None = None, describe: Callable | None = None, adapter: bool = False,
-                      labels_optional: bool = False, pseudo_labels: Callable | None = None,
-                      pooling: str | None = None, body_on_pairs: bool = False,
-                      init_head: Callable | None = None, single_task: str | None = None,
-                      section: Section | None = None) -> Strategy:
+                      labels_optional: bool = False, pooling: str | None = None,
+                      encoder_stage: str | None = None, before_fit: Callable | None = None,
+                      single_task: str | None = None, section: Section | None = None) -> Strategy:
     """Register strategy `name` (recipes then accept `strategy: name`), with the recipe section it owns (its settings,
     e.g. `contrastive:`); returns it. RegistryError when the name (or the section's key) is taken."""
     if cacheable not in (None, *CACHEABLE):
@@ -93,7 +88,7 @@ def register_strategy(name: str, *, prepare: Callable, default_lr: float, check:
     if not default_lr > 0:
         raise ValueError(f"default_lr must be positive, got {default_lr!r}")
     strategy = Strategy(name, prepare, float(default_lr), check, cacheable, describe, adapter, labels_optional,
-                        pseudo_labels, pooling, body_on_pairs, init_head, single_task)
+                        pooling, encoder_stage, before_fit, single_task)
     _STRATEGIES.refuse_taken(name, origin(prepare))
     if section is not None:
         register_section(section, f"strategy {name} ({origin(prepare)})")

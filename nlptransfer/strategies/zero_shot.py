@@ -155,11 +155,23 @@ def pseudo_labels(probabilities, recipe: "Recipe", names) -> tuple[list[int], li
     return chosen, [int(predicted[i]) for i in chosen], summary
 
 
+def self_train(plan) -> None:
+    """Before the loop: no gold label chooses (there is no validation split to choose by); the head trains on the
+    pseudo-labelled training rows (labels.self_train), or nothing trains."""
+    plan.validation = None
+    chosen = pseudo_labels(plan.probabilities, plan.recipe, plan.names)
+    plan.summary["self_training"] = None if chosen is None else chosen[2]
+    if chosen is None:
+        plan.trains = False
+    else:
+        plan.relabel(chosen[0], chosen[1])
+
+
 def _describe(recipe: "Recipe") -> str:
     return "self-trained" if recipe.labels.self_train else "no training"
 
 
 register_strategy("zero_shot", prepare=prepare_zero_shot, default_lr=1e-2, cacheable="features", describe=_describe,
-                  labels_optional=True, pseudo_labels=pseudo_labels, pooling="embedding",
+                  labels_optional=True, pooling="embedding", before_fit=self_train,
                   single_task="it classifies by label descriptions, with no heads to train per task",
                   section=Section("labels", LabelsSection, check_section))

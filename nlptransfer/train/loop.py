@@ -25,6 +25,7 @@ from ..tasks import decode, is_multitask, run_tasks
 from .cache import collate_for, evaluation_batches
 from .cpu import cpu_training
 from .events import notify
+from .settings import LoopSettings
 from .state import TrainState, load_checkpoint, load_weights, save_best, save_checkpoint
 
 logger = get_logger(__name__)
@@ -45,12 +46,12 @@ class FitResult:
     history: list[dict] = field(default_factory=list)
 
 
-def make_accelerator(recipe):
-    """An Accelerator for this recipe: batches split across processes so a step sees batch_size examples."""
+def make_accelerator(precision: str):
+    """An Accelerator with mixed precision `precision` (auto | no | fp16 | bf16; auto: bf16/fp16 on a GPU, none on a
+    CPU): batches split across processes so a step sees batch_size examples."""
     from accelerate import Accelerator
     from accelerate.utils import DataLoaderConfiguration
 
-    precision = recipe.training.mixed_precision
     if precision == "auto":
         if torch.cuda.is_available():
             precision = "bf16" if torch.cuda.is_bf16_supported() else "fp16"
@@ -124,13 +125,14 @@ def schedule(optimizer, warmup_fraction: float, total: int):
     return torch.optim.lr_scheduler.LambdaLR(optimizer, [shape(g.get("hold_steps", 0)) for g in optimizer.param_groups])
 
 
-def fit(prepared, train, validation, recipe, names, pad_id: int, accelerator, run: RunFolder | None = None,
-        resume: bool = False, listeners=(), streams: dict[str, BatchStream] | None = None) -> FitResult:
-    """Train `prepared.model` on `train` (token ids, or cached features/states), evaluating on `validation`;
-    returns the best model. `streams`: extra batch streams, one batch of each per training batch, given to the
+def fit(prepared, train, validation, settings: LoopSettings, names, pad_id: int, accelerator,
+        run: RunFolder | None = None, resume: bool = False, listeners=(),
+        streams: dict[str, BatchStream] | None = None) -> FitResult:
+    """Train `prepared.model` on `train` (token ids, or cached features/states) as `settings` say, evaluating on
+    `validation`; returns the best model. `names`: the label names, or a multi-task run's tasks (task -> LabelMap). `streams`: extra batch streams, one batch of each per training batch, given to the
     model and the objectives as batch["streams"][name] / outputs["streams"][name]."""
     with cpu_training(prepared.model, enabled=accelerator.device.type == "cpu"):
-        loop = _Loop(prepared, train, validation, recipe, names, pad_id, accelerator, run, list(listeners),
+        loop = _Loop(prepared, train, validation, settings, names, pad_id, accelerator, run, list(listeners),
                      dict(streams or {}))
         if resume and run is not None:
             loop.resume()
@@ -140,8 +142,8 @@ def fit(prepared, train, validation, recipe, names, pad_id: int, accelerator, ru
 class _Loop:
     """One fit: the prepared model, optimizer, schedule and loaders, and the TrainState they advance."""
 
-    def __init__(self, prepared, train, validation, recipe, names, pad_id, accelerator, run, listeners, streams):
-        t = self.t = recipe.training
+    def __init__(self, prepared, train, validation, settings, names, pad_id, accelerator, run, listeners, streams):
+        t = self.t = settings
         self.names, self.accelerator, self.folder, self.listeners, self.streams = names, accelerator, run, listeners, streams
         self.validation = validation
         device = accelerator.device
@@ -167,7 +169,7 @@ class _Loop:
                        for i, (task, m) in enumerate(names.items())}
         elif t.class_weights:
             weights = class_weights(train.labels, len(names)).to(device)
-        self.losses = Losses(t.objectives, ObjectiveContext(recipe, len(names), weights, device))
+        self.losses = Losses(t.objectives, ObjectiveContext(t, len(names), weights, device))
         #: a multi-task run (names: task -> LabelMap): each task's class weights, or None without class weights
         self.multitask = isinstance(names, dict)
         self.task_class_weights = list(weights.values()) if isinstance(weights, dict) else None
@@ -255,7 +257,7 @@ class _Loop:
 
     def _task_totals(self, labels: torch.Tensor) -> torch.Tensor:
         """What each task's loss is averaged over [tasks]: its labelled rows in the whole step's batch (class-weighted
-        when the recipe weights classes), per process. Each process holds part of the batch, and DDP averages their
+        when the settings weight classes), per process. Each process holds part of the batch, and DDP averages their
         gradients: dividing each part's summed loss by the batch's count over the processes makes that average the
         mean over the whole batch's labelled rows, as one process gives (a part's own count would weigh its rows more
         when it holds fewer of them)."""
@@ -286,7 +288,7 @@ class _Loop:
         notify(self.listeners, "on_step", record)
 
     def _evaluate(self) -> None:
-        """Score the validation split; keep the best weights; stop early when the recipe says so."""
+        """Score the validation split; keep the best weights; stop early when the settings say so."""
         if self.val_loader is None:
             return
         state, t = self.state, self.t
