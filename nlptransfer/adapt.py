@@ -26,7 +26,8 @@ from .errors import DataError, RecipeError
 from .logs import get_logger
 from .objectives.registry import ADAPT_OBJECTIVES, TARGET_STREAM
 from .recipe import Recipe
-from .run import RunFolder, atomic_dir, writing
+from .fsio import atomic_dir, writing
+from .run import RunFolder
 
 logger = get_logger(__name__)
 
@@ -80,7 +81,7 @@ def attach_mlm_head(prepared, base: models.ResolvedModel, recipe: Recipe) -> Non
     word embeddings), its parameters added to what trains. Training only: the run saves the classifier alone."""
     if recipe.adapt.target is None or recipe.adapt.method != "mlm+ce":
         return
-    from .heads import MlmHead
+    from .model import MlmHead
 
     masked_lm, new = models.load_masked_lm(base, recipe.trust_remote_code)
     try:
@@ -115,7 +116,7 @@ def pretrain(recipe: Recipe, texts: list[str], held_out: list[str], folder: RunF
     """Masked-LM pretraining of the recipe's encoder on `texts` in `folder` (checkpoints, train log, and the result
     as folder/encoder, a model folder a recipe names as `model:`), through the one loop with the mlm objective.
     Returns its metrics, the masked-LM loss on `held_out` before and after among them (also in metrics.json)."""
-    from .heads import MaskedLM
+    from .model import MaskedLM
     from .strategies.registry import Prepared
     from .train.loop import fit
 

@@ -148,7 +148,7 @@ def _evaluate(args) -> int:
                           slice_by=args.slice_by)
     result.pop("data_report")
     if args.output:
-        from .run import atomic_write_json
+        from .fsio import atomic_write_json
 
         atomic_write_json(Path(args.output), result)
     for task, scores in result.get("tasks", {None: result}).items():

@@ -11,7 +11,8 @@ from .batching import TextPairs
 from .errors import RecipeError
 from .logs import get_logger
 from .models import merge_adapter
-from .run import RunFolder, atomic_dir, writing
+from .fsio import atomic_dir, writing
+from .run import RunFolder
 from .strategies import find_strategy
 from .strategies.contrastive import body_recipe
 

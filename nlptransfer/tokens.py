@@ -270,11 +270,11 @@ def tokenize_cached(tokenizer, texts: Sequence[str], max_length: int, labels: li
 
 
 def _write(path: Path, chunks) -> None:
-    """The chunks' ids (list<int32>) and truncated flags as one Arrow IPC file, through run.atomic_file (a killed run
+    """The chunks' ids (list<int32>) and truncated flags as one Arrow IPC file, through fsio.atomic_file (a killed run
     leaves no half entry)."""
     import pyarrow as pa
 
-    from .run import atomic_file
+    from .fsio import atomic_file
 
     schema = pa.schema([("input_ids", pa.list_(pa.int32())), ("truncated", pa.bool_())])
     with atomic_file(path) as sink, pa.ipc.new_file(sink, schema) as writer:

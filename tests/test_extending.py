@@ -13,7 +13,7 @@ import torch
 
 from nlptransfer.cli import main
 from nlptransfer.errors import RecipeError
-from nlptransfer.heads import HEAD
+from nlptransfer.model import HEAD
 from nlptransfer.objectives import register_objective
 from nlptransfer.strategies import head_modules, prepared, register_strategy
 

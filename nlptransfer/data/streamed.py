@@ -95,8 +95,8 @@ class Read:
 
 def load_splits_streamed(spec: DataSpec, seed: int, folder: Path) -> Splits:
     """load_splits(spec, seed) for files larger than memory; the splits are written to `folder` (replaced as a
-    whole: run.atomic_dir) and read from there. Raises one DataError listing the problems found."""
-    from ..run import atomic_dir
+    whole: fsio.atomic_dir) and read from there. Raises one DataError listing the problems found."""
+    from ..fsio import atomic_dir
 
     if not spec.train:
         raise DataError(NO_TRAIN)

@@ -9,7 +9,7 @@ import numpy as np
 import torch
 
 from ..errors import RunError
-from ..heads import HEAD
+from ..model import HEAD
 from .loader import predict_logits, predict_outputs
 
 #: ONNX backends and the file of each in a run's onnx/ folder

@@ -18,10 +18,11 @@ from ..tokens import tokenize
 from ..data import LabelMap
 from ..data.schema import tasks_from_json
 from ..errors import HubError, RunError
-from ..heads import TransferModel
+from ..model import TransferModel
 from ..hub import REPO_FORMAT, REPO_META
 from ..recipe import Recipe, read_saved, refuse_untrusted_code
-from ..run import RunFolder, read_json_file
+from ..fsio import read_json_file
+from ..run import RunFolder
 from .backends import BACKENDS, OnnxBackend, TorchBackend, _OnDevice
 from .loader import eval_loader, softmax
 
@@ -199,7 +200,7 @@ class TextClassifier:
 
     def predict_task_proba(self, texts: list[str], batch_size: int = 64) -> dict[str, np.ndarray]:
         """Every task's class probabilities {task: [texts, labels]} (a single-task model's one task is "label")."""
-        from ..heads import HEAD
+        from ..model import HEAD
         from .loader import predict_task_logits
 
         tasks = self.tasks or {HEAD: self.label_map}

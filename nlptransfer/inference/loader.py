@@ -8,7 +8,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from ..batching import Collator, LengthGroupedBatches
 from ..tokens import Encoded
-from ..heads import HEAD
+from ..model import HEAD
 
 
 class _Indexed(Dataset):

@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 
 from ..data.schema import MISSING
-from ..heads import HEAD
+from ..model import HEAD
 from .registry import Objective, ObjectiveContext, register_objective
 
 

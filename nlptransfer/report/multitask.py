@@ -21,7 +21,8 @@ from ..logs import get_logger
 from ..markdown import escape, table
 from ..metrics import classification_metrics
 from ..recipe import Recipe
-from ..run import RunFolder, atomic_dir
+from ..fsio import atomic_dir
+from ..run import RunFolder
 from . import stats
 from .curve import split_recipe, transfer_score
 

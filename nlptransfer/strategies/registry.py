@@ -12,7 +12,7 @@ from ..plugins import load_plugins
 if TYPE_CHECKING:
     from torch import nn
 
-    from ..heads import TransferModel
+    from ..model import TransferModel
     from ..recipe import Recipe
 
 CACHEABLE = ("features", "states")
