@@ -167,7 +167,7 @@ def _evaluate(args) -> int:
 def _cache(args) -> int:
     import shutil
 
-    from .tokens import cache_root
+    from .cache import cache_root
 
     root = cache_root()
     kinds = {"splits": "data stage results", "tokens": "token ids", "datasets": "data sets written as Parquet"}

@@ -13,7 +13,8 @@ import numpy as np
 
 from . import models
 from .adapt import adapted_encoder, attach_mlm_head, loop_recipe, read_target, target_stream
-from .tokens import Encoded, cache_root, tokenize, tokenize_cached, unknown_hint
+from .cache import cache_root
+from .tokens import Encoded, tokenize, tokenize_cached, unknown_hint
 from .data import DataReport, LabelMap, Splits
 from .data.schema import labels_json
 from .errors import DataError, NlpTransferError, RecipeError, RunError

@@ -20,6 +20,8 @@ from typing import Iterator
 import numpy as np
 from torch.utils.data import Dataset
 
+from .cache import cache_root
+
 CHUNK = 10_000  #: texts tokenized (and written) at a time
 FORMAT = "1"  #: part of every cache key: a change to what is stored makes old entries unreachable
 
@@ -221,13 +223,6 @@ def unknown_hint(tokenizer, encoded: Encoded) -> str | None:
     return (f"{share:.0%} of the training texts' tokens are unknown to the model's tokenizer "
             f"({tokenizer.unk_token}): its vocabulary lacks much of these texts (another script or language?), so "
             f"the model reads little of them; a multilingual model covers more (model=xlm-roberta-base)")
-
-
-def cache_root() -> Path:
-    """Where cached token ids live: $NLPTRANSFER_CACHE, else $XDG_CACHE_HOME/nlptransfer (~/.cache/nlptransfer)."""
-    if os.environ.get("NLPTRANSFER_CACHE"):
-        return Path(os.environ["NLPTRANSFER_CACHE"]).expanduser()
-    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache").expanduser() / "nlptransfer"
 
 
 def cache_key(tokenizer, texts: Sequence[str], max_length: int) -> str | None:

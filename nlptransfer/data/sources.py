@@ -30,7 +30,7 @@ def data_settings(data: Any) -> dict[str, str] | None:
     splits = _splits_of(data)
     if splits is None:
         return None
-    from ..tokens import cache_root
+    from ..cache import cache_root
 
     fingerprint = "-".join(f"{name}={ds._fingerprint}" for name, ds in sorted(splits.items()))
     import hashlib
