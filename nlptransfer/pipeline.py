@@ -392,7 +392,7 @@ def _test_tasks(model, encoded, recipe, splits, tokenizer, accelerator, metrics:
 
 def _score(model, encoded, part, names, recipe, tokenizer, accelerator) -> tuple[dict, np.ndarray]:
     """Metrics and class probabilities of `model` on one split (`part`, tokenized as `encoded`)."""
-    from .inference.loader import eval_loader
+    from .batching import eval_loader
     from .train.loop import evaluate
 
     model = model.to(accelerator.device)
@@ -414,7 +414,7 @@ def _save_profile(run: RunFolder, model, tokenizer, splits: Splits, recipe: Reci
 
 def _probabilities(model, data, batch_size: int, pad_id: int, device) -> np.ndarray:
     """Class probabilities of `model` (left in eval mode) on the rows of `data` (token ids or cached features)."""
-    from .inference.loader import predict_logits, softmax
+    from .batching import predict_logits, softmax
     from .train.cache import evaluation_batches
 
     return softmax(predict_logits(model.to(device), evaluation_batches(data, batch_size, pad_id))[0])

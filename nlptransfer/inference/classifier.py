@@ -13,7 +13,7 @@ import torch
 
 from .. import models
 from ..models import merge_adapter
-from ..batching import Collator, split_by_length
+from ..batching import Collator, eval_loader, softmax, split_by_length
 from ..tokens import tokenize
 from ..data import LabelMap
 from ..data.schema import tasks_from_json
@@ -24,7 +24,6 @@ from ..recipe import Recipe, read_saved, refuse_untrusted_code
 from ..fsio import read_json_file
 from ..run import RunFolder
 from .backends import BACKENDS, OnnxBackend, TorchBackend, _OnDevice
-from .loader import eval_loader, softmax
 
 @dataclass(frozen=True)
 class Prediction:
@@ -201,7 +200,7 @@ class TextClassifier:
     def predict_task_proba(self, texts: list[str], batch_size: int = 64) -> dict[str, np.ndarray]:
         """Every task's class probabilities {task: [texts, labels]} (a single-task model's one task is "label")."""
         from ..model import HEAD
-        from .loader import predict_task_logits
+        from ..batching import predict_task_logits
 
         tasks = self.tasks or {HEAD: self.label_map}
         if not texts:
