@@ -86,7 +86,7 @@ def attach_mlm_head(prepared, base: models.ResolvedModel, recipe: Recipe) -> Non
     word embeddings), its parameters added to what trains. Training only: the run saves the classifier alone."""
     if recipe.adapt.target is None or recipe.adapt.method != "mlm+ce":
         return
-    from .heads import MlmHead
+    from .model import MlmHead
 
     masked_lm, new = models.load_masked_lm(base, recipe.trust_remote_code)
     try:
@@ -135,7 +135,7 @@ def pretrain(recipe: Recipe, texts: list[str], held_out: list[str], folder: RunF
 
 def _pretraining(recipe: Recipe, texts: list[str], held_out: list[str], accelerator, steps: int | None) -> "EncoderJob":
     """The encoder stage's job of masked-LM pretraining (the model, its masked texts, the loop's settings)."""
-    from .heads import MaskedLM
+    from .model import MaskedLM
     from .strategies.registry import Prepared
     from .train.encoder_stage import EncoderJob
 

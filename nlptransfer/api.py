@@ -16,7 +16,7 @@ from .inference import TextClassifier
 from .logs import get_logger
 from .pipeline import TrainedRun
 from .recipe import Recipe
-from .run import read_json_file
+from .fsio import read_json_file
 from .scoring import Scoring, score, warnings_of
 from .tasks import run_tasks
 from .train.events import Listener
@@ -243,7 +243,7 @@ def predict_file(run_path: str | Path, input_path: str, output_path: str, *,
 def _output_columns(clf: TextClassifier) -> dict[str, tuple[str, list[str], tuple[str, ...]]]:
     """The columns predict adds, per head: (predicted, [probability per label], label names). One task: predicted
     and prob_LABEL; a multi-task model's: predicted_TASK and prob_TASK_LABEL for each task."""
-    from .heads import HEAD
+    from .model import HEAD
 
     if not clf.tasks:
         names = clf.label_map.names
@@ -264,13 +264,13 @@ def _output_format(out: Path) -> str:
 class _FrameWriter:
     """Writes DataFrames one after another into one file of `fmt` (CSV/TSV with one header row, JSONL, Parquet with
     the first frame's schema), atomically: the file appears whole when the block ends without an error, else not at
-    all (run.atomic_file)."""
+    all (fsio.atomic_file)."""
 
     def __init__(self, out: Path, fmt: str):
         self.out, self.fmt, self.file, self.parquet, self.rows, self.empty = out, fmt, None, None, 0, 0
 
     def __enter__(self) -> "_FrameWriter":
-        from .run import atomic_file
+        from .fsio import atomic_file
 
         self._atomic = atomic_file(self.out)
         self.file = self._atomic.__enter__()

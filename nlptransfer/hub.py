@@ -14,7 +14,7 @@ from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 from .errors import HubError
-from .run import atomic_dir, atomic_write_json, atomic_write_text, is_temporary, remove_stale_temps, sha256_file
+from .fsio import atomic_dir, atomic_write_json, atomic_write_text, is_temporary, remove_stale_temps, sha256_file
 
 REPO_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,95}/[A-Za-z0-9][A-Za-z0-9._-]{0,95}")
 REVISION = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")

@@ -188,7 +188,7 @@ def load_classifier(model: ResolvedModel, label_map, trust_remote_code: bool = F
         ) from None
     new = sorted(set(info["missing_keys"]) | {k for k, *_ in info.get("mismatched_keys", [])})
     if tasks:
-        from .heads import add_task_heads
+        from .model import add_task_heads
 
         add_task_heads(net, tasks, uncertainty)
     return net, new
@@ -236,7 +236,7 @@ def _load_task_heads(net, folder: Path) -> list[str]:
     weights the files lack (none for a single-task model)."""
     from safetensors.torch import load_file
 
-    from .heads import TASK_MODULES, add_task_heads, task_labels
+    from .model import TASK_MODULES, add_task_heads, task_labels
 
     tasks = task_labels(net)
     if not tasks:
@@ -254,7 +254,7 @@ def weights_sha256(folder: str | Path) -> str:
     """A fingerprint of a model folder's weights: sha256 over its *.safetensors and *.bin files (name and bytes)."""
     import hashlib
 
-    from .run import update_digest
+    from .fsio import update_digest
 
     digest = hashlib.sha256()
     for f in sorted(p for p in Path(folder).iterdir() if p.suffix in (".safetensors", ".bin") and p.is_file()):

@@ -26,7 +26,7 @@ from .run_context import (RunContext, encode_splits, first_files, label_names, o
 from .scoring import Scoring, score, warnings_of
 from .strategies import get_strategy, learning_rate_warnings
 from .tasks import decode, is_multitask, run_tasks
-from .tokens import cache_root
+from .cache import cache_root
 from .train.encoder_stage import get_encoder_stage
 from .train.events import Listener, notify
 
@@ -301,7 +301,7 @@ def _score(model, encoded, part, names, recipe, tokenizer, accelerator, *, scori
            slices: dict | None = None) -> tuple[dict, np.ndarray | dict]:
     """The scorer's block (with each task's loss) and the class probabilities (a multi-task run's per task) of
     `model` on one split (`part`, tokenized as `encoded`); `names`: label names, or a run's tasks."""
-    from .inference.loader import eval_loader, predict_task_logits
+    from .batching import eval_loader, predict_task_logits
 
     tasks = run_tasks(names, column=recipe.data.label_column)
     model = model.to(accelerator.device)
@@ -327,7 +327,7 @@ def _save_profile(run: RunFolder, model, tokenizer, splits: Splits, recipe: Reci
 def _probabilities(model, data, batch_size: int, pad_id: int, device) -> np.ndarray:
     """Class probabilities of a one-task `model` (left in eval mode) on the rows of `data` (token ids or cached
     features)."""
-    from .inference.loader import predict_task_logits
+    from .batching import predict_task_logits
     from .train.cache import evaluation_batches
 
     tasks = run_tasks(())  # its one head, of the default kind

@@ -17,7 +17,8 @@ from .errors import RunError
 from .logs import get_logger
 from .recipe import Recipe
 from .run import RunFolder
-from .tokens import Encoded, cache_root, tokenize, tokenize_cached, unknown_hint
+from .cache import cache_root
+from .tokens import Encoded, tokenize, tokenize_cached, unknown_hint
 from .train.events import Listener, ProgressBar, RunLog
 
 logger = get_logger(__name__)

@@ -20,6 +20,8 @@ from typing import Iterator
 import numpy as np
 from torch.utils.data import Dataset
 
+from .cache import cache_root
+
 CHUNK = 10_000  #: texts tokenized (and written) at a time
 FORMAT = "1"  #: part of every cache key: a change to what is stored makes old entries unreachable
 
@@ -223,13 +225,6 @@ def unknown_hint(tokenizer, encoded: Encoded) -> str | None:
             f"the model reads little of them; a multilingual model covers more (model=xlm-roberta-base)")
 
 
-def cache_root() -> Path:
-    """Where cached token ids live: $NLPTRANSFER_CACHE, else $XDG_CACHE_HOME/nlptransfer (~/.cache/nlptransfer)."""
-    if os.environ.get("NLPTRANSFER_CACHE"):
-        return Path(os.environ["NLPTRANSFER_CACHE"]).expanduser()
-    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache").expanduser() / "nlptransfer"
-
-
 def cache_key(tokenizer, texts: Sequence[str], max_length: int) -> str | None:
     """sha256 of the texts, the tokenizer (its whole serialized backend: vocabulary, normalizer, special tokens)
     and the limit; None for a slow tokenizer (nothing exact to key it by)."""
@@ -270,11 +265,11 @@ def tokenize_cached(tokenizer, texts: Sequence[str], max_length: int, labels: li
 
 
 def _write(path: Path, chunks) -> None:
-    """The chunks' ids (list<int32>) and truncated flags as one Arrow IPC file, through run.atomic_file (a killed run
+    """The chunks' ids (list<int32>) and truncated flags as one Arrow IPC file, through fsio.atomic_file (a killed run
     leaves no half entry)."""
     import pyarrow as pa
 
-    from .run import atomic_file
+    from .fsio import atomic_file
 
     schema = pa.schema([("input_ids", pa.list_(pa.int32())), ("truncated", pa.bool_())])
     with atomic_file(path) as sink, pa.ipc.new_file(sink, schema) as writer:

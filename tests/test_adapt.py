@@ -225,7 +225,7 @@ def test_head_warmup_holds_the_encoder_still_while_the_new_masked_lm_head_trains
 def test_the_masked_lm_head_path_gives_the_models_own_logits(tiny_models, kind):
     from transformers import AutoModelForMaskedLM
 
-    from nlptransfer.heads import MaskedLM
+    from nlptransfer.model import MaskedLM
 
     net = AutoModelForMaskedLM.from_pretrained(tiny_models[kind]).eval()
     ids, mask = torch.randint(5, 30, (3, 7)), torch.ones(3, 7, dtype=torch.long)

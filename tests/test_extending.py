@@ -15,7 +15,7 @@ import torch
 from nlptransfer.adaptation import register_adapt_method
 from nlptransfer.cli import main
 from nlptransfer.errors import RecipeError, RegistryError
-from nlptransfer.heads import HEAD
+from nlptransfer.model import HEAD
 from nlptransfer.objectives import register_objective
 from nlptransfer.registry import SECTIONS, Section
 from nlptransfer.strategies import encoder_layers, find_strategy, head_modules, prepared, register_strategy

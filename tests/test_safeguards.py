@@ -455,7 +455,7 @@ def _dead_pid() -> int:
 def test_the_next_push_removes_what_killed_pushes_left_and_temporary_refs_are_no_branches(trained, tmp_path):
     import tempfile
 
-    from nlptransfer.run import _HOST
+    from nlptransfer.fsio import _HOST
 
     hub = tmp_path / "hub"
     hub.mkdir()

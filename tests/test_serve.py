@@ -314,7 +314,7 @@ def test_the_dockerfile_and_kubernetes_manifest_match_the_server():
     assert kinds["Service"]["spec"]["ports"][0]["targetPort"] == port
     assert kinds["HorizontalPodAutoscaler"]["spec"]["scaleTargetRef"]["name"] == kinds["Deployment"]["metadata"]["name"]
     args = build_parser().parse_args(container["args"][1:])
-    assert args.func.__name__ == "_serve" and args.port == port
+    assert args.func.__module__ == "nlptransfer.cli.serve" and args.port == port
 
 
 # -- live drift on a real model (the embedded MiniLM trained on SST-2) and a bounded soak ---------------------------

@@ -7,7 +7,7 @@ from nlptransfer import models
 from nlptransfer import recipe as recipes
 from nlptransfer.data import LabelMap
 from nlptransfer.architectures import adapter_targets
-from nlptransfer.heads import HEAD
+from nlptransfer.model import HEAD
 from nlptransfer.strategies import encoder_layers, get_strategy, prepare
 from nlptransfer.train.cache import cache_kind
 
@@ -126,7 +126,7 @@ def test_top_layers_from_cached_states_give_the_full_forward_logits(tiny_models,
 def test_last_layer_run_for_the_first_token_only_gives_the_same_logits_and_gradients(tiny_models, kind, monkeypatch):
     import torch
 
-    from nlptransfer import heads
+    from nlptransfer.model.first_token import FirstTokenLayer
 
     p, _ = _prepared(tiny_models, kind, strategy="full")
     model = p.model
@@ -140,8 +140,8 @@ def test_last_layer_run_for_the_first_token_only_gives_the_same_logits_and_gradi
     mask[2, 2:] = 0
     model.eval()
     calls = []
-    real = heads.FirstTokenLayer.forward
-    monkeypatch.setattr(heads.FirstTokenLayer, "forward", lambda self, *a, **k: calls.append(1) or real(self, *a, **k))
+    real = FirstTokenLayer.forward
+    monkeypatch.setattr(FirstTokenLayer, "forward", lambda self, *a, **k: calls.append(1) or real(self, *a, **k))
     with torch.no_grad():
         torch.testing.assert_close(_logits(model(ids, mask)), model.net(input_ids=ids, attention_mask=mask).logits,
                                    rtol=1e-5, atol=1e-6)

@@ -1,6 +1,6 @@
-"""The structure as a contract: no import cycle among nlptransfer's modules (module-level and function-level imports
-alike), the prediction side imports nothing of training, reports or publishing, and only the CLI configures
-logging."""
+"""The structure as a contract: no module over MAX_LINES lines; every import runs to the same floor or a lower one
+(FLOORS), so there is no import cycle among nlptransfer's modules (module-level and function-level imports alike); the
+prediction side imports nothing of training, reports or publishing; and only the CLI configures logging."""
 from __future__ import annotations
 
 import ast
@@ -12,6 +12,46 @@ from pathlib import Path
 import pytest
 
 PACKAGE = Path(__file__).resolve().parents[1] / "nlptransfer"
+
+#: the floors of the package, bottom first, following the data flow of DESIGN.md: a module may import modules of its
+#: own floor and of the floors below it, never of one above. A module is on the floor of the longest name that covers
+#: it: "data" covers nlptransfer.data and everything under it; "" is the root package (it re-exports the API lazily).
+#: Where import needs differ from the data flow's order, the needs decide: the recipe composes the sections that data,
+#: task kinds, strategies and objectives own, so it sits above them; the loop writes into the run folder and scores
+#: with the scorer, so both sit below it; the pipeline builds the drift profile with the prediction side, which loads
+#: runs from a hub, so hub < inference < pipeline.
+FLOORS = (
+    ("foundations", ("errors", "logs", "fsio", "markdown", "version", "cache", "plugins", "metrics", "registry")),
+    ("run folder", ("run",)),
+    ("data", ("data",)),
+    ("task kinds", ("tasks",)),
+    ("architectures", ("architectures",)),
+    ("model", ("model",)),
+    ("loading", ("models",)),
+    ("registries", ("strategies", "objectives", "adaptation")),
+    ("recipe", ("recipe", "sections")),
+    ("batching", ("batching", "tokens")),
+    ("scoring", ("scoring",)),
+    ("train", ("train",)),
+    ("hub", ("hub",)),
+    ("inference", ("inference",)),
+    ("pipeline", ("pipeline", "adapt", "fewshot", "run_context")),
+    ("publish", ("publish",)),
+    ("serve", ("serve",)),
+    ("report", ("report",)),
+    ("api", ("api", "")),
+    ("cli", ("cli", "__main__")),
+)
+#: arrows that still run upward, each with the reason it is there (delete an entry once its arrow is gone)
+UPWARD: dict[tuple[str, str], str] = {}
+#: the most lines a module may have
+MAX_LINES = 400
+#: modules still over MAX_LINES, each with the reason (delete an entry once its module is split)
+LONG = {
+    "nlptransfer/recipe.py": "being split in the parallel branch settings",
+    "nlptransfer/pipeline.py": "being split in the parallel branch loop-stages",
+    "nlptransfer/data/split.py": "being split in the parallel branch data-stage",
+}
 
 
 def _module_name(path: Path) -> str:
@@ -116,7 +156,7 @@ def test_the_graph_reader_sees_relative_function_level_and_type_checking_imports
     graph = import_graph()
     assert "nlptransfer.objectives" in graph["nlptransfer.recipe"]  # a function-level import
     assert "nlptransfer.strategies.registry" in graph["nlptransfer.strategies.frozen"]  # `from .registry import`
-    assert "nlptransfer.heads" in graph["nlptransfer.strategies.parameters"]  # `from ..heads import`
+    assert "nlptransfer.model" in graph["nlptransfer.strategies.parameters"]  # `from ..model import`
     assert "nlptransfer.recipe" not in graph["nlptransfer.strategies.registry"]  # only under TYPE_CHECKING
     assert "nlptransfer.data" in graph["nlptransfer.recipe"]  # `from .data.schema import`: the package runs first
     assert _cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
@@ -174,3 +214,49 @@ def test_every_package_folder_is_installed():
     listed = set(tomllib.loads((PACKAGE.parent / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
     found = {_module_name(p) for p in PACKAGE.rglob("__init__.py")}
     assert found - {"nlptransfer.recipes"} <= listed, "add the new package to [tool.setuptools] packages"
+
+
+def floor_of(module: str) -> int:
+    """The index in FLOORS of the floor a module is on; AssertionError when no floor covers it."""
+    name = module.removeprefix("nlptransfer").removeprefix(".")
+    covering = [(len(prefix), i) for i, (_, prefixes) in enumerate(FLOORS) for prefix in prefixes
+                if name == prefix or (prefix and name.startswith(prefix + "."))]
+    assert covering, f"{module} is on no floor: add it (or its package) to FLOORS in {Path(__file__).name}"
+    return max(covering)[1]
+
+
+def upward_arrows(graph: dict[str, set[str]]) -> dict[tuple[str, str], str]:
+    """Every import that runs to a higher floor: (importer, imported) -> "floor -> floor"."""
+    found = {}
+    for module, targets in graph.items():
+        for target in targets:
+            if floor_of(target) > floor_of(module):
+                found[(module, target)] = f"{FLOORS[floor_of(module)][0]} -> {FLOORS[floor_of(target)][0]}"
+    return found
+
+
+def test_the_floor_of_a_module_is_that_of_the_longest_name_covering_it():
+    names = [name for name, _ in FLOORS]
+    assert names[floor_of("nlptransfer.data.read")] == "data"
+    assert names[floor_of("nlptransfer.model.transfer")] == "model"
+    assert names[floor_of("nlptransfer.models")] == "loading"  # "model" does not cover "models"
+    assert names[floor_of("nlptransfer")] == "api"
+    assert names[floor_of("nlptransfer.train.some_new_module")] == "train"
+    with pytest.raises(AssertionError, match="nlptransfer.unheard_of is on no floor"):
+        floor_of("nlptransfer.unheard_of")
+    assert upward_arrows({"nlptransfer.data": {"nlptransfer.errors"}, "nlptransfer.errors": {"nlptransfer.data"}}) == {
+        ("nlptransfer.errors", "nlptransfer.data"): "foundations -> data"}
+
+
+def test_every_import_runs_to_the_same_floor_or_a_lower_one():
+    found = upward_arrows(import_graph())
+    assert {arrow: found[arrow] for arrow in set(found) - set(UPWARD)} == {}
+    assert set(UPWARD) - set(found) == set(), "these arrows are gone: delete their entries from UPWARD"
+
+
+def test_no_module_is_over_max_lines():
+    lines = {str(p.relative_to(PACKAGE.parent)): len(p.read_text(encoding="utf-8").splitlines())
+             for p in sorted(PACKAGE.rglob("*.py"))}
+    assert {name: n for name, n in lines.items() if n > MAX_LINES and name not in LONG} == {}
+    assert {name for name in LONG if lines.get(name, 0) <= MAX_LINES} == set(), \
+        "these modules are short enough now (or gone): delete their entries from LONG"

@@ -30,7 +30,7 @@ def data_settings(data: Any) -> dict[str, str] | None:
     splits = _splits_of(data)
     if splits is None:
         return None
-    from ..tokens import cache_root
+    from ..cache import cache_root
 
     fingerprint = "-".join(f"{name}={ds._fingerprint}" for name, ds in sorted(splits.items()))
     import hashlib
@@ -95,10 +95,10 @@ def _from_hub(spec: str):
 
 def _write(splits: dict, folder: Path) -> None:
     """Each split as `folder`/<split>.parquet, class-label columns as their label names (a missing label, -1, as
-    none); written into a temporary folder renamed onto `folder` (run.atomic_dir)."""
+    none); written into a temporary folder renamed onto `folder` (fsio.atomic_dir)."""
     from datasets.utils.logging import disable_progress_bar, enable_progress_bar, is_progress_bar_enabled
 
-    from ..run import atomic_dir
+    from ..fsio import atomic_dir
 
     bars = is_progress_bar_enabled()
     disable_progress_bar()  # a few "Map" / "Creating parquet" bars would say nothing the run's log does not

@@ -103,8 +103,8 @@ def _key(spec: DataSpec, seed: int, unlabelled: list[str] | None) -> str | None:
 
 def _write(entry: Path, splits: Splits) -> None:
     """Each split as an Arrow file (SplitWriter) and meta.json (label map, report), in a temporary folder renamed
-    onto `entry` (run.atomic_dir)."""
-    from ..run import atomic_dir
+    onto `entry` (fsio.atomic_dir)."""
+    from ..fsio import atomic_dir
 
     with atomic_dir(entry) as temp:
         for name in SPLITS:

@@ -45,9 +45,9 @@ def streams(spec: DataSpec) -> bool:
 
 def load_splits_streamed(spec: DataSpec, seed: int, folder: Path) -> Splits:
     """load_splits(spec, seed) (load_multitask_splits for data.label_columns) for files larger than memory; the
-    splits are written to `folder` (replaced as a whole: run.atomic_dir) and read from there. Raises one DataError
+    splits are written to `folder` (replaced as a whole: fsio.atomic_dir) and read from there. Raises one DataError
     listing the problems found."""
-    from ..run import atomic_dir
+    from ..fsio import atomic_dir
 
     multi = spec.label_columns is not None
     if multi:

@@ -8,9 +8,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..batching import predict_logits
 from ..errors import RunError
-from ..heads import HEAD
-from .loader import predict_logits, predict_outputs
+from ..model import HEAD
 
 #: ONNX backends and the file of each in a run's onnx/ folder
 FILES = {"onnx": "model.onnx", "onnx-int8": "model.int8.onnx"}
@@ -106,3 +106,21 @@ class OnnxBackend:
                                                      "attention_mask": batch["attention_mask"].numpy()})[0])
         logits, index = np.concatenate(out), np.concatenate(order)
         return logits[np.argsort(index)]
+
+
+@torch.no_grad()
+def predict_outputs(model, loader) -> tuple[np.ndarray, np.ndarray]:
+    """Logits and pooled features (what the head reads) for every row of the loader, in file order (a multi-task
+    model's first task's logits: the drift profile and the server's monitoring follow that task)."""
+    model.eval()
+    logits, features, index = [], [], []
+    for batch in loader:
+        index.append(batch.pop("index"))
+        batch.pop("labels", None)
+        out = model(**batch, return_features=True)
+        logits.append(next(iter(out["logits"].values())).float().cpu())
+        features.append(out["features"].float().cpu())
+    if not logits:
+        return np.zeros((0, 0)), np.zeros((0, 0))
+    order = torch.argsort(torch.cat(index))
+    return torch.cat(logits)[order].numpy(), torch.cat(features)[order].numpy()

@@ -13,18 +13,18 @@ import torch
 
 from .. import models
 from ..models import merge_adapter
-from ..batching import Collator, split_by_length
+from ..batching import Collator, eval_loader, predict_task_logits, split_by_length
 from ..tokens import tokenize
 from ..data import LabelMap
 from ..data.schema import tasks_from_json
 from ..errors import HubError, RunError
-from ..heads import TransferModel
+from ..model import TransferModel
 from ..hub import REPO_FORMAT, REPO_META
 from ..recipe import Recipe, read_saved, refuse_untrusted_code
-from ..run import RunFolder, read_json_file
+from ..fsio import read_json_file
+from ..run import RunFolder
 from ..tasks import ONE_HEAD, decode, run_tasks
 from .backends import BACKENDS, OnnxBackend, TorchBackend, _OnDevice
-from .loader import eval_loader, predict_task_logits
 
 
 @dataclass(frozen=True)

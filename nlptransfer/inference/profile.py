@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..run import atomic_write_bytes, atomic_write_json, read_json_file
+from ..fsio import atomic_write_bytes, atomic_write_json, read_json_file
 
 PROFILE_FILE = "reference.json"
 EMBEDDINGS_FILE = "reference.safetensors"

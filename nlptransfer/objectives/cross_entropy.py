@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import torch
 
-from ..heads import HEAD
+from ..model import HEAD
 from ..tasks import DEFAULT_KIND, task_kind
 from .registry import Objective, ObjectiveContext, register_objective
 

@@ -10,11 +10,12 @@ import numpy as np
 from ..logs import get_logger
 from ..data.schema import tasks_from_json
 from ..errors import RunError
-from ..heads import HEAD
+from ..model import HEAD
 from ..inference import TextClassifier
 from ..inference.backends import FILES, OnnxBackend, require_onnx_runtime
 from ..recipe import read_saved
-from ..run import RunFolder, atomic_dir, atomic_write_json
+from ..fsio import atomic_dir, atomic_write_json
+from ..run import RunFolder
 from .repo_folder import RELOAD_TOLERANCE, reference
 
 logger = get_logger(__name__)

@@ -11,7 +11,8 @@ from pathlib import Path
 from ..logs import get_logger
 from ..errors import HubError
 from ..hub import REPO_META, FolderHub, check_repo_id, check_revision, files_of, hub_error, safe_url
-from ..run import RunFolder, atomic_write_json, atomic_write_text, make_dir, remove_stale_temps, temp_path
+from ..fsio import atomic_write_json, atomic_write_text, make_dir, remove_stale_temps, temp_path
+from ..run import RunFolder
 from .card import check_license, model_card
 from .repo_folder import check_reproduces, stage
 

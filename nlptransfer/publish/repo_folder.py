@@ -18,7 +18,8 @@ from ..errors import HubError, RunError
 from ..hub import REPO_FORMAT, REPO_META
 from ..inference import TextClassifier
 from ..recipe import read_saved
-from ..run import RunFolder, atomic_write_json, atomic_write_text
+from ..fsio import atomic_write_json, atomic_write_text
+from ..run import RunFolder
 from ..version import __version__
 
 RELOAD_TOLERANCE = 1e-5  #: largest probability difference allowed between a reloaded model and the trained one

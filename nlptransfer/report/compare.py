@@ -11,7 +11,8 @@ from .. import recipe as recipes
 from ..errors import RecipeError
 from ..markdown import escape, table
 from ..recipe import Recipe
-from ..run import RunFolder, atomic_write_text
+from ..fsio import atomic_write_text
+from ..run import RunFolder
 from ..strategies import get_strategy
 from ..strategies.adapters import PeftSection
 from .baseline import fit_baseline, scores

@@ -9,7 +9,7 @@ import torch
 from .. import models
 from ..data import LabelledTexts
 from ..recipe import Recipe
-from ..heads import mean_pool
+from ..model import mean_pool
 from ..strategies.zero_shot import descriptions
 from .baseline import scores
 

@@ -20,7 +20,8 @@ from ..errors import RunError
 from ..logs import get_logger
 from ..markdown import escape, table
 from ..recipe import Recipe
-from ..run import RunFolder, atomic_dir
+from ..fsio import atomic_dir
+from ..run import RunFolder
 from ..tasks import Task, run_tasks
 from . import stats
 from .curve import split_recipe, transfer_score

@@ -8,7 +8,8 @@ import numpy as np
 
 from ..markdown import escape, table
 from ..metrics import expected_calibration_error
-from ..run import RunFolder, atomic_dir
+from ..fsio import atomic_dir
+from ..run import RunFolder
 from . import figures
 from .adaptation import adaptation_lines
 

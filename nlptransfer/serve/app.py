@@ -10,7 +10,7 @@ import os
 import time
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from pathlib import Path
 from typing import Annotated
 
@@ -24,32 +24,13 @@ from starlette.exceptions import HTTPException
 from ..inference import TextClassifier
 from ..inference.profile import profile_for
 from .batcher import Batcher, DeadlineExceeded, QueueFull
-from .drift import DriftMonitor, DriftSettings
+from .config import ServeConfig
+from .drift import DriftMonitor
 from .monitoring import Monitoring
 
 #: requests with at most this many characters are tokenized on the event loop; larger ones in a thread
 INLINE_CHARS = 4000
 OPEN = ("/health", "/ready", "/docs", "/openapi.json", "/docs/oauth2-redirect", "/redoc")
-
-
-@dataclass(frozen=True)
-class ServeConfig:
-    """How the server batches, limits and watches."""
-
-    max_batch_size: int = 64  #: texts per model batch, at most
-    max_batch_tokens: int = 16384  #: tokens per model batch, at most (the sum over its texts)
-    max_wait_ms: float = 5.0  #: how long the first text of a batch waits for more
-    max_queue: int = 1024  #: texts waiting, at most; beyond: 503 with Retry-After
-    timeout_s: float = 30.0  #: a request whose texts wait longer: 504
-    max_texts: int = 256  #: texts per request, at most
-    max_chars: int = 100_000  #: characters per text, at most (longer: 422); longer than the model's token limit: cut
-    max_body_bytes: int = 4_000_000  #: request body, at most (larger: 413)
-    api_key_env: str | None = None  #: name of the environment variable holding the API key (None: no key)
-    prediction_log: str | None = None  #: JSONL file of predictions (rotated), off when None
-    log_texts: bool = False  #: put the texts themselves in the prediction log (else their sha256)
-    log_max_bytes: int = 50_000_000
-    log_backups: int = 5
-    drift: DriftSettings = field(default_factory=DriftSettings)
 
 
 class ErrorBody(BaseModel):

@@ -10,11 +10,11 @@ from __future__ import annotations
 import threading
 import time
 from collections import deque
-from dataclasses import dataclass
 
 import numpy as np
 
 from ..inference.profile import Profile, histogram, mix
+from .config import DriftSettings
 
 #: below this many texts in the window nothing is judged
 MIN_WINDOW = 100
@@ -50,18 +50,6 @@ def mmd_test(x: np.ndarray, y: np.ndarray, permutations: int = 200, seed: int = 
     within_y = total - within_x - 2 * across
     stats = (within_x - n) / (n * (n - 1)) + (within_y - m) / (m * (m - 1)) - 2 * across / (n * m)
     return float(stats[0]), float((1 + np.sum(stats[1:] >= stats[0])) / (1 + permutations))
-
-
-@dataclass(frozen=True)
-class DriftSettings:
-    window: int = 500  #: live texts compared (the most recent)
-    psi_threshold: float = 0.25  #: PSI above this: drift
-    p_threshold: float = 0.01  #: MMD p-value below this (and MMD^2 at least min_mmd): drift
-    min_mmd: float = 0.05  #: the least MMD^2 between live and reference embeddings that counts as drift
-    embed_sample: int = 200  #: live embeddings kept for the MMD test (the most recent)
-    permutations: int = 200
-    every: int = 50  #: recompute after this many new texts ...
-    interval_s: float = 5.0  #: ... and at most this often (an MMD test costs tens of ms; /v1/drift always recomputes)
 
 
 class DriftMonitor:

@@ -11,8 +11,8 @@ import tempfile
 from dataclasses import asdict
 from pathlib import Path
 
-from .app import ServeConfig, create_app
-from .drift import DriftSettings
+from .app import create_app
+from .config import DriftSettings, ServeConfig
 
 ENV = "NLPTRANSFER_SERVE"  #: what worker processes are told to load, as JSON
 

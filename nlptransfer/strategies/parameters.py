@@ -8,7 +8,7 @@ from torch import nn
 
 from ..architectures import HEAD_MODULES, layer_stack, supports_head_path
 from ..errors import RecipeError
-from ..heads import TASK_MODULES, TransferModel
+from ..model import TASK_MODULES, TransferModel
 from .registry import Prepared, learning_rate
 
 if TYPE_CHECKING:

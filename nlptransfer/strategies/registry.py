@@ -13,7 +13,7 @@ from ..registry import SECTIONS, Registry, Section, origin, register_section
 if TYPE_CHECKING:
     from torch import nn
 
-    from ..heads import TransferModel
+    from ..model import TransferModel
     from ..recipe import Recipe
 
 CACHEABLE = ("features", "states")

@@ -10,9 +10,8 @@ from torch.utils.data import DataLoader, Dataset
 
 from ..logs import get_logger
 from ..architectures import architecture, supports_head_path
-from ..batching import Collator
+from ..batching import Collator, eval_loader, sorted_loader
 from ..tokens import Encoded
-from ..inference.loader import eval_loader, sorted_loader
 
 logger = get_logger(__name__)
 

@@ -10,7 +10,8 @@ from typing import TYPE_CHECKING, Any, Callable
 
 from .. import models
 from ..errors import RecipeError
-from ..run import RunFolder, atomic_dir, writing
+from ..fsio import atomic_dir, writing
+from ..run import RunFolder
 from .settings import LoopSettings
 
 if TYPE_CHECKING:

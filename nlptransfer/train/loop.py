@@ -15,9 +15,8 @@ import torch
 from torch.utils.data import DataLoader
 
 from ..logs import get_logger
-from ..batching import BatchStream, LengthGroupedBatches
+from ..batching import BatchStream, LengthGroupedBatches, own_generator, predict_task_logits
 from ..data.schema import MISSING
-from ..inference.loader import own_generator, predict_task_logits
 from ..objectives import Losses, ObjectiveContext
 from ..run import RunFolder
 from ..scoring import score

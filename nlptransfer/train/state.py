@@ -11,7 +11,8 @@ import torch
 
 from ..logs import get_logger
 from ..errors import RunError
-from ..run import RunFolder, atomic_dir, sha256_file, writing
+from ..fsio import atomic_dir, sha256_file, writing
+from ..run import RunFolder
 
 logger = get_logger(__name__)
 STATE_FILE = "trainer_state.json"
