@@ -71,7 +71,11 @@ def test_api_runs_every_strategy_and_reloads_identically(tiny_models, reviews_cs
         from peft import PeftModel
 
         unmerged = TextClassifier.load(run.path, merge=False)
-        mergeable = not (strategy == "ia3" and kind == "roberta")  # PEFT cannot merge IA3 beside a RoBERTa head
+        import peft
+        from packaging.version import Version
+
+        # PEFT before 0.22 cannot merge IA3 beside a RoBERTa head (its classifier's dense layer); 0.22 can
+        mergeable = not (strategy == "ia3" and kind == "roberta") or Version(peft.__version__) >= Version("0.22")
         assert isinstance(unmerged.model.net, PeftModel) and isinstance(clf.model.net, PeftModel) != mergeable
         np.testing.assert_allclose(unmerged.predict_proba([r["text"] for r in rows]), probs, rtol=0, atol=1e-6)
 
