@@ -31,6 +31,7 @@ def trained(tiny_models, reviews_csv, tmp_path_factory):
                                                                                       "training.epochs": 15}))
 
 
+@pytest.mark.slow
 def test_export_writes_checked_float32_and_int8_models(trained):
     check = nlptransfer.export_onnx(trained.path)
     folder = trained.path / "onnx"
@@ -41,6 +42,7 @@ def test_export_writes_checked_float32_and_int8_models(trained):
     assert (folder / "model.int8.onnx").stat().st_size < (folder / "model.onnx").stat().st_size
 
 
+@pytest.mark.slow
 def test_onnx_backends_predict_like_pytorch_on_every_shape(trained):
     if not (trained.path / "onnx").exists():
         nlptransfer.export_onnx(trained.path)
@@ -55,6 +57,7 @@ def test_onnx_backends_predict_like_pytorch_on_every_shape(trained):
     assert not np.array_equal(int8, fp32)  # it really is a different (quantized) model
 
 
+@pytest.mark.slow
 def test_cli_export_and_predict_with_onnx(trained, tmp_path, capsys):
     data = write_csv(tmp_path / "new.csv", [(t, "") for t, _ in sentiment_rows(15, seed=3)], header=("text", "x"))
     assert main(["export", str(trained.path), "--onnx"]) == 0
@@ -83,6 +86,7 @@ def test_onnx_errors_are_one_clear_message(tiny_models, reviews_csv, tmp_path, c
     assert "say what to export: --merge OUT" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_onnx_export_gives_the_pooled_features_and_cut_batches_predict_the_same(trained):
     """The export's second output is the pooled features PyTorch gives (the server's drift monitor reads them), and
     a batch cut into length-sorted sub-batches predicts what the whole padded batch predicts, on both backends."""

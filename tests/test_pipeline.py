@@ -80,6 +80,7 @@ def test_api_runs_every_strategy_and_reloads_identically(tiny_models, reviews_cs
         np.testing.assert_allclose(unmerged.predict_proba([r["text"] for r in rows]), probs, rtol=0, atol=1e-6)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("strategy", ["full", "head"])
 def test_tiny_model_learns_the_signal(tiny_models, reviews_csv, tmp_path, strategy):
     lr = {"full": 1e-3, "head": 3e-2}[strategy]

@@ -152,6 +152,7 @@ def _predictions(run_path: Path) -> list[dict]:
         return list(csv.DictReader(f))
 
 
+@pytest.mark.slow
 def test_report_files_numbers_and_console(tiny_report):
     run, lines, out = tiny_report
     folder = run.path / "report"
@@ -210,6 +211,7 @@ def test_report_files_numbers_and_console(tiny_report):
     assert re.findall(r'(?:src|href)="(?!data:image/png;base64,)', page) == []  # self-contained
 
 
+@pytest.mark.slow
 def test_learning_curve_runs_see_exactly_the_subset_and_the_same_validation_and_test(tiny_report, tmp_path):
     from nlptransfer.pipeline import load_data
     from nlptransfer.recipe import load
@@ -276,6 +278,7 @@ def test_html_report_loads_in_a_headless_browser_with_every_figure_drawn(tiny_re
 # ---------------------------------------------------------------- the command line
 
 
+@pytest.mark.slow
 def test_cli_report_of_an_existing_run_with_settings(tiny_report, tmp_path, capsys):
     run = tmp_path / "run"  # a copy: the other tests read the fixture's report
     shutil.copytree(tiny_report[0].path, run)
@@ -298,6 +301,7 @@ def test_cli_report_of_an_existing_run_with_settings(tiny_report, tmp_path, caps
     (["run", "sentiment-minilm", "--data", "{data}", "--report", "data.test_fraction=0"],
      "report.enabled needs a test split"),
 ])
+@pytest.mark.slow
 def test_cli_report_errors(args, message, tiny_report, reviews_csv, tmp_path, capsys, monkeypatch):
     monkeypatch.chdir(tmp_path)
     code = main([a.replace("{run}", str(tiny_report[0].path)).replace("{data}", str(reviews_csv)) for a in args])
@@ -306,6 +310,7 @@ def test_cli_report_errors(args, message, tiny_report, reviews_csv, tmp_path, ca
     assert not (tmp_path / "runs").exists()
 
 
+@pytest.mark.slow
 def test_cli_run_with_report_flag(tiny_models, reviews_csv, tmp_path, capsys):
     code = main(["run", "sentiment-minilm", "--data", str(reviews_csv), "--report", f"model={tiny_models['bert']}",
                  f"output.dir={tmp_path}", "training.epochs=1", "training.batch_size=8", "training.progress=false",
@@ -317,6 +322,7 @@ def test_cli_run_with_report_flag(tiny_models, reviews_csv, tmp_path, capsys):
     assert "| trainable parameters |" in printed
 
 
+@pytest.mark.slow
 def test_cli_compare_strategies_on_the_same_splits(tiny_models, reviews_csv, tmp_path, capsys):
     code = main(["compare", "--data", str(reviews_csv), "--strategies", "head,full,lora", "sentiment-minilm",
                  f"model={tiny_models['bert']}", f"output.dir={tmp_path}", "training.epochs=1",

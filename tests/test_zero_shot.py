@@ -198,6 +198,7 @@ def test_cli_run_on_a_file_without_labels_and_the_report_refusal(tiny_models, tm
     assert (tmp_path / "runs" / "zero-shot-minilm" / "predictions.csv").exists()
 
 
+@pytest.mark.slow
 def test_report_and_compare_treat_zero_shot_like_any_strategy(tiny_models, reviews_csv, tmp_path, capsys):
     from nlptransfer.cli import main
 
@@ -221,6 +222,7 @@ def test_report_and_compare_treat_zero_shot_like_any_strategy(tiny_models, revie
     assert rows[1]["accuracy"] == json.loads((folder / "zero_shot" / "metrics.json").read_text())["test"]["accuracy"]
 
 
+@pytest.mark.slow
 def test_a_zero_shot_run_exports_to_onnx_and_pushes_like_any_run(tiny_models, tmp_path):
     """The ONNX export and a folder-hub push both check themselves against the run's predictions.csv (here the texts
     of a file without labels): they pass, and the pulled classifier predicts as the run does."""
