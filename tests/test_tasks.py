@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from nlptransfer.data.schema import MISSING, LabelMap
-from nlptransfer.errors import RecipeError
+from nlptransfer.errors import RecipeError, RegistryError
 from nlptransfer.tasks import ONE_HEAD, TaskKind, register_task_kind, run_tasks, task_kind, task_kinds
 from nlptransfer.tasks.single_label import SingleLabel
 
@@ -17,11 +17,11 @@ class Imposter(TaskKind):
 
 
 def test_a_second_registration_of_a_kind_name_is_refused_naming_both():
-    with pytest.raises(RecipeError) as refused:
+    with pytest.raises(RegistryError) as refused:
         register_task_kind("single_label", Imposter())
     assert str(refused.value) == (
-        "task kind 'single_label' is registered already, by nlptransfer.tasks.single_label.SingleLabel; "
-        "tests.test_tasks.Imposter cannot take its name: register it under another name")
+        "task kind 'single_label' is registered twice: by nlptransfer.tasks.single_label.SingleLabel and again by "
+        "tests.test_tasks.Imposter; give one of them another name (or import the module registering it once)")
     assert isinstance(task_kind("single_label"), SingleLabel) and task_kinds() == ["single_label"]
     with pytest.raises(RecipeError, match="unknown task kind 'regression'; registered: single_label"):
         task_kind("regression")

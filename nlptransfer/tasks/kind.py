@@ -10,6 +10,7 @@ import numpy as np
 
 from ..data.schema import MISSING, LabelMap
 from ..errors import RecipeError
+from ..registry import Registry
 
 if TYPE_CHECKING:
     import torch
@@ -116,20 +117,12 @@ class Task:
         return column[present], present
 
 
-_KINDS: dict[str, TaskKind] = {}
+_KINDS: Registry[TaskKind] = Registry("task kind")
 
 
-def register_task_kind(name: str, kind: TaskKind) -> None:
-    """Register task kind `name`; a name registered already is refused (it would change every run of that kind)."""
-    existing = _KINDS.get(name)
-    if existing is not None and existing is not kind:
-        raise RecipeError(f"task kind {name!r} is registered already, by {_where(existing)}; {_where(kind)} cannot "
-                          f"take its name: register it under another name")
-    _KINDS[name] = kind
-
-
-def _where(kind: TaskKind) -> str:
-    return f"{type(kind).__module__}.{type(kind).__qualname__}"
+def register_task_kind(name: str, kind: TaskKind) -> TaskKind:
+    """Register task kind `name` (recipes' tasks may then name it); RegistryError naming both when it is taken."""
+    return _KINDS.add(name, kind, f"{type(kind).__module__}.{type(kind).__qualname__}")
 
 
 def task_kind(name: str) -> TaskKind:
@@ -141,7 +134,7 @@ def task_kind(name: str) -> TaskKind:
 
 def task_kinds() -> list[str]:
     """Registered task kind names, sorted."""
-    return sorted(_KINDS)
+    return sorted(_KINDS.names())
 
 
 def run_tasks(names, tasks: dict[str, LabelMap] | None = None, column: str | None = None) -> dict[str, Task]:
