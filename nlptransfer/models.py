@@ -167,13 +167,16 @@ def load_classifier(model: ResolvedModel, label_map, trust_remote_code: bool = F
     with `uncertainty`, learned task weights): see heads.add_task_heads."""
     from transformers import AutoModelForSequenceClassification
 
+    from .tasks import run_tasks
+
     names = label_map.names
+    sizes = [task.kind.output_size(task) for task in run_tasks(label_map, tasks).values()]  # each head's, by its kind
     try:
         net, info = AutoModelForSequenceClassification.from_pretrained(
             model.path,
             revision=model.revision,
             trust_remote_code=trust_remote_code,
-            num_labels=len(names),
+            num_labels=sizes[0],
             id2label=dict(enumerate(names)),
             label2id={n: i for i, n in enumerate(names)},
             ignore_mismatched_sizes=True,
@@ -190,7 +193,7 @@ def load_classifier(model: ResolvedModel, label_map, trust_remote_code: bool = F
     if tasks:
         from .model import add_task_heads
 
-        add_task_heads(net, tasks, uncertainty)
+        add_task_heads(net, tasks, uncertainty, sizes[1:])
     return net, new
 
 

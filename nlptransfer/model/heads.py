@@ -92,10 +92,11 @@ class TaskWeights(nn.Module):
         return self.log_vars
 
 
-def add_task_heads(net: nn.Module, tasks: dict, uncertainty: bool = False) -> None:
+def add_task_heads(net: nn.Module, tasks: dict, uncertainty: bool = False, sizes: list[int] | None = None) -> None:
     """Make `net` (a transformers sequence classifier whose own head is for the first task) multi-task: a head for
-    every other task of `tasks` (task -> LabelMap or label names, in order), the tasks listed in its config, and with
-    `uncertainty`, learned task weights. Call it before any PEFT wrapping."""
+    every other task of `tasks` (task -> LabelMap or label names, in order; `sizes`: those heads' widths, as their
+    task kinds give them, else one output per label), the tasks listed in its config, and with `uncertainty`, learned
+    task weights. Call it before any PEFT wrapping."""
     from ..errors import RecipeError
 
     core = core_model(net)
@@ -105,7 +106,7 @@ def add_task_heads(net: nn.Module, tasks: dict, uncertainty: bool = False) -> No
     names = {task: [str(n) for n in getattr(labels, "names", labels)] for task, labels in tasks.items()}
     setattr(core.config, TASKS_CONFIG, names)
     try:
-        core.task_heads = TaskHeads(core, [len(v) for v in list(names.values())[1:]])
+        core.task_heads = TaskHeads(core, sizes if sizes is not None else [len(v) for v in list(names.values())[1:]])
     except NotImplementedError as e:
         raise RecipeError(str(e)) from None
     if uncertainty:

@@ -13,15 +13,18 @@ from .registry import Objective, ObjectiveContext, register_objective
 def _cross_entropy(context: ObjectiveContext) -> Objective:
     t = context.settings
     weights = context.class_weights
-    kind = task_kind(DEFAULT_KIND)  # every head's kind, until the context carries the run's tasks
+    default = task_kind(DEFAULT_KIND)
+    kinds = [task.kind for task in context.tasks.values()]  # in head order, as the model returns its logits
 
     def cross_entropy(outputs: dict, batch: dict) -> dict:
         logits = outputs["logits"]
         if HEAD in logits and len(logits) == 1:
+            kind = kinds[0] if kinds else default
             return {"cross_entropy": kind.loss(logits[HEAD].float(), batch["labels"], weights, masked=False)}
         log_vars = outputs.get("task_log_vars")
         terms = {}
         for i, (task, task_logits) in enumerate(logits.items()):
+            kind = kinds[i] if i < len(kinds) else default
             loss = kind.loss(task_logits.float(), batch["labels"][:, i], weights.get(task) if weights else None,
                              batch["task_totals"][i] if "task_totals" in batch else None)
             if log_vars is not None:  # learned: exp(-s) x loss + s

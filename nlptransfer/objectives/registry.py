@@ -9,7 +9,7 @@ outputs["features"] when it asks for them, outputs["streams"][name] for a second
 sums every weighted term and backpropagates the sum once, so DDP/FSDP wrapping stays correct."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable
 
 from ..plugins import load_plugins
@@ -28,12 +28,14 @@ TARGET_STREAM = "target"
 @dataclass(frozen=True)
 class ObjectiveContext:
     """What an objective may be built from: the loop's settings, the label count, inverse-frequency class weights (when
-    the settings ask for them; on the training device) and the device."""
+    the settings ask for them; on the training device), the device and the run's tasks."""
 
     settings: "LoopSettings"
     n_labels: int
     class_weights: "torch.Tensor | dict[str, torch.Tensor] | None"  #: multi-task: per task
     device: Any
+    #: the run's tasks (tasks.Task by name, in head order): each head's kind owns its loss term; {}: one single_label
+    tasks: dict = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

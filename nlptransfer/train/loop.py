@@ -168,7 +168,7 @@ class _Loop:
                        for i, (task, m) in enumerate(names.items())}
         elif t.class_weights:
             weights = class_weights(train.labels, len(names)).to(device)
-        self.losses = Losses(t.objectives, ObjectiveContext(t, len(names), weights, device))
+        self.losses = Losses(t.objectives, ObjectiveContext(t, len(names), weights, device, run_tasks(names)))
         #: a multi-task run (names: task -> LabelMap): each task's class weights, or None without class weights
         self.multitask = isinstance(names, dict)
         self.task_class_weights = list(weights.values()) if isinstance(weights, dict) else None
