@@ -229,26 +229,6 @@ def _check_objectives(objectives: dict) -> list[str]:
     return problems
 
 
-def _check_report(recipe: Recipe) -> list[str]:
-    r, d = recipe.report, recipe.data
-    problems = []
-    if r.enabled and d.test is None and d.test_fraction == 0:
-        problems.append("report.enabled needs a test split (the report compares test scores): set data.test or "
-                        "data.test_fraction")
-    if not r.learning_curve or any(not 0 < f <= 1 for f in r.learning_curve):
-        problems.append(f"report.learning_curve must be fractions in (0, 1], got {r.learning_curve}")
-    if r.price_per_hour < 0:
-        problems.append(f"report.price_per_hour must be 0 or more, got {r.price_per_hour}")
-    if r.bootstrap < 100:
-        problems.append(f"report.bootstrap must be at least 100, got {r.bootstrap}")
-    if not 0 < r.alpha < 1:
-        problems.append(f"report.alpha must be in (0, 1), got {r.alpha}")
-    for key in ("latency_texts", "mistakes"):
-        if getattr(r, key) < 1:
-            problems.append(f"report.{key} must be at least 1, got {getattr(r, key)}")
-    return problems
-
-
 def from_dict(data: dict | None, source: str = "recipe", registered: bool = True) -> Recipe:
     """Validate plain data into a Recipe, raising RecipeError that lists every problem. registered=False leaves
     out the checks against the strategy and objective registries (prediction needs neither), and keeps the section of
