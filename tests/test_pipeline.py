@@ -387,12 +387,12 @@ def test_the_loop_settings_come_from_the_recipe_and_adaptation_adds_its_term_to_
 
 def test_an_encoder_stage_name_is_registered_once():
     import nlptransfer.fewshot  # noqa: F401  registers "pairs"
-    from nlptransfer.errors import RecipeError
+    from nlptransfer.errors import RecipeError, RegistryError
     from nlptransfer.train.encoder_stage import get_encoder_stage, register_encoder_stage
 
     assert get_encoder_stage("pairs") is nlptransfer.fewshot.body_stage
-    with pytest.raises(ValueError, match=r"encoder stage 'pairs' is already registered \(nlptransfer\.fewshot\."
-                                         r"body_stage\); tests\.test_pipeline\..*<lambda> cannot register it again"):
+    with pytest.raises(RegistryError, match=r"encoder stage 'pairs' is registered twice: by nlptransfer\.fewshot\."
+                                            r"body_stage and again by tests\.test_pipeline\..*<lambda>"):
         register_encoder_stage("pairs", lambda ctx: None)
     with pytest.raises(RecipeError, match="no encoder stage 'nope' is registered \\(known: pairs"):
         get_encoder_stage("nope")

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any, Callable
 
 from .. import models
 from ..errors import RecipeError
+from ..registry import Registry, origin
 from ..fsio import atomic_dir, writing
 from ..run import RunFolder
 from .settings import LoopSettings
@@ -23,26 +24,20 @@ if TYPE_CHECKING:
 
 
 #: name -> (run context) -> the trained encoder; filled by register_encoder_stage
-_STAGES: dict[str, Callable] = {}
+_STAGES: Registry[Callable] = Registry("encoder stage")
 
 
 def register_encoder_stage(name: str, stage: Callable) -> None:
-    """Register `stage(run context) -> models.ResolvedModel` as the encoder stage `name`; a name is registered once."""
-    if name in _STAGES:
-        raise ValueError(f"encoder stage '{name}' is already registered ({_where(_STAGES[name])}); "
-                         f"{_where(stage)} cannot register it again: choose another name")
-    _STAGES[name] = stage
+    """Register `stage(run context) -> models.ResolvedModel` as the encoder stage `name`; RegistryError naming both
+    when the name is taken."""
+    _STAGES.add(name, stage, origin(stage))
 
 
 def get_encoder_stage(name: str) -> Callable:
     """The registered encoder stage `name`."""
     if name not in _STAGES:
-        raise RecipeError(f"no encoder stage '{name}' is registered (known: {', '.join(_STAGES) or 'none'})")
+        raise RecipeError(f"no encoder stage '{name}' is registered (known: {', '.join(_STAGES.names()) or 'none'})")
     return _STAGES[name]
-
-
-def _where(function: Callable) -> str:
-    return f"{getattr(function, '__module__', '?')}.{getattr(function, '__qualname__', function)}"
 
 
 @dataclass
