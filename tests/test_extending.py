@@ -189,7 +189,7 @@ def test_a_plugin_strategy_with_its_own_section_validates_runs_and_resumes_throu
                                                                                          tmp_path):
     from safetensors.torch import load_file
 
-    from .test_resume_distributed import KILLER, _without_timings
+    from tests.helpers import KILLER, without_timings
 
     site, model = _plugin_site(tmp_path), tiny_models["bert"]
     check = ["recipes", "validate", "sentiment-minilm", "strategy=top_biases"]
@@ -221,7 +221,7 @@ def test_a_plugin_strategy_with_its_own_section_validates_runs_and_resumes_throu
     resumed_folder = tmp_path / "killed" / "sentiment-minilm"
     resumed = _plugin_cli(["run", "sentiment-minilm", "--resume", resumed_folder], site)
     assert resumed.returncode == 0 and "resumed from step 15" in resumed.stdout, resumed.stderr[-3000:]
-    assert _without_timings(json.loads((resumed_folder / "metrics.json").read_text())) == _without_timings(
+    assert without_timings(json.loads((resumed_folder / "metrics.json").read_text())) == without_timings(
         json.loads((folder / "metrics.json").read_text()))
     # prediction needs no strategy: the folder predicts without the plugin, its section kept as it was saved
     out = tmp_path / "pred.csv"
