@@ -21,15 +21,15 @@ from .test_data import write_jsonl, write_rows
 SST2 = Path(__file__).resolve().parents[2] / "shared" / "data" / "sst2" / "train.tsv"
 
 
-def both(spec: DataSpec, tmp_path: Path, chunk: int = 7, seed: int = 42):
-    """(in-memory result, streamed result), each Splits or the DataError's problems."""
+def both(spec: DataSpec, tmp_path: Path, chunk: int = 7, seed: int = 42, whole=load_splits):
+    """(in-memory result of `whole`, streamed result), each Splits or the DataError's problems."""
     def run(f):
         try:
             return f()
         except DataError as e:
             return e.problems
 
-    plain = run(lambda: load_splits(spec, seed=seed))
+    plain = run(lambda: whole(spec, seed=seed))
     old = streamed.CHUNK_ROWS
     streamed.CHUNK_ROWS = chunk
     try:
@@ -275,23 +275,8 @@ def both_tasks(spec: DataSpec, tmp_path: Path, chunk: int = 7, seed: int = 42):
     """(in-memory result, streamed result) of a multi-task spec, each Splits or the DataError's problems."""
     from nlptransfer.data import load_multitask_splits
 
-    def run(f):
-        try:
-            return f()
-        except DataError as e:
-            return e.problems
-
-    plain = run(lambda: load_multitask_splits(spec, seed=seed))
-    old = streamed.CHUNK_ROWS
-    streamed.CHUNK_ROWS = chunk
-    try:
-        folder = tmp_path / f"streamed-{random.random()}"
-        stream = run(lambda: streamed.load_splits_streamed(spec, seed, folder))
-    finally:
-        streamed.CHUNK_ROWS = old
-    if isinstance(plain, list) or isinstance(stream, list):
-        assert not folder.exists()
-    else:
+    plain, stream = both(spec, tmp_path, chunk, seed, whole=load_multitask_splits)
+    if not (isinstance(plain, list) or isinstance(stream, list)):
         assert stream.tasks == plain.tasks and list(plain.tasks) == ["sentiment", "topic"]
     return plain, stream
 
