@@ -63,6 +63,24 @@ def sha256_file(path: Path) -> str:
     return update_digest(hashlib.sha256(), path).hexdigest()
 
 
+def file_digests(folder: Path, leave_out: tuple[str, ...] = ()) -> dict[str, str]:
+    """The sha256 of every file under `folder` (but those named in `leave_out`), by its path relative to it."""
+    return {p.relative_to(folder).as_posix(): sha256_file(p) for p in sorted(Path(folder).rglob("*"))
+            if p.is_file() and p.relative_to(folder).as_posix() not in leave_out}
+
+
+def digest_problem(folder: Path, parts: dict[str, str]) -> tuple[Path, str] | None:
+    """The first file of `parts` (relative path: sha256) under `folder` that is missing or whose bytes differ, as
+    (its path, "missing" or "damaged"); None when every one matches."""
+    for name, digest in parts.items():
+        path = Path(folder) / name
+        if not path.is_file():
+            return path, "missing"
+        if sha256_file(path) != digest:
+            return path, "damaged"
+    return None
+
+
 _HOST = re.sub(r"[^A-Za-z0-9_-]", "-", socket.gethostname())[:40] or "host"
 #: a temporary name made by temp_path: .NAME.HOST.PID.RANDOM.tmp
 _TEMP = re.compile(r"^\.(?P<name>.+)\.(?P<host>[A-Za-z0-9_-]+)\.(?P<pid>\d+)\.[0-9a-f]{8}\.tmp$")
@@ -115,6 +133,15 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
+def temp_writer(name: str) -> int | None:
+    """The process id in a temp_path name when that process may still be writing it (it runs on this host, or the
+    name is another host's); None for a name temp_path did not make, or one a dead process of this host left."""
+    found = _TEMP.match(name)
+    if not found or found["host"] == _HOST and not _pid_alive(int(found["pid"])):
+        return None
+    return int(found["pid"])
+
+
 def remove_stale_temps(folder: Path, name: str | None = None) -> list[str]:
     """Remove the temp_path-named files and folders in `folder` (of `name` only, when given) that processes of this
     host left behind when they were killed; returns their names. Another host's temporaries are never touched."""
@@ -125,9 +152,32 @@ def remove_stale_temps(folder: Path, name: str | None = None) -> list[str]:
         found = _TEMP.match(entry.name)
         if (found and found["host"] == _HOST and (name is None or found["name"] == name)
                 and not _pid_alive(int(found["pid"]))):
-            shutil.rmtree(entry, ignore_errors=True) if entry.is_dir() else entry.unlink(missing_ok=True)
+            remove_path(entry)
             removed.append(entry.name)
     return removed
+
+
+def remove_path(path: Path) -> None:
+    """Remove the file, symbolic link or folder at `path` (a link itself, never what it points to); what cannot be
+    removed is left."""
+    if os.path.isdir(path) and not os.path.islink(path):
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        Path(path).unlink(missing_ok=True)
+
+
+def replace_path(new: Path, path: Path) -> None:
+    """Put the file or folder `new` at `path` in one rename, over what is there (a file, a folder, a symbolic link:
+    never followed); a folder replaced is renamed to a fresh temporary name first, then removed."""
+    if os.path.isdir(new) and os.path.lexists(path):
+        old = temp_path(path)
+        os.replace(path, old)
+        os.replace(new, path)
+        remove_path(old)
+    else:
+        if os.path.isdir(path) and not os.path.islink(path):
+            remove_path(path)
+        os.replace(new, path)
 
 
 def is_temporary(name: str) -> bool:
@@ -182,9 +232,4 @@ def atomic_dir(path: Path) -> Iterator[Path]:
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    old = path.with_name(f".{path.name}.old")
-    if path.exists():
-        shutil.rmtree(old, ignore_errors=True)
-        os.replace(path, old)
-    os.replace(tmp, path)
-    shutil.rmtree(old, ignore_errors=True)
+    replace_path(tmp, path)

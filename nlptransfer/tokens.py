@@ -20,7 +20,10 @@ from typing import Iterator
 import numpy as np
 from torch.utils.data import Dataset
 
-from .cache import cache_root
+from .cache import Entry, Hold, cache_root, kind_folder
+from .logs import get_logger
+
+logger = get_logger(__name__)
 
 CHUNK = 10_000  #: texts tokenized (and written) at a time
 FORMAT = "1"  #: part of every cache key: a change to what is stored makes old entries unreachable
@@ -54,9 +57,11 @@ class Encoded(Dataset):
 
 class TokenIds(Sequence):
     """Read-only token id lists over Arrow list<int32> arrays (in memory or memory-mapped): `ids[i]` is a list of
-    ints, read from the Arrow buffers when asked for."""
+    ints, read from the Arrow buffers when asked for. `hold`: the cache's lock on their file, kept as long as they
+    are."""
 
-    def __init__(self, arrays):
+    def __init__(self, arrays, hold=None):
+        self.hold = hold
         self._parts = [(a.offsets.to_numpy(), a.values.to_numpy()) for a in arrays if len(a)]
         self._starts = [0]
         for offsets, _ in self._parts:
@@ -244,35 +249,37 @@ def cache_key(tokenizer, texts: Sequence[str], max_length: int) -> str | None:
 def tokenize_cached(tokenizer, texts: Sequence[str], max_length: int, labels: list[int] | None = None,
                     folder: str | Path | None = None) -> Encoded:
     """As `tokenize`, the ids in an Arrow file under `folder` (default cache_root()/tokens), read memory-mapped: an
-    entry with the same key is read instead of tokenizing (`cached` True). A slow tokenizer tokenizes in memory."""
+    entry with the same key is read instead of tokenizing (`cached` True) when the cache trusts it (cache.Entry: its
+    sha256 matches, it is this user's alone), and held (a shared lock) as long as its ids are. A slow tokenizer
+    tokenizes in memory."""
     key = cache_key(tokenizer, texts, max_length)
     if key is None:
         return tokenize(tokenizer, texts, max_length, labels)
     import pyarrow as pa
 
-    path = Path(folder or cache_root() / "tokens") / f"{key}.arrow"
-    if path.exists():
+    entry = Entry(kind_folder(Path(folder or cache_root() / "tokens")) / f"{key}.arrow", folder=False)
+    if (hold := entry.open()) is not None:
         try:
-            ids, cut = _read(path)
+            ids, cut = _read(entry.path, hold)
             if len(ids) == len(texts):
                 return Encoded(ids, labels, len(cut), cut, cached=True)
-        except (OSError, pa.ArrowException):  # damaged (a disk filled up): made again
-            pass
-        path.unlink(missing_ok=True)
-    _write(path, _chunks(tokenizer, texts, max_length))
-    ids, cut = _read(path)
+            problem = f"{len(ids)} rows, not {len(texts)}"
+        except (OSError, pa.ArrowException) as e:  # written by another version of this code
+            problem = str(e)
+        logger.warning(f"cache: {entry.path} is not used: it cannot be read ({problem}); made again")
+        hold.close()
+    with entry.build() as temp:
+        _write(temp, _chunks(tokenizer, texts, max_length))
+    ids, cut = _read(entry.path, entry.hold)
     return Encoded(ids, labels, len(cut), cut)
 
 
 def _write(path: Path, chunks) -> None:
-    """The chunks' ids (list<int32>) and truncated flags as one Arrow IPC file, through fsio.atomic_file (a killed run
-    leaves no half entry)."""
+    """The chunks' ids (list<int32>) and truncated flags as one Arrow IPC file at the new `path`."""
     import pyarrow as pa
 
-    from .fsio import atomic_file
-
     schema = pa.schema([("input_ids", pa.list_(pa.int32())), ("truncated", pa.bool_())])
-    with atomic_file(path) as sink, pa.ipc.new_file(sink, schema) as writer:
+    with pa.OSFile(str(path), "wb") as sink, pa.ipc.new_file(sink, schema) as writer:
         for ids, long_rows in chunks:
             flags = np.zeros(len(ids), dtype=bool)
             flags[long_rows] = True
@@ -280,12 +287,13 @@ def _write(path: Path, chunks) -> None:
                                                schema=schema))
 
 
-def _read(path: Path) -> tuple[TokenIds, list[int]]:
-    """TokenIds over the file's batches (memory-mapped) and the positions of its truncated texts."""
+def _read(path: Path, hold: Hold) -> tuple[TokenIds, list[int]]:
+    """TokenIds over the file's batches (memory-mapped, keeping `hold`, the cache's lock on it) and the positions of
+    its truncated texts."""
     import pyarrow as pa
 
     reader = pa.ipc.open_file(pa.memory_map(str(path), "r"))
     batches = [reader.get_batch(i) for i in range(reader.num_record_batches)]
     flags = [b.column("truncated").to_numpy(zero_copy_only=False) for b in batches]
     cut = np.flatnonzero(np.concatenate(flags)).tolist() if flags else []
-    return TokenIds([b.column("input_ids") for b in batches]), cut
+    return TokenIds([b.column("input_ids") for b in batches], hold), cut

@@ -30,14 +30,15 @@ def data_settings(data: Any) -> dict[str, str] | None:
     splits = _splits_of(data)
     if splits is None:
         return None
-    from ..cache import cache_root
+    from ..cache import Entry, cache_root, kind_folder
 
     fingerprint = "-".join(f"{name}={ds._fingerprint}" for name, ds in sorted(splits.items()))
     import hashlib
 
-    folder = cache_root() / "datasets" / hashlib.sha256(fingerprint.encode()).hexdigest()[:32]
-    if not all((folder / f"{name}.parquet").is_file() for name in splits):
-        _write(splits, folder)
+    entry = Entry(kind_folder(cache_root() / "datasets") / hashlib.sha256(fingerprint.encode()).hexdigest()[:32], True)
+    folder = entry.path
+    if entry.open() is None or not all((folder / f"{name}.parquet").is_file() for name in splits):
+        _write(splits, entry)
     return {f"data.{name}": str(folder / f"{name}.parquet") for name in splits}
 
 
@@ -93,21 +94,19 @@ def _from_hub(spec: str):
                         "or a CSV/JSONL/Parquet file")
 
 
-def _write(splits: dict, folder: Path) -> None:
-    """Each split as `folder`/<split>.parquet, class-label columns as their label names (a missing label, -1, as
-    none); written into a temporary folder renamed onto `folder` (fsio.atomic_dir)."""
+def _write(splits: dict, entry) -> None:
+    """Each split as <split>.parquet in the cache.Entry `entry`, class-label columns as their label names (a missing
+    label, -1, as none); written into a temporary folder renamed onto it (its build)."""
     from datasets.utils.logging import disable_progress_bar, enable_progress_bar, is_progress_bar_enabled
-
-    from ..fsio import atomic_dir
 
     bars = is_progress_bar_enabled()
     disable_progress_bar()  # a few "Map" / "Creating parquet" bars would say nothing the run's log does not
     try:
-        with atomic_dir(folder) as temp:
+        with entry.build() as temp:
             for name, ds in splits.items():
                 _named_labels(ds).to_parquet(str(temp / f"{name}.parquet"))
         logger.info(f"data set written as Parquet ({', '.join(f'{k} {len(v):,} rows' for k, v in splits.items())}): "
-                    f"{folder}")
+                    f"{entry.path}")
     finally:
         if bars:
             enable_progress_bar()

@@ -69,10 +69,11 @@ def write_split(path: Path, part: LabelledTexts, per_task: bool = False) -> None
 class ArrowColumn(Sequence):
     """One column of a split file as a read-only list of Python values, read a record batch at a time when asked
     (the last one kept), never the whole file: the texts of a split larger than memory. Iterating and slicing are
-    fast; scattered single items cost a batch read each."""
+    fast; scattered single items cost a batch read each. `hold`: the cache's lock on the file's entry, kept for as
+    long as the column is (a --clear leaves the entry alone)."""
 
-    def __init__(self, path: str | Path, name: str, length: int):
-        self.path, self.name, self.length = str(path), name, length
+    def __init__(self, path: str | Path, name: str, length: int, hold=None):
+        self.path, self.name, self.length, self.hold = str(path), name, length, hold
         self._reader = None
         self._held: tuple[int, list] | None = None
 
@@ -119,7 +120,7 @@ class ArrowColumn(Sequence):
         return f"ArrowColumn({self.path!r}, {self.name!r}, {self.length} rows)"
 
     def __getstate__(self) -> dict:
-        return {**self.__dict__, "_reader": None, "_held": None}
+        return {**self.__dict__, "_reader": None, "_held": None, "hold": None}  # the lock stays with its process
 
 
 def write_meta(folder: Path, splits: Splits) -> None:
@@ -132,8 +133,9 @@ def write_meta(folder: Path, splits: Splits) -> None:
                                                   "report": splits.report.to_dict()}, ensure_ascii=False))
 
 
-def read_entry(entry: Path) -> Splits:
-    """The splits stored in `entry`: texts, rows and slices as ArrowColumns, label ids as a list."""
+def read_entry(entry: Path, hold=None) -> Splits:
+    """The splits stored in `entry`: texts, rows and slices as ArrowColumns (keeping `hold`, the cache's lock on the
+    entry), label ids as a list."""
     import pyarrow as pa
 
     meta = json.loads((entry / "meta.json").read_text())
@@ -149,9 +151,10 @@ def read_entry(entry: Path) -> Splits:
                       for v in reader.get_batch(i).column("label").to_pylist()]
             if len(labels) != info["rows"]:
                 raise ValueError(f"{path}: {len(labels)} rows, not {info['rows']}")
-        parts[name] = LabelledTexts(texts=ArrowColumn(path, "text", info["rows"]), labels=labels,
-                                    rows=ArrowColumn(path, "row", info["rows"]),
-                                    slices={c: ArrowColumn(path, f"slice:{c}", info["rows"]) for c in info["slices"]})
+        parts[name] = LabelledTexts(texts=ArrowColumn(path, "text", info["rows"], hold), labels=labels,
+                                    rows=ArrowColumn(path, "row", info["rows"], hold),
+                                    slices={c: ArrowColumn(path, f"slice:{c}", info["rows"], hold)
+                                            for c in info["slices"]})
     report = DataReport(**meta["report"])
     return Splits(train=parts["train"], validation=parts.get("validation"), test=parts.get("test"),
                   label_map=LabelMap(meta["labels"]), report=report,

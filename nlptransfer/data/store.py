@@ -31,18 +31,20 @@ def load_splits_cached(spec: DataSpec, seed: int, unlabelled: list[str] | None, 
     and nothing is stored for them. A data file larger than streamed.STREAM_BYTES (of a labelled run) goes through
     the streamed stage, into the cache entry, or with `cache` False into a temporary folder removed at exit.
     Multi-task (two or more data.label_columns) goes the same ways (load_multitask_splits); one entry is
-    data.label_column."""
-    from .streamed import load_splits_streamed, streams
+    data.label_column. An entry is read only when the cache trusts it (cache.Entry: its files' sha256 match, it is
+    this user's alone), and held (a shared lock) for as long as its split files are read."""
+    from ..cache import Entry, kind_folder
+    from .streamed import load_splits_streamed, streams, write_splits_streamed
 
     spec = _one_label_column(spec)
     multi = spec.label_columns is not None
     key = _key(spec, seed, unlabelled) if cache else None
-    entry = folder / key if key else None
-    if entry is not None and (entry / "meta.json").is_file():
+    entry = Entry(kind_folder(folder) / key, folder=True) if key else None
+    if entry is not None and (hold := entry.open()) is not None:
         try:
-            splits = read_entry(entry)
+            splits = read_entry(entry.path, hold)
             logger.info(f"data: read, checked and split as by an earlier run with the same files and settings "
-                        f"(cached: {entry})")
+                        f"(cached: {entry.path})")
             inferred = splits.report.inferred
             if "label_column" in inferred:
                 logger.info(f"label column: '{inferred['label_column']['column']}' "
@@ -51,17 +53,22 @@ def load_splits_cached(spec: DataSpec, seed: int, unlabelled: list[str] | None, 
                 logger.info(f"text column: '{inferred['text_columns']['columns'][0]}' "
                             f"(inferred: {inferred['text_columns']['reason']})")
             return splits
-        except (OSError, ValueError, KeyError, TypeError):  # damaged: made again
-            shutil.rmtree(entry, ignore_errors=True)
+        except (OSError, ValueError, KeyError, TypeError) as e:  # written by another version of this code: made again
+            logger.warning(f"cache: {entry.path} is not used: it cannot be read ({e}); made again")
+            hold.close()
     if unlabelled is None and streams(spec):
         if entry is None:
-            temp = Path(tempfile.mkdtemp(prefix="nlptransfer-splits-"))
-            atexit.register(shutil.rmtree, temp, True)
-        target = entry or temp / "splits"
+            where = Path(tempfile.mkdtemp(prefix="nlptransfer-splits-"))
+            atexit.register(shutil.rmtree, where, True)
         try:
-            return load_splits_streamed(spec, seed, target)
+            if entry is None:
+                return load_splits_streamed(spec, seed, where / "splits")
+            where = entry.path.parent
+            with entry.build() as temp:
+                write_splits_streamed(spec, seed, temp)
+            return read_entry(entry.path, entry.hold)
         except OSError as e:  # the splits of a large file live on disk: it must take them
-            raise DataError(write_failed_problem(spec.train, target.parent, e))
+            raise DataError(write_failed_problem(spec.train, where, e))
     splits = load_multitask_splits(spec, seed) if multi else load_splits(spec, seed=seed, unlabelled=unlabelled)
     if entry is not None:
         try:
@@ -101,12 +108,10 @@ def _key(spec: DataSpec, seed: int, unlabelled: list[str] | None) -> str | None:
     return h.hexdigest()
 
 
-def _write(entry: Path, splits: Splits) -> None:
+def _write(entry, splits: Splits) -> None:
     """Each split as an Arrow file (SplitWriter) and meta.json (label map, report), in a temporary folder renamed
-    onto `entry` (fsio.atomic_dir)."""
-    from ..fsio import atomic_dir
-
-    with atomic_dir(entry) as temp:
+    onto the cache.Entry `entry` (its build)."""
+    with entry.build() as temp:
         for name in SPLITS:
             part = getattr(splits, name)
             if part is not None:

@@ -49,6 +49,13 @@ def load_splits_streamed(spec: DataSpec, seed: int, folder: Path) -> Splits:
     listing the problems found."""
     from ..fsio import atomic_dir
 
+    with atomic_dir(Path(folder)) as temp:
+        write_splits_streamed(spec, seed, temp)
+    return read_entry(Path(folder))
+
+
+def write_splits_streamed(spec: DataSpec, seed: int, temp: Path) -> None:
+    """The splits of load_splits_streamed written into the new folder `temp` (split files and meta.json)."""
     multi = spec.label_columns is not None
     if multi:
         refuse_multitask_settings(spec)
@@ -61,33 +68,31 @@ def load_splits_streamed(spec: DataSpec, seed: int, folder: Path) -> Splits:
             run.problems.extend(e.problems)
             run.stop()
     slices = list(spec.slice_columns or [])
-    with atomic_dir(Path(folder)) as temp:
-        sources: dict[str, SplitWriter] = {}
+    sources: dict[str, SplitWriter] = {}
 
-        def sink(name: str):
-            writer = sources[name] = SplitWriter(temp / f"source-{name}.arrow", False, slices)
-            if len(sources) == 1:
-                logger.info(f"data: reading {', '.join(f for f in (spec.train, spec.validation, spec.test) if f)} "
-                            f"a chunk of {CHUNK_ROWS:,} rows at a time")
-            return lambda frame: writer.add(frame["text"].tolist(), frame["row"].tolist(),
-                                            *(frame[SLICE + c].tolist() for c in slices))
+    def sink(name: str):
+        writer = sources[name] = SplitWriter(temp / f"source-{name}.arrow", False, slices)
+        if len(sources) == 1:
+            logger.info(f"data: reading {', '.join(f for f in (spec.train, spec.validation, spec.test) if f)} "
+                        f"a chunk of {CHUNK_ROWS:,} rows at a time")
+        return lambda frame: writer.add(frame["text"].tolist(), frame["row"].tolist(),
+                                        *(frame[SLICE + c].tolist() for c in slices))
 
-        checked = read_and_check(run, firsts, chunks, sample, sink)
-        for writer in sources.values():
-            writer.close()
-        maps, ids = label_ids(run, checked)
-        fill_report(run, checked, maps)
-        writers = {s: SplitWriter(temp / f"{s}.arrow", True, slices, per_task=multi)
-                   for s in SPLITS if s in run.report.rows_used}
-        for name in checked.read:
-            _write_splits(temp / f"source-{name}.arrow", checked, name, ids, writers, multi)
-            (temp / f"source-{name}.arrow").unlink()
-        for w in writers.values():
-            w.close()
-        splits = Splits(*(_Sized(writers[s].rows, slices) if s in writers else None for s in SPLITS),
-                        maps[checked.tasks[0].name], run.report, tasks=maps if multi else None)
-        write_meta(temp, splits)
-    return read_entry(Path(folder))
+    checked = read_and_check(run, firsts, chunks, sample, sink)
+    for writer in sources.values():
+        writer.close()
+    maps, ids = label_ids(run, checked)
+    fill_report(run, checked, maps)
+    writers = {s: SplitWriter(temp / f"{s}.arrow", True, slices, per_task=multi)
+               for s in SPLITS if s in run.report.rows_used}
+    for name in checked.read:
+        _write_splits(temp / f"source-{name}.arrow", checked, name, ids, writers, multi)
+        (temp / f"source-{name}.arrow").unlink()
+    for w in writers.values():
+        w.close()
+    splits = Splits(*(_Sized(writers[s].rows, slices) if s in writers else None for s in SPLITS),
+                    maps[checked.tasks[0].name], run.report, tasks=maps if multi else None)
+    write_meta(temp, splits)
 
 
 class _Sized:

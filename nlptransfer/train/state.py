@@ -11,7 +11,7 @@ import torch
 
 from ..logs import get_logger
 from ..errors import RunError
-from ..fsio import atomic_dir, sha256_file, writing
+from ..fsio import atomic_dir, digest_problem, file_digests, writing
 from ..run import RunFolder
 
 logger = get_logger(__name__)
@@ -66,7 +66,7 @@ def save_checkpoint(accelerator, run: RunFolder, state: TrainState) -> None:
                 hook.remove()
             accelerator.wait_for_everyone()
             if accelerator.is_main_process:
-                parts = {p.relative_to(tmp).as_posix(): sha256_file(p) for p in sorted(tmp.rglob("*")) if p.is_file()}
+                parts = file_digests(tmp)
                 (tmp / STATE_FILE).write_text(json.dumps({**json.loads(state.to_json()), "parts": parts}))
                 with atomic_dir(target) as staged:
                     staged.rmdir()
@@ -157,12 +157,11 @@ def _verified_state(last, process_index: int) -> tuple[TrainState, dict]:
     parts = data.get("parts")
     if parts is None:  # a checkpoint of an older nlptransfer: it has no checksums to check
         return state, {}
-    for name, digest in parts.items():
-        path = last / name
-        if not path.is_file():
-            raise RunError(f"{path} is missing from the checkpoint; {fix}")
-        if sha256_file(path) != digest:
-            raise RunError(f"{path} is damaged (its sha256 differs from the one recorded when it was saved); {fix}")
+    problem = digest_problem(last, parts)
+    if problem is not None:
+        path, what = problem
+        raise RunError(f"{path} is missing from the checkpoint; {fix}" if what == "missing" else
+                       f"{path} is damaged (its sha256 differs from the one recorded when it was saved); {fix}")
     rng = f"random_states_{process_index}.pkl"
     if rng not in parts:
         raise RunError(f"{last} holds no {rng}: it was saved by a run with another number of processes; resume it "
