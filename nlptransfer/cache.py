@@ -58,7 +58,7 @@ def _no_hold() -> None:
 def lock(path: Path, exclusive: bool = False, wait: bool = True) -> Hold:
     """A Hold of the file or folder at `path` (a symbolic link is refused: OSError ELOOP); BlockingIOError when
     `wait` is False and another process holds a conflicting lock."""
-    flags = os.O_RDONLY | os.O_NOFOLLOW | (os.O_DIRECTORY if os.path.isdir(path) else 0)
+    flags = os.O_RDONLY | os.O_NOFOLLOW | (os.O_DIRECTORY if os.path.isdir(path) and not os.path.islink(path) else 0)
     hold = Hold(os.open(path, flags))
     if fcntl is not None:
         try:
@@ -123,7 +123,8 @@ class Entry:
         try:
             hold = lock(self.path)
         except OSError as e:
-            reason = "is a symbolic link" if e.errno == errno.ELOOP else f"cannot be read ({e.strerror or e})"
+            links = os.path.islink(self.path) or e.errno == errno.ELOOP
+            reason = "is a symbolic link" if links else f"cannot be read ({e.strerror or e})"
         else:
             try:
                 now = os.lstat(self.path)
@@ -159,11 +160,13 @@ class Entry:
                 return f"holds {file.name}, which {reason or 'is not a file'}"
         try:
             parts = json.loads(self.digests.read_text(encoding="utf-8"))
-            names = {f.name for f in files} - {DIGESTS} if self.folder else {self.path.name}
-            if not isinstance(parts, dict) or set(parts) != names:
-                raise ValueError("another entry's digests")
+            if not isinstance(parts, dict) or not self.folder and set(parts) != {self.path.name}:
+                raise ValueError("not this entry's")
         except (OSError, ValueError) as e:
             return f"has damaged digests ({self.digests.name}: {e})"
+        unlisted = sorted({f.name for f in files} - {DIGESTS} - set(parts)) if self.folder else []
+        if unlisted:
+            return f"holds {unlisted[0]}, which its digests do not list"
         found = digest_problem(folder, parts)
         if found is not None:
             path, what = found

@@ -43,6 +43,9 @@ def load_splits_cached(spec: DataSpec, seed: int, unlabelled: list[str] | None, 
     if entry is not None and (hold := entry.open()) is not None:
         try:
             splits = read_entry(entry.path, hold)
+            if not streams(spec):  # files read whole: their splits are held in memory, as a first run holds them
+                splits = _in_memory(splits)
+                hold.close()
             logger.info(f"data: read, checked and split as by an earlier run with the same files and settings "
                         f"(cached: {entry.path})")
             inferred = splits.report.inferred
@@ -87,6 +90,18 @@ def _one_label_column(spec: DataSpec) -> DataSpec:
         raise DataError(f"data.label_column '{spec.label_column}' and data.label_columns {columns} name different "
                         f"label columns: give one of them")
     return dataclasses.replace(spec, label_column=columns[0], label_columns=None)
+
+
+def _in_memory(splits: Splits) -> Splits:
+    """`splits` with the texts, rows and slices of each split read into lists."""
+    def read(part):
+        if part is None:
+            return None
+        return dataclasses.replace(part, texts=list(part.texts), rows=list(part.rows),
+                                   slices={c: list(values) for c, values in part.slices.items()})
+
+    return dataclasses.replace(splits, train=read(splits.train), validation=read(splits.validation),
+                               test=read(splits.test))
 
 
 def _key(spec: DataSpec, seed: int, unlabelled: list[str] | None) -> str | None:
