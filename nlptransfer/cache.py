@@ -23,11 +23,6 @@ logger = get_logger(__name__)
 
 DIGESTS = "sha256.json"  #: a folder entry's file of its files' sha256; a file entry's is NAME.sha256.json beside it
 
-try:
-    import fcntl
-except ImportError:  # Windows: no shared locks; --clear then removes every entry
-    fcntl = None
-
 
 def cache_root() -> Path:
     """The cache folder: $NLPTRANSFER_CACHE, else $XDG_CACHE_HOME/nlptransfer (~/.cache/nlptransfer)."""
@@ -58,14 +53,15 @@ def _no_hold() -> None:
 def lock(path: Path, exclusive: bool = False, wait: bool = True) -> Hold:
     """A Hold of the file or folder at `path` (a symbolic link is refused: OSError ELOOP); BlockingIOError when
     `wait` is False and another process holds a conflicting lock."""
+    import fcntl  # POSIX: flock locks go when their process ends, even when it is killed
+
     flags = os.O_RDONLY | os.O_NOFOLLOW | (os.O_DIRECTORY if os.path.isdir(path) and not os.path.islink(path) else 0)
     hold = Hold(os.open(path, flags))
-    if fcntl is not None:
-        try:
-            fcntl.flock(hold.fd, (fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH) | (0 if wait else fcntl.LOCK_NB))
-        except BaseException:
-            hold.close()
-            raise
+    try:
+        fcntl.flock(hold.fd, (fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH) | (0 if wait else fcntl.LOCK_NB))
+    except BaseException:
+        hold.close()
+        raise
     return hold
 
 

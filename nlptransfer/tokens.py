@@ -268,7 +268,9 @@ def tokenize_cached(tokenizer, texts: Sequence[str], max_length: int, labels: li
             problem = str(e)
         logger.warning(f"cache: {entry.path} is not used: it cannot be read ({problem}); made again")
         hold.close()
-    with entry.build() as temp:
+    from .fsio import writing
+
+    with writing(entry.path), entry.build() as temp:  # a full disk: one RunError naming the entry
         _write(temp, _chunks(tokenizer, texts, max_length))
     ids, cut = _read(entry.path, entry.hold)
     return Encoded(ids, labels, len(cut), cut)
