@@ -232,7 +232,7 @@ def clear(folder: Path) -> tuple[int, list[str]]:
             if hold is not None:
                 hold.close()
         if os.path.lexists(path):
-            kept.append(f"{path}: it cannot be removed (no permission?)")
+            kept.append(f"{path}: it could not be removed (another user's, or a read-only folder)")
         else:
             removed += 1
     for name in names:  # digests whose entry is gone

@@ -23,7 +23,7 @@ from tests.helpers import cli, cli_env, run_args, without_timings
 
 OTHER_UID = 12345  #: a user that is not this one (the tests run as root, which may chown)
 
-pytestmark = pytest.mark.skipif(os.getuid() != 0, reason="planting another user's entry needs root (os.chown)")
+needs_root = pytest.mark.skipif(os.getuid() != 0, reason="planting another user's entry needs root (os.chown)")
 
 
 def _finetune(tiny_models, data: Path, out: Path):
@@ -161,7 +161,8 @@ def _linked(entry: Path) -> str:
 
 
 @pytest.mark.parametrize("where", ["splits", "tokens"])
-@pytest.mark.parametrize("plant", [_foreign, _open_to_all, _linked], ids=["other-owner", "writable-by-others", "link"])
+@pytest.mark.parametrize("plant", [pytest.param(_foreign, marks=needs_root), _open_to_all, _linked],
+                         ids=["other-owner", "writable-by-others", "link"])
 def test_a_planted_entry_with_matching_digests_is_made_again(where, plant, clean, tiny_models, reviews_csv, tmp_path,
                                                                monkeypatch):
     """Data changed by someone who also wrote its digests again: another user's entry, one others may write to, or a
@@ -184,6 +185,7 @@ def test_a_planted_entry_with_matching_digests_is_made_again(where, plant, clean
     assert all(p.read_bytes() == data for p, data in outside.items())  # a link's target: left as it was
 
 
+@needs_root
 def test_a_cache_folder_owned_by_another_user_is_one_clear_error(clean, reviews_csv, tiny_models, tmp_path,
                                                                   monkeypatch, capsys):
     from nlptransfer.cli import main
@@ -290,3 +292,25 @@ def test_a_killed_streamed_run_leaves_no_temporary_folder_behind(tiny_models, re
     assert run.wait(600) == 0, run.stdout.read()[-3000:]
     now = list((cache / "splits").iterdir())
     assert not left[0].exists() and len(now) == 1 and not now[0].name.startswith(".")
+
+
+def test_a_changed_data_set_entry_is_written_again(tmp_path, monkeypatch):
+    """A data set written as Parquet into the cache (datasets entries) is checked as the other entries are."""
+    datasets = pytest.importorskip("datasets")
+    import pandas as pd
+
+    from nlptransfer.data.sources import data_settings
+
+    monkeypatch.setenv("NLPTRANSFER_CACHE", str(tmp_path / "cache"))
+    data = datasets.Dataset.from_dict({"text": ["a good film", "an awful film"] * 5,
+                                       "label": ["positive", "negative"] * 5})
+    first = data_settings(data)
+    path = Path(first["data.train"])
+    clean = pd.read_parquet(path)
+    flipped = clean.assign(label=clean["label"].map({"positive": "negative", "negative": "positive"}))
+    flipped.to_parquet(path)
+    with captured_messages() as lines:
+        again = data_settings(data)
+    _said(lines, path.parent, "has a train.parquet whose sha256 differs from the one recorded when it was written")
+    assert again == first and pd.read_parquet(path).equals(clean)
+    _trusted(path.parent)
