@@ -200,12 +200,13 @@ def test_a_cache_folder_owned_by_another_user_is_one_clear_error(clean, reviews_
     assert "Traceback" not in err and not (tmp_path / "runs").exists()
 
 
-#: the real command line, its data stage streamed (as for a file over 16 MB), paused after optimizer step 2 until the
-#: file `go` appears in the folder argv[1] (it writes `paused` there); with KILL set, it is SIGKILLed in the data stage
+#: the real command line, its data stage streamed (as for a file over 16 MB), paused before it tokenizes (after the
+#: data stage) and after optimizer step 2: at each point it writes `paused-<point>` in the folder argv[1] and waits for
+#: `go-<point>` there; with KILL set, it is SIGKILLed in the data stage, as it writes the split files
 PAUSER = textwrap.dedent("""
     import os, signal, sys, time
     from pathlib import Path
-    from nlptransfer import run as run_module
+    from nlptransfer import pipeline, run as run_module
     from nlptransfer.data import streamed
     from nlptransfer.cli import main
 
@@ -213,14 +214,21 @@ PAUSER = textwrap.dedent("""
     control = Path(sys.argv[1])
     if os.environ.get("KILL"):
         streamed._write_splits = lambda *a, **k: os.kill(os.getpid(), signal.SIGKILL)
-    original = run_module.RunFolder.append_log
-    def append_log(self, record):
-        original(self, record)
+
+    def pause(point):
+        (control / f"paused-{point}").touch()
+        while not (control / f"go-{point}").exists():
+            time.sleep(0.05)
+
+    encode, append_log = pipeline.encode_splits, run_module.RunFolder.append_log
+    def encode_splits(*args, **kwargs):
+        pause("data")
+        return encode(*args, **kwargs)
+    def logged(self, record):
+        append_log(self, record)
         if record.get("step") == 2 and "loss" in record:
-            (control / "paused").touch()
-            while not (control / "go").exists():
-                time.sleep(0.05)
-    run_module.RunFolder.append_log = append_log
+            pause("step")
+    pipeline.encode_splits, run_module.RunFolder.append_log = encode_splits, logged
     sys.exit(main(sys.argv[2:]))
 """)
 
@@ -232,34 +240,56 @@ def _pauser(tmp_path: Path, args: list[str], **env: str) -> subprocess.Popen:
                             env=cli_env(**env), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
 
-def test_clear_during_a_run_keeps_what_the_run_holds_and_the_run_ends_as_a_clean_one(tiny_models, reviews_csv,
-                                                                                     tmp_path):
-    cache = tmp_path / "cache"
-    args = lambda out, *extra: run_args(tiny_models["bert"], reviews_csv, tmp_path / out, *extra)  # noqa: E731
-    (tmp_path / "go").touch()
-    reference = _pauser(tmp_path, args("reference", "data.cache=false"), NLPTRANSFER_CACHE=str(cache))
-    assert reference.wait(600) == 0, reference.stdout.read()[-3000:]
-    (tmp_path / "go").unlink()
-    (tmp_path / "paused").unlink()
-    run = _pauser(tmp_path, args("runs"), NLPTRANSFER_CACHE=str(cache))
+def _go(tmp_path: Path, on: bool = True) -> None:
+    for point in ("data", "step"):
+        (tmp_path / f"paused-{point}").unlink(missing_ok=True)
+        (tmp_path / f"go-{point}").touch() if on else (tmp_path / f"go-{point}").unlink(missing_ok=True)
+
+
+def _clear_when_paused(run: subprocess.Popen, tmp_path: Path, point: str, cache: Path) -> str:
+    """What `cache --clear` prints while `run` waits at `point`; then it goes on."""
     try:
         deadline = time.monotonic() + 600
-        while not (tmp_path / "paused").exists():
+        while not (tmp_path / f"paused-{point}").exists():
             assert run.poll() is None and time.monotonic() < deadline, run.stdout.read()[-3000:]
             time.sleep(0.05)
-        entries = sorted(p for kind in ("splits", "tokens") for p in (cache / kind).iterdir())
         cleared = cli(["cache", "--clear"], tmp_path, NLPTRANSFER_CACHE=str(cache))
+        assert cleared.returncode == 0, cleared.stderr
+        return cleared.stdout
     finally:
-        (tmp_path / "go").touch()
+        (tmp_path / f"go-{point}").touch()
+
+
+def _kept(cache: Path, entries: list[Path]) -> str:
+    """What --clear prints when a run holds `entries`."""
+    return "".join([f"cleared {cache}: 0 entries removed, {len(entries)} kept:\n"]
+                   + [f"  kept {p}: a run in progress uses it; clear again when it has finished\n" for p in entries])
+
+
+def test_clear_during_a_run_keeps_what_the_run_holds_and_the_run_ends_as_a_clean_one(tiny_models, reviews_csv,
+                                                                                     tmp_path):
+    """--clear after the data stage, then during training: the run's split files and token ids stay, the run ends
+    with the numbers of a run that had no cache; the next --clear removes them."""
+    cache = tmp_path / "cache"
+    args = lambda out, *extra: run_args(tiny_models["bert"], reviews_csv, tmp_path / out, *extra)  # noqa: E731
+    _go(tmp_path)
+    reference = _pauser(tmp_path, args("reference", "data.cache=false"), NLPTRANSFER_CACHE=str(cache))
+    assert reference.wait(600) == 0, reference.stdout.read()[-3000:]
+    _go(tmp_path, on=False)
+    run = _pauser(tmp_path, args("runs"), NLPTRANSFER_CACHE=str(cache))
+    try:
+        at_data = _clear_when_paused(run, tmp_path, "data", cache)
+        splits = sorted((cache / "splits").iterdir())
+        at_step = _clear_when_paused(run, tmp_path, "step", cache)
+        tokens = sorted((cache / "tokens").glob("*.arrow"))
+    finally:
+        _go(tmp_path)
     out = run.communicate(timeout=600)[0]
     assert run.returncode == 0, out[-3000:]
-    assert cleared.returncode == 0 and cleared.stdout.startswith(f"cleared {cache}: 0 entries removed, 4 kept:\n")
-    held = [p for p in entries if not p.name.endswith(".sha256.json")]
-    assert len(held) == 4 and all(f"  kept {p}: a run in progress uses it; clear again when it has finished\n"
-                                  in cleared.stdout for p in held)
-    assert all(p.exists() for p in entries)
-    ran = _results(next((tmp_path / "runs").iterdir()))
-    assert ran == _results(next((tmp_path / "reference").iterdir()))
+    assert len(splits) == 1 and at_data == _kept(cache, splits)
+    assert len(tokens) == 3 and at_step == _kept(cache, splits + tokens)
+    assert all(p.exists() for p in splits + tokens)
+    assert _results(next((tmp_path / "runs").iterdir())) == _results(next((tmp_path / "reference").iterdir()))
     after = cli(["cache", "--clear"], tmp_path, NLPTRANSFER_CACHE=str(cache))  # the run is over: nothing is held
     assert after.stdout == f"cleared {cache}: 4 entries removed\n" and not (cache / "splits").exists()
 
@@ -269,7 +299,7 @@ def test_a_killed_streamed_run_leaves_no_temporary_folder_behind(tiny_models, re
     --clear; a temporary folder a live process writes is kept."""
     cache = tmp_path / "cache"
     args = run_args(tiny_models["bert"], reviews_csv, tmp_path / "runs", **{"training.epochs": 1})
-    (tmp_path / "go").touch()
+    _go(tmp_path)
 
     def killed() -> list[Path]:
         run = _pauser(tmp_path, args, NLPTRANSFER_CACHE=str(cache), KILL="1")
