@@ -246,16 +246,19 @@ def _go(tmp_path: Path, on: bool = True) -> None:
         (tmp_path / f"go-{point}").touch() if on else (tmp_path / f"go-{point}").unlink(missing_ok=True)
 
 
-def _clear_when_paused(run: subprocess.Popen, tmp_path: Path, point: str, cache: Path) -> str:
-    """What `cache --clear` prints while `run` waits at `point`; then it goes on."""
+def _clear_when_paused(run: subprocess.Popen, tmp_path: Path, point: str, cache: Path) -> tuple[list[Path], str]:
+    """The cache's entries (but digests) when `run` waits at `point` and what `cache --clear` then prints; then the
+    run goes on."""
     try:
         deadline = time.monotonic() + 600
         while not (tmp_path / f"paused-{point}").exists():
             assert run.poll() is None and time.monotonic() < deadline, run.stdout.read()[-3000:]
             time.sleep(0.05)
+        entries = sorted(p for kind in ("splits", "tokens") if (cache / kind).is_dir()
+                         for p in (cache / kind).iterdir() if not p.name.endswith(".sha256.json"))
         cleared = cli(["cache", "--clear"], tmp_path, NLPTRANSFER_CACHE=str(cache))
         assert cleared.returncode == 0, cleared.stderr
-        return cleared.stdout
+        return entries, cleared.stdout
     finally:
         (tmp_path / f"go-{point}").touch()
 
@@ -278,17 +281,15 @@ def test_clear_during_a_run_keeps_what_the_run_holds_and_the_run_ends_as_a_clean
     _go(tmp_path, on=False)
     run = _pauser(tmp_path, args("runs"), NLPTRANSFER_CACHE=str(cache))
     try:
-        at_data = _clear_when_paused(run, tmp_path, "data", cache)
-        splits = sorted((cache / "splits").iterdir())
-        at_step = _clear_when_paused(run, tmp_path, "step", cache)
-        tokens = sorted((cache / "tokens").glob("*.arrow"))
+        splits, at_data = _clear_when_paused(run, tmp_path, "data", cache)
+        held, at_step = _clear_when_paused(run, tmp_path, "step", cache)
     finally:
         _go(tmp_path)
     out = run.communicate(timeout=600)[0]
     assert run.returncode == 0, out[-3000:]
     assert len(splits) == 1 and at_data == _kept(cache, splits)
-    assert len(tokens) == 3 and at_step == _kept(cache, splits + tokens)
-    assert all(p.exists() for p in splits + tokens)
+    assert len(held) == 4 and held[0] == splits[0] and at_step == _kept(cache, held)
+    assert all(p.exists() for p in held)
     assert _results(next((tmp_path / "runs").iterdir())) == _results(next((tmp_path / "reference").iterdir()))
     after = cli(["cache", "--clear"], tmp_path, NLPTRANSFER_CACHE=str(cache))  # the run is over: nothing is held
     assert after.stdout == f"cleared {cache}: 4 entries removed\n" and not (cache / "splits").exists()
