@@ -11,10 +11,10 @@ import json
 import os
 import stat
 import weakref
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
 
 from .errors import RunError
 from .logs import get_logger

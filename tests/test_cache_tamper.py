@@ -18,8 +18,9 @@ import pyarrow as pa
 import pytest
 
 import nlptransfer
-from .conftest import captured_messages, quick_overrides
 from tests.helpers import cli, cli_env, run_args, without_timings
+
+from .conftest import captured_messages, quick_overrides
 
 OTHER_UID = 12345  #: a user that is not this one (the tests run as root, which may chown)
 
@@ -274,7 +275,7 @@ def test_clear_during_a_run_keeps_what_the_run_holds_and_the_run_ends_as_a_clean
     """--clear after the data stage, then during training: the run's split files and token ids stay, the run ends
     with the numbers of a run that had no cache; the next --clear removes them."""
     cache = tmp_path / "cache"
-    args = lambda out, *extra: run_args(tiny_models["bert"], reviews_csv, tmp_path / out, *extra)  # noqa: E731
+    args = lambda out, *extra: run_args(tiny_models["bert"], reviews_csv, tmp_path / out, *extra)
     _go(tmp_path)
     reference = _pauser(tmp_path, args("reference", "data.cache=false"), NLPTRANSFER_CACHE=str(cache))
     assert reference.wait(600) == 0, reference.stdout.read()[-3000:]
