@@ -238,16 +238,21 @@ def test_sigterm_finishes_in_flight_requests_and_exits_0(run):
 
 
 @pytest.mark.slow
-def test_the_prediction_log_holds_hashes_unless_texts_are_asked_for(run, tmp_path):
+def test_the_prediction_log_holds_keyed_hashes_unless_texts_are_asked_for(run, tmp_path):
     import hashlib
 
-    for flag, key in (([], "text_sha256"), (["--log-texts"], "text")):
+    for flag, key in (([], "text_hmac_sha256"), (["--log-texts"], "text")):
         log = tmp_path / f"log-{key}.jsonl"
         with server(run, "--prediction-log", str(log), *flag) as (url, _):
             assert _predict(url, {"texts": ["good movie", "bad film"]}).status_code == 200
         lines = [json.loads(line) for line in log.read_text().splitlines()]
-        assert [set(line) for line in lines] == [{"time", key, "label", "score"}] * 2
-        assert lines[0][key] == ("good movie" if key == "text" else hashlib.sha256(b"good movie").hexdigest())
+        keyed = {"hmac_key"} if key != "text" else set()
+        assert [set(line) for line in lines] == [{"time", key, "label", "score", *keyed}] * 2
+        if key == "text":
+            assert lines[0][key] == "good movie"
+        else:  # a random key per server start: no dictionary of sha256 digests finds the text
+            assert lines[0]["hmac_key"].startswith("random per server start ")
+            assert len(lines[0][key]) == 64 and lines[0][key] != hashlib.sha256(b"good movie").hexdigest()
 
 
 def test_the_prediction_log_rotates(run, classifier, tmp_path):
