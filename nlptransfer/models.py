@@ -187,7 +187,7 @@ def _file_ids(folder: Path) -> int | None:
         try:
             data = json.loads((folder / "tokenizer.json").read_text(encoding="utf-8"))
             vocab = data["model"]["vocab"]
-            ids = list(vocab.values()) if isinstance(vocab, dict) else [len(vocab) - 1]
+            ids = [max(vocab.values(), default=-1) if isinstance(vocab, dict) else len(vocab) - 1]
             ids += [t["id"] for t in data.get("added_tokens") or []]
             ids += [i for t in ((data.get("post_processor") or {}).get("special_tokens") or {}).values()
                     for i in t.get("ids", [])]
