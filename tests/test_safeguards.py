@@ -620,20 +620,16 @@ def test_serve_checks_the_prediction_log_and_the_port_before_the_model_loads(tra
         _one_error_line(_main(["serve", run, "--port", port], capsys), f"cannot listen on 127.0.0.1:{port}")
 
 
-def test_serve_warns_when_it_listens_beyond_this_machine_without_a_key(caplog, monkeypatch):
-    from nlptransfer.serve import ServeConfig
-    from nlptransfer.serve.run import preflight
-
+def test_serve_warns_when_it_listens_beyond_this_machine_without_a_key(tmp_path, capsys, monkeypatch):
     monkeypatch.setenv("NLPT_KEY", "k" * 32)
-    for host, config, warned in (("0.0.0.0", ServeConfig(), True), ("127.0.0.1", ServeConfig(), False),
-                                 ("localhost", ServeConfig(), False),
-                                 ("0.0.0.0", ServeConfig(api_key_env="NLPT_KEY"), False)):
-        caplog.clear()
-        with caplog.at_level("WARNING", logger="nlptransfer"):
-            preflight(host, _free_port(), config)
-        said = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
-        assert said == ([f"serving on {host} without an API key: anyone who can reach this machine can use the model "
-                         "(set --api-key-env, or listen on 127.0.0.1)"] if warned else []), host
+    warning = ("warning: serving on 0.0.0.0 without an API key: anyone who can reach this machine can use the model "
+               "(set --api-key-env, or listen on 127.0.0.1)")
+    for host, extra, warned in (("0.0.0.0", [], True), ("127.0.0.1", [], False), ("localhost", [], False),
+                                ("0.0.0.0", ["--api-key-env", "NLPT_KEY"], False)):
+        # a run folder that is not there: the warning comes before the model is looked for, then the error
+        code, err, out = _main(_serve_args(tmp_path / "no-run", "--host", host, *extra), capsys)
+        assert code == 2 and "no-run" in err and "Traceback" not in err
+        assert [line for line in out.splitlines() if line.startswith("warning:")] == ([warning] if warned else []), host
 
 
 def test_serve_asks_for_the_key_before_reading_the_body_and_flags_empty_texts(trained, monkeypatch):

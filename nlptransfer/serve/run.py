@@ -34,6 +34,10 @@ def serve(source: str | Path, *, host: str = "127.0.0.1", port: int = 8000, back
 
     config = config or ServeConfig()
     preflight(host, port, config)
+    if not config.api_key_env and not _loopback(host):
+        logging.getLogger("nlptransfer").warning(
+            f"serving on {host} without an API key: anyone who can reach this machine can use the model (set "
+            "--api-key-env, or listen on 127.0.0.1)")
     folder = str(locate(source, hub=hub, revision=revision))
     spec = {"folder": folder, "backend": backend, "trust_remote_code": trust_remote_code,
             "config": {**asdict(config), "drift": asdict(config.drift)}}
@@ -96,8 +100,8 @@ class HeaderTimeout(AutoHTTPProtocol):
 
 
 def preflight(host: str, port: int, config: ServeConfig) -> None:
-    """RunError for what would stop the server once the model is loaded (the prediction log, the port); a warning
-    when it listens beyond this machine without an API key."""
+    """RunError for what would stop the server once the model is loaded: the prediction log, the key variables, the
+    port."""
     problem = config.prediction_log and prediction_log_problem(config.prediction_log)
     if problem:
         raise RunError(problem)
@@ -111,10 +115,6 @@ def preflight(host: str, port: int, config: ServeConfig) -> None:
     except OSError as e:
         raise RunError(f"cannot listen on {host}:{port}: {e.strerror or e} (another server on that port? choose "
                        "another with --port)") from None
-    if not config.api_key_env and not _loopback(host):
-        logging.getLogger("nlptransfer").warning(
-            f"serving on {host} without an API key: anyone who can reach this machine can use the model (set "
-            "--api-key-env, or listen on 127.0.0.1)")
 
 
 def _loopback(host: str) -> bool:
