@@ -270,10 +270,15 @@ def test_the_prediction_log_rotates(run, classifier, tmp_path):
 
 
 @pytest.mark.slow
-def test_two_worker_processes_serve_and_share_their_metrics(run):
-    with server(run, "--workers", "2") as (url, _):
+def test_two_worker_processes_serve_and_share_their_metrics(run, tmp_path):
+    log = tmp_path / "p.jsonl"
+    with server(run, "--workers", "2", "--prediction-log", str(log)) as (url, _):
         for i in range(30):
-            assert _predict(url, {"texts": [f"text {i}"]}).status_code == 200
+            assert _predict(url, {"texts": [f"text {i % 2}"]}).status_code == 200
+        lines = [json.loads(line) for line in log.read_text().splitlines()]
+        # the workers share one random key: the same text has the same hash whichever answered
+        assert len(lines) == 30 and len({line["hmac_key"] for line in lines}) == 1
+        assert len({line["text_hmac_sha256"] for line in lines}) == 2
         text = httpx.get(url + "/metrics").text
         line = next(x for x in text.splitlines()
                     if x.startswith('nlptransfer_requests_total{endpoint="/v1/predict",status="200"}'))
