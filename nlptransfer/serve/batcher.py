@@ -146,14 +146,14 @@ class Batcher:
             try:
                 await self._run(live, now)
             except Exception as e:  # noqa: BLE001  the model failed on some text: each runs alone, so only its own fails
+                if len(live) == 1:
+                    _fail(live[0], e)
+                    continue
                 for item in live:
                     try:
-                        if len(live) == 1:
-                            raise e
                         await self._run([item], now)
-                    except Exception as failed:  # noqa: BLE001  this text's request gets the error
-                        if not item.future.done():
-                            item.future.set_exception(failed)
+                    except Exception as failed:  # noqa: BLE001
+                        _fail(item, failed)
 
     async def _run(self, live: list[Item], now: float) -> None:
         """Run one batch in the model thread and give each text its result."""
@@ -167,3 +167,9 @@ class Batcher:
             if not item.future.done():
                 item.future.set_result(Result(probs[j], None if features is None else features[j],
                                               now - item.enqueued))
+
+
+def _fail(item: Item, error: Exception) -> None:
+    """The text's request gets the error (unless it gave up)."""
+    if not item.future.done():
+        item.future.set_exception(error)
