@@ -568,25 +568,27 @@ def test_a_text_the_model_fails_on_fails_only_its_own_request_with_a_json_500(tr
     # the refusal at load time aside, a tokenizer with one word past the embedding table: that word's id fails
     big = BertTokenizer(vocab={w: i for i, w in enumerate(VOCAB + ["zzbad"])}, model_max_length=64)
     clf = TextClassifier(good.model, big, good.label_map, good.max_length, good.recipe)
-    app = create_app(clf, ServeConfig(max_wait_ms=500), trained["full"])
+    app = create_app(clf, ServeConfig(max_wait_ms=1000), trained["full"])
     texts = [["a good film"], ["zzbad"], ["a bad film", "okay"]]
     with in_thread_server(app) as url:
         async def together():
             async with httpx.AsyncClient(base_url=url, timeout=60) as client:
+                await client.post("/v1/predict", json={"texts": "warm"})  # so the next ones wait for company
                 return await asyncio.gather(*(client.post("/v1/predict", json={"texts": t}) for t in texts))
 
         answers = asyncio.run(together())
-        batch_sizes = [line for line in httpx.get(url + "/metrics").text.splitlines()
-                       if line.startswith(("nlptransfer_batch_size_count", "nlptransfer_batch_size_sum"))]
+        sizes = {line.split()[0]: float(line.split()[1]) for line in httpx.get(url + "/metrics").text.splitlines()
+                 if line.startswith(("nlptransfer_batch_size_count", "nlptransfer_batch_size_sum"))}
     assert [a.status_code for a in answers] == [200, 500, 200]
     for answer, sent in ((answers[0], texts[0]), (answers[2], texts[2])):
         got = [[p["probabilities"][n] for n in ("negative", "positive")] for p in answer.json()["predictions"]]
         np.testing.assert_allclose(got, good.predict_proba(sent), atol=1e-5)
     error = answers[1].json()["error"]
     assert error["status"] == 500 and error["type"] == "internal" and "IndexError" in error["message"]
-    # the first text ran at once (it came after a quiet spell); the other three waited for each other, failed as one
-    # batch, then ran alone: batches of 1, 3, 1, 1, 1
-    assert sorted(batch_sizes) == ["nlptransfer_batch_size_count 5.0", "nlptransfer_batch_size_sum 7.0"]
+    # each of the 5 texts ran once, and the k texts of the batch that failed once more (alone): the bad text failed a
+    # batch it shared (k = 4 when the three requests met in one batch, at least 2 whatever the timing)
+    failed_with = sizes["nlptransfer_batch_size_sum"] - 5
+    assert 2 <= failed_with <= 4
 
 
 def _serve_args(run: Path, *extra) -> list:
