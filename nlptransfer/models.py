@@ -149,15 +149,66 @@ def load_config(model: ResolvedModel, trust_remote_code: bool = False):
         raise ModelNotFound(f"'{model.source}' cannot be loaded: {e}") from None
 
 
-def load_tokenizer(model: ResolvedModel, trust_remote_code: bool = False):
-    """The model's tokenizer."""
+def load_tokenizer(model: ResolvedModel, trust_remote_code: bool = False, config=None):
+    """The model's tokenizer, refused (RunError) when it can produce an id the model's embedding table has no row for;
+    `config`: the config of the model it feeds (default: `model`'s own)."""
     from transformers import AutoTokenizer
 
+    rows = embedding_rows(config if config is not None else load_config(model, trust_remote_code))
+    if rows and model.is_local:  # from the files first: a huge vocabulary is refused before it is built
+        check_vocabulary(_file_ids(Path(model.path)), rows, model.path)
     try:
-        return AutoTokenizer.from_pretrained(model.path, revision=model.revision, trust_remote_code=trust_remote_code,
-                                             **_hub_args(model))
+        tokenizer = AutoTokenizer.from_pretrained(model.path, revision=model.revision,
+                                                  trust_remote_code=trust_remote_code, **_hub_args(model))
     except OSError as e:
         raise _hub_error(model, e) from None
+    if rows:
+        check_vocabulary(token_ids(tokenizer), rows, model.path)
+    return tokenizer
+
+
+def embedding_rows(config) -> int | None:
+    """The rows of the word-embedding table a model of `config` has (None when the config does not say)."""
+    rows = getattr(config, "vocab_size", None)
+    return rows if isinstance(rows, int) and rows > 0 else None
+
+
+def token_ids(tokenizer) -> int:
+    """How many ids a built tokenizer can produce: one more than the largest (its vocabulary and added tokens)."""
+    return max(max(tokenizer.get_vocab().values(), default=-1) + 1, len(tokenizer))
+
+
+def _file_ids(folder: Path) -> int | None:
+    """How many ids the tokenizer files in `folder` can produce, read without building the tokenizer: from
+    tokenizer.json (its vocabulary, added tokens and the special tokens its post-processor inserts) or vocab.txt."""
+    import json
+
+    if (folder / "tokenizer.json").is_file():
+        try:
+            data = json.loads((folder / "tokenizer.json").read_text(encoding="utf-8"))
+            vocab = data["model"]["vocab"]
+            ids = [max(vocab.values(), default=-1) if isinstance(vocab, dict) else len(vocab) - 1]
+            ids += [t["id"] for t in data.get("added_tokens") or []]
+            ids += [i for t in ((data.get("post_processor") or {}).get("special_tokens") or {}).values()
+                    for i in t.get("ids", [])]
+            return max((i for i in ids if isinstance(i, int)), default=-1) + 1
+        except (ValueError, KeyError, TypeError, AttributeError):  # not this layout: judged once it is built
+            return None
+    if (folder / "vocab.txt").is_file():
+        with open(folder / "vocab.txt", "rb") as f:
+            return sum(1 for _ in f)
+    return None
+
+
+def check_vocabulary(ids: int | None, rows: int, where: str) -> None:
+    """RunError when a tokenizer that produces `ids` ids feeds an embedding table of `rows` rows (an id past the
+    table fails the text, or its whole batch)."""
+    from .errors import RunError
+
+    if ids is not None and ids > rows:
+        raise RunError(f"the tokenizer in {where} produces {ids} token ids, but the model's embedding table has "
+                       f"{rows} rows: every id must be below {rows}; the tokenizer belongs to another model (use "
+                       "the one saved with the model)")
 
 
 def load_classifier(model: ResolvedModel, label_map, trust_remote_code: bool = False, tasks: dict | None = None,

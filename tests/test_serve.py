@@ -238,16 +238,21 @@ def test_sigterm_finishes_in_flight_requests_and_exits_0(run):
 
 
 @pytest.mark.slow
-def test_the_prediction_log_holds_hashes_unless_texts_are_asked_for(run, tmp_path):
+def test_the_prediction_log_holds_keyed_hashes_unless_texts_are_asked_for(run, tmp_path):
     import hashlib
 
-    for flag, key in (([], "text_sha256"), (["--log-texts"], "text")):
+    for flag, key in (([], "text_hmac_sha256"), (["--log-texts"], "text")):
         log = tmp_path / f"log-{key}.jsonl"
         with server(run, "--prediction-log", str(log), *flag) as (url, _):
             assert _predict(url, {"texts": ["good movie", "bad film"]}).status_code == 200
         lines = [json.loads(line) for line in log.read_text().splitlines()]
-        assert [set(line) for line in lines] == [{"time", key, "label", "score"}] * 2
-        assert lines[0][key] == ("good movie" if key == "text" else hashlib.sha256(b"good movie").hexdigest())
+        keyed = {"hmac_key"} if key != "text" else set()
+        assert [set(line) for line in lines] == [{"time", key, "label", "score", *keyed}] * 2
+        if key == "text":
+            assert lines[0][key] == "good movie"
+        else:  # a random key per server start: no dictionary of sha256 digests finds the text
+            assert lines[0]["hmac_key"].startswith("random per server start ")
+            assert len(lines[0][key]) == 64 and lines[0][key] != hashlib.sha256(b"good movie").hexdigest()
 
 
 def test_the_prediction_log_rotates(run, classifier, tmp_path):
@@ -265,10 +270,15 @@ def test_the_prediction_log_rotates(run, classifier, tmp_path):
 
 
 @pytest.mark.slow
-def test_two_worker_processes_serve_and_share_their_metrics(run):
-    with server(run, "--workers", "2") as (url, _):
+def test_two_worker_processes_serve_and_share_their_metrics(run, tmp_path):
+    log = tmp_path / "p.jsonl"
+    with server(run, "--workers", "2", "--prediction-log", str(log)) as (url, _):
         for i in range(30):
-            assert _predict(url, {"texts": [f"text {i}"]}).status_code == 200
+            assert _predict(url, {"texts": [f"text {i % 2}"]}).status_code == 200
+        lines = [json.loads(line) for line in log.read_text().splitlines()]
+        # the workers share one random key: the same text has the same hash whichever answered
+        assert len(lines) == 30 and len({line["hmac_key"] for line in lines}) == 1
+        assert len({line["text_hmac_sha256"] for line in lines}) == 2
         text = httpx.get(url + "/metrics").text
         line = next(x for x in text.splitlines()
                     if x.startswith('nlptransfer_requests_total{endpoint="/v1/predict",status="200"}'))

@@ -3,7 +3,6 @@ its DriftSettings'): a field with a "help" in its metadata is a flag."""
 from __future__ import annotations
 
 import dataclasses
-import os
 import typing
 
 from ..errors import RunError
@@ -74,12 +73,12 @@ def handle(args) -> int:
     """Serve until stopped."""
     try:
         from ..serve import serve
+        from ..serve.run import preflight
     except ImportError as e:
         raise RunError(f'serving needs fastapi, uvicorn and prometheus-client: pip install "nlptransfer[serve]" '
                        f"({e.name} is missing)") from None
     config = settings_from(args, ServeConfig)
-    if args.api_key_env and not os.environ.get(args.api_key_env):
-        raise RunError(f"--api-key-env {args.api_key_env}: that environment variable is empty or unset")
+    preflight(args.host, args.port, config)  # before the line that says it serves
     print(f"serving {args.run} on http://{args.host}:{args.port} ({args.backend}, {args.workers} worker(s)); "
           "docs at /docs", flush=True)
     serve(args.run, host=args.host, port=args.port, backend=args.backend, workers=args.workers, config=config,

@@ -81,8 +81,13 @@ class TrainedFolder:
 
 
 def _tokenizer(folder: TrainedFolder, trust_remote_code: bool):
+    model = folder.base if folder.adapter else models.ResolvedModel(str(folder.root), str(folder.weights))
+    config = models.load_config(model, trust_remote_code)  # the embedding table the tokenizer must fit
     try:
-        return models.load_tokenizer(models.ResolvedModel(str(folder.root), str(folder.tokenizer)), trust_remote_code)
+        return models.load_tokenizer(models.ResolvedModel(str(folder.root), str(folder.tokenizer)), trust_remote_code,
+                                     config)
+    except RunError:
+        raise
     except Exception as e:  # tokenizers raises plain Exceptions for a damaged tokenizer.json
         raise RunError(f"cannot read the tokenizer in {folder.tokenizer}: {type(e).__name__}: "
                        f"{str(e).splitlines()[0][:300]}; its files are damaged or incomplete") from None

@@ -7,6 +7,7 @@ import hmac
 import json
 import logging
 import os
+import secrets
 import time
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
@@ -15,22 +16,26 @@ from pathlib import Path
 from typing import Annotated
 
 import numpy as np
-from fastapi import Depends, FastAPI, Request
+from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
-from pydantic import BaseModel, Field, StringConstraints, create_model
+from pydantic import BaseModel, Field, StringConstraints, create_model, field_validator
 from starlette.exceptions import HTTPException
 
+from ..data.problems import NO_TEXT
+from ..errors import RunError
 from ..inference import TextClassifier
 from ..inference.profile import profile_for
 from .batcher import Batcher, DeadlineExceeded, QueueFull
-from .config import ServeConfig
+from .config import ServeConfig, prediction_log_problem
 from .drift import DriftMonitor
 from .monitoring import Monitoring
 
 #: requests with at most this many characters are tokenized on the event loop; larger ones in a thread
 INLINE_CHARS = 4000
 OPEN = ("/health", "/ready", "/docs", "/openapi.json", "/docs/oauth2-redirect", "/redoc")
+#: the environment variable through which `serve` hands its worker processes the one random log key they share
+RANDOM_LOG_KEY = "NLPTRANSFER_SERVE_RANDOM_LOG_KEY"
 
 
 class ErrorBody(BaseModel):
@@ -63,13 +68,14 @@ class PredictResponse(BaseModel):
 
 ERRORS = {code: {"model": ErrorBody, "description": what} for code, what in (
     (400, "the body is not JSON (or not UTF-8)"), (401, "missing or wrong API key"), (413, "body too large"),
-    (422, "the JSON does not fit the schema: empty, too many texts, a text too long, wrong types"),
+    (422, "the JSON does not fit the schema: empty, too many texts, a text too long or empty, wrong types"),
+    (500, "the model failed on a text of this request (the other requests of its batch are answered)"),
     (503, "the queue is full: retry after the Retry-After seconds"), (504, "the texts waited past the deadline"))}
 
 
 def _error(status: int, message: str, headers: dict | None = None) -> JSONResponse:
     kind = {400: "bad_request", 401: "unauthorized", 404: "not_found", 405: "method_not_allowed", 413: "too_large",
-            422: "invalid_request", 503: "overloaded", 504: "timeout"}.get(status, "error")
+            422: "invalid_request", 500: "internal", 503: "overloaded", 504: "timeout"}.get(status, "error")
     return JSONResponse({"error": {"status": status, "type": kind, "message": message}}, status, headers=headers)
 
 
@@ -98,12 +104,39 @@ class _BodyLimit:
         return await self.app(scope, limited, send)
 
 
+class _Guard:
+    """ASGI middleware: without the API key, every path but the open ones is answered 401 before its body is read
+    (a body that is not JSON must not tell an unauthorized caller more than a wrong key does)."""
+
+    def __init__(self, app, key: str):
+        self.app, self.expected = app, f"Bearer {key}".encode("utf-8")
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http" or scope["path"] in OPEN:
+            return await self.app(scope, receive, send)
+        given = dict(scope.get("headers") or []).get(b"authorization", b"")
+        if not hmac.compare_digest(given, self.expected):
+            return await _error(401, "send the API key as 'Authorization: Bearer <key>'")(scope, receive, send)
+        return await self.app(scope, receive, send)
+
+
+def _has_text(texts: str | list[str]) -> str | list[str]:
+    # predict's rule (data/readers.py strips every cell): a text of whitespace only is no text
+    for i, text in enumerate([texts] if isinstance(texts, str) else texts):
+        if not text.strip():
+            raise ValueError(NO_TEXT if isinstance(texts, str) else f"text {i}: {NO_TEXT}")
+    return texts
+
+
 def _request_model(config: ServeConfig):
-    text = Annotated[str, StringConstraints(max_length=config.max_chars)]
+    # the pattern says in the schema what _has_text checks: a character that str.strip() keeps
+    text = Annotated[str, StringConstraints(max_length=config.max_chars),
+                     Field(json_schema_extra={"pattern": r"[^\s\x1c-\x1f]"})]
     texts = Annotated[list[text], Field(min_length=1, max_length=config.max_texts)]
     return create_model("PredictRequest", texts=(text | texts, Field(
         description=f"one text, or a list of 1 to {config.max_texts} texts (each at most {config.max_chars} "
-                    "characters)")), __config__={"extra": "forbid"})
+                    "characters, none empty)")), __config__={"extra": "forbid"},
+        __validators__={"has_text": field_validator("texts")(_has_text)})
 
 
 def _prediction_logger(config: ServeConfig):
@@ -111,6 +144,9 @@ def _prediction_logger(config: ServeConfig):
         return None
     from logging.handlers import RotatingFileHandler
 
+    problem = prediction_log_problem(config.prediction_log)
+    if problem:
+        raise RunError(problem)
     logger = logging.getLogger(f"nlptransfer.serve.predictions.{id(config)}")
     logger.propagate = False
     logger.setLevel(logging.INFO)
@@ -140,6 +176,7 @@ class Service:
         self._drift_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="nlptransfer-drift")
         self._drifting = None
         self.prediction_log = _prediction_logger(config)
+        self.log_key, self.log_key_name = _log_key(config)
         self.api_key = os.environ.get(config.api_key_env) if config.api_key_env else None
         if config.api_key_env and not self.api_key:
             raise ValueError(f"--api-key-env {config.api_key_env}: that environment variable is empty or unset")
@@ -203,10 +240,26 @@ class Service:
         if self.prediction_log is None:
             return
         for text, row in zip(texts, rows):
-            key = "text" if self.config.log_texts else "text_sha256"
-            value = text if self.config.log_texts else hashlib.sha256(text.encode("utf-8")).hexdigest()
-            self.prediction_log.info(json.dumps({"time": round(time.time(), 3), key: value, "label": row["label"],
+            if self.config.log_texts:
+                said = {"text": text}
+            else:
+                said = {"text_hmac_sha256": hmac.new(self.log_key, text.encode("utf-8"), hashlib.sha256).hexdigest(),
+                        "hmac_key": self.log_key_name}
+            self.prediction_log.info(json.dumps({"time": round(time.time(), 3), **said, "label": row["label"],
                                                  "score": round(row["score"], 6)}, ensure_ascii=False))
+
+
+def _log_key(config: ServeConfig) -> tuple[bytes, str]:
+    """The key of the prediction log's text hashes and how the log names it: the user's (from --log-key-env), or one
+    drawn at random when the server starts; the name ends in a fingerprint that tells keys apart, never the key."""
+    if config.log_key_env:
+        secret, source = os.environ.get(config.log_key_env, ""), f"env {config.log_key_env}"
+        if not secret:
+            raise RunError(f"--log-key-env {config.log_key_env}: that environment variable is empty or unset")
+    else:
+        secret, source = os.environ.get(RANDOM_LOG_KEY) or secrets.token_hex(32), "random per server start"
+    key = secret.encode("utf-8")
+    return key, f"{source} {hmac.new(key, b'nlptransfer key id', hashlib.sha256).hexdigest()[:8]}"
 
 
 def create_app(classifier: TextClassifier, config: ServeConfig | None = None, folder: str | Path | None = None
@@ -228,14 +281,6 @@ def create_app(classifier: TextClassifier, config: ServeConfig | None = None, fo
     app.state.service = service
     PredictRequest = _request_model(config)
 
-    async def authorized(request: Request) -> None:  # async: a sync dependency would cost a thread hop
-        if service.api_key is None or request.url.path in OPEN:
-            return
-        given = request.headers.get("authorization", "")
-        expected = f"Bearer {service.api_key}"
-        if not hmac.compare_digest(given.encode("utf-8", "replace"), expected.encode("utf-8")):
-            raise HTTPException(401, "send the API key as 'Authorization: Bearer <key>'")
-
     @app.exception_handler(HTTPException)
     async def http_error(request: Request, error: HTTPException):
         return _error(error.status_code, str(error.detail), getattr(error, "headers", None))
@@ -244,6 +289,12 @@ def create_app(classifier: TextClassifier, config: ServeConfig | None = None, fo
     async def invalid(request: Request, error: RequestValidationError):
         problems = "; ".join(f"{'.'.join(str(p) for p in e.get('loc', ()))}: {e.get('msg')}" for e in error.errors())
         return _error(422, problems[:2000])
+
+    @app.exception_handler(Exception)
+    async def failed(request: Request, error: Exception):
+        logging.getLogger("nlptransfer").error("%s %s failed: %s: %s", request.method, request.url.path,
+                                               type(error).__name__, str(error).splitlines()[0][:300] if str(error) else "")
+        return _error(500, f"the server failed on this request ({type(error).__name__}); its log says more")
 
     @app.get("/health", response_model=Health, summary="the process is alive")
     async def health():
@@ -255,24 +306,24 @@ def create_app(classifier: TextClassifier, config: ServeConfig | None = None, fo
             return _error(503, "the model is still loading", {"Retry-After": "1"})
         return {"status": "ready"}
 
-    @app.get("/metadata", dependencies=[Depends(authorized)], responses={401: ERRORS[401]})
+    @app.get("/metadata", responses={401: ERRORS[401]})
     async def metadata() -> dict:
         return service.metadata()
 
-    @app.get("/metrics", dependencies=[Depends(authorized)], responses={401: ERRORS[401]},
+    @app.get("/metrics", responses={401: ERRORS[401]},
              response_class=Response, summary="Prometheus text format")
     async def metrics():
         service.monitoring.queue_size.set(service.batcher.waiting)
         return Response(service.monitoring.exposition(), media_type="text/plain; version=0.0.4; charset=utf-8")
 
-    @app.get("/v1/drift", dependencies=[Depends(authorized)], responses={401: ERRORS[401]})
+    @app.get("/v1/drift", responses={401: ERRORS[401]})
     async def drift() -> dict:
         figures = await asyncio.get_running_loop().run_in_executor(None, service.drift.update)
         service.monitoring.drift(figures)
         return service.drift.report()
 
-    @app.post("/v1/predict", response_model=PredictResponse, dependencies=[Depends(authorized)],
-              responses={k: ERRORS[k] for k in (400, 401, 413, 422, 503, 504)})
+    @app.post("/v1/predict", response_model=PredictResponse,
+              responses={k: ERRORS[k] for k in (400, 401, 413, 422, 500, 503, 504)})
     async def predict(body: PredictRequest) -> dict:
         texts = [body.texts] if isinstance(body.texts, str) else list(body.texts)
         if sum(map(len, texts)) <= INLINE_CHARS:  # a fast tokenizer does a few short texts in microseconds
@@ -311,6 +362,8 @@ def create_app(classifier: TextClassifier, config: ServeConfig | None = None, fo
 
     if config.max_body_bytes:
         app.add_middleware(_BodyLimit, limit=config.max_body_bytes)
+    if service.api_key is not None:
+        app.add_middleware(_Guard, key=service.api_key)
     app.add_middleware(_Measure, monitoring=service.monitoring)
     return app
 

@@ -1,6 +1,7 @@
 """Dynamic batching across concurrent requests. Texts wait in one queue; the batcher takes them until a batch holds
 max_batch_size texts or max_batch_tokens tokens, or max_wait_ms passed since its first text arrived (Triton's
-max_queue_delay with TEI's token budget), runs the batch off the event loop, and gives each text its own result.
+max_queue_delay with TEI's token budget), runs the batch off the event loop, and gives each text its own result (a
+batch that fails runs again text by text, so a text the model fails on fails only its own request).
 The wait is only spent when traffic suggests company: a text that arrives more than max_wait_ms after the one
 before it, to an empty queue, runs at once (waiting could only add latency). A full queue refuses new texts at
 once; a text that waited past its deadline is not run."""
@@ -129,7 +130,6 @@ class Batcher:
         return batch
 
     async def _loop(self) -> None:
-        loop = asyncio.get_running_loop()
         while True:
             batch = await self._collect()
             now = time.perf_counter()
@@ -143,18 +143,33 @@ class Batcher:
                     live.append(item)
             if not live:
                 continue
-            self.on_batch(len(live), sum(len(i.ids) for i in live))
             try:
-                probs, features = await loop.run_in_executor(self.pool, self.run_batch, [i.ids for i in live])
-            except Exception as e:  # noqa: BLE001  the model failed: each waiting request gets the error
+                await self._run(live, now)
+            except Exception as e:  # noqa: BLE001  the model failed on some text: each runs alone, so only its own fails
+                if len(live) == 1:
+                    _fail(live[0], e)
+                    continue
                 for item in live:
-                    if not item.future.done():
-                        item.future.set_exception(e)
-                continue
-            self.stats.batches += 1
-            self.stats.texts += len(live)
-            self.stats.largest = max(self.stats.largest, len(live))
-            for j, item in enumerate(live):
-                if not item.future.done():
-                    item.future.set_result(Result(probs[j], None if features is None else features[j],
-                                                  now - item.enqueued))
+                    try:
+                        await self._run([item], now)
+                    except Exception as failed:  # noqa: BLE001
+                        _fail(item, failed)
+
+    async def _run(self, live: list[Item], now: float) -> None:
+        """Run one batch in the model thread and give each text its result."""
+        self.on_batch(len(live), sum(len(i.ids) for i in live))
+        probs, features = await asyncio.get_running_loop().run_in_executor(self.pool, self.run_batch,
+                                                                           [i.ids for i in live])
+        self.stats.batches += 1
+        self.stats.texts += len(live)
+        self.stats.largest = max(self.stats.largest, len(live))
+        for j, item in enumerate(live):
+            if not item.future.done():
+                item.future.set_result(Result(probs[j], None if features is None else features[j],
+                                              now - item.enqueued))
+
+
+def _fail(item: Item, error: Exception) -> None:
+    """The text's request gets the error (unless it gave up)."""
+    if not item.future.done():
+        item.future.set_exception(error)

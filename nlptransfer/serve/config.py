@@ -3,7 +3,9 @@ metadata has a "help" is a flag of `nlptransfer serve` (named after the field, o
 makes its flags from these fields."""
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
+from pathlib import Path
 
 
 def _flag(help: str, **more) -> dict:
@@ -58,8 +60,28 @@ class ServeConfig:
     #: JSONL file of predictions (rotated), off when None
     prediction_log: str | None = field(default=None, metadata=_flag(
         "log every prediction as JSONL (rotated)", metavar="FILE"))
-    #: put the texts themselves in the prediction log (else their sha256)
-    log_texts: bool = field(default=False, metadata=_flag("put the texts in the prediction log (else a sha256)"))
+    #: put the texts themselves in the prediction log (else their HMAC-SHA256)
+    log_texts: bool = field(default=False, metadata=_flag(
+        "put the texts in the prediction log (else their HMAC-SHA256)"))
+    #: name of the environment variable holding the key of the prediction log's text hashes (None: a random key per
+    #: server start)
+    log_key_env: str | None = field(default=None, metadata=_flag(
+        "key the prediction log's text hashes with the value of VAR (default: a random key per server start)",
+        metavar="VAR"))
     log_max_bytes: int = 50_000_000
     log_backups: int = 5
     drift: DriftSettings = field(default_factory=DriftSettings)
+
+
+def prediction_log_problem(path: str) -> str | None:
+    """What stops the server from writing its prediction log at `path` (None when nothing does)."""
+    file = Path(path)
+    if file.is_symlink():
+        return f"--prediction-log {path} is a symbolic link: give the path of a regular file"
+    if file.is_dir():
+        return f"--prediction-log {path} is a folder: give a file path in it"
+    if not file.parent.is_dir():
+        return f"--prediction-log {path}: the folder {file.parent} does not exist; create it first"
+    if not os.access(file if file.exists() else file.parent, os.W_OK):
+        return f"--prediction-log {path}: no permission to write there"
+    return None
