@@ -181,9 +181,9 @@ def _decode_whole(raw: bytes, path: Path, encoding: str | None) -> tuple[str, ob
 
 def undecodable(path: Path, used, offset: int, bad: bytes) -> str:
     """The message for a byte past a file's first part that the encoding found there cannot decode."""
-    return (f"{path}: byte {offset:,} (0x{bad.hex()}) cannot be read as {used.value}, the encoding of the file's first "
-            f"part ({used.reason}): the encoding is detected once, on the first {SNIFF_BYTES >> 20} MB; set "
-            "data.encoding to the file's encoding (e.g. latin-1), or fix the bytes there")
+    return (f"{path}: the byte at offset {offset:,} (0x{bad.hex()}) cannot be read as {used.value}, the encoding of "
+            f"the file's first part ({used.reason}): the encoding is detected once, on the first {SNIFF_BYTES >> 20} "
+            "MB; set data.encoding to the file's encoding (e.g. latin-1), or fix the bytes there")
 
 
 def iter_table(path: str | Path, format: str | None = None, header: bool | None = None,

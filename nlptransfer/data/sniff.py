@@ -113,7 +113,7 @@ def refuse_binary(raw: bytes, path, encoding: str | None) -> None:
         ("utf-16", "utf16", "utf-32", "utf32"))
     nul = raw.find(b"\x00", 0, 1 << 16)
     if known or (nul >= 0 and not wide):
-        what = known or f"binary (a NUL byte at byte {nul:,})"
+        what = known or f"binary (a NUL byte at offset {nul:,})"
         raise DataError(f"{path} is {what}, not a text file of CSV/TSV/JSONL: give the data file itself"
                         + (" (or set data.format=parquet)" if known == "a Parquet file" else ""))
 
