@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import DataError
-from .sniff import (compression, decode, first_undecodable, open_data, physical_lines, read_delimited, read_start,
+from .sniff import (compression, decode, first_undecodable, open_lines, physical_lines, read_delimited, read_start,
                     sniff_delimiter, sniff_header)
 
 FORMATS = {".csv": "csv", ".tsv": "tsv", ".tab": "tsv", ".txt": "tsv", ".jsonl": "jsonl", ".ndjson": "jsonl",
@@ -241,7 +241,7 @@ def _iter_text_file(path: Path, fmt: str, text: str, used, header: bool | None, 
     reasons = {"encoding": used.reason}
     try:
         if fmt == "jsonl":
-            with io.TextIOWrapper(open_data(path), encoding=used.value, errors="strict", newline="\n") as f:
+            with io.TextIOWrapper(open_lines(path), encoding=used.value, errors="strict", newline="\n") as f:
                 number = 1
                 while lines := list(itertools.islice(f, rows)):
                     frame = _read_jsonl("".join(lines), path, number)
@@ -252,7 +252,7 @@ def _iter_text_file(path: Path, fmt: str, text: str, used, header: bool | None, 
             raise DataError(f"unknown data.format '{fmt}': use csv, tsv, jsonl or parquet")
         first = _read_delimited(text, path, delimiter, DELIMITERS.get(fmt, ","), header)
         columns = list(first.frame.columns)
-        data = open_data(path)
+        data = open_lines(path)
         chunks = pd.read_csv(data, sep=first.delimiter, header=None, dtype=str, keep_default_na=False, na_filter=False,
                              skip_blank_lines=True, quotechar='"', encoding=used.value, chunksize=rows,
                              quoting=csv.QUOTE_NONE if first.quoting == "none" else csv.QUOTE_MINIMAL,

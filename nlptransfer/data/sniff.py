@@ -94,6 +94,57 @@ def open_data(path: Path) -> BinaryIO:
     return open(path, "rb")
 
 
+#: a line (a row, unless quoted fields hold line breaks) longer than this is refused when a file is read in chunks:
+#: no reader bounds the memory one line takes, and texts are cut at 100,000 characters (schema.MAX_TEXT_CHARS) anyway
+MAX_LINE_BYTES = 32 << 20
+
+
+class _LineBound(io.RawIOBase):
+    """A file's bytes as they are read, refusing a line longer than `most` bytes (DataError naming the line)."""
+
+    def __init__(self, source: BinaryIO, path, most: int):
+        self.source, self.path, self.most, self.line, self.run = source, path, most, 1, 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        block = self.source.read(len(buffer))
+        if len(block) <= self.most:  # no whole line inside it can be too long: only the one it continues
+            first = block.find(b"\n")
+            if first >= 0 and self.run + first <= self.most:
+                self.line, self.run = self.line + block.count(b"\n"), len(block) - block.rfind(b"\n") - 1
+            elif first < 0:
+                self.run += len(block)
+            else:
+                self._refuse()
+        else:
+            start = 0
+            while (end := block.find(b"\n", start)) >= 0:
+                if self.run + end - start > self.most:
+                    self._refuse()
+                self.line, self.run, start = self.line + 1, 0, end + 1
+            self.run += len(block) - start
+        if self.run > self.most:
+            self._refuse()
+        buffer[:len(block)] = block
+        return len(block)
+
+    def _refuse(self):
+        raise DataError(f"{self.path}: line {self.line:,} is longer than {self.most >> 20} MB, more than a row needs "
+                        "(texts are cut at 100,000 characters): check that it is the data file, and its quoting and "
+                        "line breaks")
+
+    def close(self) -> None:
+        self.source.close()
+        super().close()
+
+
+def open_lines(path: Path, most: int | None = None) -> BinaryIO:
+    """open_data(path) as a buffered stream that refuses a line longer than `most` bytes (MAX_LINE_BYTES)."""
+    return io.BufferedReader(_LineBound(open_data(path), path, most or MAX_LINE_BYTES))
+
+
 def read_start(path: Path, size: int, encoding: str | None = None) -> bytes:
     """The first `size` bytes of the file's content (decompressed), refusing a binary file: NUL bytes in a file
     neither given as nor marked UTF-16/32, or a known binary format's first bytes."""
