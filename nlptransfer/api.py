@@ -309,7 +309,8 @@ class _FrameWriter:
         elif self.fmt == "jsonl":
             self.file.write(frame.to_json(orient="records", lines=True, force_ascii=False).encode("utf-8"))
         else:
-            text = spreadsheet_safe(frame, self.keep_formulas).to_csv(index=False, header=self.rows == 0, sep="\t" if self.fmt == "tsv" else ",")
+            text = spreadsheet_safe(frame, self.keep_formulas).to_csv(index=False, header=self.rows == 0,
+                                                                      sep="\t" if self.fmt == "tsv" else ",")
             self.file.write(text.encode("utf-8"))
         self.rows += len(frame)
 

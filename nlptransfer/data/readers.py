@@ -121,10 +121,10 @@ def read_rows(chunks: Iterable[Table], spec: DataSpec, text_columns: list[str], 
     for table in chunks:
         frame = text_rows(table, text_columns, spec.join_with)
         frame["row"] += offset
-        long = frame["text"].str.len().to_numpy() > MAX_TEXT_CHARS
-        if long.any():
-            out.cut.add(frame.loc[long, "row"].tolist())
-            frame.loc[long, "text"] = frame.loc[long, "text"].str.slice(0, MAX_TEXT_CHARS)
+        texts, long = cut_texts(frame["text"].tolist())
+        if long:
+            out.cut.add(frame["row"].to_numpy()[long].tolist())
+            frame["text"] = texts
         start, offset = offset, offset + len(table.frame)
         for column in slices:  # prefixed: a slice column may be called text or row
             frame[SLICE + column] = table.frame[column].map(cell_text).tolist()
