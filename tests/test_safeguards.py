@@ -541,6 +541,13 @@ def test_a_runs_predictions_csv_quotes_formula_texts_and_labels_and_reads_them_b
     assert not [r for r in written if r["text"][:1] in "=+-@"]
     back, _ = reference(RunFolder(run.path))  # what a push checks the reloaded model on: the texts as they were
     assert sorted(back) == sorted(t.removeprefix("'") for t in (r["text"] for r in written))
+    from nlptransfer.data import load_splits
+    from nlptransfer.recipe import read_saved
+    from nlptransfer.report.build import _transfer_predictions
+
+    recipe = read_saved(run.path / "recipe.yaml")  # the report checks the file holds the test rows the data gives
+    probs, _ = _transfer_predictions(RunFolder(run.path), load_splits(recipe.data, recipe.training.seed), False)
+    assert probs.shape == (texts, 2)
     kept = _train(tiny_models["bert"], data, tmp_path / "kept", **{"data.test_fraction": 0.5,
                                                                      "output.keep_formulas": True})
     with open(kept.path / "predictions.csv", newline="", encoding="utf-8") as f:
