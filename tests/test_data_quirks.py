@@ -539,6 +539,12 @@ def test_a_compressed_file_named_csv_is_read_as_the_file_it_holds_in_both_stages
     assert chunks[-1].frame.iloc[0].tolist() == ["café «crème» déjà vu", "positive"]
     a, b = load_splits(DataSpec(train=str(plain))), load_splits(DataSpec(train=str(packed)))
     assert a.train.texts == b.train.texts and a.test.labels == b.test.labels
+    cut = tmp_path / f"cut-{kind}.csv"  # a compressed file cut short: one error in either stage, not a traceback
+    cut.write_bytes(packed.read_bytes()[:len(packed.read_bytes()) * 2 // 3])
+    with pytest.raises(DataError, match=f"cannot read {cut}"):
+        read_table(cut)
+    with pytest.raises(DataError, match=f"cannot read {cut}"):
+        list(iter_table(cut, rows=100, sniff_bytes=1024))
 
 
 def test_a_binary_file_is_refused_naming_it_whatever_its_name(tmp_path):

@@ -16,8 +16,8 @@ import numpy as np
 import pandas as pd
 
 from ..errors import DataError
-from .sniff import (compression, decode, first_undecodable, open_lines, physical_lines, read_delimited, read_start,
-                    sniff_delimiter, sniff_header)
+from .sniff import (DAMAGED, compression, decode, first_undecodable, open_lines, physical_lines, read_delimited,
+                    read_start, sniff_delimiter, sniff_header)
 
 FORMATS = {".csv": "csv", ".tsv": "tsv", ".tab": "tsv", ".txt": "tsv", ".jsonl": "jsonl", ".ndjson": "jsonl",
            ".json": "jsonl", ".parquet": "parquet", ".pq": "parquet"}
@@ -271,6 +271,8 @@ def _iter_text_file(path: Path, fmt: str, text: str, used, header: bool | None, 
                         f"cannot decode {path} as {used.value} past its first part ({e}); set data.encoding") from None
     except pd.errors.ParserError as e:
         raise DataError(f"cannot parse {path} as {fmt.upper()}: {e}; check quoting, or set data.delimiter")
+    except DAMAGED as e:  # a compressed file cut short or damaged past its first part
+        raise DataError(f"cannot read {path}: {e}") from None
 
 
 def cell_text(value) -> str:

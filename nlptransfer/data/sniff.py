@@ -6,8 +6,11 @@ import codecs
 import csv
 import io
 import itertools
+import lzma
 import re
 import unicodedata
+import zipfile
+import zlib
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -59,6 +62,10 @@ _BINARY = ((b"\x89PNG", "a PNG image"), (b"\xff\xd8\xff", "a JPEG image"), (b"GI
            (b"ARROW1", "an Arrow file"), (b"SQLite format 3", "an SQLite database"))
 
 
+#: what reading a damaged compressed file raises, by kind (gzip, zlib, bz2, xz, zip)
+DAMAGED = (OSError, EOFError, ValueError, zlib.error, lzma.LZMAError, zipfile.BadZipFile)
+
+
 def compression(path: Path) -> str | None:
     """gzip | bz2 | xz | zip | zstd when the file's first bytes say it is compressed, else None."""
     with open(path, "rb") as f:
@@ -73,12 +80,9 @@ def open_data(path: Path) -> BinaryIO:
     if kind in ("gzip", "bz2", "xz"):
         import bz2
         import gzip
-        import lzma
 
         return {"gzip": gzip.open, "bz2": bz2.open, "xz": lzma.open}[kind](path, "rb")
     if kind == "zip":
-        import zipfile
-
         archive = zipfile.ZipFile(path)
         files = [i for i in archive.infolist() if not i.is_dir()]
         if len(files) != 1:
@@ -151,7 +155,7 @@ def read_start(path: Path, size: int, encoding: str | None = None) -> bytes:
     try:
         with open_data(path) as f:
             raw = f.read(size)
-    except (OSError, EOFError, ValueError) as e:  # a damaged gzip/bz2/xz/zip raises one of these
+    except DAMAGED as e:
         raise DataError(f"cannot read {path}: {e}") from None
     refuse_binary(raw, path, encoding)
     return raw
