@@ -547,6 +547,18 @@ def test_a_compressed_file_named_csv_is_read_as_the_file_it_holds_in_both_stages
         list(iter_table(cut, rows=100, sniff_bytes=1024))
 
 
+def test_a_small_archive_of_a_large_file_goes_through_the_streamed_stage(tmp_path, monkeypatch):
+    from nlptransfer.data import streamed
+
+    plain = write_csv(tmp_path / "reviews.csv", _sentences(300))
+    packed = _compressed(plain, "gzip")
+    monkeypatch.setattr(streamed, "STREAM_BYTES", packed.stat().st_size + 10)  # the archive is smaller, its file not
+    assert plain.stat().st_size > streamed.STREAM_BYTES
+    assert streamed.streams(DataSpec(train=str(plain))) and streamed.streams(DataSpec(train=str(packed)))
+    monkeypatch.setattr(streamed, "STREAM_BYTES", plain.stat().st_size)
+    assert not streamed.streams(DataSpec(train=str(plain))) and not streamed.streams(DataSpec(train=str(packed)))
+
+
 def test_a_binary_file_is_refused_naming_it_whatever_its_name(tmp_path):
     from nlptransfer.data.read import iter_table
 

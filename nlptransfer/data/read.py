@@ -16,8 +16,8 @@ import numpy as np
 import pandas as pd
 
 from ..errors import DataError
-from .sniff import (DAMAGED, compression, decode, first_undecodable, open_lines, physical_lines, read_delimited,
-                    read_start, sniff_delimiter, sniff_header)
+from .sniff import (DAMAGED, compression, decode, first_undecodable, open_data, open_lines, physical_lines,
+                    read_delimited, read_start, sniff_delimiter, sniff_header)
 
 FORMATS = {".csv": "csv", ".tsv": "tsv", ".tab": "tsv", ".txt": "tsv", ".jsonl": "jsonl", ".ndjson": "jsonl",
            ".json": "jsonl", ".parquet": "parquet", ".pq": "parquet"}
@@ -75,6 +75,22 @@ def refuse_same_file(input_path: str | Path, output_path: str | Path) -> None:
     if source.exists() and out.exists() and os.path.samefile(source, out):
         raise DataError(f"the output {out} is the input file {source}: writing the predictions would replace it; "
                         "write them to another file")
+
+
+def larger_than(path: Path, size: int) -> bool:
+    """True when the file's content is larger than `size` bytes (a compressed file's once decompressed: read up to
+    there)."""
+    if path.stat().st_size > size:
+        return True
+    if compression(path) is None:
+        return False
+    try:
+        with open_data(path) as f:
+            while size >= 0 and (block := f.read(min(size + 1, 1 << 20))):
+                size -= len(block)
+    except DAMAGED:
+        return False  # reading it says what is wrong
+    return size < 0
 
 
 def detect_format(path: Path, given: str | None) -> str:
