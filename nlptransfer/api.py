@@ -10,6 +10,10 @@ from . import recipe as recipes
 import numpy as np
 
 from .data import LabelMap, load_splits
+from .data.cells import spreadsheet_safe
+from .data.read import refuse_same_file, row_list
+from .data.readers import cut_texts
+from .data.schema import MAX_TEXT_CHARS
 from .data.unlabelled import iter_texts
 from .errors import DataError, RecipeError, RunError
 from .inference import TextClassifier
@@ -154,8 +158,8 @@ def reading_spec(folder: Path, recipe: Recipe, path: str, changes: dict | None =
     """How to read `path` for a run: the run's own reading settings (delimiter, encoding, header, format, when the
     file has the training file's format), its text and label columns (given, or as it inferred them, when the
     file has them) and what it drops (data.drop_invalid), then `changes` (data.* keys)."""
-    from .data import DataSpec, read_table
-    from .data.read import detect_format
+    from .data import DataSpec
+    from .data.read import detect_format, iter_table
     from .errors import DataError
 
     given = recipe.data
@@ -178,8 +182,9 @@ def reading_spec(folder: Path, recipe: Recipe, path: str, changes: dict | None =
         return spec
     inferred = read_json_file(report_path).get("inferred", {})
     try:
-        columns = {str(c) for c in read_table(path, spec.format, spec.header, spec.encoding, spec.delimiter).frame.columns}
-    except DataError:
+        first = next(iter_table(path, spec.format, spec.header, spec.encoding, spec.delimiter, rows=1000))
+        columns = {str(c) for c in first.frame.columns}  # the first chunk's: a large file is not read whole here
+    except (DataError, StopIteration):
         return spec  # reading it again says what is wrong with it
     texts = inferred.get("text_columns", {}).get("columns")
     label = inferred.get("label_column", {}).get("column")
@@ -194,14 +199,18 @@ OUTPUT_FORMATS = {".csv": "csv", ".tsv": "tsv", ".jsonl": "jsonl", ".parquet": "
 
 def predict_file(run_path: str | Path, input_path: str, output_path: str, *,
                  text_columns: list[str] | None = None, batch_size: int = 64, backend: str = "torch",
-                 trust_remote_code: bool = False, changes: dict | None = None, rows: int = 50_000) -> int:
+                 trust_remote_code: bool = False, changes: dict | None = None, rows: int = 50_000,
+                 keep_formulas: bool = False) -> int:
     """Write every input row, its columns as they were, with the predicted label and the probability of each label
     to `output_path` (.csv, .tsv, .jsonl or .parquet); returns the row count. Rows without text get no prediction.
+    In CSV/TSV, text cells a spreadsheet would run as formulas get a leading ' unless `keep_formulas`
+    (data.cells); texts longer than MAX_TEXT_CHARS are cut to it before predicting.
     The input is read as the run read its data (and with its text columns) unless `changes` (data.* keys) say
     otherwise. It is read and written `rows` rows at a time (memory bounded by that, not by the file), into a file
     beside `output_path` renamed onto it at the end: a failure leaves no partial output."""
     out = Path(output_path)
     fmt = _output_format(out)
+    refuse_same_file(input_path, out)
     if batch_size < 1:
         raise RunError(f"batch size must be at least 1, got {batch_size}")
     clf = TextClassifier.load(run_path, backend=backend, trust_remote_code=trust_remote_code)
@@ -209,14 +218,16 @@ def predict_file(run_path: str | Path, input_path: str, output_path: str, *,
                         text_columns=text_columns, rows=rows)
     heads = _output_columns(clf)
     added = [c for predicted, prob, _ in heads.values() for c in (predicted, *prob)]
-    total, empty, table = 0, [], None
-    with _FrameWriter(out, fmt) as writer:
+    total, empty, cut, table = 0, [], [], None
+    with _FrameWriter(out, fmt, keep_formulas) as writer:
         for texts, table in chunks:
             if total == 0:
                 taken = [c for c in added if c in map(str, table.frame.columns)]
                 if taken:
                     raise DataError(f"{input_path} already has columns named {', '.join(taken)}: they would be "
                                     "overwritten; rename them first")
+            texts, long = cut_texts(texts)
+            cut += [total + i + 1 for i in long]
             has_text = [i for i, t in enumerate(texts) if t]
             writer.empty += len(texts) - len(has_text)
             empty += [total + i + 1 for i, t in enumerate(texts) if not t][:max(0, 8 - len(empty))]
@@ -234,6 +245,9 @@ def predict_file(run_path: str | Path, input_path: str, output_path: str, *,
             total += len(texts)
     logger.info(f"read {total} rows of {input_path} ({table.format}"
                 + (f", {table.encoding}" if table.encoding else "") + ")")
+    if cut:
+        logger.warning(f"{len(cut)} texts longer than {MAX_TEXT_CHARS:,} characters were cut to them before predicting"
+                       f" ({row_list(cut)})")
     if writer.empty:
         logger.warning(f"{writer.empty} of {total} rows have no text (rows {', '.join(map(str, empty))}"
                        f"{' ...' if writer.empty > len(empty) else ''}): they are written without a prediction")
@@ -266,8 +280,9 @@ class _FrameWriter:
     the first frame's schema), atomically: the file appears whole when the block ends without an error, else not at
     all (fsio.atomic_file)."""
 
-    def __init__(self, out: Path, fmt: str):
+    def __init__(self, out: Path, fmt: str, keep_formulas: bool = False):
         self.out, self.fmt, self.file, self.parquet, self.rows, self.empty = out, fmt, None, None, 0, 0
+        self.keep_formulas = keep_formulas
 
     def __enter__(self) -> "_FrameWriter":
         from .fsio import atomic_file
@@ -294,7 +309,8 @@ class _FrameWriter:
         elif self.fmt == "jsonl":
             self.file.write(frame.to_json(orient="records", lines=True, force_ascii=False).encode("utf-8"))
         else:
-            text = frame.to_csv(index=False, header=self.rows == 0, sep="\t" if self.fmt == "tsv" else ",")
+            text = spreadsheet_safe(frame, self.keep_formulas).to_csv(index=False, header=self.rows == 0,
+                                                                      sep="\t" if self.fmt == "tsv" else ",")
             self.file.write(text.encode("utf-8"))
         self.rows += len(frame)
 

@@ -16,6 +16,7 @@ from . import models
 from . import fewshot  # noqa: F401  the built-in encoder stages register themselves
 from .adapt import adapted_encoder, loop_settings, read_target, target_stream
 from .data import DataReport, LabelMap, Splits
+from .data.cells import safe_rows
 from .errors import DataError, NlpTransferError, RecipeError
 from .logs import get_logger
 from .metrics import LOCAL_METRICS, load_metric
@@ -223,11 +224,11 @@ def _save(ctx: RunContext) -> None:
         run.save_weights(model.net, ctx.tokenizer, ctx.strategy.adapter)
         _save_profile(run, model, ctx.tokenizer, splits, recipe, ctx.encoded)
         if probs is not None:
-            _write_predictions(run, splits, probs)
+            _write_predictions(run, splits, probs, keep_formulas=recipe.output.keep_formulas)
         elif splits.train.labels is None:  # texts without labels (zero_shot): what it predicts for them
             probs = _probabilities(model, ctx.encoded["train"], recipe.training.eval_batch_size,
                                    ctx.tokenizer.pad_token_id or 0, ctx.accelerator.device)
-            _write_predictions(run, splits, probs, "train")
+            _write_predictions(run, splits, probs, "train", recipe.output.keep_formulas)
         metrics["warnings"] = ctx.lr_warnings + _score_warnings(metrics)
         run.write_json("metrics", metrics)
         _say_metrics(metrics, run)
@@ -335,10 +336,11 @@ def _probabilities(model, data, batch_size: int, pad_id: int, device) -> np.ndar
                                                        evaluation_batches(data, batch_size, pad_id))[0]).values()))
 
 
-def _write_predictions(run: RunFolder, splits: Splits, probs: np.ndarray | dict, split: str = "test") -> None:
+def _write_predictions(run: RunFolder, splits: Splits, probs: np.ndarray | dict, split: str = "test",
+                       keep_formulas: bool = False) -> None:
     """predictions.csv: the test rows (text, gold, predicted, probability per class), or the texts of an unlabelled
     training file (without gold). Multi-task: gold_TASK (empty where the row has no label), predicted_TASK and
-    prob_TASK_LABEL for every task."""
+    prob_TASK_LABEL for every task. Cells a spreadsheet would run get a leading ' unless `keep_formulas`."""
     tasks = run_tasks(label_names(splits))
     part = getattr(splits, split)
     if is_multitask(tasks):
@@ -351,7 +353,7 @@ def _write_predictions(run: RunFolder, splits: Splits, probs: np.ndarray | dict,
                           for x in ("" if gold[i] < 0 else names[gold[i]], names[int(predicted[r])],
                                     *[f"{v:.6f}" for v in p[r]])]
                 for r, (text, gold) in enumerate(zip(part.texts, part.labels))]
-        run.write_csv("predictions", header, rows)
+        run.write_csv("predictions", header, safe_rows(rows, keep_formulas))
         return
     task = next(iter(tasks.values()))
     names, predicted = task.labels.names, task.kind.predicted(np.asarray(probs)) if len(part.texts) else []
@@ -359,7 +361,7 @@ def _write_predictions(run: RunFolder, splits: Splits, probs: np.ndarray | dict,
     rows = [[text, *g, names[int(k)], *[f"{x:.6f}" for x in p]]
             for text, g, k, p in zip(part.texts, gold, predicted, probs)]
     header = ["text", *(["gold"] if part.labels is not None else []), "predicted", *[f"prob_{n}" for n in names]]
-    run.write_csv("predictions", header, rows)
+    run.write_csv("predictions", header, safe_rows(rows, keep_formulas))
 
 
 def _score_warnings(metrics: dict) -> list[str]:

@@ -59,6 +59,9 @@ class OutputSection:
 
     dir: str = "runs"  #: parent folder of run folders
     name: str | None = None  #: run folder name; None = the recipe name (suffixed -2, -3 if taken)
+    #: write predictions.csv's text cells that begin with = + - @ (or a tab or carriage return) as they are; by default
+    #: they get a leading ' so a spreadsheet shows them instead of running them (CSV injection)
+    keep_formulas: bool = False
 
 
 @dataclass(frozen=True)

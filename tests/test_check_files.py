@@ -43,3 +43,24 @@ def test_check_on_the_shared_data_gives_the_run_report(tiny_models, tmp_path, ca
     if path is None:
         pytest.skip(f"../shared/data is not beside the repository ({SHARED}): the shared-data check test needs it")
     _same_as_the_run(path, tiny_models["bert"], tmp_path, capsys)
+
+
+def test_check_reads_a_compressed_file_as_the_file_it_holds_and_refuses_a_binary_one(tmp_path, capsys):
+    import gzip
+
+    plain = ROOT / "examples" / "reviews.csv"
+    packed = tmp_path / "reviews.csv"
+    packed.write_bytes(gzip.compress(plain.read_bytes()))
+    reports = []
+    for path in (plain, packed):
+        assert main(["check", "sentiment-minilm", "--data", str(path), "--json"]) == 0
+        report = json.loads(capsys.readouterr().out)
+        report["files"]["train"].pop("path")
+        reports.append(report)
+    assert reports[0] == reports[1] and reports[1]["files"]["train"]["encoding"] == "utf-8"
+    binary = tmp_path / "model.csv"
+    binary.write_bytes(b"\x00\x01binary\x00" * 100)
+    assert main(["check", "sentiment-minilm", "--data", str(binary)]) == 2
+    err = capsys.readouterr().err
+    assert f"{binary} is binary (a NUL byte at offset 0), not a text file of CSV/TSV/JSONL" in err
+    assert "Traceback" not in err

@@ -505,3 +505,112 @@ def test_texts_the_tokenizer_cannot_read_are_said_to_by_check_and_run(tiny_model
     report = json.loads((tmp_path / "sentiment-minilm" / "data_report.json").read_text())
     assert [h for h in report["hints"] if said in h] and str(tiny_models["bert"]) not in json.dumps(report["hints"])
     # (data_report.json is published with the model: the hint names no model, whose local path would leak)
+
+
+# -- issue 38: compressed and binary files, one encoding rule, texts cut at a character bound ---------------------------
+
+def _compressed(path: Path, kind: str) -> Path:
+    """`path`'s bytes compressed as `kind`, under a name that ends .csv all the same."""
+    import bz2
+    import gzip
+    import lzma
+    import zipfile
+
+    out = path.with_name(f"{kind}-{path.name}")
+    if kind == "zip":
+        with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as z:
+            z.write(path, path.name)
+    else:
+        out.write_bytes({"gzip": gzip.compress, "bz2": bz2.compress, "xz": lzma.compress}[kind](path.read_bytes()))
+    return out
+
+
+@pytest.mark.parametrize("kind", ["gzip", "bz2", "xz", "zip"])
+def test_a_compressed_file_named_csv_is_read_as_the_file_it_holds_in_both_stages(tmp_path, kind):
+    from nlptransfer.data.read import iter_table
+
+    plain = write_csv(tmp_path / "reviews.csv", _sentences(300) + [("café «crème» déjà vu", "positive")])
+    packed = _compressed(plain, kind)
+    assert packed.read_bytes()[:2] != plain.read_bytes()[:2]
+    want, got = read_table(plain), read_table(packed)
+    assert got.frame.equals(want.frame) and (got.encoding, got.delimiter, got.header) == ("utf-8", ",", True)
+    chunks = list(iter_table(packed, rows=100, sniff_bytes=4096))  # as the streamed stage reads a large file
+    assert [len(c.frame) for c in chunks] == [100, 100, 100, 1]
+    assert chunks[-1].frame.iloc[0].tolist() == ["café «crème» déjà vu", "positive"]
+    a, b = load_splits(DataSpec(train=str(plain))), load_splits(DataSpec(train=str(packed)))
+    assert a.train.texts == b.train.texts and a.test.labels == b.test.labels
+    cut = tmp_path / f"cut-{kind}.csv"  # a compressed file cut short: one error in either stage, not a traceback
+    cut.write_bytes(packed.read_bytes()[:len(packed.read_bytes()) * 2 // 3])
+    with pytest.raises(DataError, match=f"cannot read {cut}"):
+        read_table(cut)
+    with pytest.raises(DataError, match=f"cannot read {cut}"):
+        list(iter_table(cut, rows=100, sniff_bytes=1024))
+
+
+def test_a_small_archive_of_a_large_file_goes_through_the_streamed_stage(tmp_path, monkeypatch):
+    from nlptransfer.data import streamed
+
+    plain = write_csv(tmp_path / "reviews.csv", _sentences(300))
+    packed = _compressed(plain, "gzip")
+    monkeypatch.setattr(streamed, "STREAM_BYTES", packed.stat().st_size + 10)  # the archive is smaller, its file not
+    assert plain.stat().st_size > streamed.STREAM_BYTES
+    assert streamed.streams(DataSpec(train=str(plain))) and streamed.streams(DataSpec(train=str(packed)))
+    monkeypatch.setattr(streamed, "STREAM_BYTES", plain.stat().st_size)
+    assert not streamed.streams(DataSpec(train=str(plain))) and not streamed.streams(DataSpec(train=str(packed)))
+
+
+def test_a_binary_file_is_refused_naming_it_whatever_its_name(tmp_path):
+    from nlptransfer.data.read import iter_table
+
+    png = tmp_path / "reviews.csv"
+    png.write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 40)
+    with pytest.raises(DataError, match=f"{png} is a PNG image, not a text file of CSV/TSV/JSONL"):
+        read_table(png)
+    with pytest.raises(DataError, match="is a PNG image"):
+        next(iter_table(png, sniff_bytes=1024))
+    nul = tmp_path / "texts.jsonl"
+    nul.write_bytes(b'{"text": "fine", "label": "a"}\n' + b"\x00\x01\x02garbage" * 50)
+    assert _problems(whole(nul)) == [f"{nul} is binary (a NUL byte at offset 31), not a text file of CSV/TSV/JSONL: "
+                                     "give the data file itself"]
+    utf16 = tmp_path / "wide.csv"  # NUL bytes in UTF-16 text with its byte-order mark are text
+    utf16.write_bytes("text,label\ngood film,positive\nbad film,negative\n".encode("utf-16"))
+    assert read_table(utf16).frame["label"].tolist() == ["positive", "negative"]
+
+
+def test_a_byte_past_the_first_part_that_its_encoding_cannot_read_is_refused_by_both_stages_alike(tmp_path):
+    from nlptransfer.data.read import iter_table
+
+    rows = "".join(f"{t},{label}\n" for t, label in _sentences(20)).encode()
+    path = tmp_path / "late.csv"  # the Latin-1 row comes past the part the encoding is detected on
+    path.write_bytes(b"text,label\n" + rows * ((8 << 20) // len(rows) + 50) + "un caf\xe9 tr\xe8s bon,positive\n"
+                     .encode("latin-1"))
+    offset = path.read_bytes().index(b"caf\xe9") + 3
+    said = (f"{path}: the byte at offset {offset:,} (0xe9) cannot be read as utf-8, the encoding of the file's first part (ASCII "
+            f"only): the encoding is detected once, on the first 8 MB; set data.encoding to the file's encoding (e.g. "
+            "latin-1), or fix the bytes there")
+    with pytest.raises(DataError) as whole_file:
+        read_table(path)
+    with pytest.raises(DataError) as streamed:
+        list(iter_table(path, rows=50_000))
+    assert whole_file.value.problems == streamed.value.problems == [said]
+    assert read_table(path, encoding="latin-1").frame.iloc[-1, 0] == "un caf\xe9 tr\xe8s bon"
+
+
+def test_a_text_over_the_character_bound_is_cut_before_tokenizing_and_counted_in_both_stages(tmp_path):
+    from nlptransfer.data.streamed import load_splits_streamed
+
+    long = "good " * 23_000
+    rows = _sentences(40)
+    rows[3] = (long, "positive")
+    rows[17] = ("bad " + long, "negative")
+    path = write_csv(tmp_path / "long.csv", rows)
+    spec = DataSpec(train=str(path), val_fraction=0.0, test_fraction=0.25)
+    plain = load_splits(spec)
+    streamed = load_splits_streamed(spec, 42, tmp_path / "entry")
+    for splits in (plain, streamed):
+        texts = list(splits.train.texts) + list(splits.test.texts)
+        assert max(map(len, texts)) == 100_000
+        assert sorted(t[:8] for t in texts if len(t) == 100_000) == ["bad good", "good goo"]
+        assert splits.report.files["train"]["texts_cut"] == {"count": 2, "rows": [4, 18]}
+    assert ("  2 texts longer than 100,000 characters cut to them before tokenizing (rows 4, 18)"
+            in plain.report.describe())

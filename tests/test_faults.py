@@ -219,3 +219,28 @@ def test_a_push_killed_before_its_ref_moves_changes_nothing_and_the_next_push_cl
     leftovers = [p.name for part in ("refs", "snapshots", "commits") for p in (hub / "team" / "x" / part).iterdir()
                  if p.name.startswith(".")]
     assert leftovers == []
+
+
+# --- issue 38: files in and out ---
+
+PEAK = r"""
+import resource, subprocess, sys
+done = subprocess.run([sys.executable, "-m", "nlptransfer", *sys.argv[1:]], capture_output=True, text=True)
+sys.stderr.write(done.stderr)
+print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss // 1024)
+sys.exit(done.returncode)
+"""
+
+
+def test_a_single_line_too_long_for_memory_is_refused_naming_the_file_and_line_at_bounded_memory(setup, tmp_path):
+    texts = tmp_path / "one_line.csv"
+    with open(texts, "w") as f:  # a 40 MB line (an unquoted file run together, or not a data file at all)
+        f.write("text,x\nshort,1\n")
+        f.write("good film and a slow plot " * (40 << 20 >> 5) + ",2\n")
+    out = tmp_path / "out.csv"
+    done = subprocess.run([sys.executable, "-c", PEAK, "predict", str(setup["whole"][0]), "--input", str(texts),
+                           "--output", str(out)], cwd=tmp_path, env=cli_env(), capture_output=True, text=True,
+                          timeout=600)
+    _one_error(done, f"{texts}: line 3 is longer than 32 MB, more than a row needs")
+    assert int(done.stdout.split()[-1]) < 1200  # MB: the line is refused while read, not held (today's main: abort)
+    assert not out.exists()

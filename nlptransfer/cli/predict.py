@@ -19,6 +19,9 @@ def add_parser(sub) -> None:
                    help="onnx / onnx-int8: ONNX Runtime on the run's onnx/ export (`nlptransfer export RUN --onnx`)")
     p.add_argument("--revision", help="with a hub repo: branch or commit (default main)")
     p.add_argument("--hub", metavar="PATH", help="with a hub repo: a folder hub instead of the Hugging Face Hub")
+    p.add_argument("--keep-formulas", action="store_true",
+                   help="CSV/TSV output: write text cells that begin with = + - @ (or a tab or carriage return) as they "
+                        "are; by default they get a leading ' so a spreadsheet shows them instead of running them")
     p.add_argument("overrides", nargs="*", metavar="data.key=value",
                    help="how to read the input, e.g. data.delimiter=';' (default: as the run read its data)")
     trust_flag(p)
@@ -35,6 +38,7 @@ def handle(args) -> int:
         args.run = str(locate(args.run, hub=args.hub, revision=args.revision))
     n = predict_file(args.run, args.input, args.output, text_columns=args.text_column, batch_size=args.batch_size,
                      backend=args.backend, trust_remote_code=args.trust_remote_code,
-                     changes=data_changes(argparse.Namespace(overrides=args.overrides)))
+                     changes=data_changes(argparse.Namespace(overrides=args.overrides)),
+                     keep_formulas=args.keep_formulas)
     print(f"wrote {n} predictions to {args.output}")
     return 0

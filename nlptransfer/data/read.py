@@ -4,8 +4,10 @@ from __future__ import annotations
 import codecs
 import csv
 import dataclasses
+import io
 import itertools
 import json
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
@@ -14,11 +16,17 @@ import numpy as np
 import pandas as pd
 
 from ..errors import DataError
-from .sniff import decode, physical_lines, read_delimited, sniff_delimiter, sniff_header
+from .sniff import (DAMAGED, compression, decode, first_undecodable, open_data, open_lines, physical_lines,
+                    read_delimited, read_start, sniff_delimiter, sniff_header)
 
 FORMATS = {".csv": "csv", ".tsv": "tsv", ".tab": "tsv", ".txt": "tsv", ".jsonl": "jsonl", ".ndjson": "jsonl",
            ".json": "jsonl", ".parquet": "parquet", ".pq": "parquet"}
 DELIMITERS = {"csv": ",", "tsv": "\t"}
+#: name endings of compressed files, looked through to tell the format (the content is told by its first bytes)
+COMPRESSED = (".gz", ".bz2", ".xz", ".zip", ".zst")
+#: a text file's encoding is detected on its first part of this many bytes (cut at a row's end), whatever stage reads
+#: it; a later byte that encoding cannot decode is refused with its offset, never read as another encoding
+SNIFF_BYTES = 8 << 20
 
 
 @dataclass
@@ -61,10 +69,37 @@ def row_list(numbers: list[int]) -> str:
     return f"rows {shown}{' ...' if len(numbers) > 8 else ''}"
 
 
+def refuse_same_file(input_path: str | Path, output_path: str | Path) -> None:
+    """DataError when writing `output_path` would replace `input_path` (the same file, by any path or link)."""
+    source, out = Path(input_path), Path(output_path)
+    if source.exists() and out.exists() and os.path.samefile(source, out):
+        raise DataError(f"the output {out} is the input file {source}: writing the predictions would replace it; "
+                        "write them to another file")
+
+
+def larger_than(path: Path, size: int) -> bool:
+    """True when the file's content is larger than `size` bytes (a compressed file's once decompressed: read up to
+    there)."""
+    if path.stat().st_size > size:
+        return True
+    if compression(path) is None:
+        return False
+    try:
+        with open_data(path) as f:
+            while size >= 0 and (block := f.read(min(size + 1, 1 << 20))):
+                size -= len(block)
+    except DAMAGED:
+        return False  # reading it says what is wrong
+    return size < 0
+
+
 def detect_format(path: Path, given: str | None) -> str:
     if given:
         return given
-    fmt = FORMATS.get(path.suffix.lower())
+    suffix = path.suffix.lower()
+    if suffix in COMPRESSED:
+        suffix = Path(path.stem).suffix.lower()
+    fmt = FORMATS.get(suffix)
     if fmt is None:
         raise DataError(f"cannot tell the format of {path} from its extension '{path.suffix}': "
                         f"set data.format to one of csv, tsv, jsonl, parquet")
@@ -135,7 +170,7 @@ def read_table(path: str | Path, format: str | None = None, header: bool | None 
         except Exception as e:  # pyarrow raises several types for a bad file
             raise DataError(f"cannot read {path} as Parquet: {e}")
         return Table(frame, str(path), fmt, None, True)
-    text, used = decode(path.read_bytes(), path, encoding)
+    text, used = _decode_whole(read_start(path, -1, encoding), path, encoding)
     reasons = {"encoding": used.reason} if not encoding else {}
     if fmt == "jsonl":
         return Table(_read_jsonl(text, path), str(path), fmt, used.value, True, reasons=reasons)
@@ -147,19 +182,40 @@ def read_table(path: str | Path, format: str | None = None, header: bool | None 
     return table
 
 
+def _decode_whole(raw: bytes, path: Path, encoding: str | None) -> tuple[str, object]:
+    """A whole file's text, its encoding detected on its first SNIFF_BYTES as iter_table detects it (sniff.decode)."""
+    wide = raw.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE))
+    if encoding or wide or len(raw) <= SNIFF_BYTES:
+        return decode(raw, path, encoding)
+    start = raw[:SNIFF_BYTES]
+    _, used = decode(_rows_only(start) or start, path, None)
+    try:
+        return raw.decode(used.value).removeprefix("\ufeff"), used
+    except UnicodeDecodeError as e:
+        raise DataError(undecodable(path, used, e.start, e.object[e.start:e.end])) from None
+
+
+def undecodable(path: Path, used, offset: int, bad: bytes) -> str:
+    """The message for a byte past a file's first part that the encoding found there cannot decode."""
+    return (f"{path}: the byte at offset {offset:,} (0x{bad.hex()}) cannot be read as {used.value}, the encoding of "
+            f"the file's first part ({used.reason}): the encoding is detected once, on the first {SNIFF_BYTES >> 20} "
+            "MB; set data.encoding to the file's encoding (e.g. latin-1), or fix the bytes there")
+
+
 def iter_table(path: str | Path, format: str | None = None, header: bool | None = None,
                encoding: str | None = None, delimiter: str | None = None, rows: int = 50_000,
-               sniff_bytes: int = 8 << 20) -> Iterator[Table]:
+               sniff_bytes: int = SNIFF_BYTES) -> Iterator[Table]:
     """The file as Tables of at most `rows` rows each, read as it goes (memory bounded by a chunk, not the file):
     Parquet by record batches; CSV/TSV/JSONL with the encoding, delimiter, quoting and header `read_table` finds in
     the file's first `sniff_bytes` (a file no larger is read whole, exactly as `read_table` reads it). Every chunk
     has the first one's columns; `lines` is not counted."""
     path = Path(path)
     fmt = detect_format(path, format)
-    if fmt != "parquet" and path.is_file() and path.stat().st_size > sniff_bytes:
-        with path.open("rb") as f:
-            raw = f.read(sniff_bytes)
-        raw = _rows_only(raw) or raw
+    raw = b""
+    if fmt != "parquet" and path.is_file() and (path.stat().st_size > sniff_bytes or compression(path)):
+        raw = read_start(path, sniff_bytes + 1, encoding)  # a compressed file's content may be small: read it whole
+    if len(raw) > sniff_bytes:
+        raw = _rows_only(raw[:sniff_bytes]) or raw[:sniff_bytes]
         wide = raw.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)) or (encoding or "").lower().startswith("utf-16")
         text, used = ("", None) if wide else decode(raw, path, encoding)  # UTF-16 (two bytes a newline): read whole
         if used is not None and not (fmt == "jsonl" and text.lstrip().startswith("[")):  # a JSON array is read whole
@@ -199,10 +255,9 @@ def _iter_text_file(path: Path, fmt: str, text: str, used, header: bool | None, 
                     rows: int) -> Iterator[Table]:
     """A large CSV/TSV/JSONL file in chunks, read as its first part `text` (decoded as `used` says) was read."""
     reasons = {"encoding": used.reason}
-    opened = {"encoding": used.value, "errors": "strict", "newline": "\n"}
     try:
         if fmt == "jsonl":
-            with path.open(**opened) as f:
+            with io.TextIOWrapper(open_lines(path), encoding=used.value, errors="strict", newline="\n") as f:
                 number = 1
                 while lines := list(itertools.islice(f, rows)):
                     frame = _read_jsonl("".join(lines), path, number)
@@ -213,21 +268,27 @@ def _iter_text_file(path: Path, fmt: str, text: str, used, header: bool | None, 
             raise DataError(f"unknown data.format '{fmt}': use csv, tsv, jsonl or parquet")
         first = _read_delimited(text, path, delimiter, DELIMITERS.get(fmt, ","), header)
         columns = list(first.frame.columns)
-        chunks = pd.read_csv(path, sep=first.delimiter, header=None, dtype=str, keep_default_na=False, na_filter=False,
+        data = open_lines(path)
+        chunks = pd.read_csv(data, sep=first.delimiter, header=None, dtype=str, keep_default_na=False, na_filter=False,
                              skip_blank_lines=True, quotechar='"', encoding=used.value, chunksize=rows,
                              quoting=csv.QUOTE_NONE if first.quoting == "none" else csv.QUOTE_MINIMAL,
                              skiprows=1 if first.header else 0, engine="python" if len(first.delimiter) > 1 else "c")
-        for frame in chunks:
-            if frame.shape[1] != len(columns):
-                raise DataError(f"{path}: rows with {frame.shape[1]} fields where the file's first part has "
-                                f"{len(columns)}; check quoting, or set data.delimiter")
-            frame.columns = columns
-            yield Table(frame, str(path), fmt, used.value, first.header, first.delimiter,
-                        {**reasons, **first.reasons}, first.quoting)
+        with data:
+            for frame in chunks:
+                if frame.shape[1] != len(columns):
+                    raise DataError(f"{path}: rows with {frame.shape[1]} fields where the file's first part has "
+                                    f"{len(columns)}; check quoting, or set data.delimiter")
+                frame.columns = columns
+                yield Table(frame, str(path), fmt, used.value, first.header, first.delimiter,
+                            {**reasons, **first.reasons}, first.quoting)
     except UnicodeDecodeError as e:
-        raise DataError(f"cannot decode {path} as {used.value} past its first part ({e}); set data.encoding")
+        offset, bad = first_undecodable(path, used.value) or (None, e.object[e.start:e.end])
+        raise DataError(undecodable(path, used, offset, bad) if offset is not None else
+                        f"cannot decode {path} as {used.value} past its first part ({e}); set data.encoding") from None
     except pd.errors.ParserError as e:
         raise DataError(f"cannot parse {path} as {fmt.upper()}: {e}; check quoting, or set data.delimiter")
+    except DAMAGED as e:  # a compressed file cut short or damaged past its first part
+        raise DataError(f"cannot read {path}: {e}") from None
 
 
 def cell_text(value) -> str:

@@ -16,7 +16,7 @@ from .checks import LeakCounter
 from .labels import LabelTask, parse_task_labels
 from .problems import empty_file_problem
 from .read import Table, cell_text, iter_table, read_table
-from .schema import DataSpec
+from .schema import MAX_TEXT_CHARS, DataSpec
 
 SLICE = "slice:"  #: prefix of the frame columns that carry data.slice_columns
 
@@ -27,6 +27,17 @@ def text_rows(table: Table, text_columns: list[str], join_with: str) -> pd.DataF
     parts = [frame[c].map(cell_text).str.strip().tolist() for c in text_columns]
     texts = [join_with.join(p for p in row if p) for row in zip(*parts)] if parts else [""] * len(frame)
     return pd.DataFrame({"text": texts, "row": range(1, len(frame) + 1)})
+
+
+def cut_texts(texts: list[str]) -> tuple[list[str], list[int]]:
+    """`texts` each cut to MAX_TEXT_CHARS characters, and the positions of those that were longer."""
+    long = [i for i, t in enumerate(texts) if len(t) > MAX_TEXT_CHARS]
+    if not long:
+        return texts, long
+    texts = list(texts)
+    for i in long:
+        texts[i] = texts[i][:MAX_TEXT_CHARS]
+    return texts, long
 
 
 def open_files(spec: DataSpec, rows: int | None, problems: list[str]
@@ -85,6 +96,7 @@ class Read:
     unbinned: Found = field(default_factory=Found)
     empty_text: Found = field(default_factory=Found)
     empty_label: Found = field(default_factory=Found)
+    cut: Found = field(default_factory=Found)  #: texts longer than MAX_TEXT_CHARS, cut to it
     map_dropped: int = 0
 
     def done(self, tasks: int) -> None:
@@ -109,6 +121,10 @@ def read_rows(chunks: Iterable[Table], spec: DataSpec, text_columns: list[str], 
     for table in chunks:
         frame = text_rows(table, text_columns, spec.join_with)
         frame["row"] += offset
+        texts, long = cut_texts(frame["text"].tolist())
+        if long:
+            out.cut.add(frame["row"].to_numpy()[long].tolist())
+            frame["text"] = texts
         start, offset = offset, offset + len(table.frame)
         for column in slices:  # prefixed: a slice column may be called text or row
             frame[SLICE + column] = table.frame[column].map(cell_text).tolist()

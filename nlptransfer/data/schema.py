@@ -3,8 +3,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from .read import row_list
+
 #: a row's label id for a task it has no label for (multi-task): the loss and the metrics skip it
 MISSING = -100
+#: characters a text keeps, at most: longer texts are cut to it before tokenizing (and counted), so one long line
+#: cannot exhaust memory; far beyond the longest window a run reads (512 tokens), with room for long-document chunking
+MAX_TEXT_CHARS = 100_000
 
 
 @dataclass(frozen=True)
@@ -148,6 +153,10 @@ class DataReport:
             lines.append(f"{split}: {info['path']}: {info['rows_read']:,} rows read ({', '.join(map(str, how))})")
             for key, why in info.get("reasons", {}).items():
                 lines.append(f"  {key}: {why}")
+            if info.get("texts_cut"):
+                cut = info["texts_cut"]
+                lines.append(f"  {cut['count']} texts longer than {MAX_TEXT_CHARS:,} characters cut to them before "
+                             f"tokenizing ({row_list(cut['rows'])})")
         for key, value in self.inferred.items():
             chosen = value.get("column") or ", ".join(value.get("columns", []))
             lines.append(f"{key.replace('_', ' ')}: {chosen!r} (inferred: {value['reason']})")

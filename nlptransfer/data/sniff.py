@@ -6,10 +6,15 @@ import codecs
 import csv
 import io
 import itertools
+import lzma
 import re
 import unicodedata
+import zipfile
+import zlib
 from collections import Counter
 from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO
 
 import pandas as pd
 
@@ -45,6 +50,147 @@ class Guess:
 
     value: object
     reason: str
+
+
+# ---------------------------------------------------------------- compressed and binary files
+
+#: compressions told by a file's first bytes (magic numbers), read as they go whatever the file's name
+MAGIC = ((b"\x1f\x8b", "gzip"), (b"BZh", "bz2"), (b"\xfd7zXZ\x00", "xz"), (b"PK\x03\x04", "zip"),
+         (b"\x28\xb5\x2f\xfd", "zstd"))
+_BINARY = ((b"\x89PNG", "a PNG image"), (b"\xff\xd8\xff", "a JPEG image"), (b"GIF8", "a GIF image"),
+           (b"%PDF", "a PDF document"), (b"PAR1", "a Parquet file"), (b"\x7fELF", "a program"),
+           (b"ARROW1", "an Arrow file"), (b"SQLite format 3", "an SQLite database"))
+
+
+#: what reading a damaged compressed file raises, by kind (gzip, zlib, bz2, xz, zip)
+DAMAGED = (OSError, EOFError, ValueError, zlib.error, lzma.LZMAError, zipfile.BadZipFile)
+
+
+def compression(path: Path) -> str | None:
+    """gzip | bz2 | xz | zip | zstd when the file's first bytes say it is compressed, else None."""
+    with open(path, "rb") as f:
+        head = f.read(8)
+    return next((name for magic, name in MAGIC if head.startswith(magic)), None)
+
+
+def open_data(path: Path) -> BinaryIO:
+    """The file's bytes as a stream, decompressed as they are read when its first bytes say it is compressed; a zip
+    must hold one file, and zstd needs the zstandard package."""
+    kind = compression(path)
+    if kind in ("gzip", "bz2", "xz"):
+        import bz2
+        import gzip
+
+        return {"gzip": gzip.open, "bz2": bz2.open, "xz": lzma.open}[kind](path, "rb")
+    if kind == "zip":
+        archive = zipfile.ZipFile(path)
+        files = [i for i in archive.infolist() if not i.is_dir()]
+        if len(files) != 1:
+            raise DataError(f"{path} is a zip archive of {len(files)} files: it must hold exactly one data file")
+        return archive.open(files[0])
+    if kind == "zstd":
+        try:
+            import zstandard
+        except ImportError:
+            raise DataError(f"{path} is zstd-compressed: pip install zstandard to read it, or decompress it "
+                            "first") from None
+        return zstandard.ZstdDecompressor().stream_reader(open(path, "rb"), closefd=True)
+    return open(path, "rb")
+
+
+#: a line (a row, unless quoted fields hold line breaks) longer than this is refused when a file is read in chunks:
+#: no reader bounds the memory one line takes, and texts are cut at 100,000 characters (schema.MAX_TEXT_CHARS) anyway
+MAX_LINE_BYTES = 32 << 20
+
+
+class _LineBound(io.RawIOBase):
+    """A file's bytes as they are read, refusing a line longer than `most` bytes (DataError naming the line)."""
+
+    def __init__(self, source: BinaryIO, path, most: int):
+        self.source, self.path, self.most, self.line, self.run = source, path, most, 1, 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        block = self.source.read(len(buffer))
+        if len(block) <= self.most:  # no whole line inside it can be too long: only the one it continues
+            first = block.find(b"\n")
+            if first >= 0 and self.run + first <= self.most:
+                self.line, self.run = self.line + block.count(b"\n"), len(block) - block.rfind(b"\n") - 1
+            elif first < 0:
+                self.run += len(block)
+            else:
+                self._refuse()
+        else:
+            start = 0
+            while (end := block.find(b"\n", start)) >= 0:
+                if self.run + end - start > self.most:
+                    self._refuse()
+                self.line, self.run, start = self.line + 1, 0, end + 1
+            self.run += len(block) - start
+        if self.run > self.most:
+            self._refuse()
+        buffer[:len(block)] = block
+        return len(block)
+
+    def _refuse(self):
+        raise DataError(f"{self.path}: line {self.line:,} is longer than {self.most >> 20} MB, more than a row needs "
+                        "(texts are cut at 100,000 characters): check that it is the data file, and its quoting and "
+                        "line breaks")
+
+    def close(self) -> None:
+        self.source.close()
+        super().close()
+
+
+def open_lines(path: Path, most: int | None = None) -> BinaryIO:
+    """open_data(path) as a buffered stream that refuses a line longer than `most` bytes (MAX_LINE_BYTES)."""
+    return io.BufferedReader(_LineBound(open_data(path), path, most or MAX_LINE_BYTES))
+
+
+def read_start(path: Path, size: int, encoding: str | None = None) -> bytes:
+    """The first `size` bytes of the file's content (decompressed), refusing a binary file: NUL bytes in a file
+    neither given as nor marked UTF-16/32, or a known binary format's first bytes."""
+    try:
+        with open_data(path) as f:
+            raw = f.read(size)
+    except DAMAGED as e:
+        raise DataError(f"cannot read {path}: {e}") from None
+    refuse_binary(raw, path, encoding)
+    return raw
+
+
+def refuse_binary(raw: bytes, path, encoding: str | None) -> None:
+    """DataError when `raw` (a file's first bytes) is not text."""
+    known = next((what for magic, what in _BINARY if raw.startswith(magic)), None)
+    wide = raw.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)) or (encoding or "").lower().startswith(
+        ("utf-16", "utf16", "utf-32", "utf32"))
+    nul = raw.find(b"\x00", 0, 1 << 16)
+    if known or (nul >= 0 and not wide):
+        what = known or f"binary (a NUL byte at offset {nul:,})"
+        raise DataError(f"{path} is {what}, not a text file of CSV/TSV/JSONL: give the data file itself"
+                        + (" (or set data.format=parquet)" if known == "a Parquet file" else ""))
+
+
+def first_undecodable(path: Path, encoding: str) -> tuple[int, bytes] | None:
+    """The byte offset (in the file's content) and the bytes of the first sequence `encoding` cannot decode, or None."""
+    decoder = codecs.getincrementaldecoder(encoding)()
+    offset = 0
+    with open_data(path) as f:
+        while block := f.read(1 << 20):
+            pending = len(decoder.getstate()[0])  # bytes of a character cut by the previous block
+            try:
+                decoder.decode(block)
+            except UnicodeDecodeError as e:
+                return offset - pending + e.start, e.object[e.start:e.end]
+            offset += len(block)
+    pending = len(decoder.getstate()[0])
+    try:
+        decoder.decode(b"", final=True)
+    except UnicodeDecodeError as e:
+        return offset - pending + e.start, e.object[e.start:e.end]
+    return None
 
 
 # ---------------------------------------------------------------- encoding

@@ -151,6 +151,8 @@ def read_and_check(run: Run, firsts: dict, chunks: dict, sample: pd.DataFrame | 
                             sinks(name)) for name in SPLITS if name in chunks}
     for name, r in read.items():
         run.report.files[name]["rows_read"] = r.rows_read
+        if r.cut.count:
+            run.report.files[name]["texts_cut"] = {"count": r.cut.count, "rows": r.cut.rows[:9]}
     names_of = [np.array(list(c) or [""], dtype=object) for c in codes]
     checked = _check(run, read, tasks, names_of, leaks, text_columns)
     if run.problems:

@@ -15,7 +15,7 @@ import pandas as pd
 
 from ..errors import DataError
 from ..logs import get_logger
-from .read import iter_table, spread
+from .read import iter_table, larger_than, spread
 from .readers import SLICE
 from .schema import DataSpec, Splits
 from .splitfiles import SPLITS, SplitWriter, read_entry, write_meta
@@ -38,8 +38,8 @@ def spread_sample(spec: DataSpec) -> pd.DataFrame:
 
 
 def streams(spec: DataSpec) -> bool:
-    """True when a data file is larger than STREAM_BYTES."""
-    return any(path and Path(path).is_file() and Path(path).stat().st_size > STREAM_BYTES
+    """True when a data file is larger than STREAM_BYTES (a compressed one once decompressed)."""
+    return any(path and Path(path).is_file() and larger_than(Path(path), STREAM_BYTES)
                for path in (spec.train, spec.validation, spec.test))
 
 

@@ -2,7 +2,6 @@
 the check that the folder, reloaded, reproduces the trained model."""
 from __future__ import annotations
 
-import csv
 import json
 import re
 import shutil
@@ -130,8 +129,9 @@ def reference(run: RunFolder) -> tuple[list[str], np.ndarray | None]:
         names = [v for _, v in sorted(labels["id2label"].items(), key=lambda kv: int(kv[0]))]
     path = run.path("predictions")
     if path.is_file():
-        with open(path, newline="", encoding="utf-8") as f:
-            rows = [r for _, r in zip(range(SAMPLE_ROWS), csv.DictReader(f))]
+        from ..data.cells import read_predictions
+
+        rows = read_predictions(path, read_saved(run.path("recipe")).output.keep_formulas, SAMPLE_ROWS)
         if rows:
             return [r["text"] for r in rows], np.array([[float(r[f"prob_{n}"]) for n in names] for r in rows])
     return list(FALLBACK_TEXTS), None  # no test split: compare with the run folder loaded as it is

@@ -1,7 +1,6 @@
 """Build the transfer report of a finished run: baseline, indicators, statistics, verdict; write report/."""
 from __future__ import annotations
 
-import csv
 import datetime
 import time
 from dataclasses import dataclass
@@ -81,10 +80,11 @@ def _recipe_with(run: RunFolder, overrides: list[str] | dict | None) -> Recipe:
     return recipe.replace(**changes) if changes else recipe
 
 
-def _transfer_predictions(run: RunFolder, splits: Splits) -> tuple[np.ndarray, list[dict]]:
+def _transfer_predictions(run: RunFolder, splits: Splits, keep_formulas: bool) -> tuple[np.ndarray, list[dict]]:
     """Test probabilities from predictions.csv, checked to be the rows the splits give."""
-    with open(run.path("predictions"), newline="", encoding="utf-8") as f:
-        rows = list(csv.DictReader(f))
+    from ..data.cells import read_predictions
+
+    rows = read_predictions(run.path("predictions"), keep_formulas)
     names = splits.label_map.names
     if [r["text"] for r in rows] != list(splits.test.texts):
         raise RunError(f"{run.path('predictions')} does not hold the test rows the recipe's data gives now: "
@@ -197,7 +197,7 @@ def build_report(run_path: str | Path, *, overrides: list[str] | dict | None = N
     names = splits.label_map.names
     work = plan(recipe, splits)
     logger.info(work.describe(metrics.get("train_seconds"), len(splits.train)))
-    transfer_probs, rows = _transfer_predictions(run, splits)
+    transfer_probs, rows = _transfer_predictions(run, splits, recipe.output.keep_formulas)
     metric, seed = recipe.training.metric, recipe.training.seed
 
     baseline = fit_baseline(splits.train, splits.validation, splits.test, len(names), metric, seed)

@@ -35,11 +35,12 @@ RULE = ("sharing helped if the {level:.0%} paired bootstrap interval of (multi-t
         "difference")
 
 
-def task_probabilities(run: RunFolder, splits: Splits) -> dict[str, np.ndarray]:
+def task_probabilities(run: RunFolder, splits: Splits, keep_formulas: bool = False) -> dict[str, np.ndarray]:
     """Each task's test probabilities from the run's predictions.csv (every test row), checked to be the rows the
     splits give."""
-    with open(run.path("predictions"), newline="", encoding="utf-8") as f:
-        rows = list(csv.DictReader(f))
+    from ..data.cells import read_predictions
+
+    rows = read_predictions(run.path("predictions"), keep_formulas)
     if [r["text"] for r in rows] != list(splits.test.texts):
         raise RunError(f"{run.path('predictions')} does not hold the test rows the recipe's data gives now: "
                        "the data files changed since the run; re-run it to report on it")
@@ -80,7 +81,7 @@ def build_multitask_report(run: RunFolder, recipe: Recipe, splits: Splits) -> di
     if splits.test is None or not run.path("predictions").exists():
         raise RunError(f"{run.root} has no test split: the report compares test scores; set data.test or "
                        "data.test_fraction and re-run")
-    multi = task_probabilities(run, splits)
+    multi = task_probabilities(run, splits, recipe.output.keep_formulas)
     metrics = run.read_json("metrics")
     logger.info(f"report: {len(splits.tasks)} single-task training(s), one per task, on the rows labelled for it")
     tasks = {}

@@ -7,6 +7,8 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..data.schema import MAX_TEXT_CHARS
+
 
 def _flag(help: str, **more) -> dict:
     """Field metadata that makes the field a command-line flag."""
@@ -52,7 +54,7 @@ class ServeConfig:
     timeout_s: float = field(default=30.0, metadata=_flag("seconds a request may wait: then 504", flag="--timeout"))
     #: texts per request, at most
     max_texts: int = field(default=256, metadata=_flag("texts per request (default %(default)s)"))
-    max_chars: int = 100_000  #: characters per text, at most (longer: 422); longer than the model's token limit: cut
+    max_chars: int = MAX_TEXT_CHARS  #: characters per text, at most (longer: 422); longer than the model's token limit: cut
     max_body_bytes: int = 4_000_000  #: request body, at most (larger: 413)
     #: name of the environment variable holding the API key (None: no key)
     api_key_env: str | None = field(default=None, metadata=_flag(
