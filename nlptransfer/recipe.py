@@ -273,7 +273,8 @@ class _BoundedLoader(yaml.SafeLoader):
         self.depth -= 1
         if alias and id(node) not in self.sizes:
             raise RecipeError("has an alias (*name) inside the value it repeats: written out, it never ends")
-        self.size += self.sizes[id(node)] if alias else 1 + (len(node.value) if isinstance(node, yaml.ScalarNode) else 0)
+        own = 1 + (len(node.value) if isinstance(node, yaml.ScalarNode) else 0)
+        self.size += self.sizes[id(node)] if alias else own
         self.sizes.setdefault(id(node), self.size - start)
         if self.size > MAX_SIZE:
             raise RecipeError(f"is over {MAX_SIZE:,} characters written out with its aliases (*name) repeated; a "
@@ -340,8 +341,8 @@ def refuse_untrusted_code(recipe: Recipe, allowed: bool, source: str | Path) -> 
     from .errors import RunError
 
     if recipe.trust_remote_code and not allowed:
-        raise RunError(f"{source} was trained with trust_remote_code: its model {quoted(recipe.model)} runs code that it "
-                       f"ships. A loaded folder never grants that itself: pass --trust-remote-code (in Python "
+        raise RunError(f"{source} was trained with trust_remote_code: its model {quoted(recipe.model)} runs code that "
+                       f"it ships. A loaded folder never grants that itself: pass --trust-remote-code (in Python "
                        f"trust_remote_code=True) if you trust that code")
 
 
