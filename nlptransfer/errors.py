@@ -15,6 +15,11 @@ def _short_repr() -> reprlib.Repr:
     return short
 
 
+def shortened(text: str, limit: int = QUOTE_LIMIT) -> str:
+    """`text` as it is, or its first `limit` characters and its length when longer (for names a message shows bare)."""
+    return text if len(text) <= limit else f"{text[:limit]}... ({len(text):,} characters)"
+
+
 def quoted(value: object, limit: int = QUOTE_LIMIT) -> str:
     """`value` as a message quotes it (its repr), cut to its first `limit` characters and its size when longer, e.g.
     'xxxx...'... (120,000 characters): a message never echoes a large value whole, nor expands a nested one."""

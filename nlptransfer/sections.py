@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .errors import quoted
+from .errors import quoted, shortened
 
 if TYPE_CHECKING:
     from .recipe import Recipe
@@ -145,7 +145,8 @@ def check_registered(recipe: "Recipe") -> list[str]:
                             + (f" (did you mean '{close[0]}'?)" if close else "") + f"; registered: {', '.join(known)}")
     for name, weight in objectives.items():
         if not 0 <= weight < float("inf"):  # its type was checked with the other fields
-            problems.append(f"{quoted(f'training.objectives.{name}')} must be a weight of 0 or more, got {weight!r}")
+            problems.append(f"{shortened(f'training.objectives.{name}')} must be a weight of 0 or more, got "
+                            f"{weight!r}")
     if not objectives:
         problems.append("training.objectives is empty: name at least one loss term, e.g. {cross_entropy: 1.0}")
     return problems
@@ -206,7 +207,8 @@ def check_tasks(recipe: "Recipe") -> list[str]:
         problems.append(f"training.task_weighting must be fixed or uncertainty, got {quoted(t.task_weighting)}")
     for task, weight in t.task_weights.items():
         if not 0 <= weight < float("inf"):
-            problems.append(f"{quoted(f'training.task_weights.{task}')} must be a weight of 0 or more, got {weight!r}")
+            problems.append(f"{shortened(f'training.task_weights.{task}')} must be a weight of 0 or more, got "
+                            f"{weight!r}")
     columns = d.label_columns or []
     if len(columns) < 2:
         if t.task_weights:

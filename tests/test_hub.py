@@ -562,8 +562,14 @@ def _refused(hub: Path, message: str, capsys, tmp_path: Path) -> None:
         nlptransfer.pull("team/x", hub=hub)
     with pytest.raises(HubError, match=re.escape(message)):
         FolderHub(hub).resolve("team/x")
-    for verb in (["predict", "team/x", "--input", tmp_path / "in.csv", "--output", tmp_path / "out.csv"],
-                 ["serve", "team/x", "--port", "59193"]):
+    import socket
+
+    texts = write_csv(tmp_path / "in.csv", [("good film", "")], header=("text", "x"))
+    with socket.socket() as probe:  # a free port: serve refuses the repo before it would listen
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    for verb in (["predict", "team/x", "--input", texts, "--output", tmp_path / "out.csv"],
+                 ["serve", "team/x", "--port", port]):
         assert main([str(a) for a in verb] + ["--hub", str(hub)]) == 2
         err = capsys.readouterr().err
         assert err.startswith("error: ") and message in err and "Traceback" not in err, err
