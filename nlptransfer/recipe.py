@@ -17,7 +17,7 @@ from typing import Any
 import yaml
 
 from .data.schema import DataSpec
-from .errors import RecipeError, RegistryError, quoted
+from .errors import RecipeError, RegistryError, quoted, shortened
 from .registry import SECTIONS, Section
 from .sections import (EvaluationSection, OutputSection, ReportSection, TrainingSection, check_data, check_names,
                        check_registered, check_report, check_tasks, check_training)
@@ -308,7 +308,7 @@ def find(name_or_path: str) -> Path:
     path = Path(name_or_path)
     if path.suffix in (".yaml", ".yml") or path.is_file():
         if not path.is_file():
-            raise RecipeError(f"recipe file not found: {quoted(name_or_path)}")
+            raise RecipeError(f"recipe file not found: {shortened(name_or_path)}")
         return path
     candidate = shipped_dir() / f"{name_or_path}.yaml"
     if candidate.is_file():
