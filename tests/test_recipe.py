@@ -245,7 +245,8 @@ def test_quoted_shows_the_start_and_size_of_a_long_or_nested_value():
     assert quoted("lr") == "'lr'" and quoted(0.5) == "0.5" and quoted(["a", "b"]) == "['a', 'b']"
     assert quoted("y" * 81) == "'" + "y" * 80 + "'... (81 characters)"
     nested = [[["z"] * 9] * 9] * 9  # shared, as YAML aliases build it: quoting never expands it
-    assert quoted(nested) == "[[[...], [...], [...], [...], ...], [[...], [...], [...], [...], ...], [[...], [... (9 items)"
+    assert quoted(nested) == ("[[[...], [...], [...], [...], ...], [[...], [...], [...], [...], ...], [[...], [... "
+                              "(9 items)")
 
 
 def test_a_recipe_lists_at_most_30_problems():
