@@ -7,6 +7,7 @@ import difflib
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from .errors import quoted
 from .registry import Registry, Section, caller, register_section
 
 if TYPE_CHECKING:
@@ -73,7 +74,7 @@ def check_section(recipe: "Recipe") -> list[str]:
     method = _METHODS.get(a.method)
     if method is None:
         close = difflib.get_close_matches(a.method, _METHODS.names(), n=1)
-        problems.append(f"adapt.method must be one of {', '.join(_METHODS)}, got '{a.method}'"
+        problems.append(f"adapt.method must be one of {', '.join(_METHODS)}, got {quoted(a.method)}"
                         + (f" (did you mean '{close[0]}'?)" if close else ""))
     if a.weight < 0:
         problems.append(f"adapt.weight must be 0 or more, got {a.weight}")

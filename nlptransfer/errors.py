@@ -1,5 +1,37 @@
-"""The exceptions nlptransfer raises for problems a user can fix; the CLI prints them without a traceback."""
+"""The exceptions nlptransfer raises for problems a user can fix (the CLI prints them without a traceback), and how
+their messages quote a user's values."""
 from __future__ import annotations
+
+import reprlib
+
+#: a quoted value shows at most this many characters of its own
+QUOTE_LIMIT = 80
+
+
+def _short_repr() -> reprlib.Repr:
+    short = reprlib.Repr()  # bounded work however large or deeply nested the value: a few items of a few levels
+    short.maxlevel, short.maxlist, short.maxtuple, short.maxdict, short.maxset = 2, 4, 4, 4, 4
+    short.maxstring = short.maxother = QUOTE_LIMIT // 2
+    return short
+
+
+def shortened(text: str, limit: int = QUOTE_LIMIT) -> str:
+    """`text` as it is, or its first `limit` characters and its length when longer (for names a message shows bare)."""
+    return text if len(text) <= limit else f"{text[:limit]}... ({len(text):,} characters)"
+
+
+def quoted(value: object, limit: int = QUOTE_LIMIT) -> str:
+    """`value` as a message quotes it (its repr), cut to its first `limit` characters and its size when longer, e.g.
+    'xxxx...'... (120,000 characters): a message never echoes a large value whole, nor expands a nested one."""
+    if isinstance(value, str):
+        return repr(value) if len(value) <= limit else f"{value[:limit]!r}... ({len(value):,} characters)"
+    text = _short_repr().repr(value)
+    size = len(value) if isinstance(value, (list, tuple, dict, set, frozenset)) else None
+    if len(text) > limit:
+        text = text[:limit] + "..."
+    elif "..." not in text:
+        return text
+    return text if size is None else f"{text} ({size:,} item{'' if size == 1 else 's'})"
 
 
 class NlpTransferError(Exception):

@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
-from .errors import HubError
+from .errors import HubError, quoted
 from .fsio import atomic_dir, atomic_write_json, atomic_write_text, is_temporary, remove_stale_temps, sha256_file
 
 REPO_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,95}/[A-Za-z0-9][A-Za-z0-9._-]{0,95}")
@@ -142,7 +142,7 @@ class FolderHub:
 
     def _ref(self, repo_dir: Path, revision: str) -> str | None:
         path = repo_dir / "refs" / revision
-        return path.read_text(encoding="utf-8").strip() if path.is_file() else None
+        return path.read_bytes().decode("utf-8", "replace").strip() if path.is_file() else None
 
     def commit(self, repo: str, folder: Path, revision: str, message: str) -> str:
         """Store `folder` as a new commit of `repo` on branch `revision` (a new branch starts from main)."""
@@ -172,7 +172,9 @@ class FolderHub:
         return sorted(p.name for p in refs.iterdir() if not is_temporary(p.name)) if refs.is_dir() else []
 
     def resolve(self, repo: str, revision: str | None = None) -> Path:
-        """The snapshot folder of `repo` at `revision` (branch or commit id; default main), checked against its record."""
+        """The snapshot folder of `repo` at `revision` (branch or commit id; default main), checked against its
+        record: the files it lists, unchanged, and no other; HubError when the ref, the record or the snapshot is
+        damaged."""
         repo_dir = self.root / check_repo_id(repo)
         if not repo_dir.is_dir():
             raise HubError(f"no repo {repo} in folder hub {self.root}")
@@ -184,10 +186,50 @@ class FolderHub:
             branches = self.branches(repo)
             raise HubError(f"{repo} has no revision {rev!r} in folder hub {self.root} "
                            f"(branches: {', '.join(branches) or 'none'})")
+        damaged = f"{repo}@{rev} in folder hub {self.root} is damaged:"
+        if not _COMMIT.fullmatch(commit):  # a ref holds a commit id, never a path
+            raise HubError(f"{damaged} refs/{rev} holds {quoted(commit)}, not a commit id (40 hex digits); push "
+                           "again")
         snapshot = repo_dir / "snapshots" / commit
-        record = json.loads((repo_dir / "commits" / f"{commit}.json").read_text(encoding="utf-8"))
-        for name, info in record["files"].items():
-            if not (snapshot / name).is_file() or sha256_file(snapshot / name) != info["sha256"]:
-                raise HubError(f"{repo}@{rev} in folder hub {self.root} is damaged: {name} is missing or changed")
+        if not snapshot.resolve().is_relative_to(self.root.resolve()):
+            raise HubError(f"{damaged} snapshots/{commit} leads outside the hub")
+        listed = _record_files(repo_dir / "commits" / f"{commit}.json", damaged)
+        found = _plain_files(snapshot, damaged)
+        for name in sorted(set(listed) | set(found)):
+            if name not in found or sha256_file(found[name]) != listed.get(name):
+                why = "is missing or changed" if name in listed else "is not in its commit record (planted?)"
+                raise HubError(f"{damaged} {quoted(name)} {why}; push again")
         return snapshot
 
+
+def _record_files(path: Path, damaged: str) -> dict[str, str]:
+    """The files a commit record lists, {relative path: sha256}; HubError (after `damaged`) when it is missing or
+    not a record."""
+    try:
+        record = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise HubError(f"{damaged} its commit record commits/{path.name} is missing; push again") from None
+    except (OSError, UnicodeDecodeError, ValueError) as e:
+        raise HubError(f"{damaged} its commit record commits/{path.name} cannot be read as JSON "
+                       f"({e}); push again") from None
+    files = record.get("files") if isinstance(record, dict) else None
+    if not isinstance(files, dict) or not all(isinstance(f, dict) and isinstance(f.get("sha256"), str)
+                                              for f in files.values()):
+        raise HubError(f"{damaged} its commit record commits/{path.name} lists no files with their sha256; push "
+                       "again")
+    return {name: info["sha256"] for name, info in files.items()}
+
+
+def _plain_files(snapshot: Path, damaged: str) -> dict[str, Path]:
+    """Every file in a snapshot folder by relative path; HubError (after `damaged`) for a link or anything but a
+    plain file or folder (a commit writes plain copies)."""
+    found = {}
+    for folder, dirs, files in os.walk(snapshot):
+        for name in dirs + files:
+            path = Path(folder) / name
+            relative = path.relative_to(snapshot).as_posix()
+            if path.is_symlink() or not (path.is_dir() if name in dirs else path.is_file()):
+                raise HubError(f"{damaged} {quoted(relative)} is a link or not a plain file; push again")
+            if name in files:
+                found[relative] = path
+    return found

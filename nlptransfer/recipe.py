@@ -17,10 +17,10 @@ from typing import Any
 import yaml
 
 from .data.schema import DataSpec
-from .errors import RecipeError, RegistryError
+from .errors import RecipeError, RegistryError, quoted, shortened
 from .registry import SECTIONS, Section
 from .sections import (EvaluationSection, OutputSection, ReportSection, TrainingSection, check_data, check_names,
-                       check_report, check_tasks, check_training)
+                       check_registered, check_report, check_tasks, check_training)
 
 #: what the head reads: native (the architecture's own head input, the first token), mean (the masked mean of the
 #: token states, through the architecture's head), embedding (the sentence embedding: the masked mean, L2-normalised,
@@ -29,6 +29,9 @@ POOLINGS = ("native", "mean", "embedding")
 _SCIENTIFIC = re.compile(r"[-+]?\d+(\.\d*)?[eE][-+]?\d+")
 #: the recipe's own checks; each registered section brings its own
 _CHECKS = (check_training, check_data, check_report, check_tasks, check_names)
+#: the most a recipe's YAML may hold written out with every alias (*name) repeated: values plus their characters; the
+#: deepest it may nest; the most problems one error lists
+MAX_SIZE, MAX_DEPTH, MAX_LISTED = 1_000_000, 32, 30
 
 
 def registered_sections() -> list[Section]:
@@ -127,19 +130,19 @@ def _check_type(path: str, value: Any, hint: Any, problems: list[str]) -> Any:
         return _check_type(path, value, inner[0], problems)
     if dataclasses.is_dataclass(hint):
         if not isinstance(value, dict):
-            problems.append(f"'{path}' must be a mapping of its keys, got {value!r}")
+            problems.append(f"{quoted(path)} must be a mapping of its keys, got {quoted(value)}")
             return hint()
         return _build(hint, value, path + ".", problems)
     if origin is list:
         if isinstance(value, (str, int, float)):
             value = [value]
         if not isinstance(value, (list, tuple)):
-            problems.append(f"'{path}' must be a list, got {value!r}")
+            problems.append(f"{quoted(path)} must be a list, got {quoted(value)}")
             return None
         return [_check_type(f"{path}[{i}]", v, args[0], problems) for i, v in enumerate(value)]
     if origin is dict or hint is dict:
         if not isinstance(value, dict):
-            problems.append(f"'{path}' must be a mapping, got {value!r}")
+            problems.append(f"{quoted(path)} must be a mapping, got {quoted(value)}")
             return {}
         if not args:
             return dict(value)
@@ -149,7 +152,7 @@ def _check_type(path: str, value: Any, hint: Any, problems: list[str]) -> Any:
     if hint is bool:
         if isinstance(value, bool):
             return value
-        problems.append(f"'{path}' must be true or false, got {value!r}")
+        problems.append(f"{quoted(path)} must be true or false, got {quoted(value)}")
         return False
     if hint is float and isinstance(value, str) and _SCIENTIFIC.fullmatch(value.strip()):
         value = float(value)  # YAML 1.1 reads 1e-4 (no dot) as a string
@@ -161,7 +164,7 @@ def _check_type(path: str, value: Any, hint: Any, problems: list[str]) -> Any:
         return value
     if hint is str and isinstance(value, (int, float)) and not isinstance(value, bool):
         return str(value)
-    problems.append(f"'{path}' must be {getattr(hint, '__name__', hint)}, got {value!r}")
+    problems.append(f"{quoted(path)} must be {getattr(hint, '__name__', hint)}, got {quoted(value)}")
     return None
 
 
@@ -171,7 +174,8 @@ def _build(cls: type, data: dict, prefix: str, problems: list[str]) -> Any:
     for key, value in data.items():
         if key not in fields:
             valid = ", ".join(fields)
-            problems.append(f"unknown key '{prefix}{key}'{_suggest(key, list(fields))}; valid keys here: {valid}")
+            problems.append(f"unknown key {quoted(f'{prefix}{key}')}{_suggest(str(key), list(fields))}; valid keys "
+                            f"here: {valid}")
             continue
         kwargs[key] = _check_type(prefix + key, value, fields[key], problems)
     if problems:
@@ -184,11 +188,11 @@ def _build(cls: type, data: dict, prefix: str, problems: list[str]) -> Any:
 def _check_combinations(recipe: Recipe, registered: bool) -> list[str]:
     problems = []
     if recipe.task not in ("classification", "sentiment"):
-        problems.append(f"task must be 'classification' or 'sentiment', got '{recipe.task}'")
+        problems.append(f"task must be 'classification' or 'sentiment', got {quoted(recipe.task)}")
     if registered:
-        problems += _check_strategy(recipe) + _check_objectives(recipe.training.objectives)
+        problems += check_registered(recipe)
     if recipe.pooling not in POOLINGS:
-        problems.append(f"pooling must be one of {', '.join(POOLINGS)}, got '{recipe.pooling}'")
+        problems.append(f"pooling must be one of {', '.join(POOLINGS)}, got {quoted(recipe.pooling)}")
     if not 0 < recipe.layer_lr_decay <= 1:
         problems.append(f"layer_lr_decay must be in (0, 1], got {recipe.layer_lr_decay}")
     for check in (*_CHECKS, *(s.check for s in registered_sections() if s.check)):
@@ -202,30 +206,9 @@ def _check_finite(data: dict, prefix: str = "") -> list[str]:
     for key, value in data.items():
         path = f"{prefix}{key}"
         if isinstance(value, float) and not math.isfinite(value):
-            problems.append(f"'{path}' must be a finite number, got {value}")
+            problems.append(f"{quoted(path)} must be a finite number, got {value}")
         elif isinstance(value, dict):
             problems += _check_finite(value, path + ".")
-    return problems
-
-
-def _check_strategy(recipe: Recipe) -> list[str]:
-    from .strategies import find_strategy, unknown_strategy
-
-    strategy = find_strategy(recipe.strategy)
-    return [unknown_strategy(recipe.strategy)] if strategy is None else strategy.problems(recipe)
-
-
-def _check_objectives(objectives: dict) -> list[str]:
-    from .objectives import objective_names
-
-    known = objective_names()
-    problems = [f"unknown objective 'training.objectives.{name}'{_suggest(str(name), known)}; "
-                f"registered: {', '.join(known)}" for name in objectives if name not in known]
-    for name, weight in objectives.items():
-        if not 0 <= weight < float("inf"):  # its type was checked with the other fields
-            problems.append(f"training.objectives.{name} must be a weight of 0 or more, got {weight!r}")
-    if not objectives:
-        problems.append("training.objectives is empty: name at least one loss term, e.g. {cross_entropy: 1.0}")
     return problems
 
 
@@ -242,17 +225,18 @@ def from_dict(data: dict | None, source: str = "recipe", registered: bool = True
     if recipe is not None:
         problems += _check_combinations(recipe, registered)
     if problems:
-        raise RecipeError(f"invalid {source}:\n" + "\n".join(f"  - {p}" for p in problems))
+        more = [f"... and {len(problems) - MAX_LISTED:,} more"] if len(problems) > MAX_LISTED else []
+        raise RecipeError(f"invalid {source}:\n" + "\n".join(f"  - {p}" for p in problems[:MAX_LISTED] + more))
     return dataclasses.replace(recipe, sections={**recipe.sections, **unchecked}) if unchecked else recipe
 
 
 def parse_override(text: str) -> tuple[str, Any]:
     """Split 'training.lr=1e-4' into ('training.lr', 0.0001), parsing the value as YAML."""
     if "=" not in text:
-        raise RecipeError(f"override '{text}' must look like key=value, e.g. training.epochs=2")
+        raise RecipeError(f"override {quoted(text)} must look like key=value, e.g. training.epochs=2")
     key, raw = text.split("=", 1)
     try:
-        value = yaml.safe_load(raw) if raw.strip() else None
+        value = read_yaml(raw, f"override {quoted(key.strip())}") if raw.strip() else None
     except yaml.YAMLError:
         value = raw
     return key.strip(), value
@@ -266,9 +250,47 @@ def _set_dotted(data: dict, key: str, value: Any) -> None:
         if child is None:
             child = node[part] = {}
         if not isinstance(child, dict):
-            raise RecipeError(f"override '{key}': '{part}' is not a section")
+            raise RecipeError(f"override {quoted(key)}: {quoted(part)} is not a section")
         node = child
     node[parts[-1]] = value
+
+
+class _BoundedLoader(yaml.SafeLoader):
+    """A SafeLoader that sizes each value as it composes it, an alias (*name) as the value it repeats, and refuses a
+    document past MAX_SIZE or MAX_DEPTH (an alias bomb) before anything is built from it."""
+
+    def __init__(self, stream: str):
+        super().__init__(stream)
+        self.sizes: dict[int, int] = {}  # id(node) -> its size written out (the nodes live as long as the loader)
+        self.size = self.depth = 0
+
+    def compose_node(self, parent, index):
+        alias, start = self.check_event(yaml.AliasEvent), self.size
+        self.depth += 1
+        if self.depth > MAX_DEPTH:
+            raise RecipeError(f"nests values more than {MAX_DEPTH} levels deep; a recipe needs a few")
+        node = super().compose_node(parent, index)
+        self.depth -= 1
+        if alias and id(node) not in self.sizes:
+            raise RecipeError("has an alias (*name) inside the value it repeats: written out, it never ends")
+        own = 1 + (len(node.value) if isinstance(node, yaml.ScalarNode) else 0)
+        self.size += self.sizes[id(node)] if alias else own
+        self.sizes.setdefault(id(node), self.size - start)
+        if self.size > MAX_SIZE:
+            raise RecipeError(f"is over {MAX_SIZE:,} characters written out with its aliases (*name) repeated; a "
+                              f"recipe needs far fewer: refused (an alias bomb?)")
+        return node
+
+
+def read_yaml(text: str, what: str) -> Any:
+    """The data of YAML `text` (`what`: the file or override it is, for messages), read safely and bounded in size
+    (MAX_SIZE) and nesting (MAX_DEPTH): RecipeError past them, yaml.YAMLError when it is not YAML."""
+    try:
+        return yaml.load(text, Loader=_BoundedLoader)
+    except RecipeError as e:
+        raise RecipeError(f"{what} {e}") from None
+    except ValueError as e:  # a value YAML's syntax allows but Python refuses, e.g. an integer of 5,000 digits
+        raise yaml.YAMLError(str(e)) from None
 
 
 def shipped_dir() -> Path:
@@ -286,14 +308,14 @@ def find(name_or_path: str) -> Path:
     path = Path(name_or_path)
     if path.suffix in (".yaml", ".yml") or path.is_file():
         if not path.is_file():
-            raise RecipeError(f"recipe file not found: {name_or_path}")
+            raise RecipeError(f"recipe file not found: {shortened(name_or_path)}")
         return path
     candidate = shipped_dir() / f"{name_or_path}.yaml"
     if candidate.is_file():
         return candidate
     names = shipped_names()
     raise RecipeError(
-        f"no recipe named '{name_or_path}'{_suggest(name_or_path, names)}; shipped recipes: {', '.join(names)} "
+        f"no recipe named {quoted(name_or_path)}{_suggest(name_or_path, names)}; shipped recipes: {', '.join(names)} "
         "(or give a path to a YAML file)"
     )
 
@@ -305,7 +327,7 @@ def read_saved(path: str | Path, registered: bool = True) -> Recipe:
 
     path = Path(path)
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data = read_yaml(path.read_text(encoding="utf-8"), str(path))
     except (UnicodeDecodeError, yaml.YAMLError) as e:
         raise RunError(f"{path} is damaged: it is not valid YAML ({str(e).splitlines()[0]}); restore it") from None
     if not isinstance(data, dict):
@@ -319,8 +341,8 @@ def refuse_untrusted_code(recipe: Recipe, allowed: bool, source: str | Path) -> 
     from .errors import RunError
 
     if recipe.trust_remote_code and not allowed:
-        raise RunError(f"{source} was trained with trust_remote_code: its model {recipe.model!r} runs code that it "
-                       f"ships. A loaded folder never grants that itself: pass --trust-remote-code (in Python "
+        raise RunError(f"{source} was trained with trust_remote_code: its model {quoted(recipe.model)} runs code that "
+                       f"it ships. A loaded folder never grants that itself: pass --trust-remote-code (in Python "
                        f"trust_remote_code=True) if you trust that code")
 
 
@@ -335,7 +357,7 @@ def load(name_or_path: str, changes: list[str] | dict[str, Any] | None = None) -
     """Load a shipped recipe or YAML file, apply overrides, validate and return it."""
     path = find(name_or_path)
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        data = read_yaml(path.read_text(encoding="utf-8"), str(path)) or {}
     except yaml.YAMLError as e:
         raise RecipeError(f"{path} is not valid YAML: {e}") from None
     if not isinstance(data, dict):

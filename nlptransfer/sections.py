@@ -2,9 +2,13 @@
 sections of registry entries (contrastive, labels, adapt, peft, a plugin's) live with their entries."""
 from __future__ import annotations
 
+import difflib
 import re
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING
+
+from .errors import quoted, shortened
 
 if TYPE_CHECKING:
     from .recipe import Recipe
@@ -83,9 +87,9 @@ def check_training(recipe: "Recipe") -> list[str]:
     """Problems of the training section's values."""
     t, problems = recipe.training, []
     if t.metric not in METRICS:
-        problems.append(f"training.metric must be one of {', '.join(METRICS)}, got '{t.metric}'")
+        problems.append(f"training.metric must be one of {', '.join(METRICS)}, got {quoted(t.metric)}")
     if t.mixed_precision not in ("auto", "no", "fp16", "bf16"):
-        problems.append(f"training.mixed_precision must be auto, no, fp16 or bf16, got '{t.mixed_precision}'")
+        problems.append(f"training.mixed_precision must be auto, no, fp16 or bf16, got {quoted(t.mixed_precision)}")
     for key in ("batch_size", "eval_batch_size", "grad_accum"):
         if getattr(t, key) < 1:
             problems.append(f"training.{key} must be at least 1, got {getattr(t, key)}")
@@ -130,17 +134,50 @@ def check_data(recipe: "Recipe") -> list[str]:
     return problems
 
 
-#: a run folder name: one path component, no separators, not . or ..
-_FOLDER_NAME = re.compile(r"[^/\\\x00-\x1f]+")
+def check_registered(recipe: "Recipe") -> list[str]:
+    """Problems of the strategy and the objectives the recipe names, against their registries."""
+    from .objectives import objective_names
+    from .strategies import find_strategy, unknown_strategy
+
+    strategy, objectives, known = find_strategy(recipe.strategy), recipe.training.objectives, objective_names()
+    problems = [unknown_strategy(recipe.strategy)] if strategy is None else strategy.problems(recipe)
+    for name in objectives:
+        if name not in known:
+            close = difflib.get_close_matches(str(name), known, n=1)
+            problems.append(f"unknown objective {quoted(f'training.objectives.{name}')}"
+                            + (f" (did you mean '{close[0]}'?)" if close else "") + f"; registered: {', '.join(known)}")
+    for name, weight in objectives.items():
+        if not 0 <= weight < float("inf"):  # its type was checked with the other fields
+            problems.append(f"{shortened(f'training.objectives.{name}')} must be a weight of 0 or more, got "
+                            f"{weight!r}")
+    if not objectives:
+        problems.append("training.objectives is empty: name at least one loss term, e.g. {cross_entropy: 1.0}")
+    return problems
+
+
+#: a run folder name: one path component, no separators, not . or .., no control characters or lone surrogates
+_FOLDER_NAME = re.compile(r"[^/\\\x00-\x1f\ud800-\udfff]+")
+#: the most bytes (UTF-8) a run folder name may have: file systems allow 255 in one name; the rest is room for what
+#: a run adds to it (-2, -3 when the name is taken; -encoder for an adapted encoder; compare- for a comparison)
+MAX_NAME_BYTES = 200
 
 
 def check_names(recipe: "Recipe") -> list[str]:
-    """Names that become a run folder under output.dir must stay inside it."""
+    """Names that become a run folder under output.dir must stay inside it, and fit the file system's limits."""
     problems = []
     for key, value in (("name", recipe.name), ("output.name", recipe.output.name)):
         if value is not None and (not _FOLDER_NAME.fullmatch(value) or value in (".", "..") or value != value.strip()):
-            problems.append(f"{key} {value!r} must be a plain folder name (no '/', '\\', '..' or control characters): "
-                            f"the run folder goes inside output.dir")
+            problems.append(f"{key} {quoted(value)} must be a plain folder name (no '/', '\\', '..' or control "
+                            f"characters): the run folder goes inside output.dir")
+    key, folder = ("output.name", recipe.output.name) if recipe.output.name else ("name", recipe.name)
+    if not problems and len(folder.encode("utf-8")) > MAX_NAME_BYTES:
+        problems.append(f"{key} {quoted(folder)} is {len(folder.encode('utf-8')):,} bytes in UTF-8: a run folder name "
+                        f"may have at most {MAX_NAME_BYTES} (file systems allow 255, and a run may add to it, e.g. -2 "
+                        f"when the name is taken); choose a shorter one")
+    long = [part for part in Path(recipe.output.dir).parts if len(part.encode("utf-8", "surrogateescape")) > 255]
+    if long:
+        problems.append(f"output.dir has a folder name of more than 255 bytes ({quoted(long[0])}): file systems allow "
+                        f"at most 255 in one name")
     return problems
 
 
@@ -152,7 +189,7 @@ def check_report(recipe: "Recipe") -> list[str]:
         problems.append("report.enabled needs a test split (the report compares test scores): set data.test or "
                         "data.test_fraction")
     if not r.learning_curve or any(not 0 < f <= 1 for f in r.learning_curve):
-        problems.append(f"report.learning_curve must be fractions in (0, 1], got {r.learning_curve}")
+        problems.append(f"report.learning_curve must be fractions in (0, 1], got {quoted(r.learning_curve)}")
     if r.price_per_hour < 0:
         problems.append(f"report.price_per_hour must be 0 or more, got {r.price_per_hour}")
     if r.bootstrap < 100:
@@ -170,21 +207,23 @@ def check_tasks(recipe: "Recipe") -> list[str]:
     d, t = recipe.data, recipe.training
     problems = []
     if t.task_weighting not in ("fixed", "uncertainty"):
-        problems.append(f"training.task_weighting must be fixed or uncertainty, got '{t.task_weighting}'")
+        problems.append(f"training.task_weighting must be fixed or uncertainty, got {quoted(t.task_weighting)}")
     for task, weight in t.task_weights.items():
         if not 0 <= weight < float("inf"):
-            problems.append(f"training.task_weights.{task} must be a weight of 0 or more, got {weight!r}")
+            problems.append(f"{shortened(f'training.task_weights.{task}')} must be a weight of 0 or more, got "
+                            f"{weight!r}")
     columns = d.label_columns or []
     if len(columns) < 2:
         if t.task_weights:
             problems.append("training.task_weights is given but data.label_columns names fewer than two label columns")
         return problems
     if len(set(columns)) != len(columns):
-        problems.append(f"data.label_columns names a column twice: {columns}")
+        problems.append(f"data.label_columns names a column twice: {quoted(columns)}")
     unknown = [k for k in t.task_weights if k not in columns]
     if unknown:
-        problems.append(f"training.task_weights names {', '.join(map(repr, unknown))}, not in data.label_columns "
-                        f"{columns}")
+        problems.append(f"training.task_weights names {', '.join(map(quoted, unknown[:5]))}"
+                        f"{f' and {len(unknown) - 5:,} more' if len(unknown) > 5 else ''}, not in data.label_columns "
+                        f"{quoted(columns)}")
     if t.task_weights and all(t.task_weights.get(c, 1.0) == 0 for c in columns):
         problems.append("training.task_weights gives every task weight 0: nothing would train")
     single = [key for key, value in (("data.label_column", d.label_column), ("data.label_map", d.label_map),

@@ -541,3 +541,87 @@ def test_embedded_minilm_adapter_round_trip_names_its_hub_base(tmp_path):
     clf = nlptransfer.TextClassifier.from_pretrained("team/minilm-lora", hub=hub)
     np.testing.assert_allclose(clf.predict_proba(texts), probs, atol=2e-6)
     assert nlptransfer.export_merged(run, tmp_path / "merged")["max_abs_diff"] <= 1e-5
+
+
+# -- a folder hub is read as untrusted: its refs, commit records and snapshots are checked ----------------------------
+
+def _pushed_repo(tmp_path: Path) -> tuple[Path, Path]:
+    """A folder hub holding team/x (two files, committed on main) and the snapshot folder of that commit."""
+    files, hub = tmp_path / "files", tmp_path / "hub"
+    (files / "sub").mkdir(parents=True)
+    hub.mkdir()
+    (files / "nlptransfer.json").write_text('{"format": 1}')
+    (files / "sub" / "weights.bin").write_bytes(b"\x00\x01" * 100)
+    commit = FolderHub(hub).commit("team/x", files, "main", "first")
+    return hub, hub / "team" / "x" / "snapshots" / commit
+
+
+def _refused(hub: Path, message: str, capsys, tmp_path: Path) -> None:
+    """pull, resolve, and predict and serve from the hub ref each refuse team/x with one HubError line (exit 2)."""
+    with pytest.raises(HubError, match=re.escape(message)):
+        nlptransfer.pull("team/x", hub=hub)
+    with pytest.raises(HubError, match=re.escape(message)):
+        FolderHub(hub).resolve("team/x")
+    import socket
+
+    texts = write_csv(tmp_path / "in.csv", [("good film", "")], header=("text", "x"))
+    with socket.socket() as probe:  # a free port: serve refuses the repo before it would listen
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    for verb in (["predict", "team/x", "--input", texts, "--output", tmp_path / "out.csv"],
+                 ["serve", "team/x", "--port", port]):
+        assert main([str(a) for a in verb] + ["--hub", str(hub)]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("error: ") and message in err and "Traceback" not in err, err
+        assert len(err.splitlines()) == 1, err
+
+
+@pytest.mark.parametrize("damage, message", [
+    (lambda record: record.unlink(), "its commit record commits/{id}.json is missing"),
+    (lambda record: record.write_text('{"files": '), "its commit record commits/{id}.json cannot be read as JSON"),
+    (lambda record: record.write_bytes(b"\xff\xfe\x00"),
+     "its commit record commits/{id}.json cannot be read as JSON"),
+    (lambda record: record.write_text('["not", "a", "record"]'),
+     "its commit record commits/{id}.json lists no files with their sha256"),
+    (lambda record: record.write_text('{"files": {"nlptransfer.json": {"size": 13}}}'),
+     "its commit record commits/{id}.json lists no files with their sha256"),
+])
+def test_a_damaged_folder_hub_commit_record_is_one_error_line(damage, message, tmp_path, capsys):
+    hub, snapshot = _pushed_repo(tmp_path)
+    damage(hub / "team" / "x" / "commits" / f"{snapshot.name}.json")
+    _refused(hub, f"team/x@main in folder hub {hub} is damaged: " + message.format(id=snapshot.name), capsys, tmp_path)
+
+
+def test_a_ref_that_points_outside_the_hub_is_refused(tmp_path, capsys):
+    hub, snapshot = _pushed_repo(tmp_path)
+    shutil.copytree(snapshot, tmp_path / "outside_snapshot")  # a snapshot and its record planted outside the hub
+    shutil.copyfile(hub / "team" / "x" / "commits" / f"{snapshot.name}.json", tmp_path / "outside_snapshot.json")
+    (hub / "team" / "x" / "refs" / "main").write_text("../../../../outside_snapshot\n")
+    _refused(hub, "refs/main holds '../../../../outside_snapshot', not a commit id (40 hex digits)", capsys, tmp_path)
+    (hub / "team" / "x" / "refs" / "main").write_text(snapshot.name + "\n")  # the ref is right; the snapshot a link out
+    shutil.rmtree(snapshot)
+    snapshot.symlink_to(tmp_path / "outside_snapshot", target_is_directory=True)
+    _refused(hub, f"snapshots/{snapshot.name} leads outside the hub", capsys, tmp_path)
+    with pytest.raises(HubError, match="is not a branch name"):  # revisions given are names, checked as before
+        nlptransfer.pull("team/x", hub=hub, revision="../../outside_snapshot")
+
+
+@pytest.mark.parametrize("plant, message", [
+    (lambda snap: (snap / "sub" / "extra.py").write_text("import os"), "'sub/extra.py' is not in its commit record"),
+    (lambda snap: (snap / ".hidden").write_text(""), "'.hidden' is not in its commit record"),
+    (lambda snap: (snap / "sub" / "weights.bin").write_bytes(b"\x00"), "'sub/weights.bin' is missing or changed"),
+    (lambda snap: (snap / "nlptransfer.json").unlink(), "'nlptransfer.json' is missing or changed"),
+])
+def test_a_snapshot_holds_exactly_the_files_its_commit_record_lists(plant, message, tmp_path, capsys):
+    hub, snapshot = _pushed_repo(tmp_path)
+    plant(snapshot)
+    _refused(hub, message, capsys, tmp_path)
+
+
+def test_a_link_in_a_snapshot_is_refused_even_to_the_same_bytes(tmp_path, capsys):
+    hub, snapshot = _pushed_repo(tmp_path)
+    outside = tmp_path / "outside.bin"
+    shutil.move(snapshot / "sub" / "weights.bin", outside)
+    (snapshot / "sub" / "weights.bin").symlink_to(outside)
+    _refused(hub, "'sub/weights.bin' is a link or not a plain file", capsys, tmp_path)
+    assert nlptransfer.pull("team/x", hub=_pushed_repo(tmp_path / "clean")[0]).name  # an intact repo still pulls

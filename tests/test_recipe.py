@@ -166,3 +166,91 @@ def test_the_section_of_an_entry_not_registered_here_is_kept_unchecked_for_predi
     path.write_text(yaml.safe_dump({**recipes.load("sentiment-minilm").to_dict(), "top_biases": 2}))
     with pytest.raises(RecipeError, match="unknown key 'top_biases'"):  # a section is a mapping; anything else is wrong
         recipes.read_saved(path, registered=False)
+
+
+# -- YAML is read bounded, and messages quote values cut ---------------------------------------------------------------
+
+def _alias_bomb(levels: int) -> str:
+    """A few hundred bytes of YAML under data.label_map that repeat 9 "lol"s 9**levels times once aliases expand."""
+    anchors = ['    a0: &a0 ["lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol"]']
+    anchors += [f"    a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 9)}]" for i in range(1, levels)]
+    return "data:\n  label_map:\n" + "\n".join(anchors) + "\n"
+
+
+def test_a_yaml_alias_bomb_is_refused_while_read_in_little_time_and_memory(tmp_path):
+    import time
+    import tracemalloc
+
+    path = tmp_path / "bomb.yaml"
+    path.write_text(_alias_bomb(6))  # 531,441 "lol"s written out; 9 levels would be 387 million
+    assert len(path.read_bytes()) < 500
+    tracemalloc.start()
+    started = time.perf_counter()
+    with pytest.raises(RecipeError) as e:
+        recipes.load(str(path))
+    seconds, (_, peak) = time.perf_counter() - started, tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    assert seconds < 2 and peak < 20 * 2 ** 20, (seconds, peak)
+    assert str(e.value) == (f"{path} is over 1,000,000 characters written out with its aliases (*name) repeated; a "
+                            "recipe needs far fewer: refused (an alias bomb?)")
+
+
+@pytest.mark.parametrize("override, message", [
+    ("data.label_map=[&a [x, x, x, x, x, x, x, x, x, x], &b [*a, *a, *a, *a, *a, *a, *a, *a, *a, *a], "
+     "&c [*b, *b, *b, *b, *b, *b, *b, *b, *b, *b], &d [*c, *c, *c, *c, *c, *c, *c, *c, *c, *c], "
+     "&e [*d, *d, *d, *d, *d, *d, *d, *d, *d, *d], [*e, *e, *e, *e, *e]]",
+     "override 'data.label_map' is over 1,000,000 characters written out with its aliases (*name) repeated"),
+    ("data.label_map=&a [x, *a]", "override 'data.label_map' has an alias (*name) inside the value it repeats"),
+    ("training.lr=" + "[" * 5000, "override 'training.lr' nests values more than 32 levels deep"),
+], ids=["bomb", "cycle", "deep"])
+def test_an_override_is_read_bounded_too(override, message, capsys):
+    from nlptransfer.cli import main
+
+    assert main(["recipes", "validate", "sentiment-minilm", override]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: {message}") and len(err) < 300 and "Traceback" not in err, err[:2000]
+
+
+def test_a_number_python_refuses_is_a_recipe_error_not_a_traceback(tmp_path):
+    with pytest.raises(RecipeError, match=r"'training.epochs' must be float, got '1111.*'\.\.\. \(5,000 characters\)"):
+        recipes.load("sentiment-minilm", ["training.epochs=" + "1" * 5000])  # read as text, then refused as a number
+    (tmp_path / "r.yaml").write_text("training:\n  epochs: " + "1" * 5000 + "\n")
+    with pytest.raises(RecipeError, match="r.yaml is not valid YAML: Exceeds the limit"):
+        recipes.load(str(tmp_path / "r.yaml"))
+
+
+LONG = "x" * 120_000
+CUT = "'" + "x" * 80 + "'... (120,000 characters)"
+
+
+@pytest.mark.parametrize("override, message", [
+    (f"training.metric={LONG}", f"training.metric must be one of accuracy, macro_f1, got {CUT}"),
+    (f"task={LONG}", f"task must be 'classification' or 'sentiment', got {CUT}"),
+    (f"strategy={LONG}", f"unknown strategy {CUT}; valid: lora"),
+    (f"adapt.method={LONG}", f"adapt.method must be one of mmd, mlm, mlm+ce, got {CUT}"),
+    (f"name={LONG[1:]}/", f"name {CUT} must be a plain folder name"),
+    (f"training.epochs=[{LONG}]", f"'training.epochs' must be float, got ['{'x' * 17}...{'x' * 18}'] (1 item)"),
+    (f"{LONG}=1", f"unknown key {CUT}; valid keys here"),
+    (LONG, f"override {CUT} must look like key=value"),
+], ids=["metric", "task", "strategy", "adapt.method", "name", "nested", "key", "override"])
+def test_a_long_value_is_quoted_cut_in_every_message(override, message):
+    with pytest.raises(RecipeError) as e:
+        recipes.load("sentiment-minilm", [override])
+    assert message in str(e.value) and len(str(e.value)) < 1000, str(e.value)[:2000]
+
+
+def test_quoted_shows_the_start_and_size_of_a_long_or_nested_value():
+    from nlptransfer.errors import quoted
+
+    assert quoted("lr") == "'lr'" and quoted(0.5) == "0.5" and quoted(["a", "b"]) == "['a', 'b']"
+    assert quoted("y" * 81) == "'" + "y" * 80 + "'... (81 characters)"
+    nested = [[["z"] * 9] * 9] * 9  # shared, as YAML aliases build it: quoting never expands it
+    assert quoted(nested) == ("[[[...], [...], [...], [...], ...], [[...], [...], [...], [...], ...], [[...], [... "
+                              "(9 items)")
+
+
+def test_a_recipe_lists_at_most_30_problems():
+    with pytest.raises(RecipeError) as e:
+        recipes.load("sentiment-minilm", [f"data.label_map={{{', '.join(f'k{i}: [1]' for i in range(100))}}}"])
+    lines = str(e.value).splitlines()
+    assert len(lines) == 32 and lines[-1] == "  - ... and 70 more", lines[-3:]

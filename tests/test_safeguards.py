@@ -833,3 +833,38 @@ def test_predict_cuts_a_text_over_the_character_bound_and_says_so(trained, tmp_p
     frame = pd.read_csv(tmp_path / "o.csv", keep_default_na=False)
     assert frame["text"].str.len().tolist() == [8, len(long), 100_000]  # the input is written as it was
     assert frame.loc[1, "prob_positive"] == frame.loc[2, "prob_positive"]  # predicted on its first 100,000
+
+
+# --- issue 38: recipes and the folder hub ---
+
+def test_a_yaml_alias_bomb_is_refused_at_once_in_one_short_line(tmp_path, capsys):
+    """Defect 3: about 550 bytes of YAML whose aliases under data.label_map repeat "lol" 43 million times."""
+    import time
+
+    anchors = ['    a0: &a0 ["lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol"]']
+    anchors += [f"    a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 9)}]" for i in range(1, 8)]
+    bomb = tmp_path / "bomb.yaml"
+    bomb.write_text("data:\n  label_map:\n" + "\n".join(anchors) + "\n")
+    started = time.perf_counter()
+    done = _main(["recipes", "validate", bomb], capsys)
+    assert time.perf_counter() - started < 2
+    _one_error_line(done, "is over 1,000,000 characters written out with its aliases (*name) repeated")
+    assert len(done[1]) < 300, done[1][:2000]
+    long = _main(["recipes", "validate", "sentiment-minilm", "training.metric=" + "m" * 120_000], capsys)
+    _one_error_line(long, "got '" + "m" * 80 + "'... (120,000 characters)")
+    assert len(long[1]) < 300, long[1][:2000]
+
+
+def test_a_run_name_past_the_file_systems_limit_is_refused_before_the_data_stage(tiny_models, tmp_path, capsys):
+    """Defect 10: a run folder name of more than 255 bytes ended in an OSError traceback after the data stage."""
+    data, out = write_csv(tmp_path / "reviews.csv", sentiment_rows(40)), tmp_path / "runs"
+    run = ["run", "sentiment-minilm", "--data", data, f"model={tiny_models['bert']}", f"output.dir={out}"]
+    for name, size in (("n" * 256, 256), ("é" * 101, 202)):  # bytes in UTF-8, not characters
+        _one_error_line(_main(run + ["--name", name], capsys),
+                        f"output.name '{name[:80]}'... ({len(name)} characters) is {size} bytes in UTF-8: a run "
+                        f"folder name may have at most 200")
+    _one_error_line(_main(run + ["name=" + "r" * 201], capsys), "name 'rrrr")
+    assert not out.exists()
+    assert _main(["recipes", "validate", "sentiment-minilm", "output.name=" + "é" * 100], capsys)[0] == 0  # 200 bytes
+    _one_error_line(_main(run + [f"output.dir={tmp_path / ('d' * 256)}"], capsys),
+                    "output.dir has a folder name of more than 255 bytes")

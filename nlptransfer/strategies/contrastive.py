@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 
 import torch
 
+from ..errors import quoted
 from ..registry import Section
 from .frozen import prepare_head
 from .registry import far_from, find_strategy, register_strategy
@@ -88,7 +89,7 @@ def _check(recipe: "Recipe") -> list[str]:
     body = find_strategy(recipe.contrastive.body)
     if body is None or not (recipe.contrastive.body == "full" or body.adapter):
         return [f"contrastive.body must be full or an adapter strategy (lora, ia3, ...), got "
-                f"'{recipe.contrastive.body}'"]
+                f"{quoted(recipe.contrastive.body)}"]
     return []
 
 

@@ -6,7 +6,7 @@ import difflib
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Callable
 
-from ..errors import RecipeError
+from ..errors import RecipeError, quoted
 from ..plugins import load_plugins
 from ..registry import SECTIONS, Registry, Section, origin, register_section
 
@@ -126,7 +126,7 @@ def unknown_strategy(name: str) -> str:
     """The problem line for a strategy name nothing registered, with the closest names and the valid ones."""
     valid = strategy_names()
     close = difflib.get_close_matches(name, valid, n=1)
-    return (f"unknown strategy '{name}'" + (f" (did you mean '{close[0]}'?)" if close else "")
+    return (f"unknown strategy {quoted(name)}" + (f" (did you mean '{close[0]}'?)" if close else "")
             + f"; valid: {', '.join(valid)}")
 
 
