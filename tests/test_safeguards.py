@@ -18,7 +18,7 @@ import yaml
 
 import nlptransfer
 from nlptransfer.cli import main
-from nlptransfer.errors import HubError, RecipeError, RunError
+from nlptransfer.errors import HubError, RunError
 from nlptransfer.hub import FolderHub
 from nlptransfer.inference import TextClassifier
 from nlptransfer.run import RunFolder
