@@ -21,6 +21,7 @@ import numpy as np
 from torch.utils.data import Dataset
 
 from .cache import Entry, Hold, cache_root, kind_folder
+from .data.schema import MAX_TEXT_CHARS
 from .logs import get_logger
 
 logger = get_logger(__name__)
@@ -167,10 +168,11 @@ def _threads():
 
 
 def _chunks(tokenizer, texts: Sequence[str], max_length: int) -> Iterator[tuple[list[list[int]], list[int]]]:
-    """(token ids, positions in the chunk that were truncated) of each CHUNK of `texts`, in order."""
+    """(token ids, positions in the chunk that were truncated) of each CHUNK of `texts`, in order. A text is cut at
+    MAX_TEXT_CHARS first (the data stage and `predict` count those): a tokenizer holds a whole text in memory."""
     cutting = _cutting_backend(tokenizer, max_length)
     for start in range(0, len(texts), CHUNK):
-        part = list(texts[start:start + CHUNK])
+        part = [t if len(t) <= MAX_TEXT_CHARS else t[:MAX_TEXT_CHARS] for t in texts[start:start + CHUNK]]
         if cutting is not None:
             with _threads():
                 encodings = getattr(cutting, "encode_batch_fast", cutting.encode_batch)(part, add_special_tokens=True)

@@ -357,15 +357,17 @@ def test_evaluating_a_file_with_one_of_two_label_columns_scores_that_task(tmp_pa
 # ---------------------------------------------------------------- wiring
 
 
-def test_the_cached_stage_caches_the_multitask_stage(tmp_path):
+def test_the_cached_stage_caches_the_multitask_stage(tmp_path, caplog):
     path = write_rows(tmp_path / "d.csv", two_tasks(30), header=HEADER)
     folder = tmp_path / "cache"
     splits = load_splits_cached(spec_of(path, whole=False), 42, None, folder)
     assert list(splits.tasks) == TASKS and splits.train.labels[0] in ([0, 0], [0, 1], [0, 2], [1, 0], [1, 1], [1, 2])
     assert [p.name for p in next(folder.iterdir()).iterdir()] and len(list(folder.iterdir())) == 1
+    caplog.set_level("INFO")
+    caplog.clear()
     again = load_splits_cached(spec_of(path, whole=False), 42, None, folder)
     assert again.tasks == splits.tasks and again.train.labels == splits.train.labels
-    assert again.train.texts.path.startswith(str(folder))  # read back from the entry
+    assert f"(cached: {next(folder.iterdir())})" in caplog.text  # read back from the entry
     one = load_splits_cached(spec_of(path, whole=False, label_columns=["category"]), 42, None, folder)
     plain = load_splits(DataSpec(train=str(path), label_column="category"))
     assert one.tasks is None and one.label_map == plain.label_map and one.train.labels == plain.train.labels

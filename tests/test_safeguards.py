@@ -835,6 +835,18 @@ def test_predict_cuts_a_text_over_the_character_bound_and_says_so(trained, tmp_p
     assert frame.loc[1, "prob_positive"] == frame.loc[2, "prob_positive"]  # predicted on its first 100,000
 
 
+
+def test_every_tokenization_cuts_a_text_at_the_character_bound_first(trained):
+    """The Python API and serve tokenize through tokens.tokenize too: a text past MAX_TEXT_CHARS reaches the tokenizer
+    cut (its ids, with no token limit, are those of its first 100,000 characters)."""
+    from nlptransfer import TextClassifier
+    from nlptransfer.tokens import tokenize
+
+    tokenizer = TextClassifier.load(trained["full"]).tokenizer
+    words = "good film " * 15_000
+    whole = tokenize(tokenizer, [words, words[:100_000]], 10**7)
+    assert whole.ids[0] == whole.ids[1] and len(whole.ids[0]) > 10_000
+
 # --- issue 38: recipes and the folder hub ---
 
 def test_a_yaml_alias_bomb_is_refused_at_once_in_one_short_line(tmp_path, capsys):
