@@ -845,7 +845,7 @@ def test_every_tokenization_cuts_a_text_at_the_character_bound_first(trained):
     tokenizer = TextClassifier.load(trained["full"]).tokenizer
     words = "good film " * 15_000
     whole = tokenize(tokenizer, [words, words[:100_000]], 10**7)
-    assert whole.ids[0] == whole.ids[1] and len(whole.ids[0]) > 10_000
+    assert whole.input_ids[0] == whole.input_ids[1] and len(whole.input_ids[0]) > 10_000
 
 # --- issue 38: recipes and the folder hub ---
 
