@@ -327,12 +327,22 @@ def read_saved(path: str | Path, registered: bool = True) -> Recipe:
 
     path = Path(path)
     try:
-        data = read_yaml(path.read_text(encoding="utf-8"), str(path))
-    except (UnicodeDecodeError, yaml.YAMLError) as e:
+        data = read_yaml(_text(path, RunError), str(path))
+    except yaml.YAMLError as e:
         raise RunError(f"{path} is damaged: it is not valid YAML ({str(e).splitlines()[0]}); restore it") from None
     if not isinstance(data, dict):
         raise RunError(f"{path} is damaged: it holds no recipe (a mapping of recipe keys); restore it")
     return from_dict(data, source=str(path), registered=registered)
+
+
+def _text(path: Path, error: type[Exception]) -> str:
+    """The text of a recipe file; `error` when it is over MAX_SIZE bytes or not UTF-8 (never read whole first)."""
+    if (size := path.stat().st_size) > MAX_SIZE:
+        raise error(f"{path} is {size:,} bytes: a recipe is a YAML file of at most {MAX_SIZE:,}; give the recipe itself")
+    try:
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as e:
+        raise error(f"{path} is not a recipe: it is not UTF-8 text (byte {e.start}); give a YAML file") from None
 
 
 def refuse_untrusted_code(recipe: Recipe, allowed: bool, source: str | Path) -> None:
@@ -357,7 +367,7 @@ def load(name_or_path: str, changes: list[str] | dict[str, Any] | None = None) -
     """Load a shipped recipe or YAML file, apply overrides, validate and return it."""
     path = find(name_or_path)
     try:
-        data = read_yaml(path.read_text(encoding="utf-8"), str(path)) or {}
+        data = read_yaml(_text(path, RecipeError), str(path)) or {}
     except yaml.YAMLError as e:
         raise RecipeError(f"{path} is not valid YAML: {e}") from None
     if not isinstance(data, dict):

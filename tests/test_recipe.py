@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 
 from nlptransfer import recipe as recipes
-from nlptransfer.errors import RecipeError
+from nlptransfer.errors import RecipeError, RunError
 
 
 @pytest.mark.parametrize("name", recipes.shipped_names())
@@ -217,6 +217,23 @@ def test_a_number_python_refuses_is_a_recipe_error_not_a_traceback(tmp_path):
     (tmp_path / "r.yaml").write_text("training:\n  epochs: " + "1" * 5000 + "\n")
     with pytest.raises(RecipeError, match="r.yaml is not valid YAML: Exceeds the limit"):
         recipes.load(str(tmp_path / "r.yaml"))
+
+
+def test_a_recipe_file_that_is_not_utf8_text_or_too_large_is_one_recipe_error(tmp_path):
+    import gzip
+
+    packed = tmp_path / "data.csv"
+    packed.write_bytes(gzip.compress(b"text,label\ngood,pos\n"))  # a data file given where the recipe goes
+    with pytest.raises(RecipeError, match=r"data.csv is not a recipe: it is not UTF-8 text \(byte 1\)"):
+        recipes.load(str(packed))
+    huge = tmp_path / "huge.yaml"
+    huge.write_text("name: " + "x" * 1_000_001)
+    with pytest.raises(RecipeError, match=r"huge.yaml is 1,000,007 bytes: a recipe is a YAML file of at most 1,000,000"):
+        recipes.load(str(huge))
+    run = tmp_path / "recipe.yaml"
+    run.write_bytes(b"name: \xff\n")
+    with pytest.raises(RunError, match=r"recipe.yaml is not a recipe: it is not UTF-8 text \(byte 6\)"):
+        recipes.read_saved(run)
 
 
 LONG = "x" * 120_000
