@@ -36,7 +36,7 @@ class AdaptSection:
     mask_rate: float = 0.15
     #: mlm: the pretraining budget, in epochs over its texts, or in steps when `steps` is set
     epochs: float = 2.0
-    steps: int | None = None
+    steps: int | None = None  #: mlm: the pretraining budget in optimizer steps instead; None = adapt.epochs
     lr: float = 1e-4  #: mlm: the pretraining learning rate (linear decay, training.warmup_fraction warm-up)
     #: mlm: also pretrain on the source training texts (the target texts alone when False)
     include_source: bool = False

@@ -57,8 +57,8 @@ class Recipe:
     """A complete run description: model, task, strategy, data, training and output, and the sections of registry
     entries (recipe.contrastive, recipe.adapt, ... read as attributes)."""
 
-    name: str = "run"
-    description: str = ""
+    name: str = "run"  #: the run folder's name unless output.name is set; a recipe file without it: the file's name
+    description: str = ""  #: what the recipe is for, in a sentence (`nlptransfer recipes list` shows it)
     model: str = "minilm"  #: alias, hub id or local path
     model_revision: str | None = None  #: hub revision (branch, tag or commit)
     trust_remote_code: bool = False  #: run code shipped with a hub model

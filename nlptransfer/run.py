@@ -28,6 +28,44 @@ LAYOUT = {
     "encoder": "encoder",  # `nlptransfer adapt` (masked-LM pretraining): the adapted encoder, a model folder
     "adapt": "adapt",  # adapt.method mlm: the run's masked-LM pretraining, itself a run folder with its encoder/
     "body": "body",  # strategy contrastive: the encoder trained on pairs, itself a run folder with its encoder/
+    "report": "report",  # the transfer report (report/render.py)
+}
+
+#: what each LAYOUT entry holds and when it is written (the documentation's run folder page is generated from it)
+FILES = {
+    "recipe": ("the resolved recipe: every key, defaults filled in; the run can be repeated from it",
+               "after the data is read, before training"),
+    "model": ("the trained model (safetensors weights and config.json), for every strategy but the adapter ones",
+              "at the end of training"),
+    "adapter": ("the trained adapter with the task head (PEFT's adapter_model.safetensors and adapter_config.json)",
+                "at the end of training, for an adapter strategy (lora, ia3, ...)"),
+    "tokenizer": ("the tokenizer files", "at the end of training"),
+    "labels": ("the label map (id2label and label2id, in training order); a multi-task run adds each task's map "
+               "under tasks", "after the data is read, before training"),
+    "data_report": ("rows read, used, dropped (by reason) and truncated, what was inferred (columns, format), class "
+                    "balance per split", "after the data is read, before training"),
+    "metrics": ("test metrics (accuracy, macro-F1, per class, confusion matrix, ECE) and timings; its "
+                "presence marks a finished run", "at the end of the run"),
+    "predictions": ("the test rows: text, gold label, predicted label, probability of each label",
+                    "at the end of the run, when there is a test split"),
+    "log": ("one JSON line per logged step and per evaluation (loss, learning rate, validation metrics)",
+            "while training"),
+    "checkpoints": ("last/: everything a resumed run needs (model, optimizer, scheduler, RNG states, data position, "
+                    "each part's sha256); best/: the trainable weights of the best evaluation", "while training"),
+    "onnx": ("the model exported to ONNX, float32 and int8, with check.json: how far each is from PyTorch",
+             "by `nlptransfer export RUN --onnx`"),
+    "reference": ("the reference profile live drift is measured against: the predicted-label mix and the "
+                  "confidence histogram on held-out texts", "at the end of training"),
+    "reference_embeddings": ("pooled embeddings of a sample of held-out texts, for the drift test on embeddings",
+                             "at the end of training"),
+    "encoder": ("the domain-adapted encoder, a model folder any recipe can start from",
+                "by `nlptransfer adapt` (masked-LM pretraining)"),
+    "adapt": ("the masked-LM pretraining of the run, itself a run folder with its encoder/",
+              "with adapt.method mlm, before the classifier trains"),
+    "body": ("the encoder trained on pairs, itself a run folder with its encoder/",
+             "with strategy contrastive, before the head trains"),
+    "report": ("the transfer report: report.html (its figures inside), report.md and report.json",
+               "by `nlptransfer report RUN` or `nlptransfer run --report`"),
 }
 
 

@@ -25,10 +25,10 @@ class TrainingSection:
     eval_batch_size: int = 64  #: examples per evaluation batch
     lr: float | None = None  #: None = the strategy's default
     head_lr: float | None = None  #: learning rate of the task head; None = lr
-    weight_decay: float = 0.01
+    weight_decay: float = 0.01  #: AdamW weight decay
     warmup_fraction: float = 0.06  #: share of steps with linear warmup, then linear decay
     grad_accum: int = 1  #: gradient accumulation steps
-    max_grad_norm: float = 1.0
+    max_grad_norm: float = 1.0  #: clip the gradient norm to this; 0 = no clipping
     mixed_precision: str = "auto"  #: auto | no | fp16 | bf16 (auto: bf16/fp16 on GPU, none on CPU)
     class_weights: bool = False  #: weight the loss by inverse class frequency
     eval_every: int = 0  #: evaluate every N optimizer steps; 0 = each epoch
@@ -37,7 +37,7 @@ class TrainingSection:
     checkpoint_every: int = 0  #: save a resumable checkpoint every N steps; 0 = each evaluation
     group_by_length: bool = True  #: length-grouped batches (random order, mixed within groups)
     cache_features: bool = True  #: head/top_k: run the frozen layers once and reuse their output
-    seed: int = 42
+    seed: int = 42  #: seed of the split, the initialisation and the batch order
     progress: bool = True  #: show a progress bar
     #: loss terms and their weights: registered objective names (nlptransfer.objectives), summed once
     objectives: dict[str, float] = field(default_factory=lambda: {"cross_entropy": 1.0})

@@ -31,6 +31,7 @@ class DriftSettings:
     min_mmd: float = field(default=0.05, metadata=_flag("the least embedding MMD^2 that counts as drift",
                                                         flag="--drift-mmd"))
     embed_sample: int = 200  #: live embeddings kept for the MMD test (the most recent)
+    #: permutations of the MMD test (random re-splits of the live and reference embeddings) behind its p-value
     permutations: int = 200
     every: int = 50  #: recompute after this many new texts ...
     interval_s: float = 5.0  #: ... and at most this often (an MMD test costs tens of ms; /v1/drift always recomputes)
