@@ -1,5 +1,5 @@
 """mkdocs-gen-files script: writes the generated reference pages into the site when it is built (they are never
-files in docs/, so they cannot drift from the code). The page functions live in reference.py and server.py."""
+files in docs/, so they cannot drift from the code). The page functions live in reference_pages.py and server_pages.py."""
 from __future__ import annotations
 
 import sys
@@ -12,8 +12,8 @@ for path in (str(HERE), str(HERE.parents[1])):  # the generators, and the reposi
     if path not in sys.path:
         sys.path.insert(0, path)
 
-from reference import cli_page, python_api_page, recipe_page, run_folder_page  # noqa: E402
-from server import http_api_page, metrics_page  # noqa: E402
+from reference_pages import cli_page, python_api_page, recipe_page, run_folder_page  # noqa: E402
+from server_pages import http_api_page, metrics_page  # noqa: E402
 
 #: each generated page and the function that writes it
 PAGES = {

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from types import SimpleNamespace
 
-from reference import INTRO, cell, code
+from reference_pages import INTRO, cell, code
 
 
 def openapi_schema() -> dict:
@@ -103,7 +103,8 @@ def metrics() -> list[tuple[str, str, str, list[str], list[str]]]:
         if not isinstance(value, MetricWrapperBase):
             continue
         name, kind = value._name, value._type
-        series = {"counter": [f"{name}_total"], "histogram": [f"{name}_bucket", f"{name}_sum", f"{name}_count"]}
+        series = {"counter": [f"{name}_total", f"{name}_created"],
+                  "histogram": [f"{name}_bucket", f"{name}_sum", f"{name}_count", f"{name}_created"]}
         found.append((name, kind, value._documentation, list(value._labelnames), series.get(kind, [name])))
     return found
 
@@ -112,8 +113,8 @@ def metrics_page() -> str:
     """reference/metrics.md: the Prometheus metrics of `nlptransfer serve` (GET /metrics)."""
     lines = ["# Server metrics", "", INTRO, "",
              "`GET /metrics` answers these in the Prometheus text format. With several worker processes "
-             "(`--workers`, with `PROMETHEUS_MULTIPROC_DIR` set) it adds up every worker's figures. Counters also "
-             "expose a `_created` series (the time they started).", "",
+             "(`--workers`, with `PROMETHEUS_MULTIPROC_DIR` set) it adds up every worker's figures. A `_created` "
+             "series holds the time a counter or histogram started (one per label values).", "",
              "| metric | type | labels | help | series |", "| --- | --- | --- | --- | --- |"]
     for name, kind, about, labels, series in metrics():
         lines.append(f"| {code(name)} | {kind} | {cell(', '.join(labels))} | {cell(about)} | "
