@@ -120,7 +120,8 @@ def test_every_command_and_flag_is_in_the_cli_reference():
         seen += 1
     assert len(sections) >= len(VERBS) + 4 and seen > 60  # recipes list/show/validate/cp, and every flag
     assert "| `--workers WORKERS` | worker processes (each loads the model) | `1` |" in body["serve"]
-    assert "| `--backend BACKEND` |" in body["serve"] and "torch, onnx" in body["serve"]
+    assert "| `--backend {torch,onnx,onnx-int8}` |" in body["serve"] and "| torch, onnx, onnx-int8 |" in body["serve"]
+    assert "| `--resume [RUN]` |" in body["run"]
 
 
 def test_every_public_name_is_in_the_python_api_reference():

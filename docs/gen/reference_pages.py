@@ -74,10 +74,8 @@ def arguments(parser: argparse.ArgumentParser) -> list[argparse.Action]:
 
 
 def _argument_name(action: argparse.Action) -> str:
-    if action.option_strings:
-        metavar = "" if action.nargs == 0 else f" {action.metavar or action.dest.upper()}"
-        return ", ".join(f"{o}{metavar}" for o in action.option_strings)
-    return str(action.metavar or action.dest)
+    """The argument as `--help` writes it: --resume [RUN], --backend {torch,onnx}, key=value [key=value ...]."""
+    return argparse.HelpFormatter("nlptransfer")._format_action_invocation(action)
 
 
 def cli_page() -> str:
