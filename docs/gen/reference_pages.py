@@ -178,8 +178,9 @@ def recipe_sections() -> list[tuple[str, type, str]]:
     hints = typing.get_type_hints(Recipe)
     own = [(f.name, hints[f.name], "the recipe") for f in dataclasses.fields(Recipe)
            if dataclasses.is_dataclass(hints[f.name])]
-    return [("", Recipe, "the recipe"), *own, *((s.key, s.settings, SECTIONS.where(s.key))
-                                               for s in registered_sections())]
+    registered = [(s.key, s.settings, f"{SECTIONS.where(s.key).split(' (')[0]} ({s.settings.__module__})")
+                  for s in registered_sections()]
+    return [("", Recipe, "the recipe"), *own, *registered]
 
 
 def recipe_keys() -> list[tuple[str, str, str, str]]:
@@ -191,7 +192,8 @@ def recipe_keys() -> list[tuple[str, str, str, str]]:
 
 
 def _first_paragraph(cls: type) -> str:
-    return " ".join((inspect.getdoc(cls) or "").split("\n\n")[0].split())
+    text = " ".join((inspect.getdoc(cls) or "").split("\n\n")[0].split())
+    return text[:1].upper() + text[1:]
 
 
 def recipe_page() -> str:
@@ -199,8 +201,8 @@ def recipe_page() -> str:
     lines = ["# Recipe keys", "", INTRO, "",
              "A recipe is a YAML file of these keys; any key can also be given on the command line as a dotted "
              "`key=value` override (for example `training.epochs=1`). A key not listed here is an error that names "
-             "the valid keys. Defaults are written as JSON (`null` is YAML's none). `nlptransfer recipes show NAME` "
-             "prints a shipped recipe with every default filled in.", ""]
+             "the valid keys. Defaults are written as JSON (`null` is YAML's none). A run saves its recipe with every "
+             "default filled in as `recipe.yaml` in its run folder.", ""]
     for key, cls, owner in recipe_sections():
         title = "Top-level keys" if not key else f"`{key}`"
         lines += [f"## {title}", ""]

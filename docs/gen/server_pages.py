@@ -60,12 +60,14 @@ def _model_table(name: str, schema: dict, components: dict) -> list[str]:
 
 def http_api_page() -> str:
     """reference/http-api.md: every endpoint of the server, its request body, responses and models."""
+    from nlptransfer.serve.app import OPEN
+
     schema = openapi_schema()
     components = schema.get("components", {}).get("schemas", {})
     lines = ["# HTTP API", "", INTRO + " It is read from the server's OpenAPI schema, with the server's default "
              "settings; a running server serves the same schema at `/openapi.json` and an interactive page at "
              "`/docs`.", "",
-             "With `--api-key-env`, every path but `/health`, `/ready`, `/docs` and `/openapi.json` needs the header "
+             f"With `--api-key-env`, every path but {', '.join(f'`{p}`' for p in OPEN)} needs the header "
              "`Authorization: Bearer <key>`. Every error answers a JSON body "
              '`{"error": {"status": ..., "type": ..., "message": ...}}`.', "",
              "## Endpoints", ""]
