@@ -232,6 +232,12 @@ def api_objects() -> list[tuple[str, str]]:
     return found
 
 
+#: what the public names hand you or take, documented beside them: the name a user imports it by, and its path
+MORE = {"nlptransfer.inference.Prediction": "nlptransfer.inference.classifier.Prediction",
+        "nlptransfer.recipe.Recipe": "nlptransfer.recipe.Recipe",
+        "nlptransfer.run.RunFolder": "nlptransfer.run.RunFolder"}
+
+
 def python_api_page() -> str:
     """reference/python-api.md: a mkdocstrings block for every name in nlptransfer.__all__."""
     lines = ["# Python API", "", INTRO, "",
@@ -250,7 +256,13 @@ def python_api_page() -> str:
             continue
         lines += [f"## {title}", ""]
         for name in names:
-            lines += [f"::: {where[name]}", "    options:", f"      heading: {name}", ""]
+            lines += [f"::: {where[name]}", "    options:", f"      heading: {name}", f"      toc_label: {name}", ""]
+    lines += ["## What they hand you", "",
+              "Not imported from `nlptransfer` itself: `TextClassifier.predict` returns `Prediction`s, "
+              "`load_recipe` a `Recipe`, and a run folder is laid out by `RunFolder` "
+              "([its files](run-folder.md)).", ""]
+    for name, path in MORE.items():
+        lines += [f"::: {path}", "    options:", f"      heading: {name}", f"      toc_label: {name}", ""]
     if "__version__" in where:
         from nlptransfer.version import __version__
 
