@@ -243,10 +243,10 @@ exit 1
 ```
 
 ```bash
-nlptransfer recipes list > listed.txt   # a comment
+command -v nlptransfer > listed.txt   # a comment
 pip install nothing-that-exists
 test -L examples && test -L recipes
-echo "$NLPTRANSFER_CACHE" > cache.txt
+echo "$NLPTRANSFER_CACHE $HF_HUB_OFFLINE" > cache.txt
 ```
 
 ```text
@@ -257,7 +257,7 @@ this is output, never run
 
     ```python
     from pathlib import Path
-    assert "sentiment-minilm" in Path("listed.txt").read_text()
+    assert Path("listed.txt").read_text().strip().endswith("nlptransfer")
     Path("python-ran").write_text("yes")
     ```
 
@@ -282,8 +282,8 @@ def test_runner_parses_languages_marks_and_indented_blocks():
     assert [(b.language, b.mark, b.runs) for b in blocks] == [
         ("bash", "needs a GPU", False), ("bash", None, True), ("text", None, False), ("python", None, True),
         ("yaml", None, False)]
-    assert blocks[3].code.startswith('from pathlib import Path\nassert "sentiment-minilm"')
-    assert "pip install" not in blocks[1].runnable_code() and "nlptransfer recipes list" in blocks[1].runnable_code()
+    assert blocks[3].code.startswith('from pathlib import Path\nassert Path("listed.txt")')
+    assert "pip install" not in blocks[1].runnable_code() and "command -v nlptransfer" in blocks[1].runnable_code()
     only_install = parse_blocks("```bash\npip install -e \".[serve]\"\npython -m pytest -q\n```\n")[0]
     assert not only_install.runs
 
@@ -305,7 +305,7 @@ def test_runner_runs_a_page_in_order_in_its_own_folder(tmp_path):
     timings = run_page(root / "docs" / "page.md", folder, root)
     assert [b.line for b, _ in timings] == [8, 21]
     assert (folder / "python-ran").read_text() == "yes"
-    assert (folder / "cache.txt").read_text().strip() == str(folder / ".cache")
+    assert (folder / "cache.txt").read_text().split() == [str(folder / ".cache"), "1"]
     assert site_counts([root / "docs" / "page.md"], root) == {
         "docs/page.md": {"run": 2, "marked": 1, "install_or_tests": 0, "shown": 2}}
 
