@@ -224,6 +224,15 @@ def test_readme_is_under_150_lines():
     assert len(lines) < 150, f"README.md has {len(lines)} lines: move detail to a page under docs/"
 
 
+def test_readme_links_go_to_files_that_exist():
+    """GitHub renders the README's relative links as files of the repository: each must exist (mkdocs checks the
+    site's own links; the reference pages are generated when the site is built, so the README cannot link to them)."""
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    targets = [t.split("#")[0] for t in re.findall(r"\]\(([^)\s]+)\)", text) if not re.match(r"[a-z]+:", t)]
+    missing = [t for t in targets if t and not (ROOT / t).exists()]
+    assert targets and not missing, f"README.md links to files that do not exist: {missing}"
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("page", PAGES, ids=[page_id(p) for p in PAGES])
 def test_page_blocks_run(page, tmp_path):
