@@ -21,6 +21,8 @@ How a page's blocks run (writers of pages: this is the contract):
   README's install and test commands) counts as skipped; the README's first three commands are checked by
   `test_readme_first_commands_are_install_run_and_test_and_ci_runs_the_test_command` and the slow
   `test_readme_install_and_main_job_run_offline`.
+- A block may leave a process running in the background (`nlptransfer serve ... &`) for later blocks of its page:
+  every process a block started is stopped (SIGTERM, then SIGKILL) once the page's last block has run or failed.
 - A failing block fails its page's test with the page, the block's line, its code and the tail of its output.
 
 `python -m tests.test_docs` prints, per page, the blocks that run, are marked, or only shown, and the totals.
@@ -31,6 +33,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -135,33 +138,73 @@ def block_env(folder: Path) -> dict[str, str]:
     return env
 
 
-def run_block(block: Block, folder: Path, env: dict[str, str]) -> subprocess.CompletedProcess:
-    """Run one block in `folder`: bash under -euo pipefail, python in a process of its own."""
+def run_block(block: Block, folder: Path, env: dict[str, str]) -> tuple[int, str, str, int]:
+    """Run one block in `folder` (bash under -euo pipefail; python in a process of its own), in a process group of
+    its own. Returns its exit status, stdout, stderr and the group's id: what it left running in the background
+    (a server started with `&`) runs on until `stop_group`. Its output goes to files, so a background process that
+    keeps them open does not hold the block up. subprocess.TimeoutExpired past BLOCK_TIMEOUT."""
     code = block.runnable_code()
     cmd = ["bash", "-euo", "pipefail", "-c", code] if block.language == "bash" else [sys.executable, "-c", code]
-    return subprocess.run(cmd, cwd=folder, env=env, capture_output=True, text=True, timeout=BLOCK_TIMEOUT)
+    outputs = folder.with_name(folder.name + "-output")  # beside the page's folder, so a block never sees them
+    outputs.mkdir(exist_ok=True)
+    out_path, err_path = outputs / f"line-{block.line}.out", outputs / f"line-{block.line}.err"
+    with open(out_path, "wb") as out, open(err_path, "wb") as err:
+        process = subprocess.Popen(cmd, cwd=folder, env=env, stdin=subprocess.DEVNULL, stdout=out, stderr=err,
+                                   start_new_session=True)
+    try:
+        status = process.wait(timeout=BLOCK_TIMEOUT)
+    except subprocess.TimeoutExpired as e:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+        e.stdout, e.stderr = out_path.read_bytes(), err_path.read_bytes()
+        raise
+    read = lambda path: path.read_text(encoding="utf-8", errors="replace")  # noqa: E731
+    return status, read(out_path), read(err_path), process.pid
+
+
+def stop_group(group: int, grace: float = 10.0) -> None:
+    """Stop what is left of a block's process group: SIGTERM, then SIGKILL after `grace` seconds."""
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        try:
+            os.killpg(group, sig)
+        except (ProcessLookupError, PermissionError):
+            return
+        deadline = time.monotonic() + grace
+        while time.monotonic() < deadline:
+            try:
+                os.killpg(group, 0)
+            except (ProcessLookupError, PermissionError):
+                return
+            time.sleep(0.05)
 
 
 def run_page(page: Path, folder: Path, root: Path = ROOT) -> list[tuple[Block, float]]:
     """Run a page's runnable blocks in order in one fresh `folder`; AssertionError naming the first that fails.
-    Returns each block run with its seconds."""
+    What a block leaves running in the background is stopped once the page is done. Returns each block run with
+    its seconds."""
     page_folder(folder, root)
-    env, timings = block_env(folder), []
-    for block in page_blocks(page, root):
-        if not block.runs:
-            continue
-        started = time.perf_counter()
-        try:
-            done = run_block(block, folder, env)
-        except subprocess.TimeoutExpired as e:
-            raise AssertionError(f"{block.page}:{block.line}: the ```{block.language} block ran over {BLOCK_TIMEOUT} s"
-                                 f"\n--- block ---\n{block.code}--- output ---\n{_tail(e.stdout)}{_tail(e.stderr)}")
-        timings.append((block, time.perf_counter() - started))
-        if done.returncode != 0:
-            raise AssertionError(
-                f"{block.page}:{block.line}: the ```{block.language} block failed (exit status {done.returncode})\n"
-                f"--- block ---\n{block.code}--- stdout (end) ---\n{_tail(done.stdout)}\n"
-                f"--- stderr (end) ---\n{_tail(done.stderr)}")
+    env, timings, groups = block_env(folder), [], []
+    try:
+        for block in page_blocks(page, root):
+            if not block.runs:
+                continue
+            started = time.perf_counter()
+            try:
+                status, stdout, stderr, group = run_block(block, folder, env)
+            except subprocess.TimeoutExpired as e:
+                raise AssertionError(f"{block.page}:{block.line}: the ```{block.language} block ran over "
+                                     f"{BLOCK_TIMEOUT} s\n--- block ---\n{block.code}--- output (end) ---\n"
+                                     f"{_tail(e.stdout)}{_tail(e.stderr)}") from None
+            groups.append(group)
+            timings.append((block, time.perf_counter() - started))
+            if status != 0:
+                raise AssertionError(
+                    f"{block.page}:{block.line}: the ```{block.language} block failed (exit status {status})\n"
+                    f"--- block ---\n{block.code}--- stdout (end) ---\n{_tail(stdout)}\n"
+                    f"--- stderr (end) ---\n{_tail(stderr)}")
+    finally:
+        for group in groups:
+            stop_group(group)
     return timings
 
 
@@ -331,6 +374,24 @@ def test_runner_fails_a_page_naming_the_block_and_its_output(tmp_path):
     assert message.startswith("docs/p.md:11: the ```python block failed (exit status 1)")
     assert "print(x)" in message and "NameError: name 'x' is not defined" in message
     assert (folder / "first.txt").exists() and not (folder / "never.txt").exists()
+
+
+def test_runner_stops_what_a_page_left_running_in_the_background(tmp_path):
+    page = "```bash\nsleep 300 &\necho $! > pid\n```\n\n```bash\nkill -0 \"$(cat pid)\"\n```\n"
+    root = _fake_site(tmp_path / "repo", {"docs/p.md": page})
+    started = time.monotonic()
+    timings = run_page(root / "docs" / "p.md", tmp_path / "work", root)
+    assert len(timings) == 2 and time.monotonic() - started < 60  # the second block saw it alive; none waited on it
+    pid = int((tmp_path / "work" / "pid").read_text())
+    with pytest.raises(ProcessLookupError):
+        os.kill(pid, 0)
+
+
+def test_runner_fails_a_block_that_runs_too_long(tmp_path, monkeypatch):
+    monkeypatch.setattr(sys.modules[__name__], "BLOCK_TIMEOUT", 1)
+    root = _fake_site(tmp_path / "repo", {"docs/p.md": "```bash\necho started\nsleep 30\n```\n"})
+    with pytest.raises(AssertionError, match=r"(?s)docs/p.md:1: the ```bash block ran over 1 s.*started"):
+        run_page(root / "docs" / "p.md", tmp_path / "work", root)
 
 
 def test_runner_bash_blocks_stop_at_the_first_failing_command(tmp_path):
