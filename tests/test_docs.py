@@ -122,7 +122,7 @@ def page_blocks(page: Path, root: Path = ROOT) -> list[Block]:
 
 
 def page_folder(folder: Path, root: Path = ROOT) -> Path:
-    """A fresh working folder for one page: `examples/` and `recipes/` (links to the repository's) and an empty cache."""
+    """A fresh working folder for one page: `examples/` and `recipes/` (links to the repository's), an empty cache."""
     folder.mkdir(parents=True, exist_ok=True)
     for name in ("examples", "recipes"):
         (folder / name).symlink_to(root / name)
