@@ -141,6 +141,18 @@ def test_a_reload_gives_identical_predictions_for_every_task(runs, name):
                                                                 key=one["topic"].probabilities.get)
 
 
+def test_tasks_keep_their_order_through_config_json_when_the_first_sorts_last(tiny_models, data, tmp_path):
+    """transformers writes config.json with sorted keys: the tasks are saved as pairs, so a run whose first label column
+    sorts after another reloads with its tasks in order, each with its own head's probabilities."""
+    run = nlptransfer.finetune("sentiment-minilm", data=str(data), overrides=overrides(
+        tiny_models["bert"], tmp_path, **{"data.label_columns": ["topic", "sentiment"], "training.epochs": 1})).path
+    clf = TextClassifier.load(run)
+    assert list(clf.tasks) == ["topic", "sentiment"] and clf.label_map.names == ["media", "tech"]
+    probs = clf.predict_proba([r["text"] for r in _predictions(run)])
+    for task in ("topic", "sentiment"):
+        assert np.abs(probs[task] - _saved_probs(run, task, clf.tasks[task].names)).max() < 1e-5
+
+
 @pytest.mark.slow
 def test_lora_saves_every_head_with_the_adapter(runs):
     from safetensors.torch import load_file

@@ -18,7 +18,7 @@ from ..tokens import tokenize
 from ..data import LabelMap
 from ..data.schema import tasks_from_json
 from ..errors import HubError, RunError
-from ..model import TransferModel
+from ..model import TransferModel, task_labels
 from ..hub import REPO_FORMAT, REPO_META
 from ..recipe import Recipe, read_saved, refuse_untrusted_code
 from ..fsio import read_json_file
@@ -140,7 +140,7 @@ class TextClassifier:
         self.recipe = recipe
         self.device = next(model.parameters()).device
         #: a multi-task model's tasks, each with its label map, in order (the first is `label_map`); None for one task
-        self.tasks = ({task: LabelMap(names) for task, names in model.core.config.nlptransfer_tasks.items()}
+        self.tasks = ({task: LabelMap(names) for task, names in task_labels(model.core).items()}
                       if model.tasks else None)
         #: every task the model predicts, a one-task model's one too (named after its label column)
         self.all_tasks = run_tasks(label_map, self.tasks, recipe.data.label_column if recipe is not None else None)

@@ -16,13 +16,16 @@ HEAD = "label"
 #: beside its own classifier (which serves the first task), so they are saved, trained and frozen with it and go in
 #: an adapter's modules_to_save
 TASK_MODULES = ("task_heads", "task_weights")
-#: the config attribute that lists a multi-task model's tasks and each one's labels (saved in config.json)
+#: the config attribute that lists a multi-task model's tasks and each one's labels (saved in config.json), as
+#: [task, labels] pairs: transformers writes config.json with its keys sorted, so a mapping would lose the tasks' order
 TASKS_CONFIG = "nlptransfer_tasks"
 
 
 def task_labels(net: nn.Module) -> dict[str, list[str]] | None:
-    """A multi-task model's tasks in order, each with its label names (None for a single-task model)."""
-    return getattr(core_model(net).config, TASKS_CONFIG, None) or None
+    """A multi-task model's tasks in order, each with its label names (None for a single-task model). Runs saved
+    before the pairs hold a mapping, in the order config.json gives it."""
+    saved = getattr(core_model(net).config, TASKS_CONFIG, None) or None
+    return dict(saved) if isinstance(saved, list) else saved
 
 
 class _Borrowed:
@@ -104,7 +107,7 @@ def add_task_heads(net: nn.Module, tasks: dict, uncertainty: bool = False, sizes
         raise RecipeError(f"multi-task heads read the encoder the way the model's own head does, which nlptransfer "
                           f"knows for {', '.join(sorted(_known_types()))}, not '{core.config.model_type}'")
     names = {task: [str(n) for n in getattr(labels, "names", labels)] for task, labels in tasks.items()}
-    setattr(core.config, TASKS_CONFIG, names)
+    setattr(core.config, TASKS_CONFIG, [[task, labels] for task, labels in names.items()])
     try:
         core.task_heads = TaskHeads(core, sizes if sizes is not None else [len(v) for v in list(names.values())[1:]])
     except NotImplementedError as e:
