@@ -3,6 +3,7 @@ in a fresh folder holding examples/, offline, with the embedded MiniLM; each wri
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -23,7 +24,7 @@ def execute(name: str, tmp_path: Path, monkeypatch) -> tuple[dict, list]:
     folder = tmp_path / "notebooks"
     folder.mkdir()
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    monkeypatch.setenv("PYTHONPATH", f"{ROOT}:{__import__('os').environ.get('PYTHONPATH', '')}")
+    monkeypatch.setenv("PYTHONPATH", str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))  # this checkout
     nb = nbformat.read(ROOT / "notebooks" / f"{name}.ipynb", as_version=4)
     NotebookClient(nb, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(folder)}}).execute()
     results = json.loads((folder / "runs" / name / "results.json").read_text())
