@@ -147,7 +147,7 @@ def test_tasks_keep_their_order_through_config_json_when_the_first_sorts_last(ti
     run = nlptransfer.finetune("sentiment-minilm", data=str(data), overrides=overrides(
         tiny_models["bert"], tmp_path, **{"data.label_columns": ["topic", "sentiment"], "training.epochs": 1})).path
     clf = TextClassifier.load(run)
-    assert list(clf.tasks) == ["topic", "sentiment"] and clf.label_map.names == ["media", "tech"]
+    assert list(clf.tasks) == ["topic", "sentiment"] and list(clf.label_map.names) == ["media", "tech"]
     probs = clf.predict_proba([r["text"] for r in _predictions(run)])
     for task in ("topic", "sentiment"):
         assert np.abs(probs[task] - _saved_probs(run, task, clf.tasks[task].names)).max() < 1e-5
