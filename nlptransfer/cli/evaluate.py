@@ -13,8 +13,9 @@ def add_parser(sub) -> None:
     p = sub.add_parser("evaluate", help="metrics of a finished run on a labelled file")
     p.add_argument("run", help="run folder")
     p.add_argument("--data", required=True, help="labelled file")
-    p.add_argument("--text-column", action="append")
-    p.add_argument("--label-column")
+    p.add_argument("--text-column", action="append",
+                   help="text column (repeat to join several); default: the run's, else inferred")
+    p.add_argument("--label-column", help="label column; default: the run's, else inferred")
     p.add_argument("--slice-by", action="append", metavar="COLUMN",
                    help="also give accuracy, macro-F1 and recall per value of this column (repeatable)")
     p.add_argument("--output", help="also write the metrics as JSON here")

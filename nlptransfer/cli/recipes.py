@@ -11,14 +11,14 @@ def add_parser(sub) -> None:
     """The `recipes` verb and its actions."""
     p = sub.add_parser("recipes", help="list, show, validate or copy shipped recipes")
     rsub = p.add_subparsers(dest="action", required=True)
-    rsub.add_parser("list")
-    rsub.add_parser("show").add_argument("name")
-    v = rsub.add_parser("validate")
-    v.add_argument("name")
-    v.add_argument("overrides", nargs="*", metavar="key=value")
-    c = rsub.add_parser("cp")
-    c.add_argument("name")
-    c.add_argument("path")
+    rsub.add_parser("list", help="the shipped recipes' names")
+    rsub.add_parser("show", help="print a recipe's YAML").add_argument("name", help="shipped recipe name or a YAML path")
+    v = rsub.add_parser("validate", help="check a recipe with its overrides: every problem at once, or 'valid'")
+    v.add_argument("name", help="shipped recipe name or a YAML path")
+    v.add_argument("overrides", nargs="*", metavar="key=value", help="recipe overrides, e.g. training.epochs=3")
+    c = rsub.add_parser("cp", help="copy a shipped recipe to a file, to edit it")
+    c.add_argument("name", help="shipped recipe name or a YAML path")
+    c.add_argument("path", help="where to write it")
     p.set_defaults(func=handle)
 
 

@@ -61,8 +61,9 @@ def add_parser(sub) -> None:
     p.add_argument("--hub", metavar="PATH", help="with a hub repo: a folder hub instead of the Hugging Face Hub")
     p.add_argument("--revision", help="with a hub repo: branch or commit (default main)")
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default %(default)s)")
-    p.add_argument("--port", type=positive_int, default=8000, help="(default %(default)s)")
-    p.add_argument("--backend", choices=("torch", "onnx", "onnx-int8"), default="torch")
+    p.add_argument("--port", type=positive_int, default=8000, help="port to listen on (default %(default)s)")
+    p.add_argument("--backend", choices=("torch", "onnx", "onnx-int8"), default="torch",
+                   help="onnx / onnx-int8: ONNX Runtime on the run's onnx/ export (`nlptransfer export RUN --onnx`)")
     p.add_argument("--workers", type=positive_int, default=1, help="worker processes (each loads the model)")
     add_settings_flags(p, ServeConfig)
     trust_flag(p)

@@ -300,7 +300,8 @@ def create_app(classifier: TextClassifier, config: ServeConfig | None = None, fo
     async def health():
         return {"status": "ok"}
 
-    @app.get("/ready", response_model=Health, responses={503: ERRORS[503]}, summary="the model is loaded and warm")
+    @app.get("/ready", response_model=Health, summary="the model is loaded and warm", responses={503: {
+        "model": ErrorBody, "description": "the model is still loading: retry after the Retry-After seconds"}})
     async def ready():
         if not service.ready:
             return _error(503, "the model is still loading", {"Retry-After": "1"})
