@@ -1,8 +1,9 @@
-"""Train a recipe: named stages over one run context (STAGES: resume, data, model, folder, encoder, fit, test,
-save), in order. It never reports or publishes; listeners see its events (the data once read, every step and
+"""Train a recipe: named stages over one run context (STAGES: resume, data, model, folder, encoder, fit,
+thresholds, test, save), in order. It never reports or publishes; listeners see its events (the data once read, every step and
 evaluation)."""
 from __future__ import annotations
 
+import dataclasses
 import shutil
 import time
 from contextlib import ExitStack
@@ -16,14 +17,15 @@ from . import models
 from . import fewshot  # noqa: F401  the built-in encoder stages register themselves
 from .adapt import adapted_encoder, loop_settings, read_target, target_stream
 from .data import DataReport, LabelMap, Splits
-from .data.cells import safe_rows
+from .data.schema import labels_json
 from .errors import DataError, NlpTransferError, RecipeError
 from .logs import get_logger
 from .metrics import LOCAL_METRICS, load_metric
 from .recipe import Recipe, read_saved, refuse_untrusted_code
+from .sections import task_kind_of
 from .run import RunFolder
 from .run_context import (RunContext, encode_splits, first_files, label_names, open_run, run_listeners,
-                          with_saved_labels)
+                          with_saved_labels, write_predictions)
 from .scoring import Scoring, score, warnings_of
 from .strategies import get_strategy, learning_rate_warnings
 from .tasks import decode, is_multitask, run_tasks
@@ -65,7 +67,7 @@ def load_data(recipe: Recipe) -> Splits:
     from .data.store import load_splits_cached
 
     return load_splits_cached(recipe.data, recipe.training.seed, unlabelled, cache_root() / "splits",
-                              cache=recipe.data.cache)
+                              cache=recipe.data.cache, kind=task_kind_of(recipe))
 
 
 def check_data(recipe: Recipe) -> DataReport:
@@ -211,6 +213,26 @@ def _fit(ctx: RunContext) -> None:
         ctx.metrics["texts"] = len(splits.train)
 
 
+def _thresholds(ctx: RunContext) -> None:
+    """A multi-label run's decision thresholds, one per label, chosen on the validation split (or the recipe's
+    evaluation.threshold), into its label map and labels.json, and said; nothing for the other kinds."""
+    splits, recipe = ctx.splits, ctx.recipe
+    task = next(iter(run_tasks(splits.label_map).values()))
+    if splits.tasks or not task.kind.tunes:
+        return
+    outputs = gold = None
+    if "validation" in ctx.encoded and splits.validation.labels is not None:
+        outputs = _score(ctx.model, ctx.encoded["validation"], splits.validation, label_names(splits), recipe,
+                         ctx.tokenizer, ctx.accelerator)[1]
+        gold = task.gold(splits.validation.labels)[0]
+    labels, chosen = task.kind.tune(task, gold, outputs, recipe.evaluation.threshold)
+    ctx.splits = dataclasses.replace(splits, label_map=labels)
+    ctx.metrics["thresholds"] = chosen
+    logger.info(chosen["summary"])
+    if ctx.main:
+        ctx.run.write_json("labels", labels_json(labels, None))
+
+
 def _test_stage(ctx: RunContext) -> None:
     ctx.probs = _test(ctx.model, ctx.encoded, ctx.recipe, ctx.splits, ctx.tokenizer, ctx.accelerator, ctx.metrics,
                       ctx.modules)
@@ -224,11 +246,11 @@ def _save(ctx: RunContext) -> None:
         run.save_weights(model.net, ctx.tokenizer, ctx.strategy.adapter)
         _save_profile(run, model, ctx.tokenizer, splits, recipe, ctx.encoded)
         if probs is not None:
-            _write_predictions(run, splits, probs, keep_formulas=recipe.output.keep_formulas)
+            write_predictions(run, splits, probs, keep_formulas=recipe.output.keep_formulas)
         elif splits.train.labels is None:  # texts without labels (zero_shot): what it predicts for them
             probs = _probabilities(model, ctx.encoded["train"], recipe.training.eval_batch_size,
                                    ctx.tokenizer.pad_token_id or 0, ctx.accelerator.device)
-            _write_predictions(run, splits, probs, "train", recipe.output.keep_formulas)
+            write_predictions(run, splits, probs, "train", recipe.output.keep_formulas)
         metrics["warnings"] = ctx.lr_warnings + _score_warnings(metrics)
         run.write_json("metrics", metrics)
         _say_metrics(metrics, run)
@@ -248,7 +270,7 @@ class Stage:
 #: a run's stages, in order, over one run context
 STAGES = (Stage("resume", _resumed_folder), Stage("data", _data), Stage("model", _model),
           Stage("folder", _folder, True), Stage("encoder", _encoder, True), Stage("fit", _fit, True),
-          Stage("test", _test_stage, True), Stage("save", _save))
+          Stage("thresholds", _thresholds, True), Stage("test", _test_stage, True), Stage("save", _save))
 
 
 def pretrain_encoder(recipe: Recipe, *, resume: bool | str | Path = False) -> Path:
@@ -334,34 +356,6 @@ def _probabilities(model, data, batch_size: int, pad_id: int, device) -> np.ndar
     tasks = run_tasks(())  # its one head, of the default kind
     return next(iter(decode(tasks, predict_task_logits(model.to(device),
                                                        evaluation_batches(data, batch_size, pad_id))[0]).values()))
-
-
-def _write_predictions(run: RunFolder, splits: Splits, probs: np.ndarray | dict, split: str = "test",
-                       keep_formulas: bool = False) -> None:
-    """predictions.csv: the test rows (text, gold, predicted, probability per class), or the texts of an unlabelled
-    training file (without gold). Multi-task: gold_TASK (empty where the row has no label), predicted_TASK and
-    prob_TASK_LABEL for every task. Cells a spreadsheet would run get a leading ' unless `keep_formulas`."""
-    tasks = run_tasks(label_names(splits))
-    part = getattr(splits, split)
-    if is_multitask(tasks):
-        header, columns = ["text"], []
-        for name, task in tasks.items():
-            names = task.labels.names
-            header += [f"gold_{name}", f"predicted_{name}", *[f"prob_{name}_{n}" for n in names]]
-            columns.append((task.index, names, probs[name], task.kind.predicted(probs[name])))
-        rows = [[text] + [x for i, names, p, predicted in columns
-                          for x in ("" if gold[i] < 0 else names[gold[i]], names[int(predicted[r])],
-                                    *[f"{v:.6f}" for v in p[r]])]
-                for r, (text, gold) in enumerate(zip(part.texts, part.labels))]
-        run.write_csv("predictions", header, safe_rows(rows, keep_formulas))
-        return
-    task = next(iter(tasks.values()))
-    names, predicted = task.labels.names, task.kind.predicted(np.asarray(probs)) if len(part.texts) else []
-    gold = [[names[g]] for g in part.labels] if part.labels is not None else [[] for _ in part.texts]
-    rows = [[text, *g, names[int(k)], *[f"{x:.6f}" for x in p]]
-            for text, g, k, p in zip(part.texts, gold, predicted, probs)]
-    header = ["text", *(["gold"] if part.labels is not None else []), "predicted", *[f"prob_{n}" for n in names]]
-    run.write_csv("predictions", header, safe_rows(rows, keep_formulas))
 
 
 def _score_warnings(metrics: dict) -> list[str]:

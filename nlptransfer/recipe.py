@@ -62,7 +62,7 @@ class Recipe:
     model: str = "minilm"  #: alias, hub id or local path
     model_revision: str | None = None  #: hub revision (branch, tag or commit)
     trust_remote_code: bool = False  #: run code shipped with a hub model
-    task: str = "classification"  #: classification | sentiment (ordered labels)
+    task: str = "classification"  #: classification | sentiment (ordered labels) | multi_label (a set per row)
     strategy: str = "full"  #: head | top_k | full | lora | ia3 | any PEFT method name | a registered strategy
     top_k: int = 2  #: top_k: encoder layers that train (from the top)
     layer_lr_decay: float = 1.0  #: top_k/full: lr multiplier per layer going down (1 = none)
@@ -187,8 +187,6 @@ def _build(cls: type, data: dict, prefix: str, problems: list[str]) -> Any:
 
 def _check_combinations(recipe: Recipe, registered: bool) -> list[str]:
     problems = []
-    if recipe.task not in ("classification", "sentiment"):
-        problems.append(f"task must be 'classification' or 'sentiment', got {quoted(recipe.task)}")
     if registered:
         problems += check_registered(recipe)
     if recipe.pooling not in POOLINGS:

@@ -9,14 +9,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from . import models
 from .adapt import attach_mlm_head
 from .data import LabelMap, Splits
+from .data.cells import safe_rows
 from .data.schema import labels_json
 from .errors import RunError
 from .logs import get_logger
 from .recipe import Recipe
 from .run import RunFolder
+from .tasks import is_multitask, run_tasks
 from .cache import cache_root
 from .tokens import Encoded, tokenize, tokenize_cached, unknown_hint
 from .train.events import Listener, ProgressBar, RunLog
@@ -74,9 +78,9 @@ def model_tasks(recipe: Recipe, splits: Splits) -> dict:
 
 
 def label_names(splits: Splits):
-    """What the loop and the scoring take as the labels: the label names, or a multi-task run's tasks (task ->
-    LabelMap)."""
-    return splits.tasks or splits.label_map.names
+    """What the loop and the scoring take as the labels: the label map (its names and kind), or a multi-task run's
+    tasks (task -> LabelMap)."""
+    return splits.tasks or splits.label_map
 
 
 def first_files(run: RunFolder, recipe: Recipe, splits: Splits) -> None:
@@ -145,3 +149,36 @@ def encode_splits(tokenizer, config, recipe: Recipe, splits: Splits) -> dict[str
     if truncated:
         logger.info(f"truncated {truncated} texts to {limit} tokens ({splits.report.truncated})")
     return encoded
+
+
+def write_predictions(run: RunFolder, splits: Splits, probs: np.ndarray | dict, split: str = "test",
+                       keep_formulas: bool = False) -> None:
+    """predictions.csv: the test rows (text, gold, predicted, probability per class), or the texts of an unlabelled
+    training file (without gold). Multi-task: gold_TASK (empty where the row has no label), predicted_TASK and
+    prob_TASK_LABEL for every task. Cells a spreadsheet would run get a leading ' unless `keep_formulas`."""
+    tasks = run_tasks(label_names(splits))
+    part = getattr(splits, split)
+    if is_multitask(tasks):
+        header, columns = ["text"], []
+        for name, task in tasks.items():
+            names = task.labels.names
+            header += [f"gold_{name}", f"predicted_{name}", *[f"prob_{name}_{n}" for n in names]]
+            columns.append((task.index, names, probs[name], task.kind.predicted(probs[name])))
+        rows = [[text] + [x for i, names, p, predicted in columns
+                          for x in ("" if gold[i] < 0 else names[gold[i]], names[int(predicted[r])],
+                                    *[f"{v:.6f}" for v in p[r]])]
+                for r, (text, gold) in enumerate(zip(part.texts, part.labels))]
+        run.write_csv("predictions", header, safe_rows(rows, keep_formulas))
+        return
+    task = next(iter(tasks.values()))
+    names, predicted = task.labels.names, task.kind.predicted(np.asarray(probs), task) if len(part.texts) else []
+    if task.labels.kind == "multi_label":  # label lists, joined as the run read them
+        join = lambda row: (task.labels.separator or ",").join(n for n, on in zip(names, row) if on)  # noqa: E731
+        gold = [[join(g)] for g in part.labels] if part.labels is not None else [[] for _ in part.texts]
+        shown = [join(k) for k in predicted]
+    else:
+        gold = [[names[g]] for g in part.labels] if part.labels is not None else [[] for _ in part.texts]
+        shown = [names[int(k)] for k in predicted]
+    rows = [[text, *g, k, *[f"{x:.6f}" for x in p]] for text, g, k, p in zip(part.texts, gold, shown, probs)]
+    header = ["text", *(["gold"] if part.labels is not None else []), "predicted", *[f"prob_{n}" for n in names]]
+    run.write_csv("predictions", header, safe_rows(rows, keep_formulas))

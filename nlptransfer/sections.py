@@ -13,7 +13,14 @@ from .errors import quoted, shortened
 if TYPE_CHECKING:
     from .recipe import Recipe
 
-METRICS = ("accuracy", "macro_f1")
+METRICS = ("accuracy", "macro_f1", "micro_f1")
+#: what a recipe's `task` may say: one label per row (ordered labels for sentiment), or any number (multi_label)
+TASKS = ("classification", "sentiment", "multi_label")
+
+
+def task_kind_of(recipe: "Recipe") -> str:
+    """The registered task kind of a recipe's `task`: multi_label, else single_label (classification, sentiment)."""
+    return "multi_label" if recipe.task == "multi_label" else "single_label"
 
 
 @dataclass(frozen=True)
@@ -30,10 +37,12 @@ class TrainingSection:
     grad_accum: int = 1  #: gradient accumulation steps
     max_grad_norm: float = 1.0  #: clip the gradient norm to this; 0 = no clipping
     mixed_precision: str = "auto"  #: auto | no | fp16 | bf16 (auto: bf16/fp16 on GPU, none on CPU)
-    class_weights: bool = False  #: weight the loss by inverse class frequency
+    #: weight the loss by inverse class frequency (multi_label: each label's positives by its negatives / positives)
+    class_weights: bool = False
     eval_every: int = 0  #: evaluate every N optimizer steps; 0 = each epoch
     early_stopping: int = 0  #: stop after N evaluations without improvement; 0 = off
-    metric: str = "accuracy"  #: validation metric for best checkpoint and early stopping
+    #: validation metric for best checkpoint and early stopping (micro_f1: task multi_label only)
+    metric: str = "accuracy"
     checkpoint_every: int = 0  #: save a resumable checkpoint every N steps; 0 = each evaluation
     group_by_length: bool = True  #: length-grouped batches (random order, mixed within groups)
     cache_features: bool = True  #: head/top_k: run the frozen layers once and reuse their output
@@ -55,6 +64,9 @@ class EvaluationSection:
     #: more metrics: local names (macro_precision, macro_recall, weighted_f1, ...) or evaluate modules by local
     #: path (hub ids when online)
     metrics: list[str] = field(default_factory=list)
+    #: task multi_label: one decision threshold for every label; None = each label's own, tuned on the validation
+    #: split to maximise its F1 (0.5 for a label with fewer than 5 validation positives, or without validation)
+    threshold: float | None = None
 
 
 @dataclass(frozen=True)
@@ -88,6 +100,8 @@ def check_training(recipe: "Recipe") -> list[str]:
     t, problems = recipe.training, []
     if t.metric not in METRICS:
         problems.append(f"training.metric must be one of {', '.join(METRICS)}, got {quoted(t.metric)}")
+    elif t.metric == "micro_f1" and recipe.task != "multi_label":
+        problems.append("training.metric micro_f1 is a multi-label metric: it needs task: multi_label")
     if t.mixed_precision not in ("auto", "no", "fp16", "bf16"):
         problems.append(f"training.mixed_precision must be auto, no, fp16 or bf16, got {quoted(t.mixed_precision)}")
     for key in ("batch_size", "eval_batch_size", "grad_accum"):
@@ -203,9 +217,17 @@ def check_report(recipe: "Recipe") -> list[str]:
 
 
 def check_tasks(recipe: "Recipe") -> list[str]:
-    """Multi-task settings: data.label_columns (two or more distinct columns) and what works with it."""
+    """The task kind, and multi-task settings: data.label_columns (two or more distinct columns) and what works with
+    it (with task multi_label, data.label_columns are the 0/1 columns of one multi-label task)."""
     d, t = recipe.data, recipe.training
     problems = []
+    if recipe.task not in TASKS:
+        return [f"task must be one of {', '.join(TASKS)}, got {quoted(recipe.task)}"]
+    if recipe.task == "multi_label":
+        return problems + _multi_label_settings(recipe)
+    for key, value in (("data.label_separator", d.label_separator), ("evaluation.threshold", recipe.evaluation.threshold)):
+        if value is not None:
+            problems.append(f"{key} is a multi-label setting: it needs task: multi_label")
     if t.task_weighting not in ("fixed", "uncertainty"):
         problems.append(f"training.task_weighting must be fixed or uncertainty, got {quoted(t.task_weighting)}")
     for task, weight in t.task_weights.items():
@@ -255,4 +277,35 @@ def _multitask_settings(recipe: "Recipe") -> list[str]:
     if extra:
         problems.append(f"training.objectives {', '.join(extra)} with data.label_columns: a multi-task run trains "
                         "cross_entropy per task (weighted by training.task_weights)")
+    return problems
+
+
+def _multi_label_settings(recipe: "Recipe") -> list[str]:
+    """What task multi_label cannot be combined with, and its own settings' values."""
+    d, problems = recipe.data, []
+    columns = d.label_columns or []
+    if len(set(columns)) != len(columns):
+        problems.append(f"data.label_columns names a column twice: {quoted(columns)}")
+    if columns and d.label_column:
+        problems.append("data.label_column and data.label_columns both given: with task multi_label, name one column "
+                        "of label lists (data.label_column) or the 0/1 columns of the labels (data.label_columns)")
+    if columns and d.label_separator is not None:
+        problems.append("data.label_separator reads a column of label lists; data.label_columns are 0/1 columns")
+    if d.label_separator is not None and not d.label_separator.strip():
+        problems.append(f"data.label_separator must be a visible character such as , ; or |, got {d.label_separator!r}")
+    for key in ("label_map", "label_bins"):
+        if getattr(d, key):
+            problems.append(f"data.{key} maps one label per row; task multi_label reads sets of labels (name the "
+                            "labels to keep, in order, with data.labels)")
+    threshold = recipe.evaluation.threshold
+    if threshold is not None and not 0 < threshold < 1:
+        problems.append(f"evaluation.threshold must be in (0, 1), got {threshold!r}")
+    if recipe.training.task_weights:
+        problems.append("training.task_weights weighs the tasks of a multi-task run; task multi_label is one task")
+    extra = [name for name in recipe.training.objectives if name != "cross_entropy"]
+    if extra:
+        problems.append(f"training.objectives {', '.join(extra)} with task multi_label: its loss is cross_entropy "
+                        "(binary, one term per label)")
+    if recipe.adapt.target:
+        problems.append("domain adaptation (adapt.*) compares one label per row; leave it out with task multi_label")
     return problems

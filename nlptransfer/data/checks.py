@@ -53,11 +53,17 @@ class LeakCounter:
                 self.skipped.add(column)
                 del self.pairs[column], self.values[column]
 
-    def leaks(self) -> list[dict]:
-        total = sum(self.label_counts.values())
-        base = max(self.label_counts.values()) / total if total else 1.0
+    def leaks(self, fold=None) -> list[dict]:
+        """The columns that give the label away; `fold` maps each label to what is judged instead (multi-label: a
+        label set to whether it holds one label, so each label is judged on its own)."""
+        label_counts, all_pairs = self.label_counts, self.pairs
+        if fold is not None:
+            label_counts = _folded(label_counts, lambda key: fold(key))
+            all_pairs = {c: _folded(p, lambda key: (key[0], fold(key[1]))) for c, p in all_pairs.items()}
+        total = sum(label_counts.values())
+        base = max(label_counts.values()) / total if total else 1.0
         found = []
-        for column, pairs in self.pairs.items():
+        for column, pairs in all_pairs.items():
             n = sum(pairs.values())
             if n < LEAK_ROWS or len(self.values[column]) > n / 3:
                 continue  # values shared by too few rows predict nothing
@@ -71,6 +77,13 @@ class LeakCounter:
                        f"its value predicts the label for {accuracy:.1%} of the {n} rows that have one")
                 found.append({"column": column, "rows": n, "accuracy": round(accuracy, 4), "why": why})
         return found
+
+
+def _folded(counts: dict, fold) -> dict:
+    out: dict = {}
+    for key, n in counts.items():
+        out[fold(key)] = out.get(fold(key), 0) + n
+    return out
 
 
 def groups(hashes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

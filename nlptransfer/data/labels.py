@@ -111,10 +111,23 @@ def numeric_hint(counts: dict[str, int]) -> str | None:
 @dataclass(frozen=True)
 class LabelTask:
     """A task as the data stage reads it: its name and label column (a run of one label column is one task named
-    after it; a multi-task run, one per data.label_columns entry)."""
+    after it; a multi-task run, one per data.label_columns entry), and its kind. A multi_label task reads a column
+    of label lists (joined by `separator`) or, with `columns`, several 0/1 columns (named after the first)."""
 
     name: str
     column: str
+    kind: str = "single_label"
+    columns: tuple[str, ...] = ()
+    separator: str = ","
+
+    @property
+    def multi_label(self) -> bool:
+        return self.kind == "multi_label"
+
+    @property
+    def read_columns(self) -> list[str]:
+        """The file's columns the task's labels are read from."""
+        return list(self.columns) or [self.column]
 
 
 @dataclass
@@ -130,10 +143,19 @@ class ParsedLabels:
     map_dropped: int
 
 
-def parse_task_labels(task: LabelTask, cells: pd.Series, spec, codes: dict[str, int]) -> ParsedLabels:
+def parse_task_labels(task: LabelTask, frame: pd.DataFrame, spec, codes: dict[str, int]) -> ParsedLabels:
     """The one step that differs between kinds of tasks: a label cell parsed (stripped, then data.label_map and
-    data.label_bins) and encoded as a code (`codes` grows with new names); a task kind will supply it."""
-    labels = cells.map(cell_text).str.strip()
+    data.label_bins) and encoded as a code (`codes` grows with new names); a multi_label task's cells (or 0/1
+    columns) as the code of their label set, the empty set included; unreadable ones dropped as `unbinned`."""
+    if task.multi_label:
+        from .label_sets import parse_indicator_columns, parse_list_cells
+
+        keys, bad = (parse_indicator_columns(frame, task.columns) if task.columns else
+                     parse_list_cells(frame[task.column], task.separator))
+        unreadable = np.array([k is None for k in keys], bool)
+        encoded = np.array([-1 if k is None else codes.setdefault(k, len(codes)) for k in keys], dtype=np.int32)
+        return ParsedLabels(encoded, unreadable, unreadable, bad, 0)
+    labels = frame[task.column].map(cell_text).str.strip()
     nothing = np.zeros(len(labels), bool)
     dropped, unbinned, values, map_dropped = nothing, nothing, [], 0
     if spec.label_map or spec.label_bins:

@@ -78,8 +78,12 @@ def no_task_in_file_problem(words: Words, path: str, tasks: list[str], columns: 
             f"{', '.join(columns)}): it needs at least one to score the run")
 
 
-def unbinned_problem(name: str, count: int, values, rows: list[int]) -> str:
+def unbinned_problem(name: str, count: int, values, rows: list[int], multi_label: bool = False) -> str:
     shown = ", ".join(repr(v) for v in list(values)[:5])
+    if multi_label:
+        return (f"{name}: {count} row(s) have labels that cannot be read as a set ({shown}; {row_list(rows)}): a cell "
+                "holds labels joined by data.label_separator or a JSON list of them, and a data.label_columns cell is "
+                "0/1 (or true/false); fix them, or set data.drop_invalid=true to drop them")
     return (f"{name}: {count} row(s) have a label no data.label_bins range holds ({shown}; {row_list(rows)}): widen the "
             "ranges, map them with data.label_map, or set data.drop_invalid=true to drop them")
 
@@ -106,6 +110,12 @@ def unknown_labels_problem(words: Words, name: str, counts: pd.Series, given: li
 
 def single_class_problem(label: str, task: str | None = None) -> str:
     return f"{_of_task('train', task)} has a single class '{label}': a classifier needs at least two labels"
+
+
+def no_positive_problem(labels: list[str]) -> str:
+    """Multi-label: labels that no training row holds."""
+    return (f"train: no row has the label(s) {', '.join(map(repr, labels))}: a label needs training rows to be learnt; "
+            "add rows, or leave it out of data.labels / data.label_columns")
 
 
 def no_labels_problem(task: str) -> str:
@@ -135,16 +145,18 @@ def in_train_problem(name: str, reason: str, count: int, rows: list[int]) -> str
             f"{what}; {FIX_ROWS}")
 
 
-def small_classes_problem(counts: pd.Series, carve: list[tuple[str, float]], task: str | None = None) -> list[str]:
-    """A problem naming the classes with fewer rows than the carved splits and train need, one each."""
+def small_classes_problem(counts: pd.Series, carve: list[tuple[str, float]], task: str | None = None,
+                          label: bool = False) -> list[str]:
+    """A problem naming the classes (multi-label: the labels, by their rows) with fewer rows than the carved splits
+    and train need, one each."""
     need = len(carve) + 1
     small = counts[counts < need]
     if not len(small):
         return []
     listed = ", ".join(f"'{k}' has {v}" for k, v in small.items())
-    what = " and ".join(n for n, _ in carve)
-    return [f"{_task_prefix(task)}class too small to split: {listed} row(s) in train; making the {what} split(s) needs "
-            f"at least {need} rows per class: add rows, supply data.validation/data.test files, "
+    what, unit = " and ".join(n for n, _ in carve), "label" if label else "class"
+    return [f"{_task_prefix(task)}{unit} too small to split: {listed} row(s) in train; making the {what} split(s) needs "
+            f"at least {need} rows per {unit}: add rows, supply data.validation/data.test files, "
             f"or set data.val_fraction / data.test_fraction to 0"]
 
 

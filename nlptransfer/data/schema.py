@@ -25,6 +25,8 @@ class DataSpec:
     label_column: str | None = None  #: None = inferred
     #: multi-task: two or more label columns, one task (and one head) each; a row may lack some of its labels
     label_columns: list[str] | None = None
+    #: task multi_label: what joins a cell's labels (`billing,cancellation`); None = inferred among , ; |
+    label_separator: str | None = None
     header: bool | None = None  #: False for files without a header row; None = detected
     encoding: str | None = None  #: None = detected (UTF-8, BOM, legacy encodings)
     delimiter: str | None = None  #: None = by format
@@ -45,11 +47,21 @@ class DataSpec:
 
 
 class LabelMap:
-    """Label names in id order: `id("positive") -> 1`, `name(1) -> "positive"`."""
+    """Label names in id order: `id("positive") -> 1`, `name(1) -> "positive"`; and the task kind they are labels of
+    (single_label: one per row; multi_label: any number per row, each on at or above its threshold)."""
 
-    def __init__(self, names):
+    def __init__(self, names, kind: str = "single_label", thresholds=None, separator: str | None = None):
         self.names = tuple(str(n) for n in names)
         self._ids = {n: i for i, n in enumerate(self.names)}
+        self.kind = kind
+        #: multi_label: each label's decision threshold, in id order (None: 0.5 each, not yet tuned)
+        self.thresholds = None if thresholds is None else tuple(float(t) for t in thresholds)
+        #: multi_label: what joins a row's labels in a cell (the separator the run read, "," for label columns)
+        self.separator = separator
+
+    def with_thresholds(self, thresholds) -> "LabelMap":
+        """The same labels with these thresholds (one per label, in id order)."""
+        return LabelMap(self.names, self.kind, thresholds, self.separator)
 
     def id(self, name) -> int:
         return self._ids[str(name)]
@@ -60,24 +72,41 @@ class LabelMap:
     def __len__(self) -> int:
         return len(self.names)
 
+    def __iter__(self):
+        return iter(self.names)
+
+    def __getitem__(self, index: int) -> str:
+        return self.names[index]
+
     def __contains__(self, name) -> bool:
         return str(name) in self._ids
 
     def __eq__(self, other) -> bool:
-        return isinstance(other, LabelMap) and other.names == self.names
+        return isinstance(other, LabelMap) and other.names == self.names and other.kind == self.kind
 
     def __repr__(self) -> str:
-        return f"LabelMap({list(self.names)})"
+        return f"LabelMap({list(self.names)})" if self.kind == "single_label" else \
+            f"LabelMap({list(self.names)}, kind={self.kind!r})"
 
     def to_dict(self) -> dict:
-        """The map as saved in labels.json (transformers' id2label/label2id shape)."""
-        return {"id2label": {str(i): n for i, n in enumerate(self.names)},
+        """The map as saved in labels.json (transformers' id2label/label2id shape; a multi_label map's kind,
+        separator and thresholds beside them)."""
+        data = {"id2label": {str(i): n for i, n in enumerate(self.names)},
                 "label2id": {n: i for i, n in enumerate(self.names)}}
+        if self.kind != "single_label":
+            data["kind"] = self.kind
+            data["separator"] = self.separator
+            if self.thresholds is not None:
+                data["thresholds"] = dict(zip(self.names, self.thresholds))
+        return data
 
     @classmethod
     def from_dict(cls, data: dict) -> "LabelMap":
         id2label = data["id2label"]
-        return cls(id2label[str(i)] for i in range(len(id2label)))
+        names = [id2label[str(i)] for i in range(len(id2label))]
+        thresholds = data.get("thresholds")
+        return cls(names, data.get("kind", "single_label"),
+                   [float(thresholds[n]) for n in names] if thresholds else None, data.get("separator"))
 
 
 def labels_json(label_map: LabelMap, tasks: dict[str, LabelMap] | None = None) -> dict:
@@ -121,6 +150,8 @@ class DataReport:
     truncated: dict = field(default_factory=dict)
     leaks: list = field(default_factory=list)  #: columns that give the label away (see data.checks)
     hints: list = field(default_factory=list)  #: what a setting could do better (numeric labels...)
+    #: multi-label: split -> {number of labels: rows holding that many}
+    labels_per_text: dict = field(default_factory=dict)
     problems: list = field(default_factory=list)  #: what stops a run (filled when the check fails)
     #: multi-task: task -> {"class_balance": {split: {label: rows}}, "missing": {split: rows without its label}}
     tasks: dict = field(default_factory=dict)
@@ -133,7 +164,8 @@ class DataReport:
     def to_dict(self) -> dict:
         return {"files": self.files, "inferred": self.inferred, "dropped": self.dropped,
                 "rows_used": self.rows_used, "class_balance": self.class_balance, "truncated": self.truncated,
-                "leaks": self.leaks, "hints": self.hints, "problems": self.problems, "tasks": self.tasks}
+                "leaks": self.leaks, "hints": self.hints, "problems": self.problems, "tasks": self.tasks,
+                **({"labels_per_text": self.labels_per_text} if self.labels_per_text else {})}
 
     def rows_before(self, split: str) -> int:
         """Rows of `split` before any was dropped: its file's rows (train: before validation and test were carved)."""
@@ -171,6 +203,9 @@ class DataReport:
         for split, n in self.rows_used.items():
             balance = ", ".join(f"{k} {v}" for k, v in self.class_balance.get(split, {}).items())
             lines.append(f"{split}: {n} rows" + (f" ({balance})" if balance else ""))
+            if split in self.labels_per_text:
+                lines.append("  labels per text: " + ", ".join(f"{k}: {v}" for k, v in
+                                                                 self.labels_per_text[split].items()))
             for task, info in self.tasks.items():
                 counts = ", ".join(f"{k} {v}" for k, v in info["class_balance"].get(split, {}).items())
                 missing = info["missing"].get(split, 0)

@@ -128,6 +128,7 @@ def write_meta(folder: Path, splits: Splits) -> None:
                for name in SPLITS for part in [getattr(splits, name)] if part is not None}
     (folder / "meta.json").write_text(json.dumps({"format": FORMAT, "splits": present,
                                                   "labels": list(splits.label_map.names),
+                                                  "label_map": splits.label_map.to_dict(),
                                                   **({"tasks": {t: list(m.names) for t, m in splits.tasks.items()}}
                                                      if splits.tasks else {}),
                                                   "report": splits.report.to_dict()}, ensure_ascii=False))
@@ -157,5 +158,6 @@ def read_entry(entry: Path, hold=None) -> Splits:
                                             for c in info["slices"]})
     report = DataReport(**meta["report"])
     return Splits(train=parts["train"], validation=parts.get("validation"), test=parts.get("test"),
-                  label_map=LabelMap(meta["labels"]), report=report,
+                  label_map=LabelMap.from_dict(meta["label_map"]) if "label_map" in meta else LabelMap(meta["labels"]),
+                  report=report,
                   tasks={t: LabelMap(names) for t, names in meta["tasks"].items()} if "tasks" in meta else None)

@@ -14,6 +14,8 @@ from ..errors import DataError
 from ..logs import get_logger
 from .checks import LeakCounter, also_in_train, clashes, label_counts, later_repeats
 from .columns import infer_label_column, infer_text_columns, missing_column, run_on_columns
+from .label_sets import (co_occurrences, label_leaks, label_matrix, label_set_names, labels_seen, list_hint,
+                         multi_label_task, positives)
 from .labels import (DROPPED_BY_MAP, NOT_BINNED, LabelTask, bins_problems, numeric_hint, sort_labels,
                      stratification_key)
 from .problems import (CONFLICT, DUPLICATE, EMPTY_TEXT, EVALUATION, IN_TRAIN, IN_TRAIN_CONFLICT, NO_TEXT, NO_TRAIN,
@@ -24,7 +26,8 @@ from .problems import (CONFLICT, DUPLICATE, EMPTY_TEXT, EVALUATION, IN_TRAIN, IN
                        unbinned_problem, unknown_labels_problem)
 from .read import Table
 from .readers import SLICE, Read, open_files, read_rows
-from .schema import MISSING, DataReport, DataSpec, LabelledTexts, LabelMap, Splits
+from .tally import fill_report, label_ids
+from .schema import DataReport, DataSpec, LabelledTexts, Splits
 
 logger = get_logger(__name__)
 SPLITS = ("train", "validation", "test")
@@ -39,6 +42,7 @@ class Run:
     purpose: str
     multi: bool  #: a multi-task run (data.label_columns): messages name tasks, labels are a list per row
     known: dict[str, list[str]] | None
+    kind: str = "single_label"  #: multi_label: one task of label sets (labels are a 0/1 list per row)
     report: DataReport = dataclasses.field(default_factory=DataReport)
     problems: list[str] = dataclasses.field(default_factory=list)
 
@@ -56,11 +60,11 @@ class Run:
 
 
 def start(spec: DataSpec, seed: int, purpose: str, multi: bool, known: dict[str, list[str]] | None = None,
-          rows: int | None = None) -> tuple[Run, dict[str, Table], dict]:
+          rows: int | None = None, kind: str = "single_label") -> tuple[Run, dict[str, Table], dict]:
     """A Run and the files opened (whole, or a chunk of `rows` rows at a time), their report filled in."""
     if not spec.train:
         raise DataError(NO_TRAIN)
-    run = Run(spec, seed, purpose, multi, known)
+    run = Run(spec, seed, purpose, multi, known, kind)
     firsts, chunks = open_files(spec, rows, run.problems)
     for name, table in firsts.items():
         run.report.files[name] = table.info()
@@ -74,8 +78,8 @@ def choose_columns(run: Run, firsts: dict[str, Table], sample: pd.DataFrame | No
     spec, words, train = run.spec, run.words, firsts["train"]
     columns = [str(c) for c in train.frame.columns]
     rows = train.frame if sample is None else sample
-    if run.multi:
-        labels = _tasks_in_file(run, train) if run.purpose == "evaluate" else list(spec.label_columns)
+    if run.multi or (run.kind == "multi_label" and spec.label_columns):
+        labels = list(spec.label_columns) if not run.multi or run.purpose != "evaluate" else _tasks_in_file(run, train)
         label_key = "data.label_columns"
     else:
         labels, label_key = [spec.label_column] if spec.label_column else [], words.label_key
@@ -104,6 +108,8 @@ def choose_columns(run: Run, firsts: dict[str, Table], sample: pd.DataFrame | No
         wanted += [(c, "data.slice_columns") for c in spec.slice_columns or []]
         run.problems += [in_file_problem(words, name, table.path, missing_column(c, present, key))
                          for c, key in wanted if c not in present]
+    if run.kind == "multi_label" and labels:
+        return text_columns, [multi_label_task(run.spec, train.frame, labels, run.report)]
     return text_columns, [LabelTask(c, c) for c in labels]
 
 
@@ -145,7 +151,7 @@ def read_and_check(run: Run, firsts: dict, chunks: dict, sample: pd.DataFrame | 
     if run.problems or not text_columns or not tasks:
         run.stop()  # the checks need the columns
     codes: list[dict[str, int]] = [{} for _ in tasks]
-    exclude = {t.column for t in tasks}
+    exclude = {c for t in tasks for c in t.read_columns}
     leaks = [LeakCounter(exclude) for _ in tasks] if run.purpose == "train" else None
     read = {name: read_rows(chunks[name], run.spec, text_columns, tasks, codes, leaks if name == "train" else None,
                             sinks(name)) for name in SPLITS if name in chunks}
@@ -167,7 +173,8 @@ def _check(run: Run, read: dict[str, Read], tasks: list[LabelTask], names_of: li
     for name, r in read.items():
         report.drop(name, DROPPED_BY_MAP, r.map_dropped)
         if r.unbinned.count and not drop:
-            problems.append(unbinned_problem(name, r.unbinned.count, r.unbinned.values, r.unbinned.rows))
+            problems.append(unbinned_problem(name, r.unbinned.count, r.unbinned.values, r.unbinned.rows,
+                                             multi_label=run.kind == "multi_label"))
         elif r.unbinned.count:
             report.drop(name, NOT_BINNED, r.unbinned.count)
     no_label, no_label_reason = no_label_wording(run.multi)
@@ -181,13 +188,17 @@ def _check(run: Run, read: dict[str, Read], tasks: list[LabelTask], names_of: li
     names = {t.name: _task_labels(run, read, i, t, names_of[i]) for i, t in enumerate(tasks)}
     if leaks is not None:
         for task, counter in zip(tasks, leaks):
-            found = [{**leak, "task": task.name} if run.multi else leak for leak in counter.leaks()]
+            found = (label_leaks(counter, names[task.name]) if task.multi_label else
+                     [{**leak, "task": task.name} if run.multi else leak for leak in counter.leaks()])
             report.leaks += found
             problems += leak_problems(found, text_columns, spec.allow_leaks, task=run.named(task))
         train = read["train"]
-        if not run.multi and not spec.label_bins and not spec.labels:
+        if run.kind == "multi_label":
+            report.hints += co_occurrences(train.codes[:, 0], names_of[0], names[tasks[0].name])
+        elif not run.multi and not spec.label_bins and not spec.labels:
             codes = train.codes[:, 0]
-            hint = numeric_hint({names_of[0][c]: int((codes == c).sum()) for c in pd.unique(codes[codes >= 0])})
+            counts = {names_of[0][c]: int((codes == c).sum()) for c in pd.unique(codes[codes >= 0])}
+            hint = list_hint(tasks[0].column, counts) or numeric_hint(counts)
             if hint:
                 report.hints.append(hint)
     keep = _check_repeats(run, read, tasks)
@@ -210,6 +221,10 @@ def _task_labels(run: Run, read: dict[str, Read], i: int, task: LabelTask, names
     """The task's label names in id order (given, else its training labels sorted); labels outside them, and a
     training file with fewer than two of its classes, are problems."""
     given = (run.known or {}).get(task.name) if run.multi else run.spec.labels
+    if task.multi_label:
+        names, found = label_set_names(read, task, names_of, given, run.purpose, run.words)
+        run.problems += found
+        return names
     train_codes = read["train"].codes[:, i]
     seen = set(np.unique(train_codes[train_codes >= 0]).tolist())
     known = set(given) if given else {names_of[c] for c in seen}
@@ -270,6 +285,10 @@ def _drop_repeats_before_carving(run: Run, train: Read, keep: dict, tasks: list[
     keep["train"] = np.zeros(len(train.codes), bool)
     keep["train"][pool[~later]] = True
     for i, task in enumerate(tasks):
+        if task.multi_label:
+            counts = positives(train.codes[keep["train"], i], names_of[i], labels_seen(train.codes[:, i], names_of[i]))
+            run.problems.extend(small_classes_problem(counts, carve, label=True))
+            continue
         counts = label_counts(train.codes[keep["train"], i], names_of[i])
         if len(counts) > 1:  # fewer classes: a problem of its own (or nothing to stratify, evaluating)
             check = split_sizes_problem if i == 0 else small_classes_problem
@@ -279,12 +298,16 @@ def _drop_repeats_before_carving(run: Run, train: Read, keep: dict, tasks: list[
 def _carve(run: Run, train: Read, where: np.ndarray, kept: np.ndarray, task: LabelTask, names_of: np.ndarray,
            carve: list[tuple[str, float]]) -> None:
     """Seeded validation/test splits carved from train, stratified on the first task's stratification key."""
-    from .carve import stratified
+    from .carve import iterative, stratified
 
     positions = np.flatnonzero(kept)
-    strata = stratification_key(train.codes[positions, 0], names_of, len(carve) + 1)
     try:
-        parts = stratified(strata, carve, run.seed)
+        if task.multi_label:  # iterative stratification over the label matrix (Sechidis et al. 2011)
+            matrix = label_matrix(names_of, labels_seen(train.codes[:, 0], names_of))[train.codes[positions, 0]]
+            parts = iterative(matrix, carve, run.seed)
+        else:
+            parts = stratified(stratification_key(train.codes[positions, 0], names_of, len(carve) + 1), carve,
+                               run.seed)
     except ValueError as e:  # large fractions of tiny classes: what is left cannot be stratified
         run.problems.append(carve_problem(len(positions), run.named(task), e))
         run.stop()
@@ -293,38 +316,8 @@ def _carve(run: Run, train: Read, where: np.ndarray, kept: np.ndarray, task: Lab
         run.report.files[split] = {"made_from": "train", "fraction": fraction, "seed": run.seed}
 
 
-def label_ids(run: Run, checked: Checked) -> tuple[dict[str, LabelMap], list[np.ndarray]]:
-    """Each task's label map, and per task the label id of each code (MISSING for -1: no label, the last entry)."""
-    maps = {t.name: LabelMap(checked.names[t.name]) for t in checked.tasks}
-    ids = [np.array([maps[t.name].id(n) if n in maps[t.name] else MISSING for n in names_of] + [MISSING],
-                    dtype=np.int64) for t, names_of in zip(checked.tasks, checked.names_of)]
-    return maps, ids
-
-
-def fill_report(run: Run, checked: Checked, maps: dict[str, LabelMap]) -> None:
-    """Rows used and class balance of every split (each task's, and its rows without a label, in a multi-task run)."""
-    report = run.report
-    if run.multi:
-        report.tasks = {t.name: {"column": t.column, "class_balance": {}, "missing": {}} for t in checked.tasks}
-    for index, split in enumerate(SPLITS):
-        codes = [r.codes[checked.where[name] == index] for name, r in checked.read.items()]
-        if split not in checked.read and not any(len(c) for c in codes):
-            continue
-        codes = np.concatenate(codes)
-        report.rows_used[split] = len(codes)
-        for i, task in enumerate(checked.tasks):
-            code_of = {n: c for c, n in enumerate(checked.names_of[i])}
-            counts = np.bincount(codes[codes[:, i] >= 0, i], minlength=len(code_of))
-            balance = {n: int(counts[code_of[n]]) if n in code_of else 0 for n in maps[task.name].names}
-            if run.multi:
-                report.tasks[task.name]["class_balance"][split] = balance
-                report.tasks[task.name]["missing"][split] = int((codes[:, i] < 0).sum())
-            else:
-                report.class_balance[split] = balance
-
-
-def load_splits(spec: DataSpec, seed: int = 42, purpose: str = "train", unlabelled: list[str] | None = None
-                ) -> Splits:
+def load_splits(spec: DataSpec, seed: int = 42, purpose: str = "train", unlabelled: list[str] | None = None,
+                kind: str = "single_label") -> Splits:
     """Read, check and split the data files (carved splits seeded by `seed`); raises one DataError listing every
     problem found (with the report so far). purpose "evaluate": the file is scored as a whole, may hold a single
     class, and messages name an evaluation's flags. `unlabelled` (a strategy that needs no labels: the label names
@@ -332,7 +325,7 @@ def load_splits(spec: DataSpec, seed: int = 42, purpose: str = "train", unlabell
     no value with those names, is read as texts: the train split alone, without labels, labelled by these names."""
     from .unlabelled import texts_only, without_labels
 
-    run, firsts, chunks = start(spec, seed, purpose, multi=False)
+    run, firsts, chunks = start(spec, seed, purpose, multi=False, kind=kind)
     if unlabelled is not None and "train" in firsts and without_labels(spec, firsts["train"], unlabelled):
         return texts_only(spec, firsts["train"], unlabelled, run.report)
     return _in_memory(run, firsts, chunks)
@@ -374,8 +367,12 @@ def _in_memory(run: Run, firsts: dict, chunks: dict) -> Splits:
             if not len(rows) and split != name:
                 continue
             part = frame.iloc[rows]
-            labels = np.stack([i[r.codes[rows, k]] for k, i in enumerate(ids)], axis=1).tolist()
-            parts[split] = LabelledTexts(part["text"].tolist(), labels if run.multi else [x[0] for x in labels],
+            if run.kind == "multi_label":  # a 0/1 list per row
+                labels = ids[0][r.codes[rows, 0]].astype(np.int64).tolist()
+            else:
+                labels = np.stack([i[r.codes[rows, k]] for k, i in enumerate(ids)], axis=1).tolist()
+                labels = labels if run.multi else [x[0] for x in labels]
+            parts[split] = LabelledTexts(part["text"].tolist(), labels,
                                          part["row"].tolist(), {c[len(SLICE):]: part[c].tolist()
                                                                 for c in part.columns if c.startswith(SLICE)})
     first = maps[checked.tasks[0].name]

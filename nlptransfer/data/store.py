@@ -24,26 +24,28 @@ from .stage import load_multitask_splits, load_splits
 logger = get_logger(__name__)
 
 
-def load_splits_cached(spec: DataSpec, seed: int, unlabelled: list[str] | None, folder: Path, cache: bool = True
-                       ) -> Splits:
+def load_splits_cached(spec: DataSpec, seed: int, unlabelled: list[str] | None, folder: Path, cache: bool = True,
+                       kind: str = "single_label") -> Splits:
     """load_splits(spec, seed, unlabelled=unlabelled) through the cache under `folder`: an entry with the same key
     is read back (report.files then says `cached`); a new result is stored. Problems raise as from load_splits,
     and nothing is stored for them. A data file larger than streamed.STREAM_BYTES (of a labelled run) goes through
     the streamed stage, into the cache entry, or with `cache` False into a temporary folder removed at exit.
     Multi-task (two or more data.label_columns) goes the same ways (load_multitask_splits); one entry is
     data.label_column. An entry is read only when the cache trusts it (cache.Entry: its files' sha256 match, it is
-    this user's alone), and held (a shared lock) for as long as its split files are read."""
+    this user's alone), and held (a shared lock) for as long as its split files are read. `kind` multi_label: one task
+    of label sets (data.label_columns its 0/1 columns), read whole (not streamed)."""
     from ..cache import Entry, kind_folder
     from .streamed import load_splits_streamed, streams, write_splits_streamed
 
-    spec = _one_label_column(spec)
-    multi = spec.label_columns is not None
-    key = _key(spec, seed, unlabelled) if cache else None
+    multi_label = kind == "multi_label"
+    spec = spec if multi_label else _one_label_column(spec)
+    multi = spec.label_columns is not None and not multi_label
+    key = _key(spec, seed, unlabelled, kind) if cache else None
     entry = Entry(kind_folder(folder) / key, folder=True) if key else None
     if entry is not None and (hold := entry.open()) is not None:
         try:
             splits = read_entry(entry.path, hold)
-            if not streams(spec):  # files read whole: their splits are held in memory, as a first run holds them
+            if multi_label or not streams(spec):  # files read whole: their splits are held in memory, as a first run holds them
                 splits = _in_memory(splits)
                 hold.close()
             logger.info(f"data: read, checked and split as by an earlier run with the same files and settings "
@@ -59,7 +61,7 @@ def load_splits_cached(spec: DataSpec, seed: int, unlabelled: list[str] | None, 
         except (OSError, ValueError, KeyError, TypeError) as e:  # written by another version of this code: made again
             logger.warning(f"cache: {entry.path} is not used: it cannot be read ({e}); made again")
             hold.close()
-    if unlabelled is None and streams(spec):
+    if unlabelled is None and not multi_label and streams(spec):
         if entry is None:
             where = Path(tempfile.mkdtemp(prefix="nlptransfer-splits-"))
             atexit.register(shutil.rmtree, where, True)
@@ -72,7 +74,8 @@ def load_splits_cached(spec: DataSpec, seed: int, unlabelled: list[str] | None, 
             return read_entry(entry.path, entry.hold)
         except OSError as e:  # the splits of a large file live on disk: it must take them
             raise DataError(write_failed_problem(spec.train, where, e))
-    splits = load_multitask_splits(spec, seed) if multi else load_splits(spec, seed=seed, unlabelled=unlabelled)
+    splits = (load_multitask_splits(spec, seed) if multi else
+              load_splits(spec, seed=seed, unlabelled=unlabelled, kind=kind))
     if entry is not None:
         try:
             _write(entry, splits)
@@ -104,11 +107,12 @@ def _in_memory(splits: Splits) -> Splits:
                                test=read(splits.test))
 
 
-def _key(spec: DataSpec, seed: int, unlabelled: list[str] | None) -> str | None:
+def _key(spec: DataSpec, seed: int, unlabelled: list[str] | None, kind: str = "single_label") -> str | None:
     """sha256 of the files' bytes and everything else the result depends on; None when a file is missing (the
     data stage says so)."""
     h = hashlib.sha256(json.dumps({"format": FORMAT, "version": __version__, "spec": dataclasses.asdict(spec),
-                                   "seed": seed, "unlabelled": unlabelled}, sort_keys=True, default=str).encode())
+                                   "seed": seed, "unlabelled": unlabelled, **({"kind": kind} if kind != "single_label" else {})},
+                                  sort_keys=True, default=str).encode())
     for name in SPLITS:
         path = getattr(spec, name)
         if not path:
@@ -130,7 +134,8 @@ def _write(entry, splits: Splits) -> None:
         for name in SPLITS:
             part = getattr(splits, name)
             if part is not None:
-                write_split(temp / f"{name}.arrow", part, per_task=splits.tasks is not None)
+                write_split(temp / f"{name}.arrow", part,
+                            per_task=splits.tasks is not None or splits.label_map.kind == "multi_label")
         write_meta(temp, splits)
 
 

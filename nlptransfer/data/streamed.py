@@ -19,7 +19,8 @@ from .read import iter_table, larger_than, spread
 from .readers import SLICE
 from .schema import DataSpec, Splits
 from .splitfiles import SPLITS, SplitWriter, read_entry, write_meta
-from .stage import Checked, fill_report, label_ids, read_and_check, refuse_multitask_settings, start
+from .stage import Checked, read_and_check, refuse_multitask_settings, start
+from .tally import fill_report, label_ids
 
 logger = get_logger(__name__)
 

@@ -86,6 +86,9 @@ def start_from_centroids(plan) -> None:
 
 
 def _check(recipe: "Recipe") -> list[str]:
+    if recipe.task == "multi_label":
+        return ["strategy contrastive trains on pairs of texts with the same label or not: it takes one label per row, "
+                "not task multi_label; for little multi-label data use strategy head (frozen features) or lora"]
     body = find_strategy(recipe.contrastive.body)
     if body is None or not (recipe.contrastive.body == "full" or body.adapter):
         return [f"contrastive.body must be full or an adapter strategy (lora, ia3, ...), got "

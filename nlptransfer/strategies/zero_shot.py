@@ -171,7 +171,15 @@ def _describe(recipe: "Recipe") -> str:
     return "self-trained" if recipe.labels.self_train else "no training"
 
 
+def _check(recipe: "Recipe") -> list[str]:
+    if recipe.task == "multi_label":
+        return ["strategy zero_shot picks the one label whose description is nearest: it takes one label per row, not "
+                "task multi_label"]
+    return []
+
+
 register_strategy("zero_shot", prepare=prepare_zero_shot, default_lr=1e-2, cacheable="features", describe=_describe,
+                  check=_check,
                   labels_optional=True, pooling="embedding", before_fit=self_train,
                   single_task="it classifies by label descriptions, with no heads to train per task",
                   section=Section("labels", LabelsSection, check_section))

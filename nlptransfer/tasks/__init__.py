@@ -1,7 +1,7 @@
 """Tasks: every run is a set of named tasks, each a head over label column(s) of one registered kind."""
 from __future__ import annotations
 
-from . import single_label  # noqa: F401  (registers the shipped kind)
+from . import multi_label, single_label  # noqa: F401  (register the shipped kinds)
 from .kind import (DEFAULT_KIND, ONE_HEAD, Task, TaskKind, decode, is_multitask, register_task_kind, run_tasks,
                    task_kind, task_kinds)
 

@@ -26,6 +26,8 @@ class TaskKind:
     (single_label: class probabilities); gold is one encoded label per row, as `encode` gives it."""
 
     name = ""
+    #: whether `tune` chooses decision thresholds on the validation split after training (multi_label)
+    tunes = False
 
     def encode(self, task: "Task", cell: str) -> Any:
         """The encoded label of a (non-empty) label cell; KeyError for a value the task does not know."""
@@ -44,9 +46,16 @@ class TaskKind:
         """The outputs a prediction gives (probabilities for a classifier) from a head's logits."""
         raise NotImplementedError
 
-    def predicted(self, outputs: np.ndarray) -> np.ndarray:
-        """What the outputs predict per row (a label id for a classifier)."""
+    def predicted(self, outputs: np.ndarray, task: "Task | None" = None) -> np.ndarray:
+        """What the outputs predict per row (a label id for a classifier; a 0/1 row for multi_label, by the task's
+        thresholds)."""
         raise NotImplementedError
+
+    def gold(self, column: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """A task's encoded labels from a split's (one per row), and the positions of the rows that have one."""
+        column = np.asarray(column, dtype=np.int64).reshape(-1)
+        present = np.flatnonzero(column != MISSING)
+        return column[present], present
 
     def metrics(self, task: "Task", gold: np.ndarray, outputs: np.ndarray) -> dict:
         """The task's metrics block on labelled rows."""
@@ -78,8 +87,17 @@ class TaskKind:
         """The fitted baseline's outputs on `texts`, shaped as `decode` shapes the model's."""
         raise NotImplementedError
 
-    def verdict_statistic(self, gold: np.ndarray, outputs: np.ndarray) -> np.ndarray:
+    def verdict_statistic(self, gold: np.ndarray, outputs: np.ndarray, task: "Task | None" = None) -> np.ndarray:
         """Per-row scores two models are compared on, paired, for the report's verdict (1.0 right, 0.0 wrong)."""
+        raise NotImplementedError
+
+    def class_weights(self, task: "Task", labels: list) -> np.ndarray:
+        """The loss weights training.class_weights asks for, from the training split's labels."""
+        raise NotImplementedError
+
+    def tune(self, task: "Task", gold: np.ndarray | None, outputs: np.ndarray | None, threshold: float | None):
+        """The task's labels with decision thresholds chosen on validation (`gold`, `outputs`; None without a
+        validation split) or `threshold` for every label, and what was chosen ({"summary": a line to say, ...})."""
         raise NotImplementedError
 
     def warning(self, scores: dict) -> str | None:
@@ -109,12 +127,7 @@ class Task:
 
     def gold(self, labels: list) -> tuple[np.ndarray, np.ndarray]:
         """The task's encoded labels from a split's labels, and the positions of the rows that have one."""
-        if self.index is None:
-            column = np.asarray(labels, dtype=np.int64).reshape(-1)
-        else:
-            column = np.asarray([row[self.index] for row in labels], dtype=np.int64).reshape(-1)
-        present = np.flatnonzero(column != MISSING)
-        return column[present], present
+        return self.kind.gold(labels if self.index is None else [row[self.index] for row in labels])
 
 
 _KINDS: Registry[TaskKind] = Registry("task kind")
@@ -141,12 +154,12 @@ def run_tasks(names, tasks: dict[str, LabelMap] | None = None, column: str | Non
     """A run's tasks: a multi-task run's, one per label column (`tasks`, in order), or a one-task run's one task of
     `names` (label names or a LabelMap), named after its label column (`column`, else ONE_HEAD)."""
     if tasks:
-        return {t: Task(t, (t,), m, index=i) for i, (t, m) in enumerate(tasks.items())}
+        return {t: Task(t, (t,), m, m.kind, index=i) for i, (t, m) in enumerate(tasks.items())}
     if isinstance(names, dict):  # a multi-task run's {task: LabelMap}, or tasks already
         return dict(names) if all(isinstance(t, Task) for t in names.values()) else run_tasks(None, names)
     labels = names if isinstance(names, LabelMap) else LabelMap(names)
     name = column or ONE_HEAD
-    return {name: Task(name, (name,), labels)}
+    return {name: Task(name, (name,), labels, labels.kind)}
 
 
 def is_multitask(tasks: dict[str, Task]) -> bool:

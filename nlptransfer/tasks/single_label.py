@@ -52,7 +52,7 @@ class SingleLabel(TaskKind):
     def decode(self, logits: np.ndarray) -> np.ndarray:
         return softmax(logits)
 
-    def predicted(self, outputs: np.ndarray) -> np.ndarray:
+    def predicted(self, outputs: np.ndarray, task: Task | None = None) -> np.ndarray:
         return outputs.argmax(1)
 
     def metrics(self, task: Task, gold: np.ndarray, outputs: np.ndarray) -> dict:
@@ -96,8 +96,13 @@ class SingleLabel(TaskKind):
         out[:, model.named_steps["model"].classes_] = model.predict_proba(texts)
         return out
 
-    def verdict_statistic(self, gold: np.ndarray, outputs: np.ndarray) -> np.ndarray:
+    def verdict_statistic(self, gold: np.ndarray, outputs: np.ndarray, task: Task | None = None) -> np.ndarray:
         return self.predicted(outputs) == np.asarray(gold)
+
+    def class_weights(self, task: Task, labels: list) -> np.ndarray:
+        """Inverse class frequency, averaging 1 over the rows."""
+        counts = np.bincount(np.asarray(labels, dtype=np.int64), minlength=len(task.labels)).astype(float)
+        return np.where(counts > 0, len(labels) / (len(task.labels) * np.maximum(counts, 1)), 0.0)
 
     def warning(self, scores: dict) -> str | None:
         return m.majority_warning(scores)

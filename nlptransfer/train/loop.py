@@ -166,8 +166,9 @@ class _Loop:
         if t.class_weights and isinstance(names, dict):  # multi-task: each task's, over the rows labelled for it
             weights = {task: class_weights(task_column(train.labels, i)[0].tolist(), len(m)).to(device)
                        for i, (task, m) in enumerate(names.items())}
-        elif t.class_weights:
-            weights = class_weights(train.labels, len(names)).to(device)
+        elif t.class_weights:  # the kind's: inverse class frequency, or each label's negatives / positives
+            task = next(iter(run_tasks(names).values()))
+            weights = torch.tensor(task.kind.class_weights(task, train.labels), dtype=torch.float32).to(device)
         self.losses = Losses(t.objectives, ObjectiveContext(t, len(names), weights, device, run_tasks(names)))
         #: a multi-task run (names: task -> LabelMap): each task's class weights, or None without class weights
         self.multitask = isinstance(names, dict)
@@ -296,7 +297,7 @@ class _Loop:
         score = metrics[t.metric]
         record = {"step": state.step, "epoch": round(state.step / self.updates_per_epoch, 4),
                   "seconds": round(time.perf_counter() - self.started, 3),
-                  "eval": {k: metrics[k] for k in ("loss", "accuracy", "macro_f1")}}
+                  "eval": {k: metrics[k] for k in ("loss", "accuracy", "macro_f1", t.metric)}}
         if "tasks" in metrics:  # multi-task: the means above, and each task's
             record["eval"]["tasks"] = {task: {k: m[k] for k in ("loss", "accuracy", "macro_f1")}
                                        for task, m in metrics["tasks"].items()}
