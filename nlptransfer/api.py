@@ -151,7 +151,8 @@ def _evaluation_splits(clf: TextClassifier, spec, label_column: str | None):
         return load_multitask_splits(dataclasses.replace(spec, label_columns=list(clf.tasks), label_column=None),
                                      purpose="evaluate", known=known)
     return load_splits(dataclasses.replace(spec, label_column=label_column or spec.label_column,
-                                           labels=list(clf.label_map.names)), purpose="evaluate")
+                                           labels=list(clf.label_map.names)), purpose="evaluate",
+                       kind=clf.label_map.kind)
 
 
 def reading_spec(folder: Path, recipe: Recipe, path: str, changes: dict | None = None):
@@ -172,7 +173,8 @@ def reading_spec(folder: Path, recipe: Recipe, path: str, changes: dict | None =
                     encoding=given.encoding if same else None, header=given.header if same else None,
                     text_columns=given.text_columns, label_column=given.label_column, join_with=given.join_with,
                     label_map=given.label_map, label_bins=given.label_bins, drop_invalid=given.drop_invalid,
-                    max_drop_fraction=given.max_drop_fraction)
+                    max_drop_fraction=given.max_drop_fraction, label_separator=given.label_separator,
+                    label_columns=given.label_columns if recipe.task == "multi_label" else None)
     wrong = [k for k in (changes or {}) if not k.startswith("data.")]
     if wrong:
         raise RecipeError(f"only data.* settings say how to read a file here, got: {', '.join(wrong)}")
@@ -238,7 +240,9 @@ def predict_file(run_path: str | Path, input_path: str, output_path: str, *,
             for task, (predicted, prob, names) in heads.items():
                 probs = np.full((len(texts), len(names)), np.nan)
                 probs[has_text] = given[task]
-                frame[predicted] = [names[int(p.argmax())] if i in with_text else None for i, p in enumerate(probs)]
+                shown = iter(label_texts(given[task], clf.all_tasks[task] if clf.tasks else
+                                         next(iter(clf.all_tasks.values()))))
+                frame[predicted] = [next(shown) if i in with_text else None for i in range(len(texts))]
                 for j, column in enumerate(prob):
                     frame[column] = probs[:, j].round(6)
             writer.write(frame)

@@ -104,9 +104,17 @@ class LabelMap:
     def from_dict(cls, data: dict) -> "LabelMap":
         id2label = data["id2label"]
         names = [id2label[str(i)] for i in range(len(id2label))]
-        thresholds = data.get("thresholds")
-        return cls(names, data.get("kind", "single_label"),
-                   [float(thresholds[n]) for n in names] if thresholds else None, data.get("separator"))
+        kind, thresholds, separator = data.get("kind", "single_label"), data.get("thresholds"), data.get("separator")
+        if kind not in ("single_label", "multi_label"):
+            raise ValueError(f"its label kind {str(kind)[:40]!r} is none this version reads")
+        if thresholds is not None:
+            if not isinstance(thresholds, dict) or set(thresholds) != set(names) or not all(
+                    isinstance(t, (int, float)) and not isinstance(t, bool) and 0 <= t <= 1 for t in thresholds.values()):
+                raise ValueError("its thresholds are not one number in [0, 1] per label")
+            thresholds = [float(thresholds[n]) for n in names]
+        if separator is not None and not (isinstance(separator, str) and 0 < len(separator) <= 8):
+            raise ValueError("its label separator is not a short text")
+        return cls(names, kind, thresholds, separator)
 
 
 def labels_json(label_map: LabelMap, tasks: dict[str, LabelMap] | None = None) -> dict:

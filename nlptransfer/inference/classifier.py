@@ -29,11 +29,14 @@ from .backends import BACKENDS, OnnxBackend, TorchBackend, _OnDevice
 
 @dataclass(frozen=True)
 class Prediction:
-    """One text's predicted label, its probability, and the probability of every label."""
+    """One text's predicted label, its probability, and the probability of every label. A multi-label model's:
+    `labels` at or above their thresholds (`label` them joined as the run read them, `score` the highest
+    probability)."""
 
     label: str
     score: float
     probabilities: dict[str, float]
+    labels: list[str] | None = None
 
 
 @dataclass(frozen=True)
@@ -98,6 +101,8 @@ def _labels(data, path: Path) -> LabelMap:
         return LabelMap.from_dict(data)
     except (KeyError, TypeError, AttributeError):
         raise RunError(f"{path} is damaged: it holds no label map (id2label)") from None
+    except ValueError as e:
+        raise RunError(f"{path} is damaged: {e}") from None
 
 
 def _tasks(data, path: Path) -> dict[str, LabelMap] | None:
@@ -275,16 +280,35 @@ class TextClassifier:
         single = isinstance(texts, str)
         probs = self.predict_proba([texts] if single else list(texts), batch_size)
         if self.tasks:
-            per_task = {task: _predictions(probs[task], m.names) for task, m in self.tasks.items()}
+            per_task = {task: _predictions(probs[task], self.all_tasks[task]) for task in self.tasks}
             out = [{task: per_task[task][i] for task in self.tasks} for i in range(len(probs[next(iter(probs))]))]
         else:
-            out = _predictions(probs, self.label_map.names)
+            out = _predictions(probs, next(iter(self.all_tasks.values())))
         return out[0] if single else out
 
 
-def _predictions(probs: np.ndarray, names) -> list[Prediction]:
-    return [Prediction(names[int(row.argmax())], float(row.max()), {n: float(p) for n, p in zip(names, row)})
-            for row in probs]
+def label_texts(probs: np.ndarray, task) -> list[str]:
+    """What `task` predicts for each row of its outputs, as text: the label name, or a multi-label task's labels at or
+    above their thresholds joined by its separator ("" for none)."""
+    names = task.labels.names
+    chosen = task.kind.predicted(np.asarray(probs), task)
+    if task.labels.kind != "multi_label":
+        return [names[int(k)] for k in chosen]
+    return [(task.labels.separator or ",").join(n for n, x in zip(names, on) if x) for on in chosen]
+
+
+def _predictions(probs: np.ndarray, task) -> list[Prediction]:
+    names = task.labels.names
+    if task.labels.kind != "multi_label":
+        return [Prediction(names[int(row.argmax())], float(row.max()), {n: float(p) for n, p in zip(names, row)})
+                for row in probs]
+    chosen = task.kind.predicted(probs, task)
+    out = []
+    for row, on in zip(probs, chosen):
+        labels = [n for n, x in zip(names, on) if x]
+        out.append(Prediction((task.labels.separator or ",").join(labels), float(row.max()) if len(row) else 0.0,
+                              {n: float(p) for n, p in zip(names, row)}, labels))
+    return out
 
 
 def _apply_adapter(net: torch.nn.Module, folder: Path, merge: bool) -> torch.nn.Module:
