@@ -1,5 +1,6 @@
 """The one carving of validation/test splits out of train: stratified, seeded, the rows scikit-learn's
-train_test_split picks (its StratifiedShuffleSplit step by step, on arrays), written without its private helpers."""
+train_test_split picks (its StratifiedShuffleSplit step by step, on arrays), written without its private helpers; for a
+multi-label matrix, iterative stratification (`iterative`, through iterstrat)."""
 from __future__ import annotations
 
 import math
@@ -80,5 +81,56 @@ def stratified(labels: np.ndarray, fractions: list[tuple[str, float]], seed: int
         train = rng.permutation(np.concatenate(train))
         test = rng.permutation(np.concatenate(test))
         rest, parts[name], rest_labels = rest[train], rest[test], rest_labels[train]
+    parts["train"] = rest
+    return {k: np.sort(v) for k, v in parts.items()}
+
+
+def _to_exact_size(labels: np.ndarray, in_test: np.ndarray, n_test: int) -> np.ndarray:
+    """`in_test` with exactly `n_test` rows: iterative stratification prefers balance to size, so the rows it misses
+    or adds are moved one at a time, each time the row that best mends the labels' test counts without taking the last
+    row of a label from the side it leaves, where another row can go (ties to the first position)."""
+    in_test = in_test.copy()
+    totals = labels.sum(0)
+    wanted = totals * (n_test / len(labels))  # each label's share of positives for the test side
+    weights = labels.astype(np.float64)
+    while (size := int(in_test.sum())) != n_test:
+        held = weights[in_test].sum(0)
+        surplus = held - wanted  # > 0: the test side holds too many of that label
+        shrink = size > n_test  # give back a test row whose labels the test side can spare, else take a train row
+        leaving = held if shrink else totals - held
+        score = (weights @ surplus) * (1 if shrink else -1) - 1e9 * labels[:, leaving == 1].any(1)
+        score[in_test != shrink] = -np.inf
+        in_test[int(np.argmax(score))] = not shrink
+    return in_test
+
+
+def iterative(matrix: np.ndarray, fractions: list[tuple[str, float]], seed: int) -> dict[str, np.ndarray]:
+    """The sorted positions of each carved split (ceil(fraction x rows) rows, one split after another) and of the
+    rows left for train, stratified on the 0/1 label matrix [rows, K] by iterative stratification (Sechidis et al.
+    2011, iterstrat's MultilabelStratifiedShuffleSplit, seeded); rows with no label are spread as a label's. Raises
+    ValueError when a split cannot be carved from the rows left."""
+    from iterstrat.ml_stratifiers import MultilabelStratifiedShuffleSplit
+
+    matrix = np.asarray(matrix)
+    matrix = (matrix.reshape(len(matrix), -1) != 0)
+    # "no label" as one more label: iterstrat places label-less rows last, into whatever room is left, so a split
+    # the labelled rows overfill would get none of them
+    matrix = np.concatenate([matrix, ~matrix.any(1, keepdims=True)], 1)
+    if matrix.shape[1] < 2:  # iterstrat wants a multilabel-indicator matrix; an empty label changes nothing
+        matrix = np.concatenate([matrix, np.zeros((len(matrix), 2 - matrix.shape[1]), dtype=bool)], 1)
+    total = len(matrix)
+    parts, rest = {}, np.arange(total, dtype=np.int32 if total < 2**31 else np.int64)
+    for name, fraction in fractions:
+        n_test = math.ceil(fraction * total)
+        if n_test <= 0 or n_test >= len(rest):
+            raise ValueError(f"cannot carve the {name} split: {fraction:g} x {total} rows = {n_test} rows, from the "
+                             f"{len(rest)} rows left (it needs at least one row, and must leave one for train)")
+        labels = matrix[rest]
+        splitter = MultilabelStratifiedShuffleSplit(n_splits=1, test_size=n_test, random_state=seed)
+        _, test = next(splitter.split(np.zeros((len(rest), 1), dtype=np.int8), labels))
+        in_test = np.zeros(len(rest), dtype=bool)
+        in_test[test] = True
+        in_test = _to_exact_size(labels, in_test, n_test)
+        parts[name], rest = rest[in_test], rest[~in_test]
     parts["train"] = rest
     return {k: np.sort(v) for k, v in parts.items()}
