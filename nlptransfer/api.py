@@ -17,6 +17,7 @@ from .data.schema import MAX_TEXT_CHARS
 from .data.unlabelled import iter_texts
 from .errors import DataError, RecipeError, RunError
 from .inference import TextClassifier
+from .inference.classifier import label_texts
 from .logs import get_logger
 from .pipeline import TrainedRun
 from .recipe import Recipe

@@ -128,30 +128,6 @@ def tune_thresholds(gold, probs, min_positives: int = 5) -> tuple[np.ndarray, li
     return thresholds, records
 
 
-def _micro_f1_of_sums(sums: np.ndarray) -> np.ndarray:
+def micro_f1_of_sums(sums: np.ndarray) -> np.ndarray:
     """Micro-F1 from summed (tp, fp, fn) along the last axis."""
     return _f1(sums[..., 0], sums[..., 1], sums[..., 2])
-
-
-def paired_bootstrap_micro_f1(gold, predicted_a, predicted_b, resamples: int = 2000, seed: int = 0,
-                              level: float = 0.95, chunk: int = 200):
-    """Percentile interval (report.stats.Interval) of micro-F1(a) - micro-F1(b) over rows resampled with
-    replacement, drawn as stats.paired_bootstrap draws them; the estimate is the difference on all rows."""
-    from .report.stats import Interval  # function-level: scoring needs the metrics, not the report package
-
-    gold = np.asarray(gold)
-    a, b = row_counts(gold, predicted_a), row_counts(gold, predicted_b)
-    if len(a) == 0:
-        raise ValueError("paired_bootstrap_micro_f1 needs at least one row")
-    both, n = np.concatenate([a, b], 1), len(a)  # [n, 6]: a's (tp, fp, fn), then b's
-    rng = np.random.default_rng(seed)
-    diffs = np.empty(resamples)
-    for start in range(0, resamples, chunk):
-        k = min(chunk, resamples - start)
-        rows = rng.integers(0, n, size=(k, n))
-        sums = np.stack([both[:, c][rows].sum(1) for c in range(6)], 1)  # [k, 6], one column at a time
-        diffs[start:start + k] = _micro_f1_of_sums(sums[:, :3]) - _micro_f1_of_sums(sums[:, 3:])
-    tail = 100 * (1 - level) / 2
-    low, high = np.percentile(diffs, [tail, 100 - tail])
-    estimate = _micro_f1_of_sums(a.sum(0)) - _micro_f1_of_sums(b.sum(0))
-    return Interval(float(estimate), float(low), float(high), level, resamples, seed)

@@ -11,9 +11,9 @@ from sklearn.metrics import (accuracy_score, f1_score, hamming_loss, label_ranki
                              precision_recall_fscore_support)
 
 from nlptransfer.data.carve import iterative, stratified
-from nlptransfer.multilabel_metrics import (GRID, multi_label_metrics, paired_bootstrap_micro_f1, predicted_sets,
+from nlptransfer.multilabel_metrics import (GRID, multi_label_metrics, predicted_sets,
                                             row_counts, tune_thresholds)
-from nlptransfer.report.stats import Interval
+from nlptransfer.report.stats import Interval, paired_bootstrap_micro_f1
 
 KEYS = {"accuracy", "subset_accuracy", "micro_f1", "macro_f1", "samples_f1", "hamming_loss", "lrap", "ece", "n",
         "per_class", "thresholds"}

@@ -21,7 +21,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "nlptransfer"
 #: with the scorer, so both sit below it; the pipeline builds the drift profile with the prediction side, which loads
 #: runs from a hub, so hub < inference < pipeline.
 FLOORS = (
-    ("foundations", ("errors", "logs", "fsio", "markdown", "version", "cache", "plugins", "metrics", "registry")),
+    ("foundations", ("errors", "logs", "fsio", "markdown", "version", "cache", "plugins", "metrics", "multilabel_metrics", "registry")),
     ("run folder", ("run",)),
     ("data", ("data",)),
     ("task kinds", ("tasks",)),

@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 
 from ..logs import get_logger
-from .labels import LabelTask, sort_labels
+from .labels import LabelTask, ParsedLabels, sort_labels
 from .problems import no_positive_problem, unknown_labels_problem
 from .read import cell_text
 
@@ -90,6 +90,16 @@ def parse_indicator_columns(frame: pd.DataFrame, columns: tuple[str, ...]) -> tu
         bad += [f"{column}={v}" for v in cells[wrong].unique()[:5 - len(bad)]] if len(bad) < 5 else []
     keys = [None if bad_rows[i] else key_of(c for c, x in zip(columns, row) if x) for i, row in enumerate(on)]
     return keys, bad
+
+
+def parse_sets(task: LabelTask, frame: pd.DataFrame, codes: dict[str, int]) -> ParsedLabels:
+    """A multi-label task's rows coded by their label set (`codes` grows with new sets; the empty set is one), from its
+    list column or its 0/1 columns; rows that cannot be read are dropped as `unbinned`, with their first cells."""
+    keys, bad = (parse_indicator_columns(frame, task.columns) if task.columns else
+                 parse_list_cells(frame[task.column], task.separator))
+    unreadable = np.array([k is None for k in keys], bool)
+    encoded = np.array([-1 if k is None else codes.setdefault(k, len(codes)) for k in keys], dtype=np.int32)
+    return ParsedLabels(encoded, unreadable, unreadable, bad, 0)
 
 
 def label_matrix(keys: np.ndarray, names: list[str]) -> np.ndarray:

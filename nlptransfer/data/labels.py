@@ -145,16 +145,7 @@ class ParsedLabels:
 
 def parse_task_labels(task: LabelTask, frame: pd.DataFrame, spec, codes: dict[str, int]) -> ParsedLabels:
     """The one step that differs between kinds of tasks: a label cell parsed (stripped, then data.label_map and
-    data.label_bins) and encoded as a code (`codes` grows with new names); a multi_label task's cells (or 0/1
-    columns) as the code of their label set, the empty set included; unreadable ones dropped as `unbinned`."""
-    if task.multi_label:
-        from .label_sets import parse_indicator_columns, parse_list_cells
-
-        keys, bad = (parse_indicator_columns(frame, task.columns) if task.columns else
-                     parse_list_cells(frame[task.column], task.separator))
-        unreadable = np.array([k is None for k in keys], bool)
-        encoded = np.array([-1 if k is None else codes.setdefault(k, len(codes)) for k in keys], dtype=np.int32)
-        return ParsedLabels(encoded, unreadable, unreadable, bad, 0)
+    data.label_bins) and encoded as a code (`codes` grows with new names); a multi_label task's: label_sets.parse_sets."""
     labels = frame[task.column].map(cell_text).str.strip()
     nothing = np.zeros(len(labels), bool)
     dropped, unbinned, values, map_dropped = nothing, nothing, [], 0

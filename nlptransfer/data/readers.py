@@ -13,6 +13,7 @@ import pandas as pd
 
 from ..errors import DataError
 from .checks import LeakCounter
+from .label_sets import parse_sets
 from .labels import LabelTask, parse_task_labels
 from .problems import empty_file_problem
 from .read import Table, cell_text, iter_table, read_table
@@ -128,7 +129,8 @@ def read_rows(chunks: Iterable[Table], spec: DataSpec, text_columns: list[str], 
         start, offset = offset, offset + len(table.frame)
         for column in slices:  # prefixed: a slice column may be called text or row
             frame[SLICE + column] = table.frame[column].map(cell_text).tolist()
-        parsed = [parse_task_labels(t, table.frame, spec, c) for t, c in zip(tasks, codes)]
+        parsed = [parse_sets(t, table.frame, c) if t.multi_label else parse_task_labels(t, table.frame, spec, c)
+                  for t, c in zip(tasks, codes)]
         labels = np.stack([p.codes for p in parsed], axis=1)
         keep = ~np.any([p.dropped for p in parsed], axis=0)
         for p in parsed:
