@@ -297,6 +297,27 @@ def label_texts(probs: np.ndarray, task) -> list[str]:
     return [(task.labels.separator or ",").join(n for n, x in zip(names, on) if x) for on in chosen]
 
 
+def head_prediction(probs: np.ndarray, task) -> dict:
+    """One text's prediction by one task as a server answers it: label, score and every label's probability; a
+    multi-label task's `labels` (at or above their thresholds) too, `label` them joined."""
+    names = task.labels.names
+    if task.labels.kind != "multi_label":
+        best = int(probs.argmax())
+        return {"label": names[best], "score": float(probs[best]), "probabilities": {n: float(x) for n, x in
+                                                                                      zip(names, probs)}}
+    on = task.kind.predicted(probs[None, :], task)[0]
+    labels = [n for n, x in zip(names, on) if x]
+    return {"label": (task.labels.separator or ",").join(labels), "score": float(probs.max()) if len(probs) else 0.0,
+            "probabilities": {n: float(x) for n, x in zip(names, probs)}, "labels": labels}
+
+
+def observed_label(probs: np.ndarray, task):
+    """What drift watches of one text's prediction: the label id, or a multi-label task's 0/1 row (a tuple)."""
+    if task.labels.kind != "multi_label":
+        return int(probs.argmax())
+    return tuple(int(x) for x in task.kind.predicted(probs[None, :], task)[0])
+
+
 def _predictions(probs: np.ndarray, task) -> list[Prediction]:
     names = task.labels.names
     if task.labels.kind != "multi_label":

@@ -27,16 +27,17 @@ class Profile:
     """The reference a live window is compared with."""
 
     labels: list[str]
-    label_mix: list[float]  #: share of each label among the predictions
+    label_mix: list[float]  #: share of each label among the predictions (multi_label: the share of texts with it)
     confidence: list[float]  #: share of predictions in each of BINS equal confidence bins over [0, 1]
     embeddings: np.ndarray  #: [texts, hidden] pooled features of a sample of the texts
     texts: int  #: how many texts the mix and histogram come from
     source: str  #: which texts: validation, test or a sample of train
+    kind: str = "single_label"  #: the task kind of the labels (multi_label: label_mix holds each label's rate)
 
     def to_json(self) -> dict:
         return {"labels": self.labels, "label_mix": self.label_mix, "confidence_bins": BINS,
                 "confidence": self.confidence, "texts": self.texts, "embedded": int(len(self.embeddings)),
-                "source": self.source}
+                "source": self.source, **({"kind": self.kind} if self.kind != "single_label" else {})}
 
 
 def mix(predicted: np.ndarray, n_labels: int) -> list[float]:
@@ -62,8 +63,13 @@ def build_profile(classifier, texts: list[str], source: str, seed: int = 0) -> P
         probs = next(iter(probs.values()))
     sample = [texts[i] for i in sorted(rng.choice(len(texts), min(SAMPLE, len(texts)), replace=False))]
     names = list(classifier.label_map.names)
-    return Profile(names, mix(probs.argmax(1), len(names)), histogram(probs.max(1)),
-                   classifier.embed(sample).astype(np.float32), len(texts), source)
+    task = next(iter(classifier.all_tasks.values()))
+    if task.labels.kind == "multi_label":  # each label's rate among the texts
+        label_mix = task.kind.predicted(probs, task).mean(0).tolist() if len(probs) else [0.0] * len(names)
+    else:
+        label_mix = mix(probs.argmax(1), len(names))
+    return Profile(names, label_mix, histogram(probs.max(1)), classifier.embed(sample).astype(np.float32), len(texts),
+                   source, task.labels.kind)
 
 
 def save_profile(profile: Profile, folder: Path) -> None:
@@ -83,7 +89,8 @@ def load_profile(folder: Path) -> Profile | None:
         return None
     data = read_json_file(folder / PROFILE_FILE)
     return Profile(data["labels"], data["label_mix"], data["confidence"],
-                   load_file(str(folder / EMBEDDINGS_FILE))["embeddings"], data["texts"], data["source"])
+                   load_file(str(folder / EMBEDDINGS_FILE))["embeddings"], data["texts"], data["source"],
+                   data.get("kind", "single_label"))
 
 
 def profile_for(classifier, folder: Path) -> Profile | None:

@@ -71,6 +71,7 @@ def front_matter(meta: dict, metrics: dict, report: dict, repo: str, license: st
                           metric_name=f"{split.capitalize()} {label}" + (f" ({task})" if task else ""))
                for task, task_scores in heads.items()
                for key, kind, label, args in (("accuracy", "accuracy", "accuracy", None),
+                                              ("micro_f1", "f1", "micro-F1", {"average": "micro"}),
                                               ("macro_f1", "f1", "macro-F1", {"average": "macro"}))
                if key in task_scores]
     tags = ["nlptransfer", "text-classification", meta["strategy"]] + (["peft"] if meta["kind"] == "adapter" else [])
@@ -158,6 +159,16 @@ def _evaluation_section(metrics: dict, names: list[str]) -> str:
         return "No held-out split: no metrics."
     lines = [f"On the {split} split ({s.get('n', '?')} rows): accuracy {s['accuracy']:.4f}, macro-F1 {s['macro_f1']:.4f}"
              + (f", expected calibration error {s['ece']:.4f}" if "ece" in s else "") + "."]
+    if "micro_f1" in s:  # multi-label: a label is predicted at or above its threshold
+        lines[0] = (f"On the {split} split ({s.get('n', '?')} rows, any number of labels each): micro-F1 "
+                    f"{s['micro_f1']:.4f}, macro-F1 {s['macro_f1']:.4f}, sample-F1 {s['samples_f1']:.4f}, subset "
+                    f"accuracy {s['subset_accuracy']:.4f}, Hamming loss {s['hamming_loss']:.4f}, label-ranking average "
+                    f"precision {s['lrap']:.4f}. Each label is predicted at or above its threshold (the table's), chosen "
+                    "on the validation split to maximise its F1.")
+        lines.append(table(["label", "threshold", "precision", "recall", "F1", "support", "ECE"],
+                           [[n, f"{c['threshold']:g}", f"{c['precision']:.3f}", f"{c['recall']:.3f}", f"{c['f1']:.3f}",
+                             c["support"], f"{c['ece']:.3f}"] for n, c in s["per_class"].items()]))
+        return "\n\n".join(lines)
     if s.get("per_class"):
         lines.append(table(["label", "precision", "recall", "F1", "support"],
                             [[n, f"{c['precision']:.3f}", f"{c['recall']:.3f}", f"{c['f1']:.3f}", c["support"]]

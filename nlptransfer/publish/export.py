@@ -46,6 +46,8 @@ def export_merged(run_path: str | Path, out: str | Path, trust_remote_code: bool
     expected = clf.predict_proba(texts)
     net = clf.model.net
     merged = net.merge_and_unload() if isinstance(net, PeftModel) else net
+    if clf.label_map.kind == "multi_label":  # transformers.pipeline then applies a sigmoid per label
+        merged.config.problem_type = "multi_label_classification"
     with atomic_dir(out) as tmp:
         merged.save_pretrained(tmp, safe_serialization=True)
         clf.tokenizer.model_max_length = clf.max_length  # plain `truncation=True` then cuts where training did
@@ -70,7 +72,9 @@ def _plain_transformers_diff(folder: Path, texts: list[str], expected: np.ndarra
     tokenizer = AutoTokenizer.from_pretrained(folder)
     with torch.no_grad():
         batch = tokenizer(texts, padding=True, truncation=True, return_tensors="pt")
-        probs = torch.softmax(model(**batch).logits.double(), -1).numpy()
+        logits = model(**batch).logits.double()
+        multi = model.config.problem_type == "multi_label_classification"
+        probs = (torch.sigmoid(logits) if multi else torch.softmax(logits, -1)).numpy()
     return float(np.abs(probs - expected).max())
 
 

@@ -25,6 +25,7 @@ from starlette.exceptions import HTTPException
 from ..data.problems import NO_TEXT
 from ..errors import RunError
 from ..inference import TextClassifier
+from ..inference.classifier import head_prediction, observed_label
 from ..inference.profile import profile_for
 from .batcher import Batcher, DeadlineExceeded, QueueFull
 from .config import ServeConfig, prediction_log_problem
@@ -50,12 +51,14 @@ class TaskPredictionOut(BaseModel):
     label: str
     score: float
     probabilities: dict[str, float]
+    labels: list[str] | None = Field(None, description="a multi-label task's labels at or above their thresholds")
 
 
 class PredictionOut(BaseModel):
-    label: str
+    label: str = Field(description="the predicted label (a multi-label model's labels, joined as it read them)")
     score: float
     probabilities: dict[str, float]
+    labels: list[str] | None = Field(None, description="a multi-label model's labels at or above their thresholds")
     truncated: bool = Field(description="the text was longer than the model's token limit and was cut")
     tasks: dict[str, TaskPredictionOut] | None = Field(
         None, description="a multi-task model's prediction for every task, in task order (label, score and "
@@ -166,8 +169,9 @@ class Service:
         self.names = list(classifier.label_map.names)
         #: each head's (task, label names, its columns of the probabilities); a single-task model's task is None
         self.heads, start = [], 0
-        for task, m in (classifier.tasks or {None: classifier.label_map}).items():
-            self.heads.append((task, list(m.names), slice(start, start + len(m))))
+        for (task, m), kind in zip((classifier.tasks or {None: classifier.label_map}).items(),
+                                   classifier.all_tasks.values()):
+            self.heads.append((task, kind, slice(start, start + len(m))))
             start += len(m)
         self.drift = DriftMonitor(profile_for(classifier, folder) if folder else None, config.drift)
         self.batcher = Batcher(self.run_batch, config.max_batch_size, config.max_batch_tokens, config.max_wait_ms,
@@ -201,7 +205,7 @@ class Service:
         first = probs[:, self.heads[0][2]]  # drift follows the first task (the reference profile is of its head)
         for j in range(len(ids)):
             feature = None if features is None or np.isnan(features[j]).any() else features[j]
-            self.drift.observe(int(first[j].argmax()), float(first[j].max()), feature)
+            self.drift.observe(observed_label(first[j], self.heads[0][1]), float(first[j].max()), feature)
         if self.drift.due() and (self._drifting is None or self._drifting.done()):  # off the model thread
             self._drifting = self._drift_pool.submit(lambda: self.monitoring.drift(self.drift.update()))
         return probs, features
@@ -227,8 +231,11 @@ class Service:
         if not base and recipe:
             base = {"name": Path(recipe.model).name if Path(recipe.model).is_absolute() else recipe.model,
                     "revision": recipe.model_revision}
-        return {"labels": self.names, "base_model": base,
-                **({"tasks": {task: names for task, names, _ in self.heads}} if self.classifier.tasks else {}),
+        first = self.classifier.label_map  # a multi-label model's thresholds: {label: threshold}
+        return {"labels": self.names, "base_model": base, "kind": first.kind, **(
+                {"thresholds": dict(zip(first.names, first.thresholds))} if first.thresholds else {}),
+                **({"tasks": {task: list(t.labels.names) for task, t, _ in self.heads}} if self.classifier.tasks else
+                   {}),
                 "strategy": recipe.strategy if recipe else None, "pooling": recipe.pooling if recipe else None,
                 "max_length": self.classifier.max_length, "test_metrics": metrics.get("test"),
                 "nlptransfer_version": __version__, "backend": type(self.classifier.backend).__name__,
@@ -346,14 +353,12 @@ def create_app(classifier: TextClassifier, config: ServeConfig | None = None, fo
         rows = []
         for i, result in enumerate(results):
             heads = {}
-            for task, names, columns in service.heads:
-                p = result.probabilities[columns]
-                best = int(p.argmax())
-                heads[task] = {"label": names[best], "score": float(p[best]),
-                               "probabilities": {n: float(x) for n, x in zip(names, p)}}
+            for task, kind, columns in service.heads:
+                heads[task] = head_prediction(result.probabilities[columns], kind)
             first = next(iter(heads.values()))
             rows.append({**first, "truncated": i in cut, **({"tasks": heads} if service.classifier.tasks else {})})
-            service.monitoring.predicted.labels(first["label"]).inc()
+            for label in first.get("labels", [first["label"]]):  # a multi-label text counts for each of its labels
+                service.monitoring.predicted.labels(label).inc()
             service.monitoring.confidence.observe(first["score"])
             service.monitoring.queue_wait.observe(result.waited)
         service.log(texts, rows)

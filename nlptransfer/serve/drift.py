@@ -70,9 +70,10 @@ class DriftMonitor:
         return {"alarm": False, "status": why, "window_texts": len(self.labels), "label_psi": None,
                 "confidence_psi": None, "embedding_mmd": None, "embedding_p_value": None}
 
-    def observe(self, label: int, confidence: float, embedding: np.ndarray | None) -> None:
+    def observe(self, label, confidence: float, embedding: np.ndarray | None) -> None:
+        """One predicted text: its label id (a multi-label model's: its 0/1 row of labels), confidence, features."""
         with self._lock:
-            self.labels.append(int(label))
+            self.labels.append(label if isinstance(label, tuple) else int(label))
             self.confidence.append(float(confidence))
             if embedding is not None:
                 self.embeddings.append(np.asarray(embedding, dtype=np.float32))
@@ -99,7 +100,14 @@ class DriftMonitor:
 
     def _judge(self, labels: np.ndarray, confidence: np.ndarray, embeddings: np.ndarray | None) -> dict:
         s, p = self.settings, self.profile
-        label_psi = psi(p.label_mix, mix(labels, len(p.labels)))
+        rates = None
+        if p.kind == "multi_label":  # each label's rate, judged on its own (PSI of on/off); the worst is label_psi
+            live = labels.reshape(len(labels), -1).mean(0)
+            rates = {n: {"reference": r, "live": float(x), "psi": psi([r, 1 - r], [float(x), 1 - float(x)])}
+                     for n, r, x in zip(p.labels, p.label_mix, live)}
+            label_psi = max((v["psi"] for v in rates.values()), default=0.0)
+        else:
+            label_psi = psi(p.label_mix, mix(labels, len(p.labels)))
         confidence_psi = psi(p.confidence, histogram(confidence))
         mmd = p_value = None
         if embeddings is not None and len(embeddings) >= 20 and len(p.embeddings) >= 20:
@@ -111,7 +119,8 @@ class DriftMonitor:
                            f"{s.min_mmd}")
         return {"alarm": bool(reasons), "status": "; ".join(reasons) or "no drift", "window_texts": int(len(labels)),
                 "label_psi": label_psi, "confidence_psi": confidence_psi, "embedding_mmd": mmd,
-                "embedding_p_value": p_value, "embedded_texts": 0 if embeddings is None else int(len(embeddings))}
+                "embedding_p_value": p_value, "embedded_texts": 0 if embeddings is None else int(len(embeddings)),
+                **({"label_rates": rates} if rates is not None else {})}
 
     def report(self) -> dict:
         """The latest figures with the settings they were judged by."""
