@@ -22,19 +22,16 @@ Data: ../shared/data/semeval2018-ec. Its dev file (886 tweets) is the test split
   nlptransfer uses, so the gain of tuning shows apart from the training.
 - SetFit 1.2 (`multi_target_strategy="one-vs-rest"`, its few-shot defaults as in few_shot.py: batch 16, 1 epoch, 20
   iterations) against nlptransfer's `multilabel-minilm-head` recipe (frozen features + head; `contrastive` refuses
-  multi-label) on the same sampled rows. Sampling rule, per seed: labels from rarest to commonest in the train split;
-  for each, rows positive for it drawn (random.Random(seed)) from those not drawn yet until that label has N positive
-  rows among the drawn ones; so each label has at least N, common labels more, and a tweet with no emotion is never
-  drawn. SetFit is scored with its predict (0.5) and, as an extra row, with thresholds tuned on the validation split;
-  the head run with the thresholds it chose on that same validation split, and at 0.5.
+  multi-label) on the same sampled rows: per seed, labels from rarest to commonest in the train split, each gets rows
+  positive for it drawn (random.Random(seed)) from those not drawn yet until the drawn rows hold N of its positives;
+  so each label has at least N, common labels more, and a tweet with no emotion is never drawn. SetFit is scored with
+  its predict (0.5) and, as an extra row, with thresholds tuned on validation; head as its run chose, and at 0.5.
 
-Seconds: train = the training loop only (Trainer.train(), SetFit's Trainer.train(), nlptransfer's `train_seconds`
-from metrics.json: its loop, with the validation passes it makes while training; frozen features of `head` are
-computed before it); whole = load, tokenize, train and predict (nlptransfer: the subprocess's wall time, which also
-saves the run folder). Prints the table (means and standard deviations over seeds), the gain of threshold tuning and
-the targets (nlptransfer full's micro-F1 at least the Trainer's with tuned thresholds, in at most 2/3 of its training
-seconds); merges per-seed rows into benchmarks/results/multilabel.json (a row of the same seed, system, strategy,
-examples, thresholds and settings replaces the saved one).
+Seconds: train = the training loop only (each Trainer.train(); nlptransfer's `train_seconds` from metrics.json: its
+loop with the validation passes it makes; `head` computes its frozen features before it); whole = load to test
+probabilities (nlptransfer: the subprocess's wall time, which also saves the run folder). Prints the table (mean ± sd
+over seeds), the gain of threshold tuning and the targets (full's micro-F1 >= the Trainer's with tuned thresholds,
+in <= 2/3 of its train seconds); merges per-seed rows into benchmarks/results/multilabel.json as they are measured.
 """
 from __future__ import annotations
 
@@ -50,6 +47,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+import numpy as np
 
 HERE = Path(__file__).resolve().parent
 DATA = HERE.parent.parent / "shared" / "data" / "semeval2018-ec"
@@ -78,7 +77,6 @@ def write(rows: list[tuple[str, list[int]]], path: Path) -> Path:
 
 def carve(rows: list, seed: int) -> tuple[list, list]:
     """(train, validation): 10% carved by iterative stratification, seeded."""
-    import numpy as np
     from iterstrat.ml_stratifiers import MultilabelStratifiedShuffleSplit
 
     gold = np.array([y for _, y in rows])
@@ -105,8 +103,6 @@ def sample(rows: list, n: int, seed: int) -> list:
 
 def scores(gold, probs, thresholds) -> dict:
     """The figures of a row, by nlptransfer's multi-label scorer."""
-    import numpy as np
-
     from nlptransfer.multilabel_metrics import multi_label_metrics
 
     m = multi_label_metrics(np.asarray(gold), np.asarray(probs), np.asarray(thresholds, dtype=float), LABELS)
@@ -115,8 +111,6 @@ def scores(gold, probs, thresholds) -> dict:
 
 def tuned(gold, probs):
     """Per-label thresholds tuned on validation, as nlptransfer tunes them."""
-    import numpy as np
-
     from nlptransfer.multilabel_metrics import tune_thresholds
 
     return tune_thresholds(np.asarray(gold), np.asarray(probs))[0]
@@ -133,7 +127,6 @@ def full_settings(recipe: str, epochs: float | None) -> dict:
 
 def run_trainer(train, val, test, seed: int, s: dict, max_length: int, out: str) -> tuple:
     """(validation probabilities, test probabilities, train seconds, whole seconds) of the Trainer anchor."""
-    import numpy as np
     import torch
     from transformers import (AutoModelForSequenceClassification, AutoTokenizer, DataCollatorWithPadding, Trainer,
                               TrainingArguments)
@@ -186,7 +179,6 @@ def setfit_blocked() -> str | None:
 
 def run_setfit(train, val, test, seed: int, max_length: int, out: str) -> tuple:
     """(validation probabilities, test probabilities, train seconds, whole seconds) of SetFit one-vs-rest."""
-    import numpy as np
     from datasets import Dataset
     from setfit import SetFitModel, Trainer, TrainingArguments
 
@@ -211,8 +203,6 @@ def run_nlptransfer(recipe: str, name: str, files: dict, seed: int, max_length: 
                     out: Path) -> dict:
     """nlptransfer run in a subprocess: {"block": its test metrics, "probs": test probabilities from
     predictions.csv (None if it has no prob_<label> columns), "train_seconds", "whole_seconds"}; or {"failed": why}."""
-    import numpy as np
-
     cmd = [sys.executable, "-m", "nlptransfer", "run", recipe, "--data", str(files["train"]),
            "--validation", str(files["validation"]), "--test", str(files["test"]), "--output", str(out),
            "--name", name, "task=multi_label", f"data.label_columns=[{', '.join(LABELS)}]",
@@ -224,7 +214,8 @@ def run_nlptransfer(recipe: str, name: str, files: dict, seed: int, max_length: 
     done = subprocess.run(cmd, env=env, capture_output=True, text=True)
     whole = time.perf_counter() - started
     if done.returncode:
-        return {"failed": f"exit {done.returncode}: " + " | ".join((done.stderr or done.stdout).strip().splitlines()[-3:])}
+        tail = (done.stderr or done.stdout).strip().splitlines()[-3:]
+        return {"failed": f"exit {done.returncode}: " + " / ".join(tail).replace("|", "/")[:300]}
     metrics = json.loads((out / name / "metrics.json").read_text())
     test = metrics["test"]
     blocks = [test] if "micro_f1" in test else [b for b in (test.get("tasks") or {}).values() if "micro_f1" in b]
@@ -268,13 +259,11 @@ def main() -> None:
     pool, test = read(DATA / "2018-E-c-En-train.txt"), read(DATA / "2018-E-c-En-dev.txt")
     if args.rows and args.rows < len(pool):
         pool = [pool[i * len(pool) // args.rows] for i in range(args.rows)]
-    measured = []
 
     def keep(seed, system, strategy, examples, thresholds, train_rows, figures, train_s=None, whole_s=None, **extra):
         row = {"seed": seed, "system": system, "strategy": strategy, "examples": examples, "thresholds": thresholds,
-               **settings, "train_rows": train_rows, **figures, "train_seconds": _round(train_s),
-               "whole_seconds": _round(whole_s), **extra}
-        measured.append(row)
+               **settings, "train_rows": train_rows, **figures, "train_seconds": train_s and round(train_s, 1),
+               "whole_seconds": whole_s and round(whole_s, 1), **extra}
         _save(out, row)
         print(json.dumps(row), file=sys.stderr, flush=True)
 
@@ -293,29 +282,29 @@ def main() -> None:
                                         folder / "runs")
                     _keep_ours(keep, r, seed, system, "all", n, gold)
             if "trainer" in systems:
-                vp, tp, train_s, whole_s = run_trainer(train, val, test, seed, trainer_settings, args.max_length,
-                                                       str(folder / "trainer"))
-                keep(seed, "Trainer", "full", "all", HALF, n, scores(gold, tp, [0.5] * len(LABELS)), train_s, whole_s)
-                keep(seed, "Trainer", "full", "all", TUNED, n, scores(gold, tp, tuned([y for _, y in val], vp)),
-                     train_s, whole_s)
+                _keep_pair(keep, seed, "Trainer", "full", "all", n, gold, val, run_trainer(
+                    train, val, test, seed, trainer_settings, args.max_length, str(folder / "trainer")))
             for size in [int(s) for s in args.sizes.split(",")] if {"setfit", "head"} & set(systems) else []:
                 drawn = sample(train, size, seed)
                 examples = f"{size} per label"
                 if "setfit" in systems and blocked:
                     keep(seed, "SetFit 1.2", "one-vs-rest", examples, HALF, len(drawn), {}, blocked=blocked)
                 elif "setfit" in systems:
-                    vp, tp, train_s, whole_s = run_setfit(drawn, val, test, seed, args.max_length,
-                                                          str(folder / "setfit"))
-                    keep(seed, "SetFit 1.2", "one-vs-rest", examples, HALF, len(drawn),
-                         scores(gold, tp, [0.5] * len(LABELS)), train_s, whole_s)
-                    keep(seed, "SetFit 1.2", "one-vs-rest", examples, TUNED, len(drawn),
-                         scores(gold, tp, tuned([y for _, y in val], vp)), train_s, whole_s)
+                    _keep_pair(keep, seed, "SetFit 1.2", "one-vs-rest", examples, len(drawn), gold, val,
+                               run_setfit(drawn, val, test, seed, args.max_length, str(folder / "setfit")))
                 if "head" in systems:
                     drawn_files = dict(files, train=write(drawn, folder / f"train-{seed}-{size}.tsv"))
                     r = run_nlptransfer("multilabel-minilm-head", f"head-{seed}-{size}", drawn_files, seed,
                                         args.max_length, None, folder / "runs")
                     _keep_ours(keep, r, seed, "head", examples, len(drawn), gold)
-    report([r for r in _saved(out) if all(r.get(k) == v for k, v in settings.items())] if out.exists() else measured)
+    report([r for r in _saved(out) if all(r.get(k) == v for k, v in settings.items())])
+
+
+def _keep_pair(keep, seed: int, system: str, strategy: str, examples: str, n: int, gold, val, result: tuple) -> None:
+    """A model's rows at 0.5 and with per-label thresholds tuned on its own validation probabilities."""
+    val_probs, test_probs, train_s, whole_s = result
+    for thresholds, t in ((HALF, [0.5] * len(LABELS)), (TUNED, tuned([y for _, y in val], val_probs))):
+        keep(seed, system, strategy, examples, thresholds, n, scores(gold, test_probs, t), train_s, whole_s)
 
 
 def _keep_ours(keep, r: dict, seed: int, strategy: str, examples: str, train_rows: int, gold) -> None:
@@ -330,10 +319,6 @@ def _keep_ours(keep, r: dict, seed: int, strategy: str, examples: str, train_row
     if r["probs"] is not None and len(r["probs"]) == len(gold):
         keep(seed, "nlptransfer", strategy, examples, HALF, train_rows, scores(gold, r["probs"], [0.5] * len(LABELS)),
              r["train_seconds"], r["whole_seconds"])
-
-
-def _round(x):
-    return None if x is None else round(x, 1)
 
 
 def _saved(out: Path) -> list[dict]:
@@ -360,9 +345,8 @@ def report(rows: list[dict]) -> None:
           "over the seeds; seconds: mean per run (train: the training loop; whole: load to test probabilities)")
     print("| system | strategy | examples | thresholds | micro-F1 | macro-F1 | train s | whole s |")
     print("|---|---|---|---|---|---|---|---|")
-    groups = dict.fromkeys((r["system"], r["strategy"], r["examples"], r["thresholds"]) for r in rows)
-    for g in groups:
-        rs = [r for r in rows if (r["system"], r["strategy"], r["examples"], r["thresholds"]) == g]
+    for g in dict.fromkeys(_group(r) for r in rows):
+        rs = [r for r in rows if _group(r) == g]
         ok = [r for r in rs if "micro_f1" in r]
         why = next((r.get("blocked") or r.get("failed") for r in rs if "micro_f1" not in r), None)
         if not ok:
@@ -384,8 +368,7 @@ def report(rows: list[dict]) -> None:
 
 def _paired(rows: list[dict], a: tuple, b: tuple) -> dict | None:
     """Mean ± sd over seeds of a's figures minus b's (the seeds both have)."""
-    by = [{r["seed"]: r for r in rows if (r["system"], r["strategy"], r["examples"], r["thresholds"]) == g
-           and "micro_f1" in r} for g in (a, b)]
+    by = [{r["seed"]: r for r in rows if _group(r) == g and "micro_f1" in r} for g in (a, b)]
     seeds = sorted(by[0].keys() & by[1].keys())
     if not seeds:
         return None
@@ -395,27 +378,21 @@ def _paired(rows: list[dict], a: tuple, b: tuple) -> dict | None:
 
 
 def targets(rows: list[dict]) -> list[str]:
-    """The issue's targets, met / not met / not measured."""
-    def mean(group, key):
-        xs = [r[key] for r in rows if (r["system"], r["strategy"], r["examples"], r["thresholds"]) == group
-              and r.get(key) is not None]
+    """The issue's targets, nlptransfer full against the Trainer, both with tuned thresholds: met / not met."""
+    def mean(system, key):
+        xs = [r[key] for r in rows if _group(r) == (system, "full", "all", TUNED) and r.get(key) is not None]
         return statistics.mean(xs) if xs else None
 
-    ours, theirs = ("nlptransfer", "full", "all", TUNED), ("Trainer", "full", "all", TUNED)
-    f1, f1_t, sec, sec_t = mean(ours, "micro_f1"), mean(theirs, "micro_f1"), mean(ours, "train_seconds"), \
-        mean(theirs, "train_seconds")
-    lines = []
-    if f1 is None or f1_t is None:
-        lines.append("target micro-F1 >= the Trainer's (tuned thresholds): not measured (needs full and trainer)")
-    else:
-        lines.append(f"target micro-F1 >= the Trainer's (tuned thresholds): {'met' if f1 >= f1_t else 'not met'} "
-                     f"({f1:.4f} vs {f1_t:.4f})")
-    if sec is None or sec_t is None:
-        lines.append("target train seconds <= 2/3 of the Trainer's: not measured (needs full and trainer)")
-    else:
-        lines.append(f"target train seconds <= 2/3 of the Trainer's: {'met' if sec <= 2 / 3 * sec_t else 'not met'} "
-                     f"({sec:.0f} s vs {sec_t:.0f} s, ratio {sec / sec_t:.2f})")
-    return lines
+    (f1, f1_t), (sec, sec_t) = [(mean("nlptransfer", k), mean("Trainer", k)) for k in ("micro_f1", "train_seconds")]
+    missing = "not measured (needs full and trainer)"
+    return ["target micro-F1 >= the Trainer's (tuned thresholds): " + (missing if None in (f1, f1_t) else
+            f"{'met' if f1 >= f1_t else 'not met'} ({f1:.4f} vs {f1_t:.4f})"),
+            "target train seconds <= 2/3 of the Trainer's: " + (missing if None in (sec, sec_t) else
+            f"{'met' if sec <= 2 / 3 * sec_t else 'not met'} ({sec:.0f} s vs {sec_t:.0f} s, ratio {sec / sec_t:.2f})")]
+
+
+def _group(r: dict) -> tuple:
+    return r["system"], r["strategy"], r["examples"], r["thresholds"]
 
 
 if __name__ == "__main__":
