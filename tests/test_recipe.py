@@ -22,7 +22,7 @@ def test_every_shipped_recipe_validates_and_says_how_to_run_it(name):
 def test_shipped_recipes_cover_strategies_tasks_and_families():
     loaded = [recipes.load(n) for n in recipes.shipped_names()]
     assert {r.strategy for r in loaded} >= {"head", "top_k", "full", "lora", "ia3"}
-    assert {r.task for r in loaded} == {"sentiment", "classification"}
+    assert {r.task for r in loaded} == {"sentiment", "classification", "multi_label"}
     assert any(r.data.labels and len(r.data.labels) == 3 for r in loaded)
     assert {r.model for r in loaded} >= {"minilm", "bert-base", "roberta-base"}
 
@@ -241,8 +241,8 @@ CUT = "'" + "x" * 80 + "'... (120,000 characters)"
 
 
 @pytest.mark.parametrize("override, message", [
-    (f"training.metric={LONG}", f"training.metric must be one of accuracy, macro_f1, got {CUT}"),
-    (f"task={LONG}", f"task must be 'classification' or 'sentiment', got {CUT}"),
+    (f"training.metric={LONG}", f"training.metric must be one of accuracy, macro_f1, micro_f1, got {CUT}"),
+    (f"task={LONG}", f"task must be one of classification, sentiment, multi_label, got {CUT}"),
     (f"strategy={LONG}", f"unknown strategy {CUT}; valid: lora"),
     (f"adapt.method={LONG}", f"adapt.method must be one of mmd, mlm, mlm+ce, got {CUT}"),
     (f"name={LONG[1:]}/", f"name {CUT} must be a plain folder name"),

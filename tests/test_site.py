@@ -36,7 +36,7 @@ TREE = ["index.md", "get-started/install.md", "get-started/first-run.md", "get-s
         "guides/publish.md", "guides/serve.md", "guides/scale.md", "guides/extend.md", "guides/trust.md",
         "reference/cli.md", "reference/recipe.md", "reference/python-api.md", "reference/run-folder.md",
         "reference/http-api.md", "reference/metrics.md", "benchmarks/index.md", "benchmarks/speed.md",
-        "benchmarks/few-shot.md", "benchmarks/domain-adaptation.md", "benchmarks/multi-task.md",
+        "benchmarks/few-shot.md", "benchmarks/domain-adaptation.md", "benchmarks/multi-task.md", "benchmarks/multilabel.md",
         "benchmarks/data-scale.md", "benchmarks/serving.md"]
 GENERATED = {"reference/cli.md", "reference/recipe.md", "reference/python-api.md", "reference/run-folder.md",
              "reference/http-api.md", "reference/metrics.md"}
