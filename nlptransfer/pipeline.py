@@ -1,6 +1,6 @@
 """Train a recipe: named stages over one run context (STAGES: resume, data, model, folder, encoder, fit,
-thresholds, test, save), in order. It never reports or publishes; listeners see its events (the data once read, every step and
-evaluation)."""
+thresholds, test, save), in order. It never reports or publishes; listeners see its events (the data once read,
+every step and evaluation)."""
 from __future__ import annotations
 
 import dataclasses
@@ -378,6 +378,9 @@ def _say_metrics(metrics: dict, run: RunFolder) -> None:
     if test and "tasks" in test:
         logger.info(f"test, mean over {len(test['tasks'])} tasks: accuracy {test['accuracy']:.4f}, macro-F1 "
                     f"{test['macro_f1']:.4f}")
+    elif test and "micro_f1" in test:  # multi-label
+        logger.info(f"test: micro-F1 {test['micro_f1']:.4f}, macro-F1 {test['macro_f1']:.4f}, subset accuracy "
+                    f"{test['subset_accuracy']:.4f} on {test['n']} rows")
     elif test:
         logger.info(f"test: accuracy {test['accuracy']:.4f}, macro-F1 {test['macro_f1']:.4f} on {test['n']} rows")
     elif metrics.get("validation"):

@@ -32,7 +32,7 @@ import server_pages  # noqa: E402
 #: the page tree every writer links to: each path is in the nav, and a file in docs/ or a generated page
 TREE = ["index.md", "get-started/install.md", "get-started/first-run.md", "get-started/run-folder.md",
         "get-started/predict-python.md", "guides/fine-tune.md", "guides/check-data.md", "guides/transfer-report.md",
-        "guides/few-shot.md", "guides/multi-task.md", "guides/domain-adaptation.md", "guides/large-files.md",
+        "guides/few-shot.md", "guides/multi-task.md", "guides/multi-label.md", "guides/domain-adaptation.md", "guides/large-files.md",
         "guides/publish.md", "guides/serve.md", "guides/scale.md", "guides/extend.md", "guides/trust.md",
         "reference/cli.md", "reference/recipe.md", "reference/python-api.md", "reference/run-folder.md",
         "reference/http-api.md", "reference/metrics.md", "benchmarks/index.md", "benchmarks/speed.md",
