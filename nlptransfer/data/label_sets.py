@@ -149,13 +149,15 @@ _LIST_LIKE = re.compile(r"^\s*\[.*\]\s*$|[,;|]")
 
 
 def list_hint(column: str, counts: dict[str, int]) -> str | None:
-    """For a single-label column whose cells look like lists of labels (JSON lists, or labels joined by , ; |): the
-    setting that reads each cell as a set. `counts`: rows per distinct cell."""
+    """For a single-label column whose cells look like lists of labels (JSON lists, or labels joined by , ; |) on a
+    fifth of its rows or of its distinct values: the setting that reads each cell as a set. `counts`: rows per
+    distinct cell."""
     values = [v for v in counts if v]
     listed = [v for v in values if _LIST_LIKE.search(v)]
     rows = sum(counts[v] for v in listed)
-    if len(values) < 2 or len(listed) < 2 or rows < 0.2 * sum(counts[v] for v in values):
-        return None
+    if len(values) < 2 or len(listed) < 2 or (rows < 0.2 * sum(counts[v] for v in values)
+                                               and len(listed) < 0.2 * len(values)):
+        return None  # lists on a fifth of the rows, or a fifth of the distinct values (each list is rarer)
     separator, _ = infer_separator(pd.Series(listed))
     shown = ", ".join(repr(v) for v in listed[:3])
     return (f"the '{column}' cells look like lists of labels ({len(listed)} of {len(values)} distinct values, e.g. "

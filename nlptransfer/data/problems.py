@@ -153,9 +153,10 @@ def small_classes_problem(counts: pd.Series, carve: list[tuple[str, float]], tas
     small = counts[counts < need]
     if not len(small):
         return []
-    listed = ", ".join(f"'{k}' has {v}" for k, v in small.items())
+    listed = ", ".join(f"'{k}' has {v}" for k, v in list(small.items())[:12])
+    more = f", and {len(small) - 12:,} more {'labels' if label else 'classes'} as small" if len(small) > 12 else ""
     what, unit = " and ".join(n for n, _ in carve), "label" if label else "class"
-    return [f"{_task_prefix(task)}{unit} too small to split: {listed} row(s) in train; making the {what} split(s) needs "
+    return [f"{_task_prefix(task)}{unit} too small to split: {listed} row(s) in train{more}; making the {what} split(s) needs "
             f"at least {need} rows per {unit}: add rows, supply data.validation/data.test files, "
             f"or set data.val_fraction / data.test_fraction to 0"]
 
