@@ -267,6 +267,7 @@ def test_evaluate_and_predict_read_and_write_label_lists(ml_run, ml_data, tmp_pa
     assert set(written[0]) >= {"text", "topics", "predicted", *[f"prob_{n}" for n in LABELS]}
 
 
+@pytest.mark.slow
 def test_reloads_predict_the_same_label_sets(ml_run, tmp_path):
     texts = [f"the a {LABELS['billing']} {LABELS['price']}", "so it", f"{LABELS['delivery']} very"]
     expected = [p.labels for p in ml_run.classifier().predict(texts)]
@@ -284,6 +285,7 @@ def test_reloads_predict_the_same_label_sets(ml_run, tmp_path):
             assert [p.labels for p in got] == expected
 
 
+@pytest.mark.slow
 def test_the_merged_export_is_a_multi_label_transformers_pipeline(ml_run, tmp_path):
     out = tmp_path / "merged"
     nlptransfer.export_merged(ml_run.path, out)
@@ -303,6 +305,7 @@ def test_the_merged_export_is_a_multi_label_transformers_pipeline(ml_run, tmp_pa
         assert [got[n] for n in names] == pytest.approx(expected.tolist(), abs=1e-5)  # a sigmoid per label
 
 
+@pytest.mark.slow
 def test_serve_returns_label_lists(ml_run):
     texts = [f"the a {LABELS['billing']} {LABELS['price']}", "so it"]
     expected = ml_run.classifier().predict(texts)
@@ -342,3 +345,54 @@ def test_a_killed_run_resumes_to_the_same_metrics(tiny_models, ml_data, tmp_path
     b = json.loads((folder / "metrics.json").read_text())
     assert _without_timings(a)["test"] == _without_timings(b)["test"]
     assert (tmp_path / "whole" / "sentiment-minilm" / "labels.json").read_text() == (folder / "labels.json").read_text()
+
+
+@pytest.mark.slow
+def test_two_processes_agree_with_one(tmp_path, ml_data):
+    from .conftest import build_tiny_model
+
+    model = build_tiny_model(tmp_path / "models", "bert-nodropout")  # the processes' RNG streams differ
+    settings = {"task": "multi_label", "data.label_column": "topics", "training.epochs": 2, "training.lr": 2e-3,
+                "training.metric": "micro_f1"}
+    one = _cli(_args(model, ml_data["train"], tmp_path / "one", **settings), tmp_path)
+    assert one.returncode == 0, one.stderr[-3000:]
+    torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"]
+    two = _cli(_args(model, ml_data["train"], tmp_path / "two", **settings), tmp_path, runner=torchrun)
+    assert two.returncode == 0, two.stderr[-3000:]
+    a, b = (json.loads((tmp_path / d / "sentiment-minilm" / "metrics.json").read_text()) for d in ("one", "two"))
+    # stated tolerance: gradients averaged over the same examples in another reduction order
+    assert abs(a["validation"]["loss"] - b["validation"]["loss"]) < 1e-4
+    assert a["test"]["micro_f1"] == pytest.approx(b["test"]["micro_f1"], abs=1e-9)
+    assert a["thresholds"]["labels"] == b["thresholds"]["labels"]
+    assert a["examples_seen"] == b["examples_seen"] and a["steps"] == b["steps"]
+
+
+def test_drift_watches_each_labels_rate():
+    from nlptransfer.inference.profile import Profile
+    from nlptransfer.serve.drift import DriftMonitor
+
+    profile = Profile(["a", "b"], [0.5, 0.1], [0.0] * 9 + [1.0], np.zeros((0, 4), np.float32), 400, "validation",
+                      "multi_label")
+    steady, shifted = DriftMonitor(profile), DriftMonitor(profile)
+    for i in range(200):  # a on half the texts, b on a tenth: as the reference; then b on every other text
+        steady.observe((i % 2, int(i % 10 == 0)), 0.9, None)
+        shifted.observe((i % 2, i % 2), 0.9, None)
+    calm, alarm = steady.update(), shifted.update()
+    assert not calm["alarm"] and calm["label_rates"]["b"]["live"] == pytest.approx(0.1)
+    assert alarm["alarm"] and alarm["label_rates"]["b"]["live"] == pytest.approx(0.5)
+    assert alarm["label_psi"] == alarm["label_rates"]["b"]["psi"] > 0.25 > alarm["label_rates"]["a"]["psi"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("strategy", ["head", "top_k", "lora", "ia3"])
+def test_every_strategy_trains_a_multi_label_head(tiny_models, ml_data, tmp_path, strategy):
+    extra = {"strategy": strategy, "training.epochs": 2, "training.lr": None}
+    if strategy == "head":
+        extra["pooling"] = "mean"
+    run = nlptransfer.finetune("sentiment-minilm", data=str(ml_data["train"]), overrides=ml_overrides(
+        tiny_models["bert"], tmp_path, **extra))
+    labels = json.loads((Path(run.path) / "labels.json").read_text())
+    assert labels["kind"] == "multi_label" and len(labels["thresholds"]) == 4
+    assert set(run.metrics["test"]["per_class"]) == set(LABELS) and run.metrics["test"]["n"] == 24
+    reloaded = TextClassifier.load(run.path).predict_proba(["the a " + LABELS["billing"]])
+    assert reloaded.shape == (1, 4) and ((reloaded > 0) & (reloaded < 1)).all()  # a sigmoid per label
