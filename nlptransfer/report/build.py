@@ -1,6 +1,7 @@
 """Build the transfer report of a finished run: baseline, indicators, statistics, verdict; write report/."""
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import time
 from dataclasses import dataclass
@@ -8,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..data import Splits
+from ..data import LabelMap, Splits
 from ..errors import RecipeError, RunError
 from ..logs import get_logger
 from ..recipe import Recipe, overrides as parse_overrides, read_saved, refuse_untrusted_code
@@ -16,13 +17,16 @@ from ..run import RunFolder
 from ..tasks import Task, run_tasks
 from . import stats
 from .adaptation import adaptation_section
-from .baseline import C_GRID, fit_baseline
+from .baseline import C_GRID, BaselineResult, fit_baseline, fit_tuned_baseline
 from .curve import learning_curve
 from .indicators import knowledge_alone, time_to_score
 from .kpi import cost_per_1000, folder_bytes, serving_speed
 
 logger = get_logger(__name__)
 BASELINE_NAME = "tf-idf (word 1-2 + char 2-5 grams) + logistic regression"
+#: the baseline of a kind that tunes thresholds (multi_label)
+TUNED_BASELINE_NAME = ("tf-idf (word 1-2 + char 2-5 grams) + one-vs-rest logistic regression, thresholds tuned on "
+                       "validation as the run tuned its own")
 
 
 @dataclass(frozen=True)
@@ -52,7 +56,7 @@ class ReportPlan:
 
 def plan(recipe: Recipe, splits: Splits) -> ReportPlan:
     """What building the report of a run of `recipe` on `splits` will cost; RecipeError for data without labels."""
-    from .baseline import stratified_subset
+    from .baseline import training_subset
 
     if splits.train.labels is None:
         raise RecipeError("the report compares test scores against labels, and the data has no label column "
@@ -63,9 +67,12 @@ def plan(recipe: Recipe, splits: Splits) -> ReportPlan:
 
     fractions = sorted(set(recipe.report.learning_curve) | {1.0})
     partial = [f for f in fractions if f < 1]
-    rows = sum(len(stratified_subset(splits.train.labels, f, recipe.training.seed)) for f in partial)
+    task = _task(splits)
+    rows = sum(len(training_subset(task, splits.train.labels, f, recipe.training.seed)) for f in partial)
     grid = len(C_GRID) if splits.validation is not None else 1
     encoded = len(splits.train) + (len(splits.test) if splits.test else 0) + len(splits.label_map)
+    if task.kind.tunes:  # no zero-shot (no label texts); the probe's thresholds are tuned on validation
+        encoded += (len(splits.validation) if splits.validation else 0) - len(splits.label_map)
     adapted = recipe.adapt.target is not None  # + the same recipe source-only (report/adaptation.py)
     return ReportPlan(fractions, len(partial) + adapted, rows + (len(splits.train) if adapted else 0),
                       grid * (1 + len(partial)), encoded, 1)
@@ -93,14 +100,16 @@ def _transfer_predictions(run: RunFolder, splits: Splits, keep_formulas: bool) -
     return probs, rows
 
 
-def caveats(probs: np.ndarray, gold: list[int], names, log: list[dict], metric: str, knowledge: dict) -> list[str]:
-    """What a reader must know before trusting the verdict: a transfer model that predicts one class, one still
-    improving when training stopped, and zero-shot scored against label names that mean nothing."""
+def caveats(probs: np.ndarray, gold: list[int], names, log: list[dict], metric: str, knowledge: dict,
+            task: Task | None = None) -> list[str]:
+    """What a reader must know before trusting the verdict: a transfer model that predicts one class (multi-label: no
+    label, or one label set, for every text), one still improving when training stopped, and zero-shot scored
+    against label names that mean nothing."""
     notes = []
-    predicted = set(probs.argmax(1).tolist())
-    if len(predicted) == 1 and len(set(gold)) > 1:
-        only = names[predicted.pop()]
-        notes.append(f"the transfer model predicts '{only}' for every test text: it is under-trained, so the verdict "
+    task = task or next(iter(run_tasks(names).values()))
+    collapsed = task.kind.collapsed(task, np.asarray(gold), probs)
+    if collapsed:
+        notes.append(f"{collapsed}: it is under-trained, so the verdict "
                      "compares an unfinished model rather than transfer (train longer, or raise training.lr)")
     scores = [r["eval"][metric] for r in log if "eval" in r and metric in r["eval"]]
     if len(scores) >= 2 and scores[-1] >= max(scores) and scores[-1] - scores[-2] >= 0.005:
@@ -113,8 +122,8 @@ def caveats(probs: np.ndarray, gold: list[int], names, log: list[dict], metric: 
     return notes
 
 
-def _slices(recipe: Recipe, splits: Splits, probs: np.ndarray) -> list[dict]:
-    task = _task(splits)
+def _slices(recipe: Recipe, splits: Splits, probs: np.ndarray, task: Task | None = None) -> list[dict]:
+    task = task or _task(splits)
     gold = np.asarray(splits.test.labels)
     return [task.kind.slice_metrics(task, gold, probs, values, column, recipe.training.seed, recipe.report.bootstrap,
                                     1 - recipe.report.alpha)
@@ -126,48 +135,67 @@ def _task(splits: Splits) -> Task:
     return next(iter(run_tasks(splits.label_map).values()))
 
 
-def _mistakes(rows: list[dict], probs: np.ndarray, gold: list[int], names, k: int) -> list[dict]:
-    """The k most confident wrong predictions (likely label errors, or the model's blind spots)."""
-    predicted = probs.argmax(1)
-    wrong = np.flatnonzero(predicted != np.asarray(gold))
-    wrong = wrong[np.argsort(-probs[wrong, predicted[wrong]], kind="stable")][:k]
-    return [{"text": rows[i]["text"], "gold": names[gold[i]], "predicted": names[predicted[i]],
-             "confidence": round(float(probs[i, predicted[i]]), 4), "gold_probability": round(float(probs[i, gold[i]]), 4)}
-            for i in wrong]
+def _mistakes(rows: list[dict], probs: np.ndarray, gold: list[int], names, k: int,
+              task: Task | None = None) -> list[dict]:
+    """The k most confident wrong predictions (likely label errors, or the model's blind spots); multi-label: wrong
+    label decisions."""
+    task = task or next(iter(run_tasks(names).values()))
+    return task.kind.mistakes(task, np.asarray(gold), probs, [r["text"] for r in rows], k)
 
 
-def _final(recipe: Recipe, gold, transfer_probs, baseline_probs, names) -> dict:
-    """Indicator 3: test scores with and without transfer, paired interval and test, error reduction, verdict."""
+def _final(recipe: Recipe, gold, transfer_probs, baseline_probs, names, task: Task | None = None,
+           baseline_task: Task | None = None) -> dict:
+    """Indicator 3: test scores with and without transfer, paired interval and test, error reduction, verdict. A
+    multi-label `task` (the run's thresholds; `baseline_task`: the baseline's): micro-F1 compared, by the interval
+    alone, and a per-label table in place of the confusion matrices."""
     r = recipe.report
     gold = np.asarray(gold)
-    task = next(iter(run_tasks(names).values()))
-    transfer, baseline = (task.kind.metrics(task, gold, p) for p in (transfer_probs, baseline_probs))
-    right_t, right_b = (task.kind.verdict_statistic(gold, p) for p in (transfer_probs, baseline_probs))
-    interval = stats.paired_bootstrap(right_t, right_b, r.bootstrap, recipe.training.seed, 1 - r.alpha)
-    test = stats.mcnemar(right_t, right_b)
-    keep = ("accuracy", "macro_f1", "ece", "n")
-    return {"transfer": {k: transfer[k] for k in keep}, "baseline": {k: baseline[k] for k in keep},
-            "confusion": {"transfer": transfer["confusion_matrix"]["matrix"],
-                          "baseline": baseline["confusion_matrix"]["matrix"]},
-            "difference": stats.as_dict(interval), "mcnemar": stats.as_dict(test),
-            "error_reduction_percent": stats.error_reduction(transfer["accuracy"], baseline["accuracy"]),
-            "verdict": stats.verdict(interval, test, r.alpha), "rule": stats.verdict_rule(1 - r.alpha, r.alpha)}
+    task = task or next(iter(run_tasks(names).values()))
+    baseline_task = baseline_task or task
+    kind, main = task.kind, task.kind.report_scores[0]
+    transfer, baseline = kind.metrics(task, gold, transfer_probs), kind.metrics(baseline_task, gold, baseline_probs)
+    stat_t, stat_b = kind.verdict_statistic(gold, transfer_probs, task), kind.verdict_statistic(gold, baseline_probs,
+                                                                                               baseline_task)
+    interval, test = stats.paired_comparison(stat_t, stat_b, r.bootstrap, recipe.training.seed, 1 - r.alpha)
+    if "confusion_matrix" in transfer:
+        keep = ("accuracy", "macro_f1", "ece", "n")
+        table = {"confusion": {"transfer": transfer["confusion_matrix"]["matrix"],
+                               "baseline": baseline["confusion_matrix"]["matrix"]}}
+    else:
+        keep = tuple(k for k, v in transfer.items() if isinstance(v, (int, float)))
+        table = {"per_label": {"transfer": transfer["per_class"], "baseline": baseline["per_class"]}}
+    return {"transfer": {k: transfer[k] for k in keep}, "baseline": {k: baseline[k] for k in keep}, **table,
+            "difference": stats.as_dict(interval), "mcnemar": None if test is None else stats.as_dict(test),
+            "error_reduction_percent": stats.error_reduction(transfer[main], baseline[main]),
+            "verdict": stats.verdict(interval, test, r.alpha),
+            "rule": stats.verdict_rule(1 - r.alpha, r.alpha, None if test is not None else main)}
 
 
-def _kpis(run: RunFolder, recipe: Recipe, metrics: dict, baseline, final: dict, texts: list[str]) -> dict:
+def _fit_baseline(recipe: Recipe, splits: Splits, task: Task) -> BaselineResult:
+    """The from-scratch baseline on the run's splits: C chosen on validation by training.metric; a kind that tunes
+    (multi_label) gets its thresholds tuned on validation as the run's were."""
+    metric, seed = recipe.training.metric, recipe.training.seed
+    if task.kind.tunes:
+        return fit_tuned_baseline(splits.train, splits.validation, splits.test, task, metric, seed,
+                                  recipe.evaluation.threshold)
+    return fit_baseline(splits.train, splits.validation, splits.test, len(splits.label_map), metric, seed)
+
+
+def _kpis(run: RunFolder, recipe: Recipe, metrics: dict, baseline, final: dict, texts: list[str],
+          scores: tuple[str, ...] = ("accuracy", "macro_f1")) -> dict:
     from ..inference import TextClassifier
 
     r = recipe.report
     classifier = TextClassifier.load(run.root, trust_remote_code=recipe.trust_remote_code)  # allowed by the caller
     speed_t = serving_speed(lambda t: classifier.predict_proba(t), texts, r.latency_texts)
     speed_b = serving_speed(lambda t: baseline.pipeline.predict_proba(t), texts, r.latency_texts)
-    transfer = {**{k: final["transfer"][k] for k in ("accuracy", "macro_f1")},
+    transfer = {**{k: final["transfer"][k] for k in scores},
                 "train_seconds": metrics["train_seconds"], **speed_t,
                 "error_reduction_percent": final["error_reduction_percent"],
                 "cost_per_1000": cost_per_1000(speed_t["throughput_per_s"], r.price_per_hour),
                 "trainable_parameters": metrics["trainable_parameters"],
                 "artifact_bytes": folder_bytes(run.weights_dir), "artifact": run.weights_dir.name + "/"}
-    base = {**{k: final["baseline"][k] for k in ("accuracy", "macro_f1")},
+    base = {**{k: final["baseline"][k] for k in scores},
             "train_seconds": round(baseline.train_seconds, 3), **speed_b, "error_reduction_percent": None,
             "cost_per_1000": cost_per_1000(speed_b["throughput_per_s"], r.price_per_hour),
             "trainable_parameters": baseline.trainable_parameters, "artifact_bytes": baseline.artifact_bytes,
@@ -198,38 +226,54 @@ def build_report(run_path: str | Path, *, overrides: list[str] | dict | None = N
     work = plan(recipe, splits)
     logger.info(work.describe(metrics.get("train_seconds"), len(splits.train)))
     transfer_probs, rows = _transfer_predictions(run, splits, recipe.output.keep_formulas)
-    metric, seed = recipe.training.metric, recipe.training.seed
+    metric = recipe.training.metric
+    task = _task(splits)
+    tuned = task.kind.tunes
+    if tuned:  # the run's own thresholds, as labels.json saved them
+        task = dataclasses.replace(task, labels=LabelMap.from_dict(run.read_json("labels")))
 
-    baseline = fit_baseline(splits.train, splits.validation, splits.test, len(names), metric, seed)
+    baseline = _fit_baseline(recipe, splits, task)
     logger.info(f"report: baseline fitted in {baseline.train_seconds:.1f} s (C={baseline.C:g})")
-    final = _final(recipe, splits.test.labels, transfer_probs, baseline.test_probs, names)
-    knowledge = knowledge_alone(recipe, splits.train, splits.test, names)
-    logger.info(f"report: zero-shot {knowledge['zero_shot'][metric]:.4f}, linear probe "
+    final = _final(recipe, splits.test.labels, transfer_probs, baseline.test_probs, names, task, baseline.task)
+    knowledge = knowledge_alone(recipe, splits.train, splits.test, names, splits.validation, task)
+    zero = "left out" if knowledge["zero_shot"] is None else f"{knowledge['zero_shot'][metric]:.4f}"
+    logger.info(f"report: zero-shot {zero}, linear probe "
         f"{knowledge['linear_probe'][metric]:.4f} ({knowledge['seconds']:.0f} s)")
-    time_to = time_to_score(run.read_log(), (baseline.validation or {}).get(metric), metric,
+    # the run's log scores validation at 0.5 per label while it trains: the baseline's target is at 0.5 as well
+    target = (baseline.validation_untuned if tuned else baseline.validation) or {}
+    time_to = time_to_score(run.read_log(), target.get(metric), metric,
                             metrics["train_seconds"], metrics["steps"], metrics["examples_seen"])
     time_to["baseline_train_seconds"] = round(baseline.train_seconds, 3)
-    curve = learning_curve(recipe, splits, {**{k: final["transfer"][k] for k in ("accuracy", "macro_f1")},
+    if tuned:
+        time_to["target_thresholds"] = "0.5 per label, as the run's log scores validation while it trains"
+    scores = task.kind.report_scores
+    curve = learning_curve(recipe, splits, {**{k: final["transfer"][k] for k in scores},
                                             "train_seconds": metrics["train_seconds"]},
-                           {**{k: final["baseline"][k] for k in ("accuracy", "macro_f1")},
-                            "train_seconds": round(baseline.train_seconds, 3)})
+                           {**{k: final["baseline"][k] for k in scores},
+                            "train_seconds": round(baseline.train_seconds, 3)}, task)
     report = {
         "run": str(run.root), "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "model": recipe.model, "strategy": recipe.strategy, "task": recipe.task, "labels": list(names),
         "metric": metric, "rows": {k: len(v) for k, v in (("train", splits.train), ("validation", splits.validation),
                                                           ("test", splits.test)) if v is not None},
         "verdict": final["verdict"], "rule": final["rule"],
-        "caveats": caveats(transfer_probs, splits.test.labels, names, run.read_log(), metric, knowledge),
-        "slices": _slices(recipe, splits, transfer_probs),
-        "baseline": {"method": BASELINE_NAME, "C": baseline.C, "C_grid": list(C_GRID[:baseline.fits]),
-                     "train_seconds": round(baseline.train_seconds, 3), "validation": baseline.validation},
+        "caveats": caveats(transfer_probs, splits.test.labels, names, run.read_log(), metric, knowledge, task),
+        "slices": _slices(recipe, splits, transfer_probs, task),
+        "baseline": {"method": TUNED_BASELINE_NAME if tuned else BASELINE_NAME, "C": baseline.C,
+                     "C_grid": list(C_GRID[:baseline.fits]), "train_seconds": round(baseline.train_seconds, 3),
+                     "validation": baseline.validation},
         "final": final, "knowledge_alone": knowledge, "time_to_baseline": time_to, "learning_curve": curve,
-        "kpi": _kpis(run, recipe, metrics, baseline, final, list(splits.test.texts)),
-        "mistakes": _mistakes(rows, transfer_probs, splits.test.labels, names, recipe.report.mistakes),
+        "kpi": _kpis(run, recipe, metrics, baseline, final, list(splits.test.texts), scores),
+        "mistakes": _mistakes(rows, transfer_probs, splits.test.labels, names, recipe.report.mistakes, task),
         "cost": {"transfer_trainings": work.transfer_trainings, "training_rows": work.training_rows,
                  "baseline_fits": work.baseline_fits, "encoded_texts": work.encoded_texts, "probe_fits": work.probe_fits},
         "settings": {k: v for k, v in recipe.to_dict()["report"].items() if k != "enabled"},
     }
+    if tuned:
+        report["scores"] = list(scores)
+        report["thresholds"] = {"transfer": dict(zip(names, task.labels.thresholds or [0.5] * len(names))),
+                                "baseline": dict(zip(names, baseline.task.labels.thresholds)),
+                                "baseline_chosen": baseline.thresholds["summary"]}
     adaptation = adaptation_section(run.root, recipe, splits, transfer_probs)
     if adaptation is not None:
         report["adaptation"] = adaptation

@@ -13,7 +13,8 @@ from ..run import RunFolder
 from . import figures
 from .adaptation import adaptation_lines
 
-KPI_ROWS = [  # (key, label, format)
+KPI_ROWS = [  # (key, label, format); a report shows the rows its KPIs hold
+    ("micro_f1", "micro-F1", "{:.4f}"),
     ("accuracy", "accuracy", "{:.4f}"),
     ("macro_f1", "macro-F1", "{:.4f}"),
     ("train_seconds", "training time (s)", "{:.1f}"),
@@ -37,7 +38,31 @@ def _seconds(value) -> str:
 
 def kpi_table(kpi: dict) -> list[list[str]]:
     """Rows [KPI, transfer, baseline] as display strings."""
-    return [[label, _fmt(kpi["transfer"].get(key), f), _fmt(kpi["baseline"].get(key), f)] for key, label, f in KPI_ROWS]
+    return [[label, _fmt(kpi["transfer"].get(key), f), _fmt(kpi["baseline"].get(key), f)] for key, label, f in KPI_ROWS
+            if key in kpi["transfer"]]
+
+
+def _name(metric: str) -> str:
+    """A score's name as the report writes it (micro_f1 -> micro-F1)."""
+    return metric.replace("_f1", "-F1")
+
+
+def _zero_shot(k: dict, m: str) -> str:
+    return f"zero-shot {m} {k['zero_shot'][m]:.4f}" if k.get("zero_shot") is not None else \
+        f"no zero-shot ({k.get('zero_shot_left_out', 'left out')})"
+
+
+def _final_line(report: dict) -> str:
+    """Indicator 3 of a report without McNemar's test (multi-label): the verdict's score and its interval alone."""
+    f = report["final"]
+    d, reduction = f["difference"], f["error_reduction_percent"]
+    main, other = report.get("scores", ["accuracy", "macro_f1"])[:2]
+    return (f"3. Final performance: test {_name(main)} {f['transfer'][main]:.4f} with transfer vs "
+            f"{f['baseline'][main]:.4f} without ({_name(other)} {f['transfer'][other]:.4f} vs "
+            f"{f['baseline'][other]:.4f}); difference {d['estimate']:+.4f} ({d['level']:.0%} paired bootstrap "
+            f"interval over texts {d['low']:+.4f} to {d['high']:+.4f}, {d['resamples']} resamples, seed {d['seed']}); "
+            "no McNemar test (it pairs right/wrong outcomes; a multi-label text can be partly right); error reduction "
+            f"on {_name(main)} " + ("— (the baseline made no errors)" if reduction is None else f"{reduction:+.1f}%"))
 
 
 def indicator_lines(report: dict, esc=str) -> list[str]:
@@ -53,12 +78,14 @@ def indicator_lines(report: dict, esc=str) -> list[str]:
     else:
         timing = (f"never reached the baseline's validation {m} {t['target']:.4f} (best {t['best']:.4f}); "
                   f"the baseline trained in {_seconds(t['baseline_train_seconds'])}")
+    first = [f"1. Transferred knowledge alone (frozen {esc(k['encoder'])}, mean-pooled): {_zero_shot(k, m)}, "
+             f"linear probe {m} {k['linear_probe'][m]:.4f}", f"2. Time: transfer {timing}"]
+    if mc is None:
+        return [*first, _final_line(report)]
     stat = f", chi-square {mc['statistic']:.3f}" if mc["statistic"] is not None else ""
     reduction = f["error_reduction_percent"]
     return [
-        f"1. Transferred knowledge alone (frozen {esc(k['encoder'])}, mean-pooled): zero-shot {m} "
-        f"{k['zero_shot'][m]:.4f}, linear probe {m} {k['linear_probe'][m]:.4f}",
-        f"2. Time: transfer {timing}",
+        *first,
         f"3. Final performance: test accuracy {f['transfer']['accuracy']:.4f} with transfer vs "
         f"{f['baseline']['accuracy']:.4f} without; difference {d['estimate']:+.4f} "
         f"({d['level']:.0%} paired bootstrap interval {d['low']:+.4f} to {d['high']:+.4f}, {d['resamples']} "
@@ -94,25 +121,60 @@ def summary_markdown(report: dict) -> str:
     ])
 
 
+PER_LABEL_HEADER = ["label", "threshold (transfer / baseline)", "precision", "recall", "F1", "support"]
+
+
+def per_label_rows(final: dict) -> list[list[str]]:
+    """A multi-label report's per-label table (in place of confusion matrices): transfer / baseline in each cell."""
+    t, b = final["per_label"]["transfer"], final["per_label"]["baseline"]
+    return [[name, f"{t[name]['threshold']:g} / {b[name]['threshold']:g}",
+             *[f"{t[name][k]:.3f} / {b[name][k]:.3f}" for k in ("precision", "recall", "f1")], str(t[name]["support"])]
+            for name in t]
+
+
+def mistake_table(report: dict) -> tuple[list[str], list[list[str]]]:
+    """The most confident mistakes: header and rows (a multi-label mistake is one wrong label decision)."""
+    mistakes = report["mistakes"]
+    if mistakes and "label" in mistakes[0]:
+        return (["text", "label", "error", "P(label)", "threshold", "gold labels", "predicted labels"],
+                [[m["text"], m["label"], m["error"], f"{m['probability']:.3f}",
+                  f"{m['threshold']:g}", m["gold"], m["predicted"]] for m in mistakes])
+    return (["text", "gold", "predicted", "confidence", "P(gold)"],
+            [[m["text"], m["gold"], m["predicted"], f"{m['confidence']:.3f}", f"{m['gold_probability']:.3f}"]
+             for m in mistakes])
+
+
 def full_markdown(report: dict) -> str:
     """report.md: the summary plus the learning curve and the most confident mistakes."""
-    mistakes = [[m["text"], m["gold"], m["predicted"], f"{m['confidence']:.3f}"] for m in report["mistakes"]]
+    header, mistakes = mistake_table(report)
+    if "label" not in header:  # as it always was: no P(gold) column in Markdown
+        header, mistakes = header[:4], [row[:4] for row in mistakes]
+    per_label = (["## Per label (test; transfer / baseline)", "",
+                  table(PER_LABEL_HEADER, per_label_rows(report["final"])), ""] if "per_label" in report["final"] else [])
     return "\n".join([
-        f"# Transfer report: {escape(report['run'])}", "", summary_markdown(report), "",
+        f"# Transfer report: {escape(report['run'])}", "", summary_markdown(report), "", *per_label,
         "## Learning curve (test, stratified seeded subsets of train)", "",
         table(["fraction", "train rows", "transfer", "baseline"], _curve_rows(report)), "",
         "## Most confident mistakes (likely label errors)", "",
-        table(["text", "gold", "predicted", "confidence"], mistakes) if mistakes else "none", "",
+        table(header, mistakes) if mistakes else "none", "",
         *_slice_markdown(report),
         "Figures: report.html. Numbers: report.json.", "",
     ])
 
 
 SLICE_HEADER = ["value", "rows", "accuracy", "macro-F1", "recall per class"]
+LABEL_SET_SLICE_HEADER = ["value", "rows", "micro-F1", "macro-F1"]
+
+
+def slice_header(result: dict) -> list[str]:
+    return SLICE_HEADER if all("accuracy" in s for s in result["slices"].values()) else LABEL_SET_SLICE_HEADER
 
 
 def slice_rows(result: dict) -> list[list[str]]:
     """Display rows of one slice column's metrics."""
+    if slice_header(result) is LABEL_SET_SLICE_HEADER:
+        return [[value, str(s["n"]), f"{s['micro_f1']:.4f}", f"{s['macro_f1']:.4f}"]
+                for value, s in result["slices"].items()]
     return [[value, str(s["n"]), f"{s['accuracy']:.4f}", f"{s['macro_f1']:.4f}",
              ", ".join(f"{k} {v:.2f}" for k, v in s["recall"].items())] for value, s in result["slices"].items()]
 
@@ -122,6 +184,8 @@ def gap_line(result: dict) -> str:
     g = result["gap"]
     if g is None:
         return "one value only: no gap to measure"
+    if "level" not in g:  # multi-label slices: the gap without an interval
+        return f"largest {_name(g['metric'])} gap: {g['between'][0]!r} vs {g['between'][1]!r} {g['estimate']:+.4f}"
     return (f"largest accuracy gap: {g['between'][0]!r} vs {g['between'][1]!r} {g['estimate']:+.4f} "
             f"({g['level']:.0%} bootstrap interval {g['low']:+.4f} to {g['high']:+.4f}, {g['resamples']} resamples)")
 
@@ -129,7 +193,7 @@ def gap_line(result: dict) -> str:
 def _slice_markdown(report: dict) -> list[str]:
     lines = []
     for result in report.get("slices", []):
-        lines += [f"## Test metrics by {escape(result['column'])}", "", table(SLICE_HEADER, slice_rows(result)), "",
+        lines += [f"## Test metrics by {escape(result['column'])}", "", table(slice_header(result), slice_rows(result)), "",
                   escape(gap_line(result)), ""]
     return lines
 
@@ -159,8 +223,13 @@ def _adaptation_html(section: dict) -> str:
 def html_page(report: dict, images: dict[str, str]) -> str:
     """The whole report as one HTML page with no external resources."""
     e = html.escape
-    mistakes = [[m["text"], m["gold"], m["predicted"], f"{m['confidence']:.3f}", f"{m['gold_probability']:.3f}"]
-                for m in report["mistakes"]]
+    header, mistakes = mistake_table(report)
+    final = report["final"]
+    if "confusion" in final:
+        table_html = "<h2>Confusion matrices (test)</h2>" + _img("confusion", images["confusion"], "confusion matrices")
+    else:
+        table_html = ("<h2>Per label (test; transfer / baseline)</h2>"
+                      + _html_table(PER_LABEL_HEADER, per_label_rows(final)))
     sections = [
         f"<h1>Did transfer help?</h1><p class='verdict'>Verdict: <b>{e(report['verdict'])}</b></p>"
         + "".join(f"<p class='caveat'><b>Caveat:</b> {e(note)}</p>" for note in report.get("caveats", [])),
@@ -176,11 +245,11 @@ def html_page(report: dict, images: dict[str, str]) -> str:
         "<h2>Learning curve</h2>" + _img("learning_curve", images["learning_curve"], "learning curve")
         + _html_table(["fraction", "train rows", "transfer", "baseline"], _curve_rows(report)),
         "<h2>Training curves</h2>" + _img("training_curves", images["training_curves"], "training curves"),
-        "<h2>Confusion matrices (test)</h2>" + _img("confusion", images["confusion"], "confusion matrices"),
+        table_html,
         "<h2>Calibration</h2>" + _img("reliability", images["reliability"], "reliability diagram"),
         "<h2>Most confident mistakes (likely label errors)</h2>"
-        + (_html_table(["text", "gold", "predicted", "confidence", "P(gold)"], mistakes) if mistakes else "<p>none</p>"),
-        *[f"<h2>Test metrics by {e(r['column'])}</h2>" + _html_table(SLICE_HEADER, slice_rows(r))
+        + (_html_table(header, mistakes) if mistakes else "<p>none</p>"),
+        *[f"<h2>Test metrics by {e(r['column'])}</h2>" + _html_table(slice_header(r), slice_rows(r))
           + f"<p>{e(gap_line(r))}</p>" for r in report.get("slices", [])],
         "<p>All numbers: <code>report.json</code>.</p>",
     ]
@@ -194,6 +263,8 @@ def make_figures(report: dict, log: list[dict], transfer_probs: np.ndarray, base
     m, final, names = report["metric"], report["final"], tuple(report["labels"])
     gold_arr = np.asarray(gold)
     k = report["knowledge_alone"]
+    if "confusion" not in final:
+        return _label_set_figures(report, log, transfer_probs, baseline_probs, gold_arr)
     return {
         "indicators": figures.indicator_bars({"zero-shot": k["zero_shot"][m], "linear probe": k["linear_probe"][m],
                                               "tf-idf baseline": final["baseline"][m], "transfer": final["transfer"][m]}, m),
@@ -204,6 +275,31 @@ def make_figures(report: dict, log: list[dict], transfer_probs: np.ndarray, base
         "reliability": figures.reliability({
             "transfer": (transfer_probs, gold_arr, expected_calibration_error(transfer_probs, gold_arr)),
             "baseline": (baseline_probs, gold_arr, expected_calibration_error(baseline_probs, gold_arr))}),
+    }
+
+
+def _label_set_figures(report: dict, log: list[dict], transfer_probs: np.ndarray, baseline_probs: np.ndarray,
+                       gold: np.ndarray) -> dict[str, str]:
+    """A multi-label report's figures: scored on its verdict score (micro-F1), no confusion matrices, and the
+    reliability of every (text, label) probability as one binary decision, with the mean of the per-label ECEs."""
+    final, k, main = report["final"], report["knowledge_alone"], report.get("scores", ["micro_f1"])[0]
+    bars = {"zero-shot": k["zero_shot"][main]} if k.get("zero_shot") else {}
+    bars.update({"linear probe": k["linear_probe"][main], "tf-idf baseline": final["baseline"][main],
+                 "transfer": final["transfer"][main]})
+    flat_gold = gold.reshape(-1).astype(np.int64)
+
+    def binary(probs: np.ndarray) -> np.ndarray:
+        p = np.asarray(probs, dtype=float).reshape(-1)
+        return np.stack([1 - p, p], 1)
+
+    m = report["metric"]
+    return {
+        "indicators": figures.indicator_bars(bars, main),
+        "learning_curve": figures.learning_curve(report["learning_curve"], main),
+        "training_curves": figures.training_curves(log, m, (report["time_to_baseline"].get("target"))),
+        "reliability": figures.reliability({
+            "transfer, every label": (binary(transfer_probs), flat_gold, final["transfer"]["ece"]),
+            "baseline, every label": (binary(baseline_probs), flat_gold, final["baseline"]["ece"])}),
     }
 
 

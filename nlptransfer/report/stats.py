@@ -14,6 +14,9 @@ EXACT_BELOW = 25
 VERDICT_RULE = ("positive transfer if the {level:.0%} paired bootstrap interval of (transfer - baseline) test "
                 "accuracy lies above 0 and McNemar's p < {alpha:g}; negative transfer if the interval lies below 0 "
                 "and p < {alpha:g}; otherwise no clear difference")
+INTERVAL_RULE = ("positive transfer if the {level:.0%} paired bootstrap interval of (transfer - baseline) test {metric}, "
+                 "texts resampled, lies above 0; negative transfer if it lies below 0; otherwise no clear difference "
+                 "(no McNemar test: it pairs right/wrong outcomes, and a multi-label text can be partly right)")
 
 
 @dataclass(frozen=True)
@@ -65,9 +68,17 @@ def paired_bootstrap_micro_f1(gold, predicted_a, predicted_b, resamples: int = 2
     """Percentile interval  of micro-F1(a) - micro-F1(b) over rows resampled with
     replacement, drawn as stats.paired_bootstrap draws them; the estimate is the difference on all rows."""
     gold = np.asarray(gold)
-    a, b = row_counts(gold, predicted_a), row_counts(gold, predicted_b)
-    if len(a) == 0:
-        raise ValueError("paired_bootstrap_micro_f1 needs at least one row")
+    return paired_bootstrap_counts(row_counts(gold, predicted_a), row_counts(gold, predicted_b), resamples, seed,
+                                   level, chunk)
+
+
+def paired_bootstrap_counts(a: np.ndarray, b: np.ndarray, resamples: int = 2000, seed: int = 0, level: float = 0.95,
+                            chunk: int = 200) -> Interval:
+    """Percentile interval of micro-F1(a) - micro-F1(b) from per-row (tp, fp, fn) counts [n, 3] of two models on the
+    same rows, resampled with replacement as stats.paired_bootstrap draws them; the estimate is on all rows."""
+    a, b = np.asarray(a), np.asarray(b)
+    if len(a) == 0 or a.shape != b.shape:
+        raise ValueError("paired_bootstrap_micro_f1 needs at least one row, the same rows for both")
     both, n = np.concatenate([a, b], 1), len(a)  # [n, 6]: a's (tp, fp, fn), then b's
     rng = np.random.default_rng(seed)
     diffs = np.empty(resamples)
@@ -80,6 +91,18 @@ def paired_bootstrap_micro_f1(gold, predicted_a, predicted_b, resamples: int = 2
     low, high = np.percentile(diffs, [tail, 100 - tail])
     estimate = micro_f1_of_sums(a.sum(0)) - micro_f1_of_sums(b.sum(0))
     return Interval(float(estimate), float(low), float(high), level, resamples, seed)
+
+
+def paired_comparison(a: np.ndarray, b: np.ndarray, resamples: int = 2000, seed: int = 0,
+                      level: float = 0.95) -> tuple[Interval, McNemar | None]:
+    """The paired interval and test of two models' per-row verdict statistics (TaskKind.verdict_statistic): right/wrong
+    per row [n] -> the bootstrap of the accuracy difference and McNemar's test; (tp, fp, fn) per row [n, 3] -> the
+    bootstrap of the micro-F1 difference and no test (McNemar needs one right/wrong outcome per row; a multi-label
+    text can be partly right, so the interval alone decides)."""
+    a, b = np.asarray(a), np.asarray(b)
+    if a.ndim == 2:
+        return paired_bootstrap_counts(a, b, resamples, seed, level), None
+    return paired_bootstrap(a, b, resamples, seed, level), mcnemar(a, b)
 
 
 def binomial_two_sided(k: int, n: int) -> float:
@@ -116,18 +139,23 @@ def error_reduction(transfer_accuracy: float, baseline_accuracy: float) -> float
     return 100 * (baseline_error - (1 - transfer_accuracy)) / baseline_error
 
 
-def verdict(interval: Interval, test: McNemar, alpha: float = 0.05) -> str:
-    """'positive transfer' | 'negative transfer' | 'no clear difference', by VERDICT_RULE."""
-    if test.p_value < alpha and interval.low > 0:
+def verdict(interval: Interval, test: McNemar | None, alpha: float = 0.05) -> str:
+    """'positive transfer' | 'negative transfer' | 'no clear difference', by VERDICT_RULE (by INTERVAL_RULE, the
+    interval alone, without a test)."""
+    significant = test is None or test.p_value < alpha
+    if significant and interval.low > 0:
         return "positive transfer"
-    if test.p_value < alpha and interval.high < 0:
+    if significant and interval.high < 0:
         return "negative transfer"
     return "no clear difference"
 
 
-def verdict_rule(level: float = 0.95, alpha: float = 0.05) -> str:
-    """The rule `verdict` applies, in words (written into the report)."""
-    return VERDICT_RULE.format(level=level, alpha=alpha)
+def verdict_rule(level: float = 0.95, alpha: float = 0.05, metric: str | None = None) -> str:
+    """The rule `verdict` applies, in words (written into the report): VERDICT_RULE, or with `metric` (a multi-label
+    task's micro_f1) INTERVAL_RULE."""
+    if metric is None:
+        return VERDICT_RULE.format(level=level, alpha=alpha)
+    return INTERVAL_RULE.format(level=level, metric=metric.replace("_f1", "-F1"))
 
 
 def as_dict(value) -> dict:

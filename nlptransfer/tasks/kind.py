@@ -28,6 +28,8 @@ class TaskKind:
     name = ""
     #: whether `tune` chooses decision thresholds on the validation split after training (multi_label)
     tunes = False
+    #: the test scores the transfer report shows and plots, the first being the one its verdict compares
+    report_scores = ("accuracy", "macro_f1")
 
     def encode(self, task: "Task", cell: str) -> Any:
         """The encoded label of a (non-empty) label cell; KeyError for a value the task does not know."""
@@ -102,6 +104,15 @@ class TaskKind:
 
     def warning(self, scores: dict) -> str | None:
         """What to say when the scores show nothing learnt; None otherwise."""
+        return None
+
+    def mistakes(self, task: "Task", gold: np.ndarray, outputs: np.ndarray, texts: list[str], k: int) -> list[dict]:
+        """The k most confident wrong decisions on `texts` (likely label errors, or the model's blind spots)."""
+        raise NotImplementedError
+
+    def collapsed(self, task: "Task", gold: np.ndarray, outputs: np.ndarray) -> str | None:
+        """What to say when the outputs give every text the same prediction where the gold labels differ (an
+        under-trained model); None otherwise."""
         return None
 
 

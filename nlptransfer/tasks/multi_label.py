@@ -31,6 +31,7 @@ class MultiLabel(TaskKind):
 
     name = "multi_label"
     tunes = True
+    report_scores = ("micro_f1", "macro_f1")
 
     def encode(self, task: Task, cell) -> list[int]:
         chosen = set(cell)
@@ -146,6 +147,33 @@ class MultiLabel(TaskKind):
         if scores.get("n") and scores.get("micro_f1", 1.0) == 0.0:
             return ("micro-F1 is 0: the model predicts no label right (more epochs or rows, "
                     "training.class_weights=true, or the strategy's own training.lr may help)")
+        return None
+
+    def mistakes(self, task: Task, gold: np.ndarray, outputs: np.ndarray, texts: list[str], k: int) -> list[dict]:
+        """The k wrong label decisions (a label on that the text lacks, or off that it holds) with the highest
+        probability of the wrong decision (p for a false positive, 1 - p for a false negative)."""
+        names, outputs = task.labels.names, np.asarray(outputs, dtype=np.float64)
+        gold, predicted = np.asarray(gold).astype(bool), self.predicted(outputs, task).astype(bool)
+        rows, labels = np.nonzero(gold != predicted)
+        confidence = np.where(predicted[rows, labels], outputs[rows, labels], 1 - outputs[rows, labels])
+        order = np.argsort(-confidence, kind="stable")[:k]
+        joined = (task.labels.separator or ",").join
+        return [{"text": texts[i], "label": names[j],
+                 "error": "false positive" if predicted[i, j] else "false negative",
+                 "gold": joined(n for n, on in zip(names, gold[i]) if on),
+                 "predicted": joined(n for n, on in zip(names, predicted[i]) if on),
+                 "probability": round(float(outputs[i, j]), 4), "confidence": round(float(confidence[o]), 4),
+                 "gold_probability": round(float(1 - confidence[o]), 4),
+                 "threshold": float(thresholds_of(task, len(names))[j])}
+                for o, i, j in ((o, int(rows[o]), int(labels[o])) for o in order)]
+
+    def collapsed(self, task: Task, gold: np.ndarray, outputs: np.ndarray) -> str | None:
+        predicted, gold = self.predicted(outputs, task), np.asarray(gold)
+        if len(predicted) and not predicted.any() and gold.any():
+            return "the transfer model predicts no label for any test text"
+        if len(predicted) > 1 and (predicted == predicted[0]).all() and not (gold == gold[0]).all():
+            on = [n for n, v in zip(task.labels.names, predicted[0]) if v]
+            return f"the transfer model predicts the same labels ({', '.join(on)}) for every test text"
         return None
 
 

@@ -107,5 +107,21 @@ class SingleLabel(TaskKind):
     def warning(self, scores: dict) -> str | None:
         return m.majority_warning(scores)
 
+    def mistakes(self, task: Task, gold: np.ndarray, outputs: np.ndarray, texts: list[str], k: int) -> list[dict]:
+        """The k wrong predictions with the highest probability, with the probability given to the gold label."""
+        names, gold = task.labels.names, np.asarray(gold)
+        predicted = outputs.argmax(1)
+        wrong = np.flatnonzero(predicted != gold)
+        wrong = wrong[np.argsort(-outputs[wrong, predicted[wrong]], kind="stable")][:k]
+        return [{"text": texts[i], "gold": names[gold[i]], "predicted": names[predicted[i]],
+                 "confidence": round(float(outputs[i, predicted[i]]), 4),
+                 "gold_probability": round(float(outputs[i, gold[i]]), 4)} for i in wrong]
+
+    def collapsed(self, task: Task, gold: np.ndarray, outputs: np.ndarray) -> str | None:
+        predicted = set(np.asarray(outputs).argmax(1).tolist())
+        if len(predicted) == 1 and len(set(np.asarray(gold).tolist())) > 1:
+            return f"the transfer model predicts '{task.labels.names[predicted.pop()]}' for every test text"
+        return None
+
 
 register_task_kind(SingleLabel.name, SingleLabel())
