@@ -396,3 +396,21 @@ def test_every_strategy_trains_a_multi_label_head(tiny_models, ml_data, tmp_path
     assert set(run.metrics["test"]["per_class"]) == set(LABELS) and run.metrics["test"]["n"] == 24
     reloaded = TextClassifier.load(run.path).predict_proba(["the a " + LABELS["billing"]])
     assert reloaded.shape == (1, 4) and ((reloaded > 0) & (reloaded < 1)).all()  # a sigmoid per label
+
+
+@pytest.mark.slow
+def test_compare_ranks_strategies_on_micro_f1(tiny_models, ml_data, tmp_path):
+    from nlptransfer.report.compare import compare_strategies
+
+    result = compare_strategies("sentiment-minilm", str(ml_data["train"]), ["head", "full"], ml_overrides(
+        tiny_models["bert"], tmp_path, **{"training.epochs": 2, "training.lr": None, "pooling": "mean"}))
+    assert result["metric"] == "micro_f1"
+    rows = {r["name"]: r for r in result["rows"]}
+    assert set(rows) == {"head", "full", "tf-idf baseline"}
+    for name in ("head", "full"):
+        metrics = json.loads((Path(rows[name]["run"]) / "metrics.json").read_text())
+        assert rows[name]["micro_f1"] == metrics["test"]["micro_f1"]
+    assert 0 < rows["tf-idf baseline"]["micro_f1"] <= 1
+    best = max(rows.values(), key=lambda r: r["micro_f1"])
+    assert best["pareto"]["trainable_parameters"] or best["pareto"]["train_seconds"] or best["pareto"]["both"]
+    assert "micro-F1" in (Path(result["folder"]) / "compare.md").read_text()

@@ -159,3 +159,13 @@ def subset(texts: LabelledTexts, indices: list[int]) -> LabelledTexts:
     rows = texts.rows or list(range(1, len(texts) + 1))
     return LabelledTexts([texts.texts[i] for i in indices], [texts.labels[i] for i in indices],
                          [rows[i] for i in indices])
+
+
+def fit_run_baseline(recipe, splits, task: Task) -> BaselineResult:
+    """The from-scratch baseline on the run's splits: C chosen on validation by training.metric; a kind that tunes
+    (multi_label) gets its thresholds tuned on validation as the run's were."""
+    metric, seed = recipe.training.metric, recipe.training.seed
+    if task.kind.tunes:
+        return fit_tuned_baseline(splits.train, splits.validation, splits.test, task, metric, seed,
+                                  recipe.evaluation.threshold)
+    return fit_baseline(splits.train, splits.validation, splits.test, len(splits.label_map), metric, seed)

@@ -17,7 +17,7 @@ from ..run import RunFolder
 from ..tasks import Task, run_tasks
 from . import stats
 from .adaptation import adaptation_section
-from .baseline import C_GRID, BaselineResult, fit_baseline, fit_tuned_baseline
+from .baseline import C_GRID, fit_run_baseline
 from .curve import learning_curve
 from .indicators import knowledge_alone, time_to_score
 from .kpi import cost_per_1000, folder_bytes, serving_speed
@@ -171,16 +171,6 @@ def _final(recipe: Recipe, gold, transfer_probs, baseline_probs, names, task: Ta
             "rule": stats.verdict_rule(1 - r.alpha, r.alpha, None if test is not None else main)}
 
 
-def _fit_baseline(recipe: Recipe, splits: Splits, task: Task) -> BaselineResult:
-    """The from-scratch baseline on the run's splits: C chosen on validation by training.metric; a kind that tunes
-    (multi_label) gets its thresholds tuned on validation as the run's were."""
-    metric, seed = recipe.training.metric, recipe.training.seed
-    if task.kind.tunes:
-        return fit_tuned_baseline(splits.train, splits.validation, splits.test, task, metric, seed,
-                                  recipe.evaluation.threshold)
-    return fit_baseline(splits.train, splits.validation, splits.test, len(splits.label_map), metric, seed)
-
-
 def _kpis(run: RunFolder, recipe: Recipe, metrics: dict, baseline, final: dict, texts: list[str],
           scores: tuple[str, ...] = ("accuracy", "macro_f1")) -> dict:
     from ..inference import TextClassifier
@@ -232,7 +222,7 @@ def build_report(run_path: str | Path, *, overrides: list[str] | dict | None = N
     if tuned:  # the run's own thresholds, as labels.json saved them
         task = dataclasses.replace(task, labels=LabelMap.from_dict(run.read_json("labels")))
 
-    baseline = _fit_baseline(recipe, splits, task)
+    baseline = fit_run_baseline(recipe, splits, task)
     logger.info(f"report: baseline fitted in {baseline.train_seconds:.1f} s (C={baseline.C:g})")
     final = _final(recipe, splits.test.labels, transfer_probs, baseline.test_probs, names, task, baseline.task)
     knowledge = knowledge_alone(recipe, splits.train, splits.test, names, splits.validation, task)

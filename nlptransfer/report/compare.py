@@ -15,7 +15,8 @@ from ..fsio import atomic_write_text
 from ..run import RunFolder
 from ..strategies import get_strategy
 from ..strategies.adapters import PeftSection
-from .baseline import fit_baseline, scores
+from ..tasks import run_tasks
+from .baseline import fit_run_baseline
 from .kpi import folder_bytes
 
 logger = get_logger(__name__)
@@ -55,11 +56,18 @@ def table_rows(rows: list[dict], metric: str) -> list[list[str]]:
             marks = ["params+time jointly"]
         return ", ".join(marks) or "—"
 
-    return [[r["name"], f"{r['accuracy']:.4f}", f"{r['macro_f1']:.4f}", f"{r['trainable_parameters']:,}",
+    return [[r["name"], *[f"{r[k]:.4f}" for k in SCORES if k in r], f"{r['trainable_parameters']:,}",
              f"{r['train_seconds']:.1f}", f"{r['artifact_bytes']:,}", flags(r)] for r in rows]
 
 
+#: the test scores a row shows (micro-F1: multi-label runs)
+SCORES = ("accuracy", "macro_f1", "micro_f1")
 HEADER = ["strategy", "accuracy", "macro-F1", "trainable parameters", "training s", "artifact bytes", "Pareto-best"]
+
+
+def header(rows: list[dict]) -> list[str]:
+    """The table's header: HEADER, with micro-F1 after macro-F1 when the rows have it."""
+    return HEADER[:3] + ["micro-F1"] + HEADER[3:] if rows and "micro_f1" in rows[0] else HEADER
 
 
 def _selection_lines(result: dict) -> list[str]:
@@ -79,7 +87,7 @@ def _markdown(result: dict) -> str:
                       f"and seed {result['seed']} for every strategy; test {result['metric']}. Pareto-best: no other "
                       "row scores at least as well with no more trainable parameters (params), no more training "
                       "time (time), or no more of both (params+time jointly), being better in one of them.", "",
-                      table(HEADER, table_rows(result["rows"], result["metric"])), "", *_selection_lines(result),
+                      table(header(result["rows"]), table_rows(result["rows"], result["metric"])), "", *_selection_lines(result),
                       *_warning_lines(result)])
 
 
@@ -97,7 +105,7 @@ def _warnings(result: dict) -> list[tuple[str, str]]:
 
 def _html(result: dict, image: str) -> str:
     e = html.escape
-    head = "".join(f"<th>{e(h)}</th>" for h in HEADER)
+    head = "".join(f"<th>{e(h)}</th>" for h in header(result["rows"]))
     body = "".join("<tr>" + "".join(f"<td>{e(c)}</td>" for c in row) + "</tr>"
                    for row in table_rows(result["rows"], result["metric"]))
     found = "".join(f"<li>{e(name)}: {e(w)}</li>" for name, w in _warnings(result))
@@ -161,7 +169,7 @@ def compare_strategies(recipe: str | Recipe, data: str | None, strategies: list[
     base = recipes.resolve(recipe, data, given)
     named = _variants(base, strategies, adapt_weights, "training.lr" in given)  # every variant validates first
     names, planned = [n for n, _ in named], [r for _, r in named]
-    if base.data.label_columns and len(base.data.label_columns) > 1:
+    if base.data.label_columns and len(base.data.label_columns) > 1 and base.task != "multi_label":
         raise RecipeError("compare ranks strategies against one tf-idf baseline on one label column; for a multi-task "
                           "recipe (data.label_columns), train each strategy with `nlptransfer run ... strategy=NAME` "
                           "and compare their metrics.json, and `nlptransfer report RUN` says per task whether sharing "
@@ -178,17 +186,19 @@ def compare_strategies(recipe: str | Recipe, data: str | None, strategies: list[
             run = train(r.replace(**{"output.dir": str(folder), "output.name": name.replace(" ", "-"),
                                      "training.progress": False}))
         m = run.metrics
-        rows.append({"name": name, "kind": "transfer", "run": str(run.path), "accuracy": m["test"]["accuracy"],
-                     "macro_f1": m["test"]["macro_f1"], "trainable_parameters": m["trainable_parameters"],
+        rows.append({"name": name, "kind": "transfer", "run": str(run.path),
+                     **{k: m["test"][k] for k in SCORES if k in m["test"]}, "trainable_parameters": m["trainable_parameters"],
                      "train_seconds": m["train_seconds"], "artifact_bytes": folder_bytes(RunFolder(run.path).weights_dir),
                      "validation": (m.get("validation") or {}).get(metric), "warnings": m.get("warnings", [])})
         if adapt_weights:
             rows[-1]["target_test_accuracy"] = _target_accuracy(run.path, r)
         logger.info(f"compare: {name}: test {metric} {m['test'][metric]:.4f}, {m['trainable_parameters']:,} trainable, "
             f"{m['train_seconds']:.1f} s")
-    b = fit_baseline(splits.train, splits.validation, splits.test, len(splits.label_map), metric, base.training.seed)
+    task = next(iter(run_tasks(splits.label_map).values()))
+    b = fit_run_baseline(base, splits, task)  # a multi-label baseline with thresholds tuned as the runs' were
+    scored = task.kind.metrics(b.task or task, task.gold(splits.test.labels)[0], b.test_probs)
     rows.append({"name": "tf-idf baseline", "kind": "baseline", "run": None,
-                 **scores(splits.test.labels, b.test_probs.argmax(1)), "trainable_parameters": b.trainable_parameters,
+                 **{k: scored[k] for k in SCORES if k in scored}, "trainable_parameters": b.trainable_parameters,
                  "train_seconds": round(b.train_seconds, 3), "artifact_bytes": b.artifact_bytes})
     for key, costs in (("trainable_parameters", ("trainable_parameters",)), ("train_seconds", ("train_seconds",)),
                        ("both", COSTS)):
