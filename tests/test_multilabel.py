@@ -107,6 +107,14 @@ def test_a_column_of_lists_read_as_one_label_is_hinted(tmp_path):
     assert "'topics'" in hint and "task=multi_label" in hint and "data.label_separator=','" in hint
 
 
+def test_zero_one_columns_read_as_one_label_are_hinted(tmp_path):
+    path = write_columns(tmp_path / "columns.csv", label_rows(120))
+    splits = load_splits(DataSpec(train=str(path), text_columns=["text"], cache=False), seed=3)
+    assert splits.report.inferred["label_column"]["column"] == "billing"  # one of them, as a single label
+    hint = next(h for h in splits.report.hints if "hold only 0/1 values" in h)
+    assert "task=multi_label 'data.label_columns=[billing, cancel, delivery, price]'" in hint
+
+
 def test_per_label_problems_name_the_label(tmp_path):
     rows = label_rows(120)
     rows[5] = (rows[5][0], ["billing", "rarest"])

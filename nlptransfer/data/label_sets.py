@@ -201,3 +201,20 @@ def label_leaks(counter, names: list[str]) -> list[dict]:
     judged on whether a row holds that label."""
     return [{**leak, "task": name} for name in names
             for leak in counter.leaks(lambda key, name=name: str(int(name in members(key))))]
+
+
+def indicator_hint(frame: pd.DataFrame, text_columns: list[str]) -> str | None:
+    """For a file with three or more 0/1 (or true/false) columns besides its texts, read as one label column: the
+    setting that reads them as the labels of one multi-label task."""
+    binary = []
+    for column in map(str, frame.columns):
+        if column in text_columns:
+            continue
+        cells = set(frame[column].map(cell_text).str.strip().str.lower().unique()) - {""}
+        if cells and cells <= ON | OFF and cells & ON:
+            binary.append(column)
+    if len(binary) < 3:
+        return None
+    return (f"the columns {', '.join(map(repr, binary[:8]))}{' ...' if len(binary) > 8 else ''} hold only 0/1 values: "
+            f"to read them as the labels of one multi-label task, set task=multi_label "
+            f"'data.label_columns=[{', '.join(binary)}]'")

@@ -14,7 +14,7 @@ from ..errors import DataError
 from ..logs import get_logger
 from .checks import LeakCounter, also_in_train, clashes, label_counts, later_repeats
 from .columns import infer_label_column, infer_text_columns, missing_column, run_on_columns
-from .label_sets import (co_occurrences, label_leaks, label_matrix, label_set_names, labels_seen, list_hint,
+from .label_sets import (co_occurrences, indicator_hint, label_leaks, label_matrix, label_set_names, labels_seen, list_hint,
                          multi_label_task, positives)
 from .labels import (DROPPED_BY_MAP, NOT_BINNED, LabelTask, bins_problems, numeric_hint, sort_labels,
                      stratification_key)
@@ -101,6 +101,8 @@ def choose_columns(run: Run, firsts: dict[str, Table], sample: pd.DataFrame | No
             run.report.inferred["text_columns"] = {"columns": text_columns, "reason": why}
             logger.info(f"text column: '{text_columns[0]}' (inferred: {why})")
     if text_columns and (hint := run_on_columns(train.frame, text_columns, set(spec.label_columns or labels))):
+        run.report.hints.append(hint)
+    if run.kind != "multi_label" and not run.multi and (hint := indicator_hint(rows, text_columns)):
         run.report.hints.append(hint)
     for name, table in firsts.items():
         present = [str(c) for c in table.frame.columns]
