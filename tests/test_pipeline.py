@@ -365,8 +365,9 @@ def test_a_dataset_dict_a_saved_data_set_folder_and_an_offline_hub_id(tiny_model
 def test_a_run_is_named_stages_in_order_and_a_failure_after_the_folder_removes_it_when_nothing_resumes():
     from nlptransfer.pipeline import STAGES
 
-    assert [s.name for s in STAGES] == ["resume", "data", "model", "folder", "encoder", "fit", "test", "save"]
-    assert [s.name for s in STAGES if s.removes_half_made] == ["folder", "encoder", "fit", "test"]
+    assert [s.name for s in STAGES] == ["resume", "data", "model", "folder", "encoder", "fit", "thresholds", "test",
+                                        "save"]
+    assert [s.name for s in STAGES if s.removes_half_made] == ["folder", "encoder", "fit", "thresholds", "test"]
 
 
 def test_the_loop_settings_come_from_the_recipe_and_adaptation_adds_its_term_to_a_copy():

@@ -22,8 +22,8 @@ def test_a_second_registration_of_a_kind_name_is_refused_naming_both():
     assert str(refused.value) == (
         "task kind 'single_label' is registered twice: by nlptransfer.tasks.single_label.SingleLabel and again by "
         "tests.test_tasks.Imposter; give one of them another name (or import the module registering it once)")
-    assert isinstance(task_kind("single_label"), SingleLabel) and task_kinds() == ["single_label"]
-    with pytest.raises(RecipeError, match="unknown task kind 'regression'; registered: single_label"):
+    assert isinstance(task_kind("single_label"), SingleLabel) and task_kinds() == ["multi_label", "single_label"]
+    with pytest.raises(RecipeError, match="unknown task kind 'regression'; registered: multi_label, single_label"):
         task_kind("regression")
 
 

@@ -14,8 +14,10 @@ def openapi_schema() -> dict:
     from nlptransfer.data.schema import LabelMap
     from nlptransfer.serve.app import create_app
     from nlptransfer.serve.config import ServeConfig
+    from nlptransfer.tasks import run_tasks
 
-    stand_in = SimpleNamespace(label_map=LabelMap(["negative", "positive"]), tasks=None)
+    labels = LabelMap(["negative", "positive"])
+    stand_in = SimpleNamespace(label_map=labels, tasks=None, all_tasks=run_tasks(labels))
     app = create_app(stand_in, ServeConfig())
     return app.openapi()
 
