@@ -120,11 +120,15 @@ def scores(gold, probs, thresholds) -> dict:
     return {k: round(m[k], 4) for k in ("micro_f1", "macro_f1", "samples_f1", "subset_accuracy", "hamming_loss")}
 
 
-def tuned(gold, probs):
-    """Per-label thresholds tuned on validation, as nlptransfer tunes them."""
+def tuned(gold, probs, recipe: str = "multilabel-minilm"):
+    """Per-label thresholds tuned on validation, as nlptransfer tunes them for `recipe` (to maximise its
+    training.metric: micro-F1 over all labels for the shipped multi-label recipes)."""
     from nlptransfer.multilabel_metrics import tune_thresholds
+    from nlptransfer.recipe import load
+    from nlptransfer.sections import threshold_objective
 
-    return tune_thresholds(np.asarray(gold), np.asarray(probs))[0]
+    objective = threshold_objective(load(recipe).training.metric)
+    return tune_thresholds(np.asarray(gold), np.asarray(probs), 5, objective)[0]
 
 
 def full_settings(recipe: str, epochs: float | None) -> dict:

@@ -22,7 +22,7 @@ from .errors import DataError, NlpTransferError, RecipeError
 from .logs import get_logger
 from .metrics import LOCAL_METRICS, load_metric
 from .recipe import Recipe, read_saved, refuse_untrusted_code
-from .sections import task_kind_of
+from .sections import task_kind_of, threshold_objective
 from .run import RunFolder
 from .run_context import (RunContext, encode_splits, first_files, label_names, open_run, run_listeners,
                           with_saved_labels, write_predictions)
@@ -225,7 +225,8 @@ def _thresholds(ctx: RunContext) -> None:
         outputs = _score(ctx.model, ctx.encoded["validation"], splits.validation, label_names(splits), recipe,
                          ctx.tokenizer, ctx.accelerator)[1]
         gold = task.gold(splits.validation.labels)[0]
-    labels, chosen = task.kind.tune(task, gold, outputs, recipe.evaluation.threshold)
+    labels, chosen = task.kind.tune(task, gold, outputs, recipe.evaluation.threshold,
+                                    threshold_objective(recipe.training.metric))
     ctx.splits = dataclasses.replace(splits, label_map=labels)
     ctx.metrics["thresholds"] = chosen
     logger.info(chosen["summary"])

@@ -23,6 +23,12 @@ def task_kind_of(recipe: "Recipe") -> str:
     return "multi_label" if recipe.task == "multi_label" else "single_label"
 
 
+def threshold_objective(metric: str) -> str:
+    """What a multi-label run's thresholds maximise on validation, by its training.metric: micro-F1 over every label
+    at once (micro_f1), else each label's F1 (which maximises macro-F1)."""
+    return "micro_f1" if metric == "micro_f1" else "label_f1"
+
+
 @dataclass(frozen=True)
 class TrainingSection:
     """How the single training loop runs."""
@@ -65,7 +71,8 @@ class EvaluationSection:
     #: path (hub ids when online)
     metrics: list[str] = field(default_factory=list)
     #: task multi_label: one decision threshold for every label; None = each label's own, tuned on the validation
-    #: split to maximise its F1 (0.5 for a label with fewer than 5 validation positives, or without validation)
+    #: split to maximise training.metric: micro_f1 jointly over the labels, else each label's F1 (so macro-F1); 0.5 for
+    #: a label with fewer than 5 validation positives, or without a validation split
     threshold: float | None = None
 
 

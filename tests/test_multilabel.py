@@ -211,14 +211,15 @@ def test_a_run_learns_label_sets_and_tunes_thresholds_on_validation(ml_run):
     labels = json.loads((folder / "labels.json").read_text())
     assert labels["kind"] == "multi_label" and labels["separator"] == ";"
     names = [labels["id2label"][str(i)] for i in range(len(labels["id2label"]))]
-    # the thresholds are those that maximise each label's F1 on the validation split
+    # the thresholds are those that maximise micro-F1 (the run's training.metric) on the validation split
     splits = ml_run.splits
     clf = ml_run.classifier()
     val_probs = clf.predict_proba(list(splits.validation.texts))
-    expected, _ = tune_thresholds(np.asarray(splits.validation.labels), val_probs)
+    expected, _ = tune_thresholds(np.asarray(splits.validation.labels), val_probs, objective="micro_f1")
     assert [labels["thresholds"][n] for n in names] == pytest.approx(expected.tolist())
     chosen = metrics["thresholds"]
     assert chosen["source"] == "validation" and chosen["rows"] == len(splits.validation)
+    assert chosen["objective"] == "micro_f1" and "to maximise micro-F1 over all labels" in chosen["summary"]
     assert "thresholds chosen on" in chosen["summary"]
     # test metrics: the scorer's, equal to scikit-learn's on the predictions the run wrote
     test = metrics["test"]

@@ -241,3 +241,33 @@ def test_iterative_spreads_label_less_rows_as_it_spreads_a_label():
 def test_iterative_says_when_a_split_cannot_be_carved(fractions):
     with pytest.raises(ValueError, match="cannot carve the"):
         iterative(_rare_label_file(rows=20), fractions, seed=0)
+
+
+
+def test_micro_objective_keeps_a_rare_labels_threshold_where_lowering_it_costs_micro_f1():
+    # label 0: common and well separated; label 1: rare, its few positives scored low among many negatives
+    rng = np.random.default_rng(5)
+    n = 400
+    gold = np.zeros((n, 2), int)
+    gold[:200, 0] = 1
+    gold[:8, 1] = 1
+    probs = np.zeros((n, 2))
+    probs[:, 0] = np.where(gold[:, 0] == 1, rng.uniform(0.55, 0.95, n), rng.uniform(0.05, 0.45, n))
+    probs[:, 1] = np.where(gold[:, 1] == 1, 0.12, rng.uniform(0.0, 0.16, n))
+    per_label, _ = tune_thresholds(gold, probs)
+    joint, records = tune_thresholds(gold, probs, objective="micro_f1")
+    assert per_label[1] < 0.5  # the rare label's own F1 is best low (its F1 at 0.5 is 0)
+    assert joint[1] == 0.5 and joint[0] == pytest.approx(0.5)  # micro-F1: lowering it adds more false positives
+    micro = lambda t: f1_score(gold, predicted_sets(probs, t), average="micro", zero_division=0)  # noqa: E731
+    assert micro(joint) >= micro(per_label) and micro(joint) >= micro(np.full(2, 0.5))
+    assert records[1]["tuned"] and records[1]["threshold"] == 0.5
+
+
+def test_micro_objective_is_the_best_micro_f1_of_the_grid_on_a_small_case():
+    rng = np.random.default_rng(11)
+    gold = (rng.random((60, 2)) < 0.3).astype(int)
+    probs = np.clip(gold * 0.3 + rng.random((60, 2)) * 0.7, 0, 1)
+    joint, _ = tune_thresholds(gold, probs, min_positives=1, objective="micro_f1")
+    micro = lambda t: f1_score(gold, predicted_sets(probs, t), average="micro", zero_division=0)  # noqa: E731
+    best = max(micro(np.array([a, b])) for a in GRID for b in GRID)  # every pair of the grid
+    assert micro(joint) == pytest.approx(best)

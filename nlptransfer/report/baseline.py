@@ -10,6 +10,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..data import LabelledTexts
+from ..sections import threshold_objective
 from ..tasks import DEFAULT_KIND, Task, run_tasks, task_kind
 
 #: Inverse regularisation strengths tried; the best on the validation split is kept (the first without one).
@@ -102,7 +103,7 @@ def fit_tuned_baseline(train: LabelledTexts, validation: LabelledTexts | None, t
     for C in grid:
         pipeline = kind.baseline(C, seed).fit(train.texts, np.asarray(train.labels))
         outputs = kind.baseline_outputs(pipeline, validation.texts, task) if has_validation else None
-        labels, chosen = kind.tune(task, gold_val, outputs, threshold)
+        labels, chosen = kind.tune(task, gold_val, outputs, threshold, threshold_objective(metric))
         tuned = dataclasses.replace(task, labels=labels)
         val = _scalars(kind.metrics(tuned, gold_val, outputs)) if has_validation else None
         if best is None or (val is not None and val[metric] > best[2][metric]):

@@ -10,6 +10,7 @@ import torch
 from .. import models
 from ..data import LabelledTexts
 from ..recipe import Recipe
+from ..sections import threshold_objective
 from ..model import mean_pool
 from ..strategies.zero_shot import descriptions
 from ..tasks import Task
@@ -76,7 +77,8 @@ NO_ZERO_SHOT = ("zero-shot is left out for multi-label: strategy zero_shot refus
 
 
 def tuned_probe(train_features: np.ndarray, train_labels, validation_features: np.ndarray | None, validation_labels,
-                test_features: np.ndarray, gold, task: Task, threshold: float | None, seed: int = 0) -> dict:
+                test_features: np.ndarray, gold, task: Task, threshold: float | None, seed: int = 0,
+                objective: str = "label_f1") -> dict:
     """One-vs-rest logistic regression on frozen features, thresholds tuned on validation as the run tuned its own
     (0.5 each without a validation split, or `threshold`): test scores, fit seconds and parameters."""
     from sklearn.linear_model import LogisticRegression
@@ -95,7 +97,8 @@ def tuned_probe(train_features: np.ndarray, train_labels, validation_features: n
         return np.asarray(probe.predict_proba(features), dtype=np.float64).reshape(len(features), len(task.labels))
 
     val = None if validation_features is None else outputs(validation_features)
-    labels, chosen = kind.tune(task, None if val is None else kind.gold(validation_labels)[0], val, threshold)
+    labels, chosen = kind.tune(task, None if val is None else kind.gold(validation_labels)[0], val, threshold,
+                               objective)
     tuned = dataclasses.replace(task, labels=labels)
     scores_ = kind.metrics(tuned, kind.gold(gold)[0], outputs(test_features))
     return {**{k: v for k, v in scores_.items() if isinstance(v, float)}, "thresholds": chosen["summary"],
@@ -114,7 +117,8 @@ def knowledge_alone(recipe: Recipe, train: LabelledTexts, test: LabelledTexts, n
         val = validation if validation is not None and len(validation) and validation.labels is not None else None
         probe = tuned_probe(encoder.embed(train.texts), train.labels, encoder.embed(val.texts) if val else None,
                             val.labels if val else None, test_features, test.labels, task,
-                            recipe.evaluation.threshold, recipe.training.seed)
+                            recipe.evaluation.threshold, recipe.training.seed,
+                            threshold_objective(recipe.training.metric))
         return {"encoder": recipe.model, "pooling": "mean", "zero_shot": None, "zero_shot_left_out": NO_ZERO_SHOT,
                 "linear_probe": probe, "seconds": round(time.perf_counter() - started, 3)}
     described = descriptions(recipe, names)  # as strategy zero_shot reads them: labels.descriptions, else the name

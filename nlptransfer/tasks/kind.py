@@ -97,9 +97,11 @@ class TaskKind:
         """The loss weights training.class_weights asks for, from the training split's labels."""
         raise NotImplementedError
 
-    def tune(self, task: "Task", gold: np.ndarray | None, outputs: np.ndarray | None, threshold: float | None):
+    def tune(self, task: "Task", gold: np.ndarray | None, outputs: np.ndarray | None, threshold: float | None,
+             objective: str = "label_f1"):
         """The task's labels with decision thresholds chosen on validation (`gold`, `outputs`; None without a
-        validation split) or `threshold` for every label, and what was chosen ({"summary": a line to say, ...})."""
+        validation split) to maximise `objective` (label_f1 | micro_f1), or `threshold` for every label, and what was
+        chosen ({"summary": a line to say, ...})."""
         raise NotImplementedError
 
     def warning(self, scores: dict) -> str | None:

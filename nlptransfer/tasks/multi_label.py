@@ -121,9 +121,10 @@ class MultiLabel(TaskKind):
         positive = matrix.sum(0)
         return np.where(positive > 0, (len(matrix) - positive) / np.maximum(positive, 1), 1.0)
 
-    def tune(self, task: Task, gold, outputs, threshold: float | None):
-        """Each label's threshold: evaluation.threshold, else the one that maximises its F1 on the validation split
-        (0.5 for a label with fewer than MIN_POSITIVES positive validation rows, or without a validation split)."""
+    def tune(self, task: Task, gold, outputs, threshold: float | None, objective: str = "label_f1"):
+        """Each label's threshold: evaluation.threshold, else chosen on the validation split to maximise `objective`:
+        each label's F1 (label_f1: so macro-F1), or micro-F1 over every label at once (micro_f1); 0.5 for a label
+        with fewer than MIN_POSITIVES positive validation rows, or without a validation split."""
         names, width = list(task.labels.names), len(task.labels)
         if threshold is not None or outputs is None:
             value = 0.5 if threshold is None else float(threshold)
@@ -131,16 +132,17 @@ class MultiLabel(TaskKind):
             chosen = {"source": why, "rows": 0, "labels": {n: {"threshold": value} for n in names},
                       "summary": f"thresholds: {value:g} for every label ({why})"}
             return task.labels.with_thresholds([value] * width), chosen
-        values, records = mm.tune_thresholds(np.asarray(gold), np.asarray(outputs), MIN_POSITIVES)
+        values, records = mm.tune_thresholds(np.asarray(gold), np.asarray(outputs), MIN_POSITIVES, objective)
         labels = {n: {k: r[k] for k in ("threshold", "positives", "tuned", "f1", "f1_at_0_5")}
                   for n, r in zip(names, records)}
         kept = [n for n in names if not labels[n]["tuned"]]
-        summary = (f"thresholds chosen on {len(gold)} validation rows to maximise each label's F1: "
+        aim = "micro-F1 over all labels" if objective == "micro_f1" else "each label's F1"
+        summary = (f"thresholds chosen on {len(gold)} validation rows to maximise {aim}: "
                    + ", ".join(f"{n} {labels[n]['threshold']:g}" for n in names if labels[n]["tuned"])
                    + (f"; kept 0.5 (fewer than {MIN_POSITIVES} validation positives): {', '.join(kept)}" if kept
                       else ""))
-        chosen = {"source": "validation", "rows": int(len(gold)), "min_positives": MIN_POSITIVES, "labels": labels,
-                  "summary": summary}
+        chosen = {"source": "validation", "objective": objective, "rows": int(len(gold)),
+                  "min_positives": MIN_POSITIVES, "labels": labels, "summary": summary}
         return task.labels.with_thresholds(values), chosen
 
     def warning(self, scores: dict) -> str | None:
