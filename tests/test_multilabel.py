@@ -263,10 +263,15 @@ def test_one_global_threshold_from_the_recipe(tiny_models, ml_data, tmp_path):
     assert run.metrics["thresholds"]["source"] == "evaluation.threshold"
 
 
-def test_evaluate_and_predict_read_and_write_label_lists(ml_run, ml_data, tmp_path):
+def test_evaluate_and_predict_read_and_write_label_lists(ml_run, ml_data, tmp_path, capsys):
+    from nlptransfer.cli import main
+
     scored = nlptransfer.evaluate_run(ml_run.path, str(ml_data["test"]))
     for key in ("micro_f1", "macro_f1", "samples_f1", "subset_accuracy", "hamming_loss", "lrap"):
         assert scored[key] == pytest.approx(ml_run.metrics["test"][key]), key
+    assert main(["evaluate", str(ml_run.path), "--data", str(ml_data["test"])]) == 0
+    printed = capsys.readouterr().out
+    assert f"micro-F1 {scored['micro_f1']:.4f}" in printed and "threshold" in printed
     out = tmp_path / "predicted.csv"
     assert nlptransfer.predict_file(ml_run.path, str(ml_data["test"]), str(out)) == 60
     with open(out, newline="") as f:

@@ -41,9 +41,15 @@ def handle(args) -> int:
     for task, scores in result.get("tasks", {None: result}).items():
         if task is not None:
             print(f"{task}:")
-        print(f"accuracy {scores['accuracy']:.4f}  macro-F1 {scores['macro_f1']:.4f}  rows {scores['n']}")
+        if "micro_f1" in scores:  # multi-label: each label at or above its threshold
+            print(f"micro-F1 {scores['micro_f1']:.4f}  macro-F1 {scores['macro_f1']:.4f}  sample-F1 "
+                  f"{scores['samples_f1']:.4f}  subset accuracy {scores['subset_accuracy']:.4f}  Hamming loss "
+                  f"{scores['hamming_loss']:.4f}  rows {scores['n']}")
+        else:
+            print(f"accuracy {scores['accuracy']:.4f}  macro-F1 {scores['macro_f1']:.4f}  rows {scores['n']}")
         for name, c in scores["per_class"].items():
-            print(f"  {name:>16}  P {c['precision']:.3f}  R {c['recall']:.3f}  F1 {c['f1']:.3f}  n {c['support']}")
+            at = f"  threshold {c['threshold']:g}" if "threshold" in c else ""
+            print(f"  {name:>16}  P {c['precision']:.3f}  R {c['recall']:.3f}  F1 {c['f1']:.3f}  n {c['support']}{at}")
     for warning in result["warnings"]:
         print(f"warning: {warning}", file=sys.stderr)
     if result.get("tasks_missing"):
