@@ -319,17 +319,7 @@ def observed_label(probs: np.ndarray, task):
 
 
 def _predictions(probs: np.ndarray, task) -> list[Prediction]:
-    names = task.labels.names
-    if task.labels.kind != "multi_label":
-        return [Prediction(names[int(row.argmax())], float(row.max()), {n: float(p) for n, p in zip(names, row)})
-                for row in probs]
-    chosen = task.kind.predicted(probs, task)
-    out = []
-    for row, on in zip(probs, chosen):
-        labels = [n for n, x in zip(names, on) if x]
-        out.append(Prediction((task.labels.separator or ",").join(labels), float(row.max()) if len(row) else 0.0,
-                              {n: float(p) for n, p in zip(names, row)}, labels))
-    return out
+    return [Prediction(**head_prediction(row, task)) for row in probs]
 
 
 def _apply_adapter(net: torch.nn.Module, folder: Path, merge: bool) -> torch.nn.Module:
