@@ -117,7 +117,9 @@ def evaluate_run(run_path: str | Path, data: str, *, text_columns: list[str] | N
     splits = _evaluation_splits(clf, spec, label_column)
     for reason, count in splits.report.dropped.get("train", {}).items():  # the file is read as one split
         logger.info(f"dropped {count} rows of {data} (data.drop_invalid, as the run did): {reason}")
-    tasks = run_tasks(splits.tasks or clf.label_map, column=label_column or spec.label_column)
+    # the run's label maps (a multi-label task's thresholds), for the tasks the file has, in the file's row order
+    tasks = run_tasks({t: clf.tasks[t] for t in splits.tasks} if splits.tasks else clf.label_map,
+                      column=label_column or spec.label_column)
     outputs = clf.predict_proba(splits.train.texts)
     result = score(tasks, splits.train.labels, outputs if clf.tasks else {next(iter(tasks)): outputs},
                    slices=splits.train.slices, scoring=Scoring.of(clf.recipe))
@@ -144,16 +146,23 @@ def _run_slices(recipe: Recipe, spec, path: str) -> list[str] | None:
 
 def _evaluation_splits(clf: TextClassifier, spec, label_column: str | None):
     """The file to evaluate, read whole as one split with the run's labels (a multi-task run's: the tasks whose
-    column it has)."""
+    column it has); label lists split by the separator the run read (unless the changes name one)."""
     if clf.tasks:
         from .data import load_multitask_splits
 
         known = {task: list(m.names) for task, m in clf.tasks.items()}
-        return load_multitask_splits(dataclasses.replace(spec, label_columns=list(clf.tasks), label_column=None),
+        kinds = {task: m.kind for task, m in clf.tasks.items() if m.kind != "single_label"} or None
+        separators = {m.separator for m in clf.tasks.values() if m.kind == "multi_label"}
+        separator = spec.label_separator or (separators.pop() if len(separators) == 1 else None)
+        return load_multitask_splits(dataclasses.replace(spec, label_columns=list(clf.tasks), label_column=None,
+                                                         task_kinds=kinds, label_separator=separator),
                                      purpose="evaluate", known=known)
+    listed = clf.label_map.kind == "multi_label" and not spec.label_columns  # a column of label lists
     return load_splits(dataclasses.replace(spec, label_column=label_column or spec.label_column,
-                                           labels=list(clf.label_map.names)), purpose="evaluate",
-                       kind=clf.label_map.kind)
+                                           labels=list(clf.label_map.names),
+                                           label_separator=spec.label_separator or (
+                                               clf.label_map.separator if listed else None)),
+                       purpose="evaluate", kind=clf.label_map.kind)
 
 
 def reading_spec(folder: Path, recipe: Recipe, path: str, changes: dict | None = None):

@@ -82,8 +82,16 @@ class Collator:
                 states[row, :len(it["states"])] = it["states"]
             batch["states"] = states
         if "labels" in items[0]:
-            batch["labels"] = torch.tensor([it["labels"] for it in items])
+            batch["labels"] = label_tensor([it["labels"] for it in items])
         return batch
+
+
+def label_tensor(rows: list) -> torch.Tensor:
+    """A batch's labels as one tensor: a label per row, or multi-task rows (a label per task) [rows, slots], a
+    multi-label task's 0/1 list taking as many slots as it has labels (tasks.label_slots says where)."""
+    if rows and isinstance(rows[0], (list, tuple)) and any(isinstance(x, (list, tuple)) for x in rows[0]):
+        rows = [[y for x in row for y in (x if isinstance(x, (list, tuple)) else (x,))] for row in rows]
+    return torch.tensor(rows)
 
 
 class MaskingCollator:

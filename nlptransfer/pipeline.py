@@ -16,7 +16,7 @@ import numpy as np
 from . import models
 from . import fewshot  # noqa: F401  the built-in encoder stages register themselves
 from .adapt import adapted_encoder, loop_settings, read_target, target_stream
-from .data import DataReport, LabelMap, Splits
+from .data import DataReport, Splits
 from .data.schema import labels_json
 from .errors import DataError, NlpTransferError, RecipeError
 from .logs import get_logger
@@ -24,9 +24,9 @@ from .metrics import LOCAL_METRICS, load_metric
 from .recipe import Recipe, read_saved, refuse_untrusted_code
 from .sections import task_kind_of, threshold_objective
 from .run import RunFolder
-from .run_context import (RunContext, encode_splits, first_files, label_names, open_run, run_listeners,
-                          with_saved_labels, write_predictions)
-from .scoring import Scoring, score, warnings_of
+from .run_context import (RunContext, encode_splits, first_files, label_names, open_run, run_listeners, say_metrics,
+                          score_warnings, with_saved_labels, write_predictions)
+from .scoring import Scoring, score
 from .strategies import get_strategy, learning_rate_warnings
 from .tasks import decode, is_multitask, run_tasks
 from .cache import cache_root
@@ -214,24 +214,32 @@ def _fit(ctx: RunContext) -> None:
 
 
 def _thresholds(ctx: RunContext) -> None:
-    """A multi-label run's decision thresholds, one per label, chosen on the validation split (or the recipe's
-    evaluation.threshold), into its label map and labels.json, and said; nothing for the other kinds."""
+    """Each multi-label task's decision thresholds, one per label, chosen on the validation split (or the recipe's
+    evaluation.threshold), into its label map and labels.json, and said; nothing for the other kinds. metrics.json
+    "thresholds" says what was chosen (a multi-task run's: per task)."""
     splits, recipe = ctx.splits, ctx.recipe
-    task = next(iter(run_tasks(splits.label_map).values()))
-    if splits.tasks or not task.kind.tunes:
+    tasks = run_tasks(label_names(splits), column=recipe.data.label_column)
+    if not any(task.kind.tunes for task in tasks.values()):
         return
-    outputs = gold = None
+    outputs = None
     if "validation" in ctx.encoded and splits.validation.labels is not None:
         outputs = _score(ctx.model, ctx.encoded["validation"], splits.validation, label_names(splits), recipe,
                          ctx.tokenizer, ctx.accelerator)[1]
-        gold = task.gold(splits.validation.labels)[0]
-    labels, chosen = task.kind.tune(task, gold, outputs, recipe.evaluation.threshold,
-                                    threshold_objective(recipe.training.metric))
-    ctx.splits = dataclasses.replace(splits, label_map=labels)
-    ctx.metrics["thresholds"] = chosen
-    logger.info(chosen["summary"])
+        outputs = outputs if splits.tasks else {next(iter(tasks)): outputs}
+    maps, chosen = dict(splits.tasks or {}), {}
+    for name, task in tasks.items():
+        if not task.kind.tunes:
+            continue
+        gold = task.gold(splits.validation.labels)[0] if outputs is not None else None
+        labels, chosen[name] = task.kind.tune(task, gold, None if outputs is None else outputs[name],
+                                              recipe.evaluation.threshold, threshold_objective(recipe.training.metric))
+        logger.info(f"{name}: {chosen[name]['summary']}" if splits.tasks else chosen[name]["summary"])
+        maps[name] = labels
+    first = maps[next(iter(maps))] if splits.tasks else labels
+    ctx.splits = dataclasses.replace(splits, label_map=first, tasks=maps if splits.tasks else None)
+    ctx.metrics["thresholds"] = {"tasks": chosen} if splits.tasks else next(iter(chosen.values()))
     if ctx.main:
-        ctx.run.write_json("labels", labels_json(labels, None))
+        ctx.run.write_json("labels", labels_json(first, ctx.splits.tasks))
 
 
 def _test_stage(ctx: RunContext) -> None:
@@ -252,9 +260,10 @@ def _save(ctx: RunContext) -> None:
             probs = _probabilities(model, ctx.encoded["train"], recipe.training.eval_batch_size,
                                    ctx.tokenizer.pad_token_id or 0, ctx.accelerator.device)
             write_predictions(run, splits, probs, "train", recipe.output.keep_formulas)
-        metrics["warnings"] = ctx.lr_warnings + _score_warnings(metrics)
+        tasks = run_tasks(label_names(splits), column=recipe.data.label_column)
+        metrics["warnings"] = ctx.lr_warnings + score_warnings(metrics, tasks)
         run.write_json("metrics", metrics)
-        _say_metrics(metrics, run)
+        say_metrics(metrics, run, tasks)
     ctx.accelerator.wait_for_everyone()
 
 
@@ -344,7 +353,7 @@ def _save_profile(run: RunFolder, model, tokenizer, splits: Splits, recipe: Reci
     source, part = next((n, p) for n, p in (("validation", splits.validation), ("test", splits.test),
                                              ("train", splits.train)) if p is not None)
     limit = models.max_length(tokenizer, model.core.config, recipe.data.max_length)
-    classifier = TextClassifier(model, tokenizer, splits.label_map, limit, recipe)
+    classifier = TextClassifier(model, tokenizer, splits.label_map, limit, recipe, tasks=splits.tasks)
     save_profile(build_profile(classifier, list(part.texts), source, recipe.training.seed), run.root)
 
 
@@ -357,37 +366,3 @@ def _probabilities(model, data, batch_size: int, pad_id: int, device) -> np.ndar
     tasks = run_tasks(())  # its one head, of the default kind
     return next(iter(decode(tasks, predict_task_logits(model.to(device),
                                                        evaluation_batches(data, batch_size, pad_id))[0]).values()))
-
-
-def _score_warnings(metrics: dict) -> list[str]:
-    """The test scores' warnings (each task kind's: no better than the class balance), per task."""
-    return warnings_of(_tasks_in(metrics["test"]), metrics["test"], "test") if metrics.get("test") else []
-
-
-def _tasks_in(block: dict) -> dict:
-    """The tasks a metrics block scored (its confusion matrices' labels), of the default kind."""
-    if "tasks" in block:
-        return run_tasks({t: LabelMap(b["confusion_matrix"]["labels"]) for t, b in block["tasks"].items()})
-    return run_tasks(block.get("confusion_matrix", {}).get("labels", ()))
-
-
-def _say_metrics(metrics: dict, run: RunFolder) -> None:
-    test = metrics.get("test")
-    for task, scores in (test or {}).get("tasks", {}).items():
-        logger.info(f"test, {task}: accuracy {scores['accuracy']:.4f}, macro-F1 {scores['macro_f1']:.4f} on "
-                    f"{scores['n']} rows")
-    if test and "tasks" in test:
-        logger.info(f"test, mean over {len(test['tasks'])} tasks: accuracy {test['accuracy']:.4f}, macro-F1 "
-                    f"{test['macro_f1']:.4f}")
-    elif test and "micro_f1" in test:  # multi-label
-        logger.info(f"test: micro-F1 {test['micro_f1']:.4f}, macro-F1 {test['macro_f1']:.4f}, subset accuracy "
-                    f"{test['subset_accuracy']:.4f} on {test['n']} rows")
-    elif test:
-        logger.info(f"test: accuracy {test['accuracy']:.4f}, macro-F1 {test['macro_f1']:.4f} on {test['n']} rows")
-    elif metrics.get("validation"):
-        logger.info(f"validation: accuracy {metrics['validation']['accuracy']:.4f} (no test split)")
-    elif "texts" in metrics:
-        logger.info(f"{metrics['texts']} texts without labels: their predictions are in {run.path('predictions')}")
-    for warning in _score_warnings(metrics):  # stored in metrics.json "warnings", with any learning-rate warning
-        logger.warning(warning)
-    logger.info(f"run folder: {run.root}")

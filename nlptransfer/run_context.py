@@ -18,6 +18,7 @@ from .data.cells import safe_rows
 from .data.schema import labels_json
 from .errors import RunError
 from .logs import get_logger
+from .scoring import warnings_of
 from .recipe import Recipe
 from .run import RunFolder
 from .tasks import is_multitask, run_tasks
@@ -152,33 +153,73 @@ def encode_splits(tokenizer, config, recipe: Recipe, splits: Splits) -> dict[str
 
 
 def write_predictions(run: RunFolder, splits: Splits, probs: np.ndarray | dict, split: str = "test",
-                       keep_formulas: bool = False) -> None:
+                      keep_formulas: bool = False) -> None:
     """predictions.csv: the test rows (text, gold, predicted, probability per class), or the texts of an unlabelled
     training file (without gold). Multi-task: gold_TASK (empty where the row has no label), predicted_TASK and
-    prob_TASK_LABEL for every task. Cells a spreadsheet would run get a leading ' unless `keep_formulas`."""
+    prob_TASK_LABEL for every task. A multi-label task's gold and predicted are label lists, joined as the run read
+    them. Cells a spreadsheet would run get a leading ' unless `keep_formulas`."""
+    from .inference.classifier import label_texts
+
     tasks = run_tasks(label_names(splits))
     part = getattr(splits, split)
-    if is_multitask(tasks):
-        header, columns = ["text"], []
-        for name, task in tasks.items():
-            names = task.labels.names
-            header += [f"gold_{name}", f"predicted_{name}", *[f"prob_{name}_{n}" for n in names]]
-            columns.append((task.index, names, probs[name], task.kind.predicted(probs[name])))
-        rows = [[text] + [x for i, names, p, predicted in columns
-                          for x in ("" if gold[i] < 0 else names[gold[i]], names[int(predicted[r])],
-                                    *[f"{v:.6f}" for v in p[r]])]
-                for r, (text, gold) in enumerate(zip(part.texts, part.labels))]
-        run.write_csv("predictions", header, safe_rows(rows, keep_formulas))
-        return
-    task = next(iter(tasks.values()))
-    names, predicted = task.labels.names, task.kind.predicted(np.asarray(probs), task) if len(part.texts) else []
-    if task.labels.kind == "multi_label":  # label lists, joined as the run read them
-        join = lambda row: (task.labels.separator or ",").join(n for n, on in zip(names, row) if on)  # noqa: E731
-        gold = [[join(g)] for g in part.labels] if part.labels is not None else [[] for _ in part.texts]
-        shown = [join(k) for k in predicted]
-    else:
-        gold = [[names[g]] for g in part.labels] if part.labels is not None else [[] for _ in part.texts]
-        shown = [names[int(k)] for k in predicted]
-    rows = [[text, *g, k, *[f"{x:.6f}" for x in p]] for text, g, k, p in zip(part.texts, gold, shown, probs)]
-    header = ["text", *(["gold"] if part.labels is not None else []), "predicted", *[f"prob_{n}" for n in names]]
+    multi = is_multitask(tasks)
+    probs = probs if multi else {next(iter(tasks)): np.asarray(probs)}
+    header, columns = ["text"], []
+    for name, task in tasks.items():
+        prefix = f"_{name}" if multi else ""
+        gold = ([_gold_cell(task, g) for g in task.column(part.labels)] if part.labels is not None else None)
+        header += [f"gold{prefix}"] * (gold is not None) + [f"predicted{prefix}",
+                                                            *[f"prob{prefix}_{n}" for n in task.labels.names]]
+        shown = label_texts(probs[name], task) if len(part.texts) else []
+        columns.append((gold, shown, probs[name]))
+    rows = [[text] + [x for gold, shown, p in columns
+                      for x in ([gold[r]] if gold is not None else []) + [shown[r], *[f"{v:.6f}" for v in p[r]]]]
+            for r, text in enumerate(part.texts)]
     run.write_csv("predictions", header, safe_rows(rows, keep_formulas))
+
+
+def _gold_cell(task, value) -> str:
+    """A row's gold label(s) of `task` as text: the label name ("" for none), or a multi-label task's labels joined."""
+    names = task.labels.names
+    if isinstance(value, (list, tuple, np.ndarray)):
+        return (task.labels.separator or ",").join(n for n, on in zip(names, value) if on)
+    return "" if value < 0 else names[int(value)]
+
+
+def score_warnings(metrics: dict, tasks: dict | None = None) -> list[str]:
+    """The test scores' warnings (each task kind's: no better than the class balance), per task (`tasks`: the run's,
+    else read from the block's confusion matrices)."""
+    if not metrics.get("test"):
+        return []
+    return warnings_of(tasks or _tasks_in(metrics["test"]), metrics["test"], "test")
+
+
+def _tasks_in(block: dict) -> dict:
+    """The tasks a metrics block scored (its confusion matrices' labels), of the default kind."""
+    if "tasks" in block:
+        return run_tasks({t: LabelMap(b["confusion_matrix"]["labels"]) for t, b in block["tasks"].items()})
+    return run_tasks(block.get("confusion_matrix", {}).get("labels", ()))
+
+
+def say_metrics(metrics: dict, run: RunFolder, tasks: dict | None = None) -> None:
+    """The run's test scores (each task's, and their mean), its warnings and its folder, logged."""
+    test = metrics.get("test")
+    for task, scores in (test or {}).get("tasks", {}).items():
+        first = (f"micro-F1 {scores['micro_f1']:.4f}" if "micro_f1" in scores else  # a multi-label task
+                 f"accuracy {scores['accuracy']:.4f}")
+        logger.info(f"test, {task}: {first}, macro-F1 {scores['macro_f1']:.4f} on {scores['n']} rows")
+    if test and "tasks" in test:
+        logger.info(f"test, mean over {len(test['tasks'])} tasks: accuracy {test['accuracy']:.4f}, macro-F1 "
+                    f"{test['macro_f1']:.4f}")
+    elif test and "micro_f1" in test:  # multi-label
+        logger.info(f"test: micro-F1 {test['micro_f1']:.4f}, macro-F1 {test['macro_f1']:.4f}, subset accuracy "
+                    f"{test['subset_accuracy']:.4f} on {test['n']} rows")
+    elif test:
+        logger.info(f"test: accuracy {test['accuracy']:.4f}, macro-F1 {test['macro_f1']:.4f} on {test['n']} rows")
+    elif metrics.get("validation"):
+        logger.info(f"validation: accuracy {metrics['validation']['accuracy']:.4f} (no test split)")
+    elif "texts" in metrics:
+        logger.info(f"{metrics['texts']} texts without labels: their predictions are in {run.path('predictions')}")
+    for warning in score_warnings(metrics, tasks):  # stored in metrics.json "warnings", with any learning-rate warning
+        logger.warning(warning)
+    logger.info(f"run folder: {run.root}")

@@ -232,9 +232,17 @@ def check_tasks(recipe: "Recipe") -> list[str]:
         return [f"task must be one of {', '.join(TASKS)}, got {quoted(recipe.task)}"]
     if recipe.task == "multi_label":
         return problems + _multi_label_settings(recipe)
-    for key, value in (("data.label_separator", d.label_separator), ("evaluation.threshold", recipe.evaluation.threshold)):
-        if value is not None:
-            problems.append(f"{key} is a multi-label setting: it needs task: multi_label")
+    problems += _task_kinds(recipe)
+    if "multi_label" not in (d.task_kinds or {}).values():
+        for key, value in (("data.label_separator", d.label_separator),
+                           ("evaluation.threshold", recipe.evaluation.threshold)):
+            if value is not None:
+                problems.append(f"{key} is a multi-label setting: it needs task: multi_label (or a multi_label task "
+                                "in data.task_kinds)")
+    elif d.label_separator is not None and not d.label_separator.strip():
+        problems.append(f"data.label_separator must be a visible character such as , ; or |, got {d.label_separator!r}")
+    if recipe.evaluation.threshold is not None and not 0 < recipe.evaluation.threshold < 1:
+        problems.append(f"evaluation.threshold must be in (0, 1), got {recipe.evaluation.threshold!r}")
     if t.task_weighting not in ("fixed", "uncertainty"):
         problems.append(f"training.task_weighting must be fixed or uncertainty, got {quoted(t.task_weighting)}")
     for task, weight in t.task_weights.items():
@@ -261,6 +269,28 @@ def check_tasks(recipe: "Recipe") -> list[str]:
         problems.append(f"{', '.join(single)} {'applies' if len(single) == 1 else 'apply'} to a single label column; with data.label_columns (multi-task) "
                         "leave them out (each task's labels are its column's values)")
     problems += _multitask_settings(recipe)
+    return problems
+
+
+def _task_kinds(recipe: "Recipe") -> list[str]:
+    """data.task_kinds: a kind per label column of a multi-task run, each a registered kind."""
+    from .tasks import task_kinds
+
+    kinds, columns = recipe.data.task_kinds or {}, recipe.data.label_columns or []
+    if not kinds:
+        return []
+    if len(columns) < 2:
+        return ["data.task_kinds sets the kind of each task of a multi-task run (two or more data.label_columns); "
+                "for one column of label lists set task: multi_label"]
+    problems = []
+    unknown = [k for k in kinds if k not in columns]
+    if unknown:
+        problems.append(f"data.task_kinds names {', '.join(map(quoted, unknown[:5]))}, not in data.label_columns "
+                        f"{quoted(columns)}")
+    wrong = {k: v for k, v in kinds.items() if v not in task_kinds()}
+    if wrong:
+        problems.append(f"data.task_kinds: {', '.join(f'{shortened(str(k))}: {quoted(v)}' for k, v in wrong.items())}"
+                        f" is no task kind; choose from {', '.join(task_kinds())}")
     return problems
 
 
@@ -307,6 +337,9 @@ def _multi_label_settings(recipe: "Recipe") -> list[str]:
     threshold = recipe.evaluation.threshold
     if threshold is not None and not 0 < threshold < 1:
         problems.append(f"evaluation.threshold must be in (0, 1), got {threshold!r}")
+    if d.task_kinds:
+        problems.append("data.task_kinds sets the kinds of a multi-task run's tasks; with task: multi_label "
+                        "data.label_columns are the 0/1 columns of one task: leave it out")
     if recipe.training.task_weights:
         problems.append("training.task_weights weighs the tasks of a multi-task run; task multi_label is one task")
     extra = [name for name in recipe.training.objectives if name != "cross_entropy"]

@@ -233,7 +233,7 @@ def test_scores_no_better_than_the_class_balance_are_named():
 def test_a_run_summary_warns_per_task_when_a_model_learnt_only_the_balance(tmp_path):
     from types import SimpleNamespace
 
-    from nlptransfer.pipeline import _say_metrics
+    from nlptransfer.run_context import say_metrics
 
     from .conftest import captured_messages
 
@@ -242,8 +242,8 @@ def test_a_run_summary_warns_per_task_when_a_model_learnt_only_the_balance(tmp_p
              "urgency": classification_metrics([0, 1, 1, 1], [0, 1, 1, 1], names)}
     run = SimpleNamespace(root=tmp_path, path=lambda name: tmp_path / name)
     with captured_messages() as lines:
-        _say_metrics({"test": {"tasks": tasks, "accuracy": 0.875, "macro_f1": 0.7, "n": 4}}, run)
-        _say_metrics({"test": classification_metrics([0, 0, 1], [1, 1, 0], names)}, run)
+        say_metrics({"test": {"tasks": tasks, "accuracy": 0.875, "macro_f1": 0.7, "n": 4}}, run)
+        say_metrics({"test": classification_metrics([0, 0, 1], [1, 1, 0], names)}, run)
     assert [line for line in lines if "predicts" in line or "no better" in line] == [
         "test, topic: the model predicts 'b' for all 4 rows: its accuracy 0.7500 is that class's share, nothing learnt "
         "from the texts (more epochs or rows, training.class_weights=true, or the strategy's own training.lr may help)",

@@ -148,10 +148,10 @@ def co_occurrences(codes: np.ndarray, keys: np.ndarray, names: list[str]) -> lis
 _LIST_LIKE = re.compile(r"^\s*\[.*\]\s*$|[,;|]")
 
 
-def list_hint(column: str, counts: dict[str, int]) -> str | None:
+def list_hint(column: str, counts: dict[str, int], several: bool = False) -> str | None:
     """For a single-label column whose cells look like lists of labels (JSON lists, or labels joined by , ; |) on a
-    fifth of its rows or of its distinct values: the setting that reads each cell as a set. `counts`: rows per
-    distinct cell."""
+    fifth of its rows or of its distinct values: the setting that reads each cell as a set (`several`: the column is
+    one of a multi-task run's). `counts`: rows per distinct cell."""
     values = [v for v in counts if v]
     listed = [v for v in values if _LIST_LIKE.search(v)]
     rows = sum(counts[v] for v in listed)
@@ -162,37 +162,45 @@ def list_hint(column: str, counts: dict[str, int]) -> str | None:
     shown = ", ".join(repr(v) for v in listed[:3])
     return (f"the '{column}' cells look like lists of labels ({len(listed)} of {len(values)} distinct values, e.g. "
             f"{shown}): each distinct list is read as one class; to read each cell as a set of labels, set "
-            f"task=multi_label (data.label_separator='{separator}')")
+            + (f"'data.task_kinds={{{column}: multi_label}}'" if several else "task=multi_label")
+            + f" (data.label_separator='{separator}')")
 
 
 def multi_label_task(spec, train: pd.DataFrame, labels: list[str], report) -> LabelTask:
-    """The one multi-label task: of the 0/1 columns data.label_columns, or of a column of label lists whose separator
-    is data.label_separator or inferred from the training file (and said in `report`)."""
+    """The one multi-label task: of the 0/1 columns data.label_columns, or of a column of label lists."""
     if spec.label_columns:
         return LabelTask("labels", labels[0], "multi_label", tuple(labels))
+    return list_task(spec, train, labels[0], report)
+
+
+def list_task(spec, train: pd.DataFrame, column: str, report, several: bool = False) -> LabelTask:
+    """A multi-label task of a column of label lists whose separator is data.label_separator or inferred from the
+    training file (and said in `report`; `several`: one of a multi-task run's tasks, the column named in the key)."""
     separator = spec.label_separator
-    if separator is None and labels[0] in train.columns:
-        separator, why = infer_separator(train[labels[0]])
-        report.inferred["label_separator"] = {"column": separator, "reason": why}
-        logger.info(f"label separator: '{separator}' (inferred: {why})")
-    return LabelTask(labels[0], labels[0], "multi_label", (), separator or ",")
+    if separator is None and column in train.columns:
+        separator, why = infer_separator(train[column])
+        report.inferred[f"label_separator ({column})" if several else "label_separator"] = {"column": separator,
+                                                                                            "reason": why}
+        logger.info(f"label separator{f' of {column}' if several else ''}: '{separator}' (inferred: {why})")
+    return LabelTask(column, column, "multi_label", (), separator or ",")
 
 
-def label_set_names(read: dict, task: LabelTask, keys: np.ndarray, given: list[str] | None, purpose: str,
-                    words) -> tuple[list[str], list[str]]:
+def label_set_names(read: dict, i: int, task: LabelTask, keys: np.ndarray, given: list[str] | None, purpose: str,
+                    words, named: str | None = None) -> tuple[list[str], list[str]]:
     """A multi-label task's label names (given: data.labels, else its 0/1 columns, else the labels of its training
-    sets, sorted) and the problems: labels outside them per file, labels no training row has."""
-    names = list(given or task.columns) or sort_labels(set(labels_seen(read["train"].codes[:, 0], keys)))
+    sets, sorted) and the problems: labels outside them per file, labels no training row has. `i`: the task's column
+    of the codes; `named`: the task as messages name it (a multi-task run's)."""
+    names = list(given or task.columns) or sort_labels(set(labels_seen(read["train"].codes[:, i], keys)))
     problems = []
     for name, r in read.items():
-        unknown = [x for x in labels_seen(r.codes[:, 0], keys) if x not in names]
+        unknown = [x for x in labels_seen(r.codes[:, i], keys) if x not in names]
         if unknown:
-            problems.append(unknown_labels_problem(words, name, positives(r.codes[:, 0], keys, unknown), given,
-                                                   purpose))
+            problems.append(unknown_labels_problem(words, name, positives(r.codes[:, i], keys, unknown), given,
+                                                   purpose, task=named))
     if purpose == "train":
-        counts = positives(read["train"].codes[:, 0], keys, names)
+        counts = positives(read["train"].codes[:, i], keys, names)
         if (counts == 0).any():
-            problems.append(no_positive_problem(list(counts[counts == 0].index)))
+            problems.append(no_positive_problem(list(counts[counts == 0].index), named))
     return names, problems
 
 

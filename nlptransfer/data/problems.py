@@ -112,10 +112,11 @@ def single_class_problem(label: str, task: str | None = None) -> str:
     return f"{_of_task('train', task)} has a single class '{label}': a classifier needs at least two labels"
 
 
-def no_positive_problem(labels: list[str]) -> str:
+def no_positive_problem(labels: list[str], task: str | None = None) -> str:
     """Multi-label: labels that no training row holds."""
-    return (f"train: no row has the label(s) {', '.join(map(repr, labels))}: a label needs training rows to be learnt; "
-            "add rows, or leave it out of data.labels / data.label_columns")
+    return (f"{_of_task('train', task)}: no row has the label(s) {', '.join(map(repr, labels))}: a label needs "
+            "training rows to be learnt; add rows, or leave it out of "
+            + ("data.labels / data.label_columns" if task is None else "the task's column"))
 
 
 def no_labels_problem(task: str) -> str:

@@ -25,7 +25,11 @@ class DataSpec:
     label_column: str | None = None  #: None = inferred
     #: multi-task: two or more label columns, one task (and one head) each; a row may lack some of its labels
     label_columns: list[str] | None = None
-    #: task multi_label: what joins a cell's labels (`billing,cancellation`); None = inferred among , ; |
+    #: multi-task: the kind of a label column's task ({topics: multi_label}: its cells are lists of labels); a
+    #: column not named here is single_label
+    task_kinds: dict[str, str] | None = None
+    #: task multi_label (or a multi_label column of task_kinds): what joins a cell's labels (`billing,cancellation`);
+    #: None = inferred among , ; | (per column)
     label_separator: str | None = None
     header: bool | None = None  #: False for files without a header row; None = detected
     encoding: str | None = None  #: None = detected (UTF-8, BOM, legacy encodings)
@@ -161,7 +165,8 @@ class DataReport:
     #: multi-label: split -> {number of labels: rows holding that many}
     labels_per_text: dict = field(default_factory=dict)
     problems: list = field(default_factory=list)  #: what stops a run (filled when the check fails)
-    #: multi-task: task -> {"class_balance": {split: {label: rows}}, "missing": {split: rows without its label}}
+    #: multi-task: task -> {"class_balance": {split: {label: rows}}, "missing": {split: rows without its label}}, and
+    #: a multi-label task's "labels_per_text" ({split: {number of labels: rows}})
     tasks: dict = field(default_factory=dict)
 
     def drop(self, split: str, reason: str, count: int) -> None:
@@ -218,6 +223,9 @@ class DataReport:
                 counts = ", ".join(f"{k} {v}" for k, v in info["class_balance"].get(split, {}).items())
                 missing = info["missing"].get(split, 0)
                 lines.append(f"  {task}: {counts}" + (f"; {missing} row(s) without a {task} label" if missing else ""))
+                if split in info.get("labels_per_text", {}):
+                    lines.append(f"  {task}, labels per text: " + ", ".join(
+                        f"{k}: {v}" for k, v in info["labels_per_text"][split].items()))
         for split, reasons in self.dropped.items():
             total = self.rows_before(split)
             for reason, count in reasons.items():

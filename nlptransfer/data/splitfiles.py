@@ -10,7 +10,7 @@ from pathlib import Path
 
 from .schema import DataReport, LabelledTexts, LabelMap, Splits
 
-FORMAT = "2"  #: what a folder of split files holds; part of the cache key (a change makes old entries unreachable)
+FORMAT = "3"  #: what a folder of split files holds; part of the cache key (a change makes old entries unreachable)
 SPLITS = ("train", "validation", "test")
 
 
@@ -56,12 +56,37 @@ class SplitWriter:
         self.sink.close()
 
 
-def write_split(path: Path, part: LabelledTexts, per_task: bool = False) -> None:
+def slot_widths(tasks: dict[str, LabelMap] | None) -> list[int] | None:
+    """The label slots of each task of a multi-task run's rows (a multi-label task's: one per label), when one of its
+    tasks is multi-label (their rows are stored flat); None otherwise (rows are stored as they are)."""
+    if not tasks or all(m.kind != "multi_label" for m in tasks.values()):
+        return None
+    return [len(m) if m.kind == "multi_label" else 1 for m in tasks.values()]
+
+
+def flat_rows(rows: list, widths: list[int] | None) -> list:
+    """Multi-task label rows with a multi-label task's 0/1 list in place of its entry (as stored)."""
+    if widths is None:
+        return rows
+    return [[y for x, w in zip(row, widths) for y in (x if w != 1 or isinstance(x, list) else [x])] for row in rows]
+
+
+def nested_rows(rows: list, widths: list[int] | None, kinds: list[str] | None = None) -> list:
+    """flat_rows undone: each multi-label task's slots back into one list (`kinds`: each task's)."""
+    if widths is None:
+        return rows
+    starts = [sum(widths[:i]) for i in range(len(widths))]
+    lists = [k == "multi_label" for k in kinds] if kinds else [w != 1 for w in widths]
+    return [[row[s:s + w] if many else row[s] for s, w, many in zip(starts, widths, lists)] for row in rows]
+
+
+def write_split(path: Path, part: LabelledTexts, per_task: bool = False, widths: list[int] | None = None) -> None:
+    """A split's file; `widths`: slot_widths of a multi-task run's tasks (its label rows stored flat)."""
     writer = SplitWriter(path, part.labels is not None, list(part.slices), per_task)
     for start in range(0, len(part), BATCH):
         end = start + BATCH
         writer.add(part.texts[start:end], part.rows[start:end],
-                   *([part.labels[start:end]] if part.labels is not None else []),
+                   *([flat_rows(part.labels[start:end], widths)] if part.labels is not None else []),
                    *(values[start:end] for values in part.slices.values()))
     writer.close()
 
@@ -129,7 +154,7 @@ def write_meta(folder: Path, splits: Splits) -> None:
     (folder / "meta.json").write_text(json.dumps({"format": FORMAT, "splits": present,
                                                   "labels": list(splits.label_map.names),
                                                   "label_map": splits.label_map.to_dict(),
-                                                  **({"tasks": {t: list(m.names) for t, m in splits.tasks.items()}}
+                                                  **({"tasks": {t: m.to_dict() for t, m in splits.tasks.items()}}
                                                      if splits.tasks else {}),
                                                   "report": splits.report.to_dict()}, ensure_ascii=False))
 
@@ -142,6 +167,8 @@ def read_entry(entry: Path, hold=None) -> Splits:
     meta = json.loads((entry / "meta.json").read_text())
     if meta.get("format") != FORMAT:
         raise ValueError(f"{entry}: stored by another format")
+    tasks = {t: LabelMap.from_dict(m) for t, m in meta["tasks"].items()} if "tasks" in meta else None
+    widths = slot_widths(tasks)
     parts = {}
     for name, info in meta["splits"].items():
         path = entry / f"{name}.arrow"
@@ -152,6 +179,9 @@ def read_entry(entry: Path, hold=None) -> Splits:
                       for v in reader.get_batch(i).column("label").to_pylist()]
             if len(labels) != info["rows"]:
                 raise ValueError(f"{path}: {len(labels)} rows, not {info['rows']}")
+            if widths is not None and any(len(row) != sum(widths) for row in labels):
+                raise ValueError(f"{path}: label rows of another width than its tasks' {sum(widths)} slots")
+            labels = nested_rows(labels, widths, [m.kind for m in tasks.values()] if tasks else None)
         parts[name] = LabelledTexts(texts=ArrowColumn(path, "text", info["rows"], hold), labels=labels,
                                     rows=ArrowColumn(path, "row", info["rows"], hold),
                                     slices={c: ArrowColumn(path, f"slice:{c}", info["rows"], hold)
@@ -160,4 +190,4 @@ def read_entry(entry: Path, hold=None) -> Splits:
     return Splits(train=parts["train"], validation=parts.get("validation"), test=parts.get("test"),
                   label_map=LabelMap.from_dict(meta["label_map"]) if "label_map" in meta else LabelMap(meta["labels"]),
                   report=report,
-                  tasks={t: LabelMap(names) for t, names in meta["tasks"].items()} if "tasks" in meta else None)
+                  tasks=tasks)

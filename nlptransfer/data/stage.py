@@ -15,7 +15,7 @@ from ..logs import get_logger
 from .checks import LeakCounter, also_in_train, clashes, label_counts, later_repeats
 from .columns import infer_label_column, infer_text_columns, missing_column, run_on_columns
 from .label_sets import (co_occurrences, indicator_hint, label_leaks, label_matrix, label_set_names, labels_seen, list_hint,
-                         multi_label_task, positives)
+                         list_task, multi_label_task, positives)
 from .labels import (DROPPED_BY_MAP, NOT_BINNED, LabelTask, bins_problems, numeric_hint, sort_labels,
                      stratification_key)
 from .problems import (CONFLICT, DUPLICATE, EMPTY_TEXT, EVALUATION, IN_TRAIN, IN_TRAIN_CONFLICT, NO_TEXT, NO_TRAIN,
@@ -112,7 +112,9 @@ def choose_columns(run: Run, firsts: dict[str, Table], sample: pd.DataFrame | No
                          for c, key in wanted if c not in present]
     if run.kind == "multi_label" and labels:
         return text_columns, [multi_label_task(run.spec, train.frame, labels, run.report)]
-    return text_columns, [LabelTask(c, c) for c in labels]
+    kinds = spec.task_kinds or {} if run.multi else {}
+    return text_columns, [list_task(spec, train.frame, c, run.report, several=True)
+                          if kinds.get(c) == "multi_label" else LabelTask(c, c) for c in labels]
 
 
 def _tasks_in_file(run: Run, table: Table) -> list[str]:
@@ -195,12 +197,16 @@ def _check(run: Run, read: dict[str, Read], tasks: list[LabelTask], names_of: li
             report.leaks += found
             problems += leak_problems(found, text_columns, spec.allow_leaks, task=run.named(task))
         train = read["train"]
-        if run.kind == "multi_label":
-            report.hints += co_occurrences(train.codes[:, 0], names_of[0], names[tasks[0].name])
-        elif not run.multi and not spec.label_bins and not spec.labels:
-            codes = train.codes[:, 0]
-            counts = {names_of[0][c]: int((codes == c).sum()) for c in pd.unique(codes[codes >= 0])}
-            hint = list_hint(tasks[0].column, counts) or numeric_hint(counts)
+        for i, task in enumerate(tasks):
+            if task.multi_label:
+                report.hints += [f"{task.name}: {hint}" if run.multi else hint
+                                 for hint in co_occurrences(train.codes[:, i], names_of[i], names[task.name])]
+        for i, task in enumerate(tasks):
+            if task.multi_label or not run.multi and (spec.label_bins or spec.labels):
+                continue
+            codes = train.codes[:, i]
+            counts = {names_of[i][c]: int((codes == c).sum()) for c in pd.unique(codes[codes >= 0])}
+            hint = list_hint(task.column, counts, several=run.multi) or (None if run.multi else numeric_hint(counts))
             if hint:
                 report.hints.append(hint)
     keep = _check_repeats(run, read, tasks)
@@ -224,7 +230,7 @@ def _task_labels(run: Run, read: dict[str, Read], i: int, task: LabelTask, names
     training file with fewer than two of its classes, are problems."""
     given = (run.known or {}).get(task.name) if run.multi else run.spec.labels
     if task.multi_label:
-        names, found = label_set_names(read, task, names_of, given, run.purpose, run.words)
+        names, found = label_set_names(read, i, task, names_of, given, run.purpose, run.words, run.named(task))
         run.problems += found
         return names
     train_codes = read["train"].codes[:, i]
@@ -289,7 +295,7 @@ def _drop_repeats_before_carving(run: Run, train: Read, keep: dict, tasks: list[
     for i, task in enumerate(tasks):
         if task.multi_label:
             counts = positives(train.codes[keep["train"], i], names_of[i], labels_seen(train.codes[:, i], names_of[i]))
-            run.problems.extend(small_classes_problem(counts, carve, label=True))
+            run.problems.extend(small_classes_problem(counts, carve, task=run.named(task), label=True))
             continue
         counts = label_counts(train.codes[keep["train"], i], names_of[i])
         if len(counts) > 1:  # fewer classes: a problem of its own (or nothing to stratify, evaluating)
@@ -351,6 +357,10 @@ def refuse_multitask_settings(spec: DataSpec) -> None:
     joined = [c for c in spec.text_columns or [] if c in columns]
     single = [f"data.{key}" for key in ("label_column", "label_map", "label_bins", "labels") if getattr(spec, key)]
     problems = multitask_settings_problems(columns, joined, single)
+    kinds = spec.task_kinds or {}
+    problems += [f"data.task_kinds: {k!r} is not in data.label_columns {columns}" for k in kinds if k not in columns]
+    problems += [f"data.task_kinds: {k}: {v!r} is no task kind a data file is read as (single_label, multi_label)"
+                 for k, v in kinds.items() if v not in ("single_label", "multi_label")]
     if problems:
         raise DataError(problems)
 
@@ -369,11 +379,9 @@ def _in_memory(run: Run, firsts: dict, chunks: dict) -> Splits:
             if not len(rows) and split != name:
                 continue
             part = frame.iloc[rows]
-            if run.kind == "multi_label":  # a 0/1 list per row
-                labels = ids[0][r.codes[rows, 0]].astype(np.int64).tolist()
-            else:
-                labels = np.stack([i[r.codes[rows, k]] for k, i in enumerate(ids)], axis=1).tolist()
-                labels = labels if run.multi else [x[0] for x in labels]
+            # per task: a label id per row, or a multi-label task's 0/1 list per row
+            columns = [i[r.codes[rows, k]].astype(np.int64).tolist() for k, i in enumerate(ids)]
+            labels = [list(row) for row in zip(*columns)] if run.multi else columns[0]
             parts[split] = LabelledTexts(part["text"].tolist(), labels,
                                          part["row"].tolist(), {c[len(SLICE):]: part[c].tolist()
                                                                 for c in part.columns if c.startswith(SLICE)})

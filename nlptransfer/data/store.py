@@ -18,7 +18,7 @@ from ..logs import get_logger
 from ..version import __version__
 from .problems import write_failed_problem
 from .schema import DataSpec, Splits
-from .splitfiles import FORMAT, SPLITS, read_entry, write_meta, write_split
+from .splitfiles import FORMAT, SPLITS, read_entry, slot_widths, write_meta, write_split
 from .stage import load_multitask_splits, load_splits
 
 logger = get_logger(__name__)
@@ -33,13 +33,14 @@ def load_splits_cached(spec: DataSpec, seed: int, unlabelled: list[str] | None, 
     Multi-task (two or more data.label_columns) goes the same ways (load_multitask_splits); one entry is
     data.label_column. An entry is read only when the cache trusts it (cache.Entry: its files' sha256 match, it is
     this user's alone), and held (a shared lock) for as long as its split files are read. `kind` multi_label: one task
-    of label sets (data.label_columns its 0/1 columns), read whole (not streamed)."""
+    of label sets (data.label_columns its 0/1 columns), read whole (not streamed), as a multi-task run with a
+    multi_label task (data.task_kinds) is."""
     from ..cache import Entry, kind_folder
     from .streamed import load_splits_streamed, streams, write_splits_streamed
 
-    multi_label = kind == "multi_label"
-    spec = spec if multi_label else _one_label_column(spec)
-    multi = spec.label_columns is not None and not multi_label
+    multi_label = kind == "multi_label" or "multi_label" in (spec.task_kinds or {}).values()  # read whole
+    spec = spec if kind == "multi_label" else _one_label_column(spec)
+    multi = spec.label_columns is not None and kind != "multi_label"
     key = _key(spec, seed, unlabelled, kind) if cache else None
     entry = Entry(kind_folder(folder) / key, folder=True) if key else None
     if entry is not None and (hold := entry.open()) is not None:
@@ -135,7 +136,8 @@ def _write(entry, splits: Splits) -> None:
             part = getattr(splits, name)
             if part is not None:
                 write_split(temp / f"{name}.arrow", part,
-                            per_task=splits.tasks is not None or splits.label_map.kind == "multi_label")
+                            per_task=splits.tasks is not None or splits.label_map.kind == "multi_label",
+                            widths=slot_widths(splits.tasks))
         write_meta(temp, splits)
 
 

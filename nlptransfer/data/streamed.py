@@ -58,6 +58,9 @@ def load_splits_streamed(spec: DataSpec, seed: int, folder: Path) -> Splits:
 def write_splits_streamed(spec: DataSpec, seed: int, temp: Path) -> None:
     """The splits of load_splits_streamed written into the new folder `temp` (split files and meta.json)."""
     multi = spec.label_columns is not None
+    if "multi_label" in (spec.task_kinds or {}).values():  # load_splits_cached reads these whole
+        raise DataError("a multi-task run with a multi_label task (data.task_kinds) reads its files whole, not in "
+                        "chunks: use load_multitask_splits")
     if multi:
         refuse_multitask_settings(spec)
     run, firsts, chunks = start(spec, seed, "train", multi, rows=CHUNK_ROWS)

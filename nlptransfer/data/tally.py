@@ -39,9 +39,14 @@ def fill_report(run: Run, checked: Checked, maps: dict[str, LabelMap]) -> None:
         report.rows_used[split] = len(codes)
         for i, task in enumerate(checked.tasks):
             if task.multi_label:  # rows per label, and rows by how many labels they hold
-                report.class_balance[split] = positives(codes[:, i], checked.names_of[i], maps[task.name].names
-                                                        ).astype(int).to_dict()
-                report.labels_per_text[split] = per_text(codes[:, i], checked.names_of[i])
+                balance = positives(codes[:, i], checked.names_of[i], maps[task.name].names).astype(int).to_dict()
+                sizes = per_text(codes[:, i], checked.names_of[i])
+                if run.multi:  # every row holds a set of the task's labels (an empty cell: the empty set)
+                    report.tasks[task.name]["class_balance"][split] = balance
+                    report.tasks[task.name]["missing"][split] = 0
+                    report.tasks[task.name].setdefault("labels_per_text", {})[split] = sizes
+                else:
+                    report.class_balance[split], report.labels_per_text[split] = balance, sizes
                 continue
             code_of = {n: c for c, n in enumerate(checked.names_of[i])}
             counts = np.bincount(codes[codes[:, i] >= 0, i], minlength=len(code_of))

@@ -110,6 +110,8 @@ def _tasks(data, path: Path) -> dict[str, LabelMap] | None:
         return tasks_from_json(data)
     except (KeyError, TypeError, AttributeError):
         raise RunError(f"{path} is damaged: its tasks hold no label maps (id2label)") from None
+    except ValueError as e:
+        raise RunError(f"{path} is damaged: a task's {e}") from None
 
 
 def resolve_recorded(base: dict) -> models.ResolvedModel:
@@ -136,7 +138,7 @@ class TextClassifier:
     """A trained classifier: `TextClassifier.load(run_folder).predict(["great phone"])`."""
 
     def __init__(self, model: TransferModel, tokenizer, label_map: LabelMap, max_length: int,
-                 recipe: Recipe | None = None, backend=None):
+                 recipe: Recipe | None = None, backend=None, tasks: dict[str, LabelMap] | None = None):
         self.model = model.eval()
         self.backend = backend or TorchBackend(self.model)  #: gives logits: TorchBackend or OnnxBackend
         self.tokenizer = tokenizer
@@ -144,9 +146,10 @@ class TextClassifier:
         self.max_length = max_length
         self.recipe = recipe
         self.device = next(model.parameters()).device
-        #: a multi-task model's tasks, each with its label map, in order (the first is `label_map`); None for one task
-        self.tasks = ({task: LabelMap(names) for task, names in task_labels(model.core).items()}
-                      if model.tasks else None)
+        #: a multi-task model's tasks, each with its label map (kind and thresholds: `tasks`, as labels.json has them;
+        #: else single-label maps of the model's config), in order (the first is `label_map`); None for one task
+        self.tasks = (dict(tasks) if tasks else {task: LabelMap(names) for task, names in task_labels(model.core).items()}
+                      ) if model.tasks else None
         #: every task the model predicts, a one-task model's one too (named after its label column)
         self.all_tasks = run_tasks(label_map, self.tasks, recipe.data.label_column if recipe is not None else None)
 
@@ -177,10 +180,15 @@ class TextClassifier:
         if onnx is not None:
             device = "cpu"
         model = TransferModel(net, folder.recipe.pooling).to(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        heads = task_labels(model.core) or {}
+        if folder.tasks and [(t, list(m.names)) for t, m in folder.tasks.items()] != [(t, list(v)) for t, v in
+                                                                                      heads.items()]:
+            raise RunError(f"{path}: labels.json's tasks and labels are not those of the model's heads: the folder is "
+                           "damaged or mixed from two runs")
         if onnx is not None and model.tasks:
             raise RunError(f"{path} is a multi-task run: its ONNX export would hold one head; predict with backend "
                            "torch")
-        return cls(model, tokenizer, folder.label_map, limit, folder.recipe, onnx)
+        return cls(model, tokenizer, folder.label_map, limit, folder.recipe, onnx, folder.tasks)
 
     @classmethod
     def from_pretrained(cls, name_or_path: str | Path, *, revision: str | None = None, hub: str | Path | None = None,
@@ -194,7 +202,8 @@ class TextClassifier:
 
     def with_backend(self, backend) -> "TextClassifier":
         """The same classifier predicting through `backend` (a TorchBackend or OnnxBackend)."""
-        return TextClassifier(self.model, self.tokenizer, self.label_map, self.max_length, self.recipe, backend)
+        return TextClassifier(self.model, self.tokenizer, self.label_map, self.max_length, self.recipe, backend,
+                              self.tasks)
 
     def predict_proba(self, texts: list[str], batch_size: int = 64) -> np.ndarray | dict[str, np.ndarray]:
         """Class probabilities [texts, labels], columns in label-map order; a multi-task model's: {task: [texts,

@@ -1,12 +1,13 @@
 """The task loss: each head's kind's loss term against the labels (single_label: cross-entropy, inverse-frequency
-class weights when the recipe asks); for a multi-task model, one masked term per task (rows without that task's label
-are left out), weighted by training.task_weights or by learned task weights."""
+class weights when the recipe asks; multi_label: binary cross-entropy); for a multi-task model, one term per task
+over its slots of the batch's label rows (rows without that task's label are left out), weighted by
+training.task_weights or by learned task weights."""
 from __future__ import annotations
 
 import torch
 
 from ..model import HEAD
-from ..tasks import DEFAULT_KIND, task_kind
+from ..tasks import DEFAULT_KIND, label_slots, task_kind
 from .registry import Objective, ObjectiveContext, register_objective
 
 
@@ -15,6 +16,7 @@ def _cross_entropy(context: ObjectiveContext) -> Objective:
     weights = context.class_weights
     default = task_kind(DEFAULT_KIND)
     kinds = [task.kind for task in context.tasks.values()]  # in head order, as the model returns its logits
+    spans = list(label_slots(context.tasks).values())
 
     def cross_entropy(outputs: dict, batch: dict) -> dict:
         logits = outputs["logits"]
@@ -25,7 +27,9 @@ def _cross_entropy(context: ObjectiveContext) -> Objective:
         terms = {}
         for i, (task, task_logits) in enumerate(logits.items()):
             kind = kinds[i] if i < len(kinds) else default
-            loss = kind.loss(task_logits.float(), batch["labels"][:, i], weights.get(task) if weights else None,
+            span = spans[i] if i < len(spans) else slice(i, i + 1)
+            gold = kind.slot_gold(batch["labels"][:, span])
+            loss = kind.loss(task_logits.float(), gold, weights.get(task) if weights else None,
                              batch["task_totals"][i] if "task_totals" in batch else None)
             if log_vars is not None:  # learned: exp(-s) x loss + s
                 loss = torch.exp(-log_vars[i].float()) * loss + log_vars[i].float()

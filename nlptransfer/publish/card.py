@@ -275,7 +275,10 @@ def _multitask_card(folder: Path, repo: str, revision: str | None, hub: str | No
         "---", front_matter(meta, metrics, report, repo, license).rstrip("\n"), "---", "",
         f"# {escape(repo)}", "",
         f"A multi-task text classifier: one shared encoder with a head for each of {len(tasks)} tasks "
-        f"({', '.join(code(t) for t in tasks)}), each giving a text one of its own labels. It was fine-tuned with "
+        f"({', '.join(code(t) for t in tasks)}), each giving a text one of its own labels"
+        + ("" if all(m.kind != "multi_label" for m in tasks.values()) else
+           f" (any number of them for {', '.join(code(t) for t, m in tasks.items() if m.kind == 'multi_label')}, each "
+           "at or above its threshold)") + ". It was fine-tuned with "
         f"nlptransfer from {_base_line(meta['base_model'])} and is published as {kind}.{mean}{verified}", "",
         "## Tasks", "", _tasks_section(tasks, metrics, report),
         "## Training data", "", _data_section(report, []), "",

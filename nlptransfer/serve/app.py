@@ -234,8 +234,10 @@ class Service:
         first = self.classifier.label_map  # a multi-label model's thresholds: {label: threshold}
         return {"labels": self.names, "base_model": base, "kind": first.kind, **(
                 {"thresholds": dict(zip(first.names, first.thresholds))} if first.thresholds else {}),
-                **({"tasks": {task: list(t.labels.names) for task, t, _ in self.heads}} if self.classifier.tasks else
-                   {}),
+                **({"tasks": {task: list(t.labels.names) for task, t, _ in self.heads},
+                    "task_kinds": {task: t.labels.kind for task, t, _ in self.heads},
+                    "task_thresholds": {n: t.labels.to_dict()["thresholds"] for n, t, _ in self.heads if t.labels.thresholds}}
+                   if self.classifier.tasks else {}),
                 "strategy": recipe.strategy if recipe else None, "pooling": recipe.pooling if recipe else None,
                 "max_length": self.classifier.max_length, "test_metrics": metrics.get("test"),
                 "nlptransfer_version": __version__, "backend": type(self.classifier.backend).__name__,

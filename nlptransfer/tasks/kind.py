@@ -30,6 +30,18 @@ class TaskKind:
     tunes = False
     #: the test scores the transfer report shows and plots, the first being the one its verdict compares
     report_scores = ("accuracy", "macro_f1")
+    #: whether training.class_weights weigh each row by its class, so a multi-task batch's average counts those
+    #: weights (single_label); False where they weigh something else (multi_label: each label's positives)
+    weighs_rows = True
+
+    def width(self, task: "Task") -> int:
+        """The label slots a row holds for the task in a multi-task batch (1: one label id; multi_label: a 0/1 per
+        label)."""
+        return 1
+
+    def slot_gold(self, slots: "torch.Tensor") -> "torch.Tensor":
+        """The task's gold labels from its slots of a multi-task batch's label rows [rows, width]: one id per row."""
+        return slots[:, 0]
 
     def encode(self, task: "Task", cell: str) -> Any:
         """The encoded label of a (non-empty) label cell; KeyError for a value the task does not know."""
@@ -138,9 +150,13 @@ class Task:
         """The key of the model's logits for this task."""
         return ONE_HEAD if self.index is None else self.name
 
+    def column(self, labels: list) -> list:
+        """Each row's label of the task as a split's labels hold it (a multi-task row's entry for it; MISSING: none)."""
+        return labels if self.index is None else [row[self.index] for row in labels]
+
     def gold(self, labels: list) -> tuple[np.ndarray, np.ndarray]:
         """The task's encoded labels from a split's labels, and the positions of the rows that have one."""
-        return self.kind.gold(labels if self.index is None else [row[self.index] for row in labels])
+        return self.kind.gold(self.column(labels))
 
 
 _KINDS: Registry[TaskKind] = Registry("task kind")
@@ -178,6 +194,15 @@ def run_tasks(names, tasks: dict[str, LabelMap] | None = None, column: str | Non
 def is_multitask(tasks: dict[str, Task]) -> bool:
     """Whether `tasks` are a multi-task run's (scored per task, with their means)."""
     return any(t.index is not None for t in tasks.values())
+
+
+def label_slots(tasks: dict[str, Task]) -> dict[str, slice]:
+    """Where each task's labels lie in a multi-task batch's label row (its tasks' slots side by side, in order)."""
+    spans, start = {}, 0
+    for name, task in tasks.items():
+        width = task.kind.width(task)
+        spans[name], start = slice(start, start + width), start + width
+    return spans
 
 
 def decode(tasks: dict[str, Task], logits: dict[str, np.ndarray]) -> dict[str, np.ndarray]:

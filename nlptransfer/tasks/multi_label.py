@@ -32,6 +32,10 @@ class MultiLabel(TaskKind):
     name = "multi_label"
     tunes = True
     report_scores = ("micro_f1", "macro_f1")
+    weighs_rows = False
+
+    def width(self, task: Task) -> int:
+        return len(task.labels)
 
     def encode(self, task: Task, cell) -> list[int]:
         chosen = set(cell)
@@ -43,15 +47,22 @@ class MultiLabel(TaskKind):
     def output_size(self, task: Task) -> int:
         return len(task.labels)
 
+    def slot_gold(self, slots):
+        return slots  # the 0/1 row itself
+
     def gold(self, column: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         matrix = np.asarray(column, dtype=np.int64)
         return matrix, np.arange(len(matrix))  # every row is labelled (an empty set is a label set)
 
     def loss(self, logits, gold, weight=None, total=None, masked: bool = True):
-        """The mean binary cross-entropy over rows and labels; `weight`: each label's positive weight."""
+        """The mean binary cross-entropy over rows and labels; `weight`: each label's positive weight. With `total`
+        (a multi-task step's rows over the processes), each row's mean over its labels summed over `total`."""
         import torch.nn.functional as F
 
-        return F.binary_cross_entropy_with_logits(logits, gold.to(logits.dtype), pos_weight=weight)
+        if total is None:
+            return F.binary_cross_entropy_with_logits(logits, gold.to(logits.dtype), pos_weight=weight)
+        rows = F.binary_cross_entropy_with_logits(logits, gold.to(logits.dtype), pos_weight=weight, reduction="none")
+        return rows.mean(1).sum() / total.float().clamp(min=1e-12)
 
     def decode(self, logits: np.ndarray) -> np.ndarray:
         return sigmoid(logits)

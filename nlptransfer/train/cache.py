@@ -10,7 +10,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from ..logs import get_logger
 from ..architectures import architecture, supports_head_path
-from ..batching import Collator, eval_loader, sorted_loader
+from ..batching import Collator, eval_loader, label_tensor, sorted_loader
 from ..tokens import Encoded
 
 logger = get_logger(__name__)
@@ -65,7 +65,7 @@ def collate_features(items: list[dict]) -> dict:
     """Stack cached features (all the same shape) into a batch."""
     batch = {"features": torch.stack([it["features"] for it in items])}
     if "labels" in items[0]:
-        batch["labels"] = torch.tensor([it["labels"] for it in items])
+        batch["labels"] = label_tensor([it["labels"] for it in items])
     return batch
 
 

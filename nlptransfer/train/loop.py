@@ -20,7 +20,7 @@ from ..data.schema import MISSING
 from ..objectives import Losses, ObjectiveContext
 from ..run import RunFolder
 from ..scoring import score
-from ..tasks import decode, is_multitask, run_tasks
+from ..tasks import decode, is_multitask, label_slots, run_tasks
 from .cache import collate_for, evaluation_batches
 from .cpu import cpu_training
 from .events import notify
@@ -89,20 +89,6 @@ def evaluate(model, loader, labels: list, names, accelerator=None) -> tuple[dict
     return metrics, (outputs if is_multitask(tasks) else next(iter(outputs.values())))
 
 
-def task_column(labels: list, index: int) -> tuple[np.ndarray, np.ndarray]:
-    """One task's label ids from multi-task rows, and the positions of the rows that have one."""
-    column = np.asarray([row[index] for row in labels], dtype=np.int64).reshape(-1)
-    present = np.flatnonzero(column != MISSING)
-    return column[present], present
-
-
-def class_weights(labels: list[int], n: int) -> torch.Tensor:
-    """Inverse-frequency weights, averaging 1 over the examples."""
-    counts = np.bincount(labels, minlength=n).astype(float)
-    weights = np.where(counts > 0, len(labels) / (n * np.maximum(counts, 1)), 0.0)
-    return torch.tensor(weights, dtype=torch.float32)
-
-
 def schedule(optimizer, warmup_fraction: float, total: int):
     """Linear warm-up over `warmup_fraction` of the steps, then linear decay to 0 (transformers' linear schedule).
     A parameter group with "hold_steps" stays at lr 0 for its first hold_steps steps and follows the same shape over
@@ -162,17 +148,18 @@ class _Loop:
         self.val_loader = None
         if validation is not None:
             self.val_loader = accelerator.prepare(evaluation_batches(validation, t.eval_batch_size, pad_id))
-        weights = None
-        if t.class_weights and isinstance(names, dict):  # multi-task: each task's, over the rows labelled for it
-            weights = {task: class_weights(task_column(train.labels, i)[0].tolist(), len(m)).to(device)
-                       for i, (task, m) in enumerate(names.items())}
-        elif t.class_weights:  # the kind's: inverse class frequency, or each label's negatives / positives
-            task = next(iter(run_tasks(names).values()))
-            weights = torch.tensor(task.kind.class_weights(task, train.labels), dtype=torch.float32).to(device)
-        self.losses = Losses(t.objectives, ObjectiveContext(t, len(names), weights, device, run_tasks(names)))
-        #: a multi-task run (names: task -> LabelMap): each task's class weights, or None without class weights
+        tasks, weights = run_tasks(names), None
+        if t.class_weights:  # each task's kind's, over the rows labelled for it: inverse class frequency, or each
+            weights = {name: torch.tensor(task.kind.class_weights(task, task.gold(train.labels)[0].tolist()),
+                                          dtype=torch.float32).to(device) for name, task in tasks.items()}
+            weights = weights if isinstance(names, dict) else next(iter(weights.values()))  # label's negatives / positives
+        self.losses = Losses(t.objectives, ObjectiveContext(t, len(names), weights, device, tasks))
+        #: a multi-task run (names: task -> LabelMap): where each task's labels lie in a batch's label rows, and
+        #: the class weights that weigh its rows (None: its rows count 1 each)
         self.multitask = isinstance(names, dict)
-        self.task_class_weights = list(weights.values()) if isinstance(weights, dict) else None
+        self.task_slots = list(label_slots(tasks).values())
+        self.task_class_weights = [weights[name] if isinstance(weights, dict) and task.kind.weighs_rows else None
+                                   for name, task in tasks.items()]
         self.state = TrainState()
         self.best_weights = None
         self.stop = False
@@ -261,10 +248,10 @@ class _Loop:
         gradients: dividing each part's summed loss by the batch's count over the processes makes that average the
         mean over the whole batch's labelled rows, as one process gives (a part's own count would weigh its rows more
         when it holds fewer of them)."""
-        present = (labels != MISSING).float()
-        if self.task_class_weights is not None:
-            present = torch.stack([w[labels[:, i].clamp(min=0)] for i, w in enumerate(self.task_class_weights)],
-                                  1) * present
+        first = torch.stack([labels[:, span.start] for span in self.task_slots], 1)  # MISSING in each slot, or none
+        present = (first != MISSING).float()
+        present = torch.stack([present[:, i] if w is None else w[first[:, i].clamp(min=0)] * present[:, i]
+                               for i, w in enumerate(self.task_class_weights)], 1)
         totals = present.sum(0)
         if self.accelerator.num_processes > 1:
             totals = self.accelerator.reduce(totals, "sum") / self.accelerator.num_processes
