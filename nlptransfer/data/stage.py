@@ -112,7 +112,7 @@ def choose_columns(run: Run, firsts: dict[str, Table], sample: pd.DataFrame | No
                          for c, key in wanted if c not in present]
     if run.kind == "multi_label" and labels:
         return text_columns, [multi_label_task(run.spec, train.frame, labels, run.report)]
-    kinds = spec.task_kinds or {} if run.multi else {}
+    kinds = (spec.task_kinds or {}) if run.multi else {}
     return text_columns, [list_task(spec, train.frame, c, run.report, several=True)
                           if kinds.get(c) == "multi_label" else LabelTask(c, c) for c in labels]
 
